@@ -1,0 +1,1 @@
+"""Applets: the shared model, manifest loading, subscription matching and the runtimes."""

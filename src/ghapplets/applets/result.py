@@ -1,0 +1,88 @@
+"""The one result/error contract all runtimes share.
+
+A run ends in an :class:`AppletOutcome`: ``ok`` with a JSON result, or an error that is
+``retryable`` (try again later, optionally not before ``retry_after`` seconds) or permanent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class AppletError(Exception):
+    """Raised by applet code (or a runtime) to end a run with an error."""
+
+    retryable: bool = False
+
+    def __init__(
+        self, message: str, *, type: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type or self.__class__.__name__
+        self.retry_after = retry_after
+
+
+class RetryableError(AppletError):
+    """A transient failure: the job is retried with backoff until its attempts run out."""
+
+    retryable = True
+
+
+class PermanentError(AppletError):
+    """A failure that retrying will not fix: the job is dead-lettered at once."""
+
+    retryable = False
+
+
+@dataclass(slots=True)
+class AppletOutcome:
+    ok: bool
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+    logs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def success(cls, result: Any = None, logs: list[str] | None = None) -> AppletOutcome:
+        return cls(ok=True, result=result, logs=logs or [])
+
+    @classmethod
+    def failure(
+        cls,
+        error_type: str,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        logs: list[str] | None = None,
+    ) -> AppletOutcome:
+        return cls(
+            ok=False,
+            error_type=error_type,
+            error_message=message,
+            retryable=retryable,
+            retry_after=retry_after,
+            logs=logs or [],
+        )
+
+    @classmethod
+    def from_error(cls, exc: AppletError, logs: list[str] | None = None) -> AppletOutcome:
+        return cls.failure(
+            exc.type, exc.message, retryable=exc.retryable, retry_after=exc.retry_after, logs=logs
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True, "result": self.result}
+        return {
+            "ok": False,
+            "error": {
+                "type": self.error_type,
+                "message": self.error_message,
+                "retryable": self.retryable,
+            },
+        }

@@ -1,0 +1,96 @@
+"""Logging configuration: structlog, JSON in production, readable console in development.
+
+One correlation id, the delivery id, is bound with :func:`bind_delivery` (a context variable) and
+appears on every line from the webhook request to each job it fans out to. Secret values that
+were registered with :func:`register_secret` are replaced by ``***`` wherever they appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+_SECRETS: set[str] = set()
+_MIN_SECRET_LEN = 4
+
+
+def register_secret(value: str | bytes | None) -> None:
+    """Redact ``value`` from every log line from now on."""
+    if not value:
+        return
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if len(text) >= _MIN_SECRET_LEN:
+        _SECRETS.add(text)
+
+
+def redact(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def _redaction_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    if not _SECRETS:
+        return event_dict
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _redact_value(value)
+    return event_dict
+
+
+def configure(fmt: str = "auto", level: str = "info") -> None:
+    """Configure structlog and the standard library root logger once per process."""
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redaction_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+
+
+def get_logger(name: str | None = None, **bound: Any) -> Any:
+    logger = structlog.get_logger(name) if name else structlog.get_logger()
+    return logger.bind(**bound) if bound else logger
+
+
+@contextmanager
+def bind_delivery(delivery_id: str, **extra: Any) -> Iterator[None]:
+    """Bind the correlation id (and extras) for every log line inside the block."""
+    tokens = structlog.contextvars.bind_contextvars(delivery_id=delivery_id, **extra)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)

@@ -1,0 +1,1 @@
+"""Webhook sources: per-vendor verification presets and normalisation to CloudEvents (sans-I/O)."""

@@ -1,0 +1,130 @@
+"""The contract every webhook source implements: verify raw bytes, parse, normalise (sans-I/O).
+
+A :class:`Source` is built from its settings and its resolved webhook secrets (one or two, so a
+secret can be rotated without downtime). The gateway calls :meth:`Source.ingest`, which runs
+verify -> parse -> normalise and raises :class:`VerificationError` (HTTP 401) or
+:class:`MalformedPayload` (HTTP 400). :meth:`Source.sign` is the inverse, used by
+``ghapplets send`` and the test kit to build a correctly signed request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from ghapplets.events import CloudEvent, InboundRequest
+
+
+class VerificationError(Exception):
+    """The request is not proven to come from the vendor. ``reason`` labels the metric."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class MalformedPayload(ValueError):
+    """The verified body cannot be parsed or lacks what the vendor always sends."""
+
+
+class SourceSettings(BaseModel):
+    """Settings shared by every source kind; kinds subclass this with their own fields.
+
+    ``secret`` and ``previous_secret`` hold references (``${env:NAME}``, ``${secret:name}``) or
+    literal values; they are resolved before a :class:`Source` is built.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    secret: str | None = None
+    previous_secret: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A webhook request ready to send: what ``Source.sign`` returns."""
+
+    headers: dict[str, str]
+    body: bytes
+    query: dict[str, str] = field(default_factory=dict)
+
+
+def hmac_hex(secret: bytes, body: bytes, algorithm: str = "sha256") -> str:
+    return hmac.new(secret, body, getattr(hashlib, algorithm)).hexdigest()
+
+
+def matches_any(presented: str | bytes | None, expected: Sequence[str | bytes]) -> bool:
+    """Constant-time comparison of ``presented`` against every expected value.
+
+    Every candidate is compared (no early exit), so timing does not reveal which secret matched.
+    """
+    if presented is None:
+        return False
+    given = presented.encode() if isinstance(presented, str) else presented
+    ok = False
+    for candidate in expected:
+        want = candidate.encode() if isinstance(candidate, str) else candidate
+        ok |= hmac.compare_digest(given, want)
+    return ok
+
+
+class Source(ABC):
+    """One configured inbound endpoint ``POST /hooks/{name}``."""
+
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[SourceSettings]] = SourceSettings
+
+    def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
+        self.name = name
+        self.settings = settings
+        self.secrets: tuple[bytes, ...] = tuple(s for s in secrets if s)
+
+    # -- the ingest pipeline ----------------------------------------------------------------
+    def ingest(self, request: InboundRequest) -> CloudEvent:
+        self.verify(request)
+        payload = self.parse(request)
+        return self.normalise(request, payload)
+
+    @abstractmethod
+    def verify(self, request: InboundRequest) -> None:
+        """Raise :class:`VerificationError` unless the raw request is authentic."""
+
+    def parse(self, request: InboundRequest) -> Any:
+        """Parse the body; JSON by default, ``payload=`` form encoding as GitHub may send."""
+        ctype = (request.header("content-type") or "").lower()
+        body = request.body
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            form = parse_qs(body.decode("utf-8", "replace"))
+            if "payload" not in form:
+                raise MalformedPayload("form-encoded body has no 'payload' field")
+            body = form["payload"][0].encode()
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+
+    @abstractmethod
+    def normalise(self, request: InboundRequest, payload: Any) -> CloudEvent:
+        """Turn a verified, parsed request into a CloudEvent (id, type, subject, data)."""
+
+    # -- the sending side (CLI ``send`` and the test kit) ------------------------------------
+    @abstractmethod
+    def sign(
+        self, event: str, payload: Any, delivery_id: str, headers: Mapping[str, str] | None = None
+    ) -> SignedRequest:
+        """Build the request the vendor would send for ``event`` with ``payload``, signed with
+        this source's first secret. ``headers`` adds or overrides vendor headers."""
+
+    @property
+    def cloudevent_source(self) -> str:
+        return f"/{self.name}"
