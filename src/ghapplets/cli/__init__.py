@@ -1,1 +1,1 @@
-"""cli package."""
+"""The ``ghapplets`` command line (Typer + Rich)."""

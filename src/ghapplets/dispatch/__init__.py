@@ -1,1 +1,1 @@
-"""dispatch package."""
+"""Dispatching events to applets and running jobs: fan-out, retries, dead letters, replay."""

@@ -1,1 +1,1 @@
-"""gateway package."""
+"""The HTTP gateway: ``POST /hooks/{source}`` ingest, health, readiness and metrics."""

@@ -1,1 +1,1 @@
-"""secrets package."""
+"""Secrets: encryption at rest, the embedded secret vault, and ``${env:...}``/``${secret:...}`` references."""

@@ -1,0 +1,239 @@
+"""The ``exec`` runtime: any executable, in any language, one process per invocation.
+
+This module owns the process contract. ``spec.command`` is an argv list run without a shell in
+its own session (process group), with ``cwd`` = the applet folder and a scrubbed environment.
+The structured CloudEvent JSON goes to stdin; stdout is the result JSON; stderr lines are logs.
+Exit 0 is success, 75 (``EX_TEMPFAIL``) a retryable error, any other status a permanent one, a
+death by signal retryable. On timeout, output overflow or normal exit, whatever is left of the
+process group is killed with ``SIGKILL`` and reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ghapplets.applets.model import AppletSpec
+from ghapplets.applets.result import AppletOutcome, PermanentError, RetryableError
+from ghapplets.applets.runtime import (
+    Invocation,
+    LogSink,
+    Runtime,
+    applet_logger,
+    declared_secrets,
+    result_from_document,
+)
+
+EX_TEMPFAIL = 75
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+INHERITED = ("HOME", "LANG", "TZ")
+_CHUNK = 65536
+_MAX_STDERR_LINE = 8192
+_TAIL_LINES = 5
+
+
+def secret_env_name(name: str) -> str:
+    """``GHAPPLETS_SECRET_<NAME>``: upper case, every non-alphanumeric character -> ``_``."""
+    return "GHAPPLETS_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def inherited_path() -> str:
+    """The parent's ``PATH`` without relative entries (``.``, empty), else :data:`SAFE_PATH`."""
+    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if os.path.isabs(p)]
+    return os.pathsep.join(parts) or SAFE_PATH
+
+
+def build_env(spec: AppletSpec, inv: Invocation) -> dict[str, str]:
+    """The complete environment of the child process; nothing else leaks from the parent."""
+    env = {"PATH": inherited_path()}
+    env.update({k: os.environ[k] for k in INHERITED if k in os.environ})
+    env.update(spec.env)
+    for name, value in declared_secrets(spec, inv).items():
+        env[secret_env_name(name)] = value
+    env.update(
+        GHAPPLETS_JOB_ID=inv.job_id,
+        GHAPPLETS_IDEMPOTENCY_KEY=inv.job_id,
+        GHAPPLETS_ATTEMPT=str(inv.attempt),
+        GHAPPLETS_DELIVERY_ID=inv.delivery_id,
+        GHAPPLETS_EVENT_TYPE=inv.event.type,
+        GHAPPLETS_APPLET=spec.name,
+    )
+    return env
+
+
+def resolve_program(spec: AppletSpec, path: str) -> str:
+    """The executable for ``spec.command[0]``: absolute as is; with a ``/`` relative to the
+    applet folder; a bare name from the folder if such a file exists there, else from ``path``.
+    Raises :class:`PermanentError` if it is missing or not executable."""
+    assert spec.command
+    program = spec.command[0]
+    folder = spec.folder or Path.cwd()
+    if os.path.isabs(program):
+        candidate = Path(program)
+    elif "/" in program or (folder / program).exists():
+        candidate = folder / program
+    else:
+        found = shutil.which(program, path=path)
+        if found is None:
+            raise PermanentError(
+                f"program {program!r} not found in the applet folder {folder} or on PATH "
+                f"({path}); use a path like ./{program} or set env.PATH in applet.yaml",
+                type="ProgramNotFound",
+            )
+        return found
+    if not candidate.is_file():
+        raise PermanentError(f"program {candidate} not found", type="ProgramNotFound")
+    if not os.access(candidate, os.X_OK):
+        raise PermanentError(
+            f"program {candidate} is not executable: chmod +x it, or run it through its "
+            f"interpreter (command: [python3, {program}])",
+            type="ProgramNotExecutable",
+        )
+    return str(candidate)
+
+
+class _TooLarge(Exception):
+    def __init__(self, stream: str, limit: int) -> None:
+        super().__init__(f"the applet wrote more than {limit} bytes to {stream}")
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+class ExecRuntime(Runtime):
+    """Runs ``spec.command`` once per invocation."""
+
+    kind = "exec"
+
+    async def _run(self, inv: Invocation, sink: LogSink) -> AppletOutcome:
+        assert self.spec.command
+        env = build_env(self.spec, inv)
+        program = resolve_program(self.spec, env["PATH"])
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                program,
+                *self.spec.command[1:],
+                cwd=self.spec.folder,
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:  # ENOEXEC (no #! line), EACCES, a vanished file...
+            raise PermanentError(
+                f"cannot start {program}: {exc.strerror or exc}", type="ProgramNotExecutable"
+            ) from None
+        try:
+            stdout = await self._communicate(proc, inv, sink)
+        except _TooLarge as exc:
+            raise PermanentError(str(exc), type="OutputTooLarge") from None
+        finally:
+            _kill_group(proc)
+            if proc.returncode is None:
+                await proc.wait()
+        return self._outcome(proc.returncode, stdout, sink)
+
+    async def _communicate(
+        self, proc: asyncio.subprocess.Process, inv: Invocation, sink: LogSink
+    ) -> bytes:
+        assert proc.stdin and proc.stdout and proc.stderr
+        limit = self.spec.max_output_bytes
+        log = applet_logger(self.spec, inv)
+        stdout = bytearray()
+
+        async def feed(stdin: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                stdin.write(inv.event.to_json())
+                await stdin.drain()
+            stdin.close()
+
+        async def read_out(stream: asyncio.StreamReader) -> None:
+            while chunk := await stream.read(_CHUNK):
+                if len(stdout) + len(chunk) > limit:
+                    raise _TooLarge("stdout", limit)
+                stdout.extend(chunk)
+
+        def emit(raw: bytes) -> None:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            sink.append(line)
+            log.info(line, stream="stderr")
+
+        async def read_err(stream: asyncio.StreamReader) -> None:
+            total, pending = 0, b""
+            while chunk := await stream.read(_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise _TooLarge("stderr", limit)
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    emit(raw)
+                if len(pending) > _MAX_STDERR_LINE:
+                    emit(pending)
+                    pending = b""
+            if pending:
+                emit(pending)
+
+        feeder = asyncio.create_task(feed(proc.stdin))
+        readers = [
+            asyncio.create_task(read_out(proc.stdout)),
+            asyncio.create_task(read_err(proc.stderr)),
+        ]
+        waiter = asyncio.create_task(proc.wait())
+        pending: set[asyncio.Task[Any]] = {waiter, *readers}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # re-raise _TooLarge
+                if waiter in done:
+                    # the program exited: what it left behind in its group holds our pipes open
+                    _kill_group(proc)
+            await feeder
+        finally:
+            for task in (feeder, waiter, *readers):
+                task.cancel()
+            await asyncio.gather(feeder, waiter, *readers, return_exceptions=True)
+        return bytes(stdout)
+
+    def _outcome(self, code: int | None, stdout: bytes, sink: LogSink) -> AppletOutcome:
+        if code is not None and code < 0:
+            try:
+                signame = signal.Signals(-code).name
+            except ValueError:
+                signame = f"signal {-code}"
+            raise RetryableError(f"the applet was killed by {signame}", type="Signal")
+        text = stdout.strip()
+        doc, parsed = None, True
+        if text:
+            try:
+                doc = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                parsed = False
+        if parsed:
+            outcome = result_from_document(doc)
+            if not outcome.ok:
+                return outcome  # the error contract on stdout wins over the exit status
+        if code not in (0, None):
+            tail = " | ".join(sink.tail(_TAIL_LINES)) or "no stderr output"
+            kind = " (EX_TEMPFAIL)" if code == EX_TEMPFAIL else ""
+            raise (RetryableError if code == EX_TEMPFAIL else PermanentError)(
+                f"exited with status {code}{kind}: {tail}", type="ExitCode"
+            )
+        if not parsed:
+            snippet = text[:200].decode("utf-8", "replace")
+            raise PermanentError(
+                f"stdout is not JSON (write the result as JSON, logs to stderr): {snippet!r}",
+                type="BadOutput",
+            )
+        return outcome

@@ -1,0 +1,216 @@
+"""The runtime interface every applet runtime implements, and what they share.
+
+This module owns :class:`Invocation` (one attempt of one job), the :class:`Runtime` base class
+(timeout, concurrency limit, mapping of exceptions to an :class:`AppletOutcome`, capped and
+redacted log capture), the result-document rules shared by the ``exec`` and ``http`` runtimes,
+and :func:`build_runtime`, which picks the runtime for an :class:`AppletSpec`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ghapplets.applets.model import AppletSpec
+from ghapplets.applets.result import AppletError, AppletOutcome
+from ghapplets.events.cloudevent import CloudEvent
+from ghapplets.logging import get_logger, redact, register_secret
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_LOG_LINES = 200
+MAX_LOG_LINE_CHARS = 2000
+_LOG_KEYS_HIDDEN = frozenset({"event", "delivery_id", "applet", "job_id", "attempt", "timestamp"})
+
+
+@dataclass(slots=True)
+class Invocation:
+    """One attempt of one job: the event, the job id (also the idempotency key), the attempt
+    number (1-based), the delivery id (correlation id) and the values of the secrets the applet
+    declared (undeclared entries are ignored by every runtime)."""
+
+    event: CloudEvent
+    job_id: str
+    attempt: int = 1
+    delivery_id: str = ""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.job_id
+
+
+class LogSink:
+    """The log lines of one invocation returned in ``AppletOutcome.logs``: the last
+    :data:`MAX_LOG_LINES` lines, each cut at :data:`MAX_LOG_LINE_CHARS`, redacted."""
+
+    def __init__(self, max_lines: int = MAX_LOG_LINES) -> None:
+        self._lines: collections.deque[str] = collections.deque(maxlen=max_lines)
+        self._dropped = 0
+
+    def append(self, line: str) -> None:
+        if len(self._lines) == self._lines.maxlen:
+            self._dropped += 1
+        if len(line) > MAX_LOG_LINE_CHARS:
+            line = line[:MAX_LOG_LINE_CHARS] + "...[cut]"
+        self._lines.append(line)
+
+    def tail(self, n: int) -> list[str]:
+        return [redact(line) for line in list(self._lines)[-n:]]
+
+    def lines(self) -> list[str]:
+        out = [redact(line) for line in self._lines]
+        if self._dropped:
+            out.insert(0, f"[{self._dropped} earlier log lines dropped]")
+        return out
+
+
+def declared_secrets(spec: AppletSpec, inv: Invocation) -> dict[str, str]:
+    """The secrets of ``inv`` that ``spec`` declares (and that have a value)."""
+    return {name: inv.secrets[name] for name in spec.secrets if name in inv.secrets}
+
+
+def applet_logger(spec: AppletSpec, inv: Invocation, sink: LogSink | None = None) -> Any:
+    """A structlog logger bound to the delivery id, applet and job id. With ``sink``, every
+    line it emits is also captured (as ``level: message key=value``) for the outcome."""
+    bound: dict[str, Any] = {
+        "delivery_id": inv.delivery_id,
+        "applet": spec.name,
+        "job_id": inv.job_id,
+        "attempt": inv.attempt,
+    }
+    if sink is None:
+        return get_logger("ghapplets.applet", **bound)
+    cfg = structlog.get_config()
+
+    def capture(
+        _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        extras = " ".join(f"{k}={v!r}" for k, v in event_dict.items() if k not in _LOG_KEYS_HIDDEN)
+        message = f"{method}: {event_dict.get('event', '')}"
+        sink.append(f"{message} {extras}" if extras else message)
+        return event_dict
+
+    return structlog.wrap_logger(
+        None,
+        processors=[capture, *cfg["processors"]],
+        wrapper_class=cfg["wrapper_class"],
+        context_class=cfg["context_class"],
+        **bound,
+    )
+
+
+def result_from_document(doc: Any, logs: list[str] | None = None) -> AppletOutcome:
+    """Apply the result contract to a JSON document an applet produced.
+
+    ``{"ok": false, "error": {"type", "message", "retryable", "retry_after"?}}`` is an error;
+    ``{"ok": true, "result": X}`` (exactly those two keys) is the envelope of result ``X``;
+    anything else is the result itself.
+    """
+    if isinstance(doc, dict) and doc.get("ok") is False and isinstance(doc.get("error"), dict):
+        err = doc["error"]
+        retry_after = err.get("retry_after")
+        return AppletOutcome.failure(
+            str(err.get("type") or "AppletError"),
+            str(err.get("message") or "the applet reported an error"),
+            retryable=bool(err.get("retryable", False)),
+            retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+            logs=logs,
+        )
+    if isinstance(doc, dict) and doc.get("ok") is True and set(doc) == {"ok", "result"}:
+        return AppletOutcome.success(doc["result"], logs=logs)
+    return AppletOutcome.success(doc, logs=logs)
+
+
+class Runtime(ABC):
+    """Runs one applet. ``invoke`` never raises for applet failures: every error, including the
+    ``spec.timeout`` (retryable ``Timeout``), becomes an :class:`AppletOutcome`. At most
+    ``spec.concurrency`` invocations run at once; the timeout starts when one is admitted."""
+
+    kind: str = ""
+
+    def __init__(self, spec: AppletSpec) -> None:
+        self.spec = spec
+        self._slots = asyncio.Semaphore(spec.concurrency)
+        self._log = get_logger("ghapplets.runtime", applet=spec.name, runtime=self.kind)
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Prepare the runtime (import code, open clients). Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what :meth:`start` acquired. Idempotent."""
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def invoke(self, inv: Invocation) -> AppletOutcome:
+        for value in declared_secrets(self.spec, inv).values():
+            register_secret(value)
+        sink = LogSink()
+        async with self._slots:
+            deadline = asyncio.timeout(self.spec.timeout)
+            try:
+                async with deadline:
+                    outcome = await self._run(inv, sink)
+            except TimeoutError as exc:
+                if not deadline.expired():  # raised by the applet itself, not our deadline
+                    outcome = self._unexpected(exc, inv)
+                else:
+                    outcome = self._timeout()
+            except AppletError as exc:
+                outcome = AppletOutcome.from_error(exc)
+            except Exception as exc:
+                outcome = self._unexpected(exc, inv)
+        if outcome.error_message:
+            outcome.error_message = redact(outcome.error_message)
+        outcome.logs = sink.lines() + [redact(line) for line in outcome.logs]
+        return outcome
+
+    def _timeout(self) -> AppletOutcome:
+        return AppletOutcome.failure(
+            "Timeout",
+            f"applet {self.spec.name!r} did not finish within {self.spec.timeout:g}s",
+            retryable=True,
+        )
+
+    def _unexpected(self, exc: BaseException, inv: Invocation) -> AppletOutcome:
+        self._log.error(
+            "applet failed", delivery_id=inv.delivery_id, job_id=inv.job_id, exc_info=exc
+        )
+        return AppletOutcome.failure(
+            type(exc).__name__, str(exc) or type(exc).__name__, retryable=False
+        )
+
+    @abstractmethod
+    async def _run(self, inv: Invocation, sink: LogSink) -> AppletOutcome:
+        """Run once. May raise :class:`AppletError`; is cancelled on timeout (clean up!).
+        Lines appended to ``sink`` end up in ``outcome.logs``."""
+
+
+def build_runtime(spec: AppletSpec, *, http: httpx.AsyncClient | None = None) -> Runtime:
+    """The runtime for ``spec``. ``http`` is a shared client for the ``http`` runtime and for
+    ``ctx.http`` in Python applets; without it each runtime opens (and closes) its own."""
+    if spec.runtime == "exec":
+        from ghapplets.applets.exec_runtime import ExecRuntime
+
+        return ExecRuntime(spec)
+    if spec.runtime == "http":
+        from ghapplets.applets.http_runtime import HttpRuntime
+
+        return HttpRuntime(spec, http=http)
+    if spec.runtime == "python":
+        from ghapplets.applets.python_runtime import PythonRuntime
+
+        return PythonRuntime(spec, http=http)
+    raise ValueError(f"applet {spec.name!r}: unknown runtime {spec.runtime!r}")

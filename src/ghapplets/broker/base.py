@@ -1,0 +1,88 @@
+"""The broker contract: durable streams with publish-dedup and ack / nak / term consumption.
+
+It follows NATS JetStream's semantics so the embedded SQLite broker and a JetStream broker are
+interchangeable: ``publish`` is idempotent on ``msg_id`` (``Nats-Msg-Id``); a consumer ``fetch``es
+messages, then ``ack``s (done), ``nak``s with a delay (redeliver later), or ``term``inates them
+(dead letter). A message that was fetched but never acked is delivered again after a crash.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker cannot accept or hand out messages now (the gateway answers 503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    stream: str
+    msg_id: str
+    headers: dict[str, str]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PublishAck:
+    seq: int
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class Message:
+    """A message handed to a consumer; ``delivered`` counts deliveries including this one."""
+
+    stream: str
+    seq: int
+    msg_id: str
+    headers: dict[str, str]
+    data: bytes
+    delivered: int
+
+
+class Consumer(ABC):
+    """A durable consumer of one stream."""
+
+    @abstractmethod
+    async def fetch(self, batch: int = 64, timeout: float = 1.0) -> list[Message]:
+        """Wait up to ``timeout`` seconds for at least one message; return up to ``batch``."""
+
+    @abstractmethod
+    async def ack(self, message: Message) -> None: ...
+
+    @abstractmethod
+    async def nak(self, message: Message, delay: float) -> None:
+        """Deliver ``message`` again, not before ``delay`` seconds."""
+
+    @abstractmethod
+    async def term(self, message: Message, reason: str) -> None:
+        """Never deliver ``message`` again (it goes to the dead letters)."""
+
+
+class Broker(ABC):
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def publish(self, message: OutboundMessage) -> PublishAck:
+        """Store ``message`` durably before returning; a known ``msg_id`` is a duplicate."""
+
+    async def publish_many(self, messages: Sequence[OutboundMessage]) -> list[PublishAck]:
+        return [await self.publish(m) for m in messages]
+
+    @abstractmethod
+    def consumer(self, stream: str) -> Consumer: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise :class:`BrokerUnavailable` unless the broker is usable."""
+
+    @abstractmethod
+    async def depth(self, stream: str) -> int:
+        """Messages in ``stream`` not yet acked or terminated."""

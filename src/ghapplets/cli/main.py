@@ -1,0 +1,42 @@
+"""The ``ghapplets`` command: one Typer app with a sub-command per task."""
+
+from __future__ import annotations
+
+import typer
+
+from ghapplets import __version__
+from ghapplets.cli import init, invoke, records, secrets_cmd, send, serve, validate
+
+app = typer.Typer(
+    name="ghapplets",
+    help="Ghapplets: verified webhooks, a durable queue, and applets in any language.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.command()(init.init)
+app.command()(serve.serve)
+app.command()(send.send)
+app.command()(invoke.invoke)
+app.command()(validate.validate)
+app.command()(records.replay)
+app.add_typer(records.deliveries_app, name="deliveries")
+app.add_typer(records.jobs_app, name="jobs")
+app.add_typer(secrets_cmd.app, name="secrets")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ghapplets {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Ghapplets command line."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,91 @@
+"""What every CLI command needs: find the project, load its config, open its data directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+
+from ghapplets.config.loader import CONFIG_FILE, LoadedConfig, load_config
+from ghapplets.config.located import ConfigError
+from ghapplets.platform import Backends
+
+T = TypeVar("T")
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_NOT_FOUND = 4
+
+ProjectOpt = typer.Option(
+    None, "--project", "-p", help="Project folder or config file (default: current folder).",
+    envvar="GHAPPLETS_CONFIG",
+)
+DataDirOpt = typer.Option(
+    None, "--data-dir", help="Data folder (default: <project>/.ghapplets).",
+    envvar="GHAPPLETS_DATA_DIR",
+)
+JsonOpt = typer.Option(False, "--json", help="Print JSON Lines for scripts.")
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def project_root(project: Path | None) -> Path:
+    root = (project or Path.cwd()).resolve()
+    return root.parent if root.is_file() else root
+
+
+def load(project: Path | None) -> LoadedConfig:
+    path = (project or Path.cwd()).resolve()
+    if path.is_dir() and not (path / CONFIG_FILE).exists():
+        fail(f"no {CONFIG_FILE} in {path} (run 'ghapplets init' to create a project)", EXIT_CONFIG)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            errors.print(f"[red]{problem}[/]", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def data_dir(project: Path | None, explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit.resolve()
+    return project_root(project) / ".ghapplets"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@contextlib.asynccontextmanager
+async def backends(project: Path | None, explicit: Path | None) -> AsyncIterator[Backends]:
+    b = Backends(data_dir(project, explicit))
+    await b.start()
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+def print_json_lines(rows: list[dict[str, Any]]) -> None:
+    out = sys.stdout.buffer
+    for row in rows:
+        out.write(orjson.dumps(row, default=str) + b"\n")
+    out.flush()
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"

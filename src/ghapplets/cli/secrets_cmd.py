@@ -1,0 +1,122 @@
+"""``ghapplets secrets``: set, get (masked unless --reveal), list and remove stored secrets."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ghapplets.cli.project import (
+    DataDirOpt,
+    JsonOpt,
+    ProjectOpt,
+    backends,
+    console,
+    fail,
+    print_json_lines,
+    run,
+)
+from ghapplets.secrets.crypto import SecretKeyError
+from ghapplets.secrets.vault import SecretInfo
+
+app = typer.Typer(help="Encrypted secrets: tokens, webhook secrets, keys.", no_args_is_help=True)
+
+
+def _mask(value: str) -> str:
+    return "*" * 8 + (f" ({len(value)} characters)" if value else "")
+
+
+@app.command("set")
+def set_secret(
+    name: str = typer.Argument(..., help="Secret name, e.g. github-webhook."),
+    value: str | None = typer.Option(
+        None, "--value", help="The value (prefer stdin or the prompt: shells keep history)."
+    ),
+    scope: str = typer.Option("global", help="global, applet:<name> or blueprint:<name>."),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+) -> None:
+    """Store NAME encrypted. The value comes from --value, standard input, or a hidden prompt."""
+    if value is None:
+        if sys.stdin.isatty():
+            value = typer.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True)
+        else:
+            value = sys.stdin.read().rstrip("\r\n")
+
+    async def go() -> None:
+        async with backends(project, data) as b:
+            await b.vault.set(name, value or "", scope)
+
+    try:
+        run(go())
+    except (ValueError, SecretKeyError) as exc:
+        fail(str(exc), 2)
+    console.print(f"stored secret [bold]{name}[/] ({scope})")
+
+
+@app.command("get")
+def get_secret(
+    name: str = typer.Argument(...),
+    reveal: bool = typer.Option(False, "--reveal", help="Print the value itself."),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+) -> None:
+    """Show that NAME exists; print its value only with --reveal."""
+
+    async def go() -> str:
+        async with backends(project, data) as b:
+            return await b.vault.get(name)
+
+    try:
+        value = run(go())
+    except KeyError as exc:
+        fail(str(exc.args[0]), 4)
+    except SecretKeyError as exc:
+        fail(str(exc), 3)
+    if reveal:
+        sys.stdout.write(value + "\n")
+    else:
+        console.print(f"{name}: {_mask(value)}  (use --reveal to print it)")
+
+
+@app.command("list")
+def list_secrets(
+    as_json: bool = JsonOpt, project: Path | None = ProjectOpt, data: Path | None = DataDirOpt
+) -> None:
+    """List secret names and scopes (never values)."""
+
+    async def go() -> list[SecretInfo]:
+        async with backends(project, data) as b:
+            return await b.vault.list()
+
+    rows = run(go())
+    if as_json:
+        print_json_lines([
+            {"name": r.name, "scope": r.scope, "created_at": r.created_at,
+             "updated_at": r.updated_at} for r in rows
+        ])
+        return
+    table = Table("name", "scope", "updated")
+    for r in rows:
+        table.add_row(r.name, r.scope,
+                      datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S"))
+    console.print(table)
+
+
+@app.command("rm")
+def remove_secret(
+    name: str = typer.Argument(...), project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+) -> None:
+    """Delete NAME."""
+
+    async def go() -> bool:
+        async with backends(project, data) as b:
+            return await b.vault.delete(name)
+
+    if not run(go()):
+        fail(f"no secret named {name!r}", 4)
+    console.print(f"removed secret [bold]{name}[/]")

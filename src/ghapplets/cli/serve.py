@@ -1,0 +1,47 @@
+"""``ghapplets serve``: gateway, dispatcher and workers in one process on the embedded backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load
+from ghapplets.config.located import ConfigError
+from ghapplets.logging import configure
+from ghapplets.platform import Platform
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Interface to listen on (default from config)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default from config)."),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+    log_format: str | None = typer.Option(None, "--log-format", help="auto | console | json"),
+) -> None:
+    """Serve the project: POST /hooks/{source}, /healthz, /readyz, /metrics, and run applets."""
+    loaded = load(project)
+    cfg = loaded.config
+    configure(log_format or cfg.logging.format, cfg.logging.level)
+    platform = Platform(loaded, data_dir(project, data))
+    try:
+        _ = platform.specs  # discover applets now, so manifest errors stop us before binding
+    except ConfigError as exc:
+        fail(str(exc), 3)
+    config = uvicorn.Config(
+        platform.asgi(),
+        host=host or cfg.server.host,
+        port=cfg.server.port if port is None else port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(cfg.server.drain_timeout) or None,
+        limit_concurrency=None,
+        backlog=2048,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)

@@ -1,0 +1,123 @@
+"""The dispatcher: turns each stored event into a delivery record and one job per matching applet.
+
+It consumes the ``events`` stream in batches. For a batch it records the deliveries and jobs in
+the store, publishes the job messages (idempotent: the job id is the message id), and only then
+acks the events. A crash anywhere in between redelivers the events, and the dedup on every write
+makes the second pass a no-op: exactly once in effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+import orjson
+
+from ghapplets.applets.model import AppletSpec
+from ghapplets.broker.base import Broker, Message, OutboundMessage
+from ghapplets.dispatch import messages as m
+from ghapplets.events import CloudEvent
+from ghapplets.logging import get_logger
+from ghapplets.store.base import JOB_QUEUED, DeliveryRecord, JobRecord, Store
+
+log = get_logger("ghapplets.dispatcher")
+
+
+class Matches(Protocol):
+    def match(self, event: CloudEvent) -> list[AppletSpec]: ...
+
+
+class Dispatcher:
+    def __init__(self, broker: Broker, store: Store, matcher: Matches, *, batch: int = 256) -> None:
+        self.broker = broker
+        self.store = store
+        self.matcher = matcher
+        self.batch = batch
+        self.consumer = broker.consumer(m.EVENTS)
+        self._stopping = asyncio.Event()
+
+    def plan(self, message: Message) -> tuple[DeliveryRecord, list[JobRecord], list[OutboundMessage]]:
+        """The delivery, jobs and job messages for one event message (no I/O)."""
+        headers = message.headers
+        source = headers[m.H_SOURCE]
+        now = time.time()
+        try:
+            event = m.event_of(message)
+            specs = self.matcher.match(event)
+        except Exception as exc:  # a corrupt message must not stop the pipeline
+            log.error("event unreadable, recorded without jobs", error=str(exc), seq=message.seq)
+            event, specs = None, []
+        attrs: dict[str, Any] = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+        delivery_id = attrs.get("id", message.msg_id)
+        delivery = DeliveryRecord(
+            source=source,
+            id=delivery_id,
+            type=attrs.get("type", "unknown"),
+            subject=attrs.get("subject"),
+            time=attrs.get("time", ""),
+            received_at=float(headers.get(m.H_RECEIVED_AT, now)),
+            status="dispatched" if specs else "unmatched",
+            attributes=attrs,
+            headers=orjson.loads(headers.get(m.H_VENDOR_HEADERS, "{}")),
+            body=message.data,
+            jobs_total=len(specs),
+        )
+        jobs = [
+            JobRecord(
+                id=m.job_id(source, delivery_id, spec.name),
+                source=source,
+                delivery_id=delivery_id,
+                applet=spec.name,
+                status=JOB_QUEUED,
+                created_at=now,
+                updated_at=now,
+            )
+            for spec in specs
+        ]
+        outbound = [
+            m.job_message(headers, message.data, source, delivery_id, spec.name) for spec in specs
+        ]
+        if event is not None and specs:
+            log.debug(
+                "event dispatched",
+                delivery_id=delivery_id,
+                type=event.type,
+                applets=[s.name for s in specs],
+            )
+        return delivery, jobs, outbound
+
+    async def dispatch(self, batch: list[Message]) -> None:
+        deliveries: list[DeliveryRecord] = []
+        jobs: list[JobRecord] = []
+        outbound: list[OutboundMessage] = []
+        for message in batch:
+            d, j, o = self.plan(message)
+            deliveries.append(d)
+            jobs.extend(j)
+            outbound.extend(o)
+        await asyncio.gather(
+            self.store.record_dispatch(deliveries, jobs), self.broker.publish_many(outbound)
+        )
+        await asyncio.gather(*(self.consumer.ack(msg) for msg in batch))
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            batch = await self.consumer.fetch(self.batch, timeout=0.5)
+            if not batch:
+                continue
+            try:
+                await self.dispatch(batch)
+            except Exception as exc:
+                log.error("dispatch failed; events will be redelivered", error=str(exc))
+                for msg in batch:
+                    await self._safe_nak(msg)
+
+    async def _safe_nak(self, msg: Message) -> None:
+        try:
+            await self.consumer.nak(msg, 1.0)
+        except Exception as exc:
+            log.error("could not nak event", error=str(exc), seq=msg.seq)
+
+    def stop(self) -> None:
+        self._stopping.set()

@@ -1,0 +1,73 @@
+"""How events and jobs travel through the broker: stream names, ids and headers (sans-I/O).
+
+Both kinds of message are CloudEvents in binary mode: ``ce-*`` headers and the JSON data as the
+body. Event messages also carry the vendor's headers (minus credentials) for the delivery record;
+job messages name their applet and job id, which is also the job's idempotency key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from ghapplets.broker.base import Message, OutboundMessage
+from ghapplets.events import CloudEvent
+
+EVENTS = "events"
+JOBS = "jobs"
+
+H_SOURCE = "ghapplets-source"
+H_VENDOR_HEADERS = "ghapplets-vendor-headers"
+H_RECEIVED_AT = "ghapplets-received-at"
+H_JOB_ID = "ghapplets-job-id"
+H_APPLET = "ghapplets-applet"
+H_DELIVERY = "ghapplets-delivery-id"
+H_ATTEMPT_OFFSET = "ghapplets-attempt-offset"
+
+# never stored: they are credentials, not facts about the event
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-gitlab-token", "x-api-key"}
+)
+
+
+def job_id(source: str, delivery_id: str, applet: str) -> str:
+    return f"{source}:{delivery_id}:{applet}"
+
+
+def event_message(
+    source: str,
+    event: CloudEvent,
+    data: bytes,
+    vendor_headers: Mapping[str, str],
+    received_at: float,
+) -> OutboundMessage:
+    headers = event.binary_headers()
+    headers[H_SOURCE] = source
+    headers[H_RECEIVED_AT] = repr(received_at)
+    headers[H_VENDOR_HEADERS] = orjson.dumps(
+        {k: v for k, v in vendor_headers.items() if k not in CREDENTIAL_HEADERS}
+    ).decode()
+    return OutboundMessage(EVENTS, f"{source}:{event.id}", headers, data)
+
+
+def job_message(
+    event_headers: Mapping[str, str], data: bytes, source: str, delivery_id: str, applet: str,
+    *, replay: str | None = None, attempt_offset: int = 0,
+) -> OutboundMessage:
+    jid = job_id(source, delivery_id, applet)
+    headers = {k: v for k, v in event_headers.items() if k.startswith("ce-") or k == "content-type"}
+    headers[H_SOURCE] = source
+    headers[H_DELIVERY] = delivery_id
+    headers[H_APPLET] = applet
+    headers[H_JOB_ID] = jid
+    if H_RECEIVED_AT in event_headers:
+        headers[H_RECEIVED_AT] = event_headers[H_RECEIVED_AT]
+    if attempt_offset:
+        headers[H_ATTEMPT_OFFSET] = str(attempt_offset)
+    msg_id = jid if replay is None else f"{jid}#replay-{replay}"
+    return OutboundMessage(JOBS, msg_id, headers, data)
+
+
+def event_of(message: Message) -> CloudEvent:
+    return CloudEvent.from_binary(message.headers, message.data)

@@ -1,0 +1,222 @@
+"""Workers: run each job's applet with a per-applet concurrency limit, then ack, retry or bury.
+
+A job message is fetched from the ``jobs`` stream and run by its applet's runtime. Success acks
+it; a retryable error naks it with an exponential, jittered delay until the applet's
+``max_attempts``; then (or at once, for a permanent error) it is terminated and recorded as a
+dead letter. Every attempt is recorded in the store. :meth:`Worker.drain` stops fetching and
+waits for the jobs in flight, for a graceful SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from ghapplets.applets.model import AppletSpec
+from ghapplets.applets.result import AppletOutcome
+from ghapplets.applets.runtime import Invocation, Runtime
+from ghapplets.broker.base import Broker, Message
+from ghapplets.dispatch import messages as m
+from ghapplets.dispatch.retry import backoff_delay, should_retry
+from ghapplets.logging import bind_delivery, get_logger
+from ghapplets.metrics import Metrics
+from ghapplets.store.base import (
+    JOB_DEAD,
+    JOB_RETRYING,
+    JOB_SUCCEEDED,
+    AttemptRecord,
+    JobUpdate,
+    Store,
+)
+
+log = get_logger("ghapplets.worker")
+SecretsFor = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
+
+
+async def _no_secrets(names: Sequence[str]) -> Mapping[str, str]:
+    return {}
+
+
+class Worker:
+    def __init__(
+        self,
+        broker: Broker,
+        store: Store,
+        runtimes: Mapping[str, Runtime],
+        *,
+        metrics: Metrics | None = None,
+        secrets_for: SecretsFor = _no_secrets,
+        max_inflight: int = 256,
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.runtimes = dict(runtimes)
+        self.metrics = metrics
+        self.secrets_for = secrets_for
+        self.max_inflight = max_inflight
+        self.consumer = broker.consumer(m.JOBS)
+        self._limits = {
+            name: asyncio.Semaphore(rt.spec.concurrency) for name, rt in self.runtimes.items()
+        }
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._stopping = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- the fetch loop ----------------------------------------------------------------------
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            free = self.max_inflight - len(self._tasks)
+            if free <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            batch = await self.consumer.fetch(free, timeout=0.5)
+            for message in batch:
+                task = asyncio.create_task(self._handle(message))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._room.set()
+
+    async def drain(self, timeout: float) -> int:
+        """Stop fetching and wait up to ``timeout`` s for jobs in flight; return those left."""
+        self._stopping.set()
+        self._room.set()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
+        return len(self._tasks)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._tasks)
+
+    # -- one job -----------------------------------------------------------------------------
+    async def _handle(self, message: Message) -> None:
+        headers = message.headers
+        applet = headers.get(m.H_APPLET, "")
+        job_id = headers.get(m.H_JOB_ID, message.msg_id)
+        delivery_id = headers.get(m.H_DELIVERY, "")
+        with bind_delivery(delivery_id, applet=applet, job_id=job_id):
+            try:
+                await self._run(message, applet, job_id, delivery_id)
+            except Exception as exc:  # infrastructure failure: leave it for redelivery
+                log.error("job handling failed; it will be redelivered", error=str(exc))
+                try:
+                    await self.consumer.nak(message, 5.0)
+                except Exception as nak_exc:
+                    log.error("could not nak job", error=str(nak_exc))
+
+    async def _run(self, message: Message, applet: str, job_id: str, delivery_id: str) -> None:
+        runtime = self.runtimes.get(applet)
+        offset = int(message.headers.get(m.H_ATTEMPT_OFFSET, "0"))
+        number = offset + message.delivered
+        if runtime is None:
+            await self._finish(
+                message,
+                job_id,
+                AttemptRecord(job_id, number, time.time(), time.time(), "permanent",
+                              "AppletNotFound", f"no applet named {applet!r} is installed"),
+                JOB_DEAD,
+                None,
+            )
+            return
+        spec = runtime.spec
+        async with self._limits[applet]:
+            started = time.time()
+            if self.metrics is not None and message.delivered == 1 and offset == 0:
+                received = float(message.headers.get(m.H_RECEIVED_AT, started))
+                self.metrics.job_start_latency.observe(max(0.0, started - received))
+            self._background_task(self.store.job_started(job_id, number, started))
+            event = m.event_of(message)
+            secrets = await self.secrets_for(spec.secrets) if spec.secrets else {}
+            outcome = await runtime.invoke(
+                Invocation(
+                    event=event,
+                    job_id=job_id,
+                    attempt=number,
+                    delivery_id=delivery_id,
+                    secrets=secrets,
+                )
+            )
+            finished = time.time()
+        if self.metrics is not None:
+            self.metrics.job_duration.labels(applet, self._label(outcome)).observe(
+                finished - started
+            )
+        await self._settle(message, spec, job_id, number, started, finished, outcome)
+
+    @staticmethod
+    def _label(outcome: AppletOutcome) -> str:
+        if outcome.ok:
+            return "ok"
+        return "retryable" if outcome.retryable else "permanent"
+
+    async def _settle(
+        self,
+        message: Message,
+        spec: AppletSpec,
+        job_id: str,
+        number: int,
+        started: float,
+        finished: float,
+        outcome: AppletOutcome,
+    ) -> None:
+        record = AttemptRecord(
+            job_id, number, started, finished, self._label(outcome),
+            outcome.error_type, outcome.error_message, outcome.logs[-50:],
+        )
+        if outcome.ok:
+            await self._finish(message, job_id, record, JOB_SUCCEEDED, outcome.result)
+            log.info("job succeeded", attempt=number, ms=round((finished - started) * 1000, 2))
+            return
+        if should_retry(spec.retry, message.delivered, outcome.retryable):
+            delay = backoff_delay(spec.retry, message.delivered, retry_after=outcome.retry_after)
+            await self.store.job_finished(
+                JobUpdate(job_id, JOB_RETRYING, record, next_attempt_at=finished + delay)
+            )
+            await self.consumer.nak(message, delay)
+            if self.metrics is not None:
+                self.metrics.retries.labels(spec.name).inc()
+            log.warning(
+                "job failed, will retry",
+                attempt=number,
+                retry_in=round(delay, 3),
+                error_type=outcome.error_type,
+                error=outcome.error_message,
+            )
+            return
+        await self._finish(message, job_id, record, JOB_DEAD, None)
+        log.error(
+            "job dead-lettered",
+            attempt=number,
+            error_type=outcome.error_type,
+            error=outcome.error_message,
+        )
+
+    async def _finish(
+        self, message: Message, job_id: str, record: AttemptRecord, status: str, result: object
+    ) -> None:
+        reason = None
+        if status == JOB_DEAD:
+            reason = f"{record.error_type}: {record.error_message}"
+        await self.store.job_finished(
+            JobUpdate(job_id, status, record, result=result, dead_reason=reason)
+        )
+        if status == JOB_DEAD:
+            await self.consumer.term(message, reason or "dead")
+            if self.metrics is not None:
+                self.metrics.dead_letters.labels(message.headers.get(m.H_APPLET, "")).inc()
+        else:
+            await self.consumer.ack(message)
+
+    def _background_task(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,58 @@
+"""Prometheus metrics of one platform instance (own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.received = Counter(
+            "ghapplets_webhooks_received", "Webhooks accepted and stored", ["source"], registry=r
+        )
+        self.rejected = Counter(
+            "ghapplets_webhooks_rejected",
+            "Webhooks refused, by reason",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "ghapplets_webhooks_duplicate", "Webhooks already stored", ["source"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "ghapplets_queue_depth", "Messages not yet settled", ["stream"], registry=r
+        )
+        self.job_start_latency = Histogram(
+            "ghapplets_job_start_latency_seconds",
+            "From webhook receipt to the first attempt's start",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "ghapplets_job_duration_seconds",
+            "Applet run time per attempt",
+            ["applet", "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "ghapplets_job_retries", "Attempts that will be retried", ["applet"], registry=r
+        )
+        self.dead_letters = Counter(
+            "ghapplets_dead_letters", "Jobs dead-lettered", ["applet"], registry=r
+        )
+
+    def track_depth(self, stream: str, read: Callable[[], float]) -> None:
+        self.queue_depth.labels(stream).set_function(read)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,101 @@
+"""What a Python applet handler receives: :class:`Context` (and its :class:`Secrets`).
+
+Kept deliberately small, the gidgethub/Probot way: the event and its common attributes, a logger
+bound to the delivery, the applet's declared secrets, a shared HTTP client, and the idempotency
+key and attempt number for writing safe, retryable side effects. It imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ghapplets.events.cloudevent import CloudEvent
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class Secrets(Mapping[str, str]):
+    """The values of the secrets an applet declared in ``secrets:``. Reading a secret that
+    was not declared (or has no value) raises :class:`KeyError` saying so. ``repr`` never
+    shows values."""
+
+    __slots__ = ("_applet", "_declared", "_values")
+
+    def __init__(
+        self, values: Mapping[str, str], declared: Iterable[str] | None = None, applet: str = ""
+    ) -> None:
+        self._declared = tuple(values if declared is None else declared)
+        self._values = {k: values[k] for k in self._declared if k in values}
+        self._applet = applet
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return self._values[name]
+        except KeyError:
+            who = f"applet {self._applet!r}" if self._applet else "this applet"
+            if name not in self._declared:
+                raise KeyError(
+                    f"secret {name!r} is not declared by {who}; add it to 'secrets:' in applet.yaml"
+                ) from None
+            raise KeyError(
+                f"secret {name!r} is declared by {who} but has no value in the secret store"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Secrets({sorted(self._values)!r})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """The one argument of a handler.
+
+    ``event`` the CloudEvent; ``data``/``type``/``id``/``subject`` its common attributes;
+    ``log`` a structlog logger bound to ``delivery_id``, ``applet`` and ``job_id``;
+    ``secrets`` the declared secrets; ``http`` a shared :class:`httpx.AsyncClient`;
+    ``idempotency_key`` stable across the retries of one job (send it to APIs that accept
+    one); ``attempt`` 1 for the first try.
+    """
+
+    event: CloudEvent
+    log: Any = field(default_factory=structlog.get_logger)
+    secrets: Mapping[str, str] = field(default_factory=lambda: Secrets({}))
+    idempotency_key: str = ""
+    attempt: int = 1
+    delivery_id: str = ""
+    applet: str = ""
+    http_client: httpx.AsyncClient | None = None
+
+    @property
+    def data(self) -> Any:
+        """The event payload (the parsed webhook body)."""
+        return self.event.data
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    @property
+    def id(self) -> str:
+        return self.event.id
+
+    @property
+    def subject(self) -> str | None:
+        return self.event.subject
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The shared HTTP client (connection pooling, sane timeouts). Do not close it."""
+        if self.http_client is None:
+            raise RuntimeError("this Context has no HTTP client (pass http_client=...)")
+        return self.http_client

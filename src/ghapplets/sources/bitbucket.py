@@ -1,0 +1,102 @@
+"""Bitbucket Cloud and Bitbucket Data Center/Server webhooks: kind ``bitbucket``.
+
+Owns Bitbucket's verification (``X-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body>``,
+the same on Cloud and Data Center) and the mapping of a delivery to a CloudEvent:
+
+* ``id``: ``X-Request-UUID`` (Cloud), else ``X-Request-Id`` (Data Center), else
+  ``sha256:<body hash>``.
+* ``type``: ``com.atlassian.bitbucket.<X-Event-Key with ':' replaced by '.'>`` (falling back to
+  the payload's ``eventKey``, which Data Center also sends), e.g. ``repo:push`` ->
+  ``com.atlassian.bitbucket.repo.push``, ``pr:opened`` -> ``com.atlassian.bitbucket.pr.opened``.
+* ``subject``: the repository: Cloud ``repository.full_name`` (``acme/widgets``), Data Center
+  ``repository.project.key/repository.slug`` (``ACME/widgets``); else none.
+* extensions: ``bitbucketevent`` (the event key) and ``bitbuckethookid`` (``X-Hook-UUID``,
+  Cloud only) when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from ghapplets.events import CloudEvent, InboundRequest
+from ghapplets.sources.base import MalformedPayload, SignedRequest, Source, SourceSettings
+from ghapplets.sources.common import (
+    as_object,
+    body_id,
+    clean,
+    clean_or_none,
+    coerce_settings,
+    dig_str,
+    encode_body,
+    event_type,
+    first_secret,
+    merge_headers,
+    sign_hmac,
+    verify_hmac,
+)
+
+
+class BitbucketSettings(SourceSettings):
+    kind: Literal["bitbucket"] = "bitbucket"
+
+
+def bitbucket_subject(payload: Mapping[str, Any]) -> str | None:
+    full_name = dig_str(payload, "repository", "full_name")
+    if full_name is not None:
+        return full_name
+    project = dig_str(payload, "repository", "project", "key")
+    slug = dig_str(payload, "repository", "slug")
+    return f"{project}/{slug}" if project and slug else None
+
+
+class BitbucketSource(Source):
+    kind: ClassVar[str] = "bitbucket"
+    settings_model: ClassVar[type[SourceSettings]] = BitbucketSettings
+
+    def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
+        super().__init__(name, settings, secrets)
+        self.config = coerce_settings(BitbucketSettings, settings)
+
+    def verify(self, request: InboundRequest) -> None:
+        verify_hmac(
+            request.header("x-hub-signature"), request.body, self.secrets, header="X-Hub-Signature"
+        )
+
+    def normalise(self, request: InboundRequest, payload: Any) -> CloudEvent:
+        body = as_object(payload)
+        key = (request.header("x-event-key") or "").strip() or dig_str(body, "eventKey")
+        if not key:
+            raise MalformedPayload("missing X-Event-Key header and payload 'eventKey'")
+        extensions = {"bitbucketevent": clean(key)}
+        hook = clean_or_none(request.header("x-hook-uuid"))
+        if hook:
+            extensions["bitbuckethookid"] = hook
+        delivery = clean_or_none(request.header("x-request-uuid")) or clean_or_none(
+            request.header("x-request-id")
+        )
+        return CloudEvent(
+            id=delivery or body_id(request.body),
+            source=self.cloudevent_source,
+            type=event_type("com.atlassian.bitbucket", *key.split(":")),
+            subject=clean_or_none(bitbucket_subject(body)),
+            data=body,
+            extensions=extensions,
+        )
+
+    def sign(
+        self, event: str, payload: Any, delivery_id: str, headers: Mapping[str, str] | None = None
+    ) -> SignedRequest:
+        """Cloud-style request; when ``headers`` names ``X-Request-Id`` the request is Data
+        Center-style and ``delivery_id`` goes there instead of ``X-Request-UUID``."""
+        body = encode_body(payload)
+        base = {
+            "Content-Type": "application/json",
+            "User-Agent": "Bitbucket-Webhooks/2.0",
+            "X-Event-Key": event,
+            "X-Hub-Signature": sign_hmac(first_secret(self.secrets, self.name), body),
+        }
+        data_center = any(k.lower() == "x-request-id" for k in headers or {})
+        if delivery_id:
+            base["X-Request-Id" if data_center else "X-Request-UUID"] = delivery_id
+        return SignedRequest(headers=merge_headers(base, headers), body=body)

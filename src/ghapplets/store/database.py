@@ -1,0 +1,214 @@
+"""The embedded SQLite database: WAL mode, one writer thread with group commit, reader threads.
+
+Every write is a function of a SQLAlchemy :class:`~sqlalchemy.engine.Connection`. Callers await
+:meth:`Database.write`; the writer thread drains all queued writes, runs them in **one**
+transaction and commits once (group commit), then resolves every caller's future. Throughput is
+therefore bounded by commits per second times the batch size, not by one commit per request.
+If any write in a batch fails, the batch is rolled back and each write is retried in its own
+transaction so one bad write never fails its neighbours.
+
+Durability: WAL with ``synchronous=NORMAL`` survives a crash (``kill -9``) of the process at any
+moment; ``synchronous=FULL`` also survives power loss, at the cost of an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from ghapplets.store.migrations import upgrade
+
+T = TypeVar("T")
+WriteFn = Callable[[Connection], Any]
+_STOP = object()
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot take writes (closed, or the disk refuses them)."""
+
+
+class _Write:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(self, fn: WriteFn, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]):
+        self.fn = fn
+        self.loop = loop
+        self.future = future
+
+
+def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in items:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class Database:
+    """An SQLite database file used by the embedded store and broker of one process."""
+
+    def __init__(self, path: Path, *, synchronous: str = "normal", batch_max: int = 512) -> None:
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.batch_max = batch_max
+        self.engine: Engine = self._make_engine()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ghapplets-read")
+        self._reader_local = threading.local()
+        self._closed = True
+        self.commits = 0
+
+    def _make_engine(self) -> Engine:
+        engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={self.synchronous}")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # writers take the lock up front so they never fail half-way with SQLITE_BUSY
+            immediate = conn.get_execution_options().get("immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self) -> None:
+        """Create the file if needed, migrate it to the newest schema, start the writer."""
+        if not self._closed:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.engine.connect() as conn:
+            upgrade(conn)
+            conn.commit()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="ghapplets-writer", daemon=True)
+        self._writer.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed
+
+    # -- writes ------------------------------------------------------------------------------
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in the writer thread inside a group-committed transaction."""
+        if self._closed:
+            raise DatabaseUnavailable("the database is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Write(fn, loop, future))
+        return await future
+
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Run one write in its own transaction from a thread that has no event loop (the CLI)."""
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            return fn(conn)
+
+    def _write_loop(self) -> None:
+        conn = self.engine.connect().execution_options(immediate=True)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_Write] = [first]
+                stop = False
+                while len(batch) < self.batch_max:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch.append(item)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: Connection, batch: list[_Write]) -> None:
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            with conn.begin():
+                for item in batch:
+                    results.append((item.future, True, item.fn(conn)))
+            self.commits += 1
+        except Exception:  # one write failed: isolate it
+            results = []
+            for item in batch:
+                try:
+                    with conn.begin():
+                        value = item.fn(conn)
+                    results.append((item.future, True, value))
+                    self.commits += 1
+                except Exception as exc:
+                    results.append((item.future, False, exc))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for item, res in zip(batch, results, strict=True):
+            by_loop.setdefault(item.loop, []).append(res)
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:  # loop closed: nobody waits any more
+                pass
+
+    # -- reads -------------------------------------------------------------------------------
+    def _reader_conn(self) -> Connection:
+        conn: Connection | None = getattr(self._reader_local, "conn", None)
+        if conn is None:
+            conn = self.engine.connect()
+            self._reader_local.conn = conn
+        return conn
+
+    def _run_read(self, fn: Callable[[Connection], T]) -> T:
+        conn = self._reader_conn()
+        try:
+            with conn.begin():
+                return fn(conn)
+        except Exception:
+            conn.close()
+            self._reader_local.conn = None
+            raise
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` on a reader connection in a thread (WAL lets it run beside writes)."""
+        if self._closed:
+            raise DatabaseUnavailable("the database is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, fn)
+
+    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn, conn.begin():
+            return fn(conn)

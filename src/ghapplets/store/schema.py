@@ -1,0 +1,115 @@
+"""The relational schema (SQLAlchemy Core tables) shared by the embedded store and broker.
+
+Migrations in :mod:`ghapplets.store.migrations` create exactly these tables; a test checks that
+the migrated database and this metadata agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+broker_messages = Table(
+    "broker_messages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("stream", String(64), nullable=False),
+    Column("msg_id", String(512), nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("data", LargeBinary, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("available_at", Float, nullable=False),
+    Column("delivered", Integer, nullable=False, default=0),
+    # 0 pending, 1 acked, 2 terminated (dead)
+    Column("state", Integer, nullable=False, default=0),
+    Column("reason", Text, nullable=True),
+    UniqueConstraint("stream", "msg_id", name="uq_broker_stream_msg"),
+)
+Index("ix_broker_pending", broker_messages.c.state, broker_messages.c.stream, broker_messages.c.seq)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("id", String(512), primary_key=True),
+    Column("type", String(512), nullable=False),
+    Column("subject", Text, nullable=True),
+    Column("time", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+    # dispatched | unmatched | succeeded | failed | partial
+    Column("status", String(32), nullable=False),
+    Column("jobs_total", Integer, nullable=False, default=0),
+    Column("jobs_succeeded", Integer, nullable=False, default=0),
+    Column("jobs_dead", Integer, nullable=False, default=0),
+    Column("attributes", Text, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+Index("ix_deliveries_received", deliveries.c.received_at)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(600), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("delivery_id", String(512), nullable=False),
+    Column("applet", String(64), nullable=False),
+    # queued | running | retrying | succeeded | dead
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("error_type", String(128), nullable=True),
+    Column("error_message", Text, nullable=True),
+)
+Index("ix_jobs_delivery", jobs.c.source, jobs.c.delivery_id)
+Index("ix_jobs_status", jobs.c.status, jobs.c.updated_at)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("job_id", String(600), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    # ok | retryable | permanent
+    Column("outcome", String(16), nullable=False),
+    Column("error_type", String(128), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("logs", Text, nullable=True),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("job_id", String(600), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("delivery_id", String(512), nullable=False),
+    Column("applet", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("dead_at", Float, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("scope", String(128), nullable=False, default="global"),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
