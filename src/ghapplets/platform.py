@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ class Platform:
             b.broker, b.store, self.runtimes, metrics=self.metrics, secrets_for=b.vault.get_many
         )
         for stream in (m.EVENTS, m.JOBS):
-            self.metrics.track_depth(stream, lambda s=stream: b.broker.depth_now(s))
+            self.metrics.track_depth(stream, functools.partial(b.broker.depth_now, stream))
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.worker.run(), name="worker"),
@@ -194,4 +195,3 @@ class Platform:
 
     def asgi(self) -> GatewayApp:
         return GatewayApp(self.ingest, self.ready, self.metrics.render, lifespan=self.lifespan)
-

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from ghapplets.applets.matching import structured_json
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome, PermanentError, RetryableError
 from ghapplets.applets.runtime import (
@@ -105,6 +107,61 @@ class _TooLarge(Exception):
         super().__init__(f"the applet wrote more than {limit} bytes to {stream}")
 
 
+class _Pipes:
+    """The parent's ends of the child's stdout and stderr pipes (our own, not asyncio's, so
+    ``proc.wait()`` means "the program exited" and we can stop reading whenever we like, even
+    if an escaped grandchild still holds the write ends)."""
+
+    def __init__(self) -> None:
+        self._fds: list[int] = []
+        self._write_fds: list[int] = []
+        for _ in range(2):
+            r, w = os.pipe()
+            self._fds.append(r)
+            self._write_fds.append(w)
+        self._transports: list[asyncio.BaseTransport] = []
+        self._stdin: asyncio.StreamWriter | None = None
+        self.stdout: asyncio.StreamReader | None = None
+        self.stderr: asyncio.StreamReader | None = None
+
+    @property
+    def child_ends(self) -> tuple[int, int]:
+        return self._write_fds[0], self._write_fds[1]
+
+    def close_child_ends(self) -> None:
+        """After the spawn: the child has its copies."""
+        while self._write_fds:
+            os.close(self._write_fds.pop())
+
+    async def connect(self, stdin: asyncio.StreamWriter | None) -> None:
+        self._stdin = stdin
+        loop = asyncio.get_running_loop()
+        readers = []
+        while self._fds:
+            reader = asyncio.StreamReader(limit=_CHUNK, loop=loop)
+            pipe = os.fdopen(self._fds[0], "rb", buffering=0)
+            self._fds.pop(0)  # owned by ``pipe`` from now on
+            try:
+                transport, _ = await loop.connect_read_pipe(
+                    functools.partial(asyncio.StreamReaderProtocol, reader, loop=loop), pipe
+                )
+            except BaseException:
+                pipe.close()
+                raise
+            self._transports.append(transport)
+            readers.append(reader)
+        self.stdout, self.stderr = readers
+
+    def close(self) -> None:
+        self.close_child_ends()
+        while self._fds:
+            os.close(self._fds.pop())
+        for transport in self._transports:
+            transport.close()
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.transport.abort()
+
+
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -119,42 +176,51 @@ class ExecRuntime(Runtime):
         assert self.spec.command
         env = build_env(self.spec, inv)
         program = resolve_program(self.spec, env["PATH"])
+        pipes = _Pipes()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                program,
-                *self.spec.command[1:],
-                cwd=self.spec.folder,
-                env=env,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    program,
+                    *self.spec.command[1:],
+                    cwd=self.spec.folder,
+                    env=env,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=pipes.child_ends[0],
+                    stderr=pipes.child_ends[1],
+                    start_new_session=True,
+                )
+            finally:
+                pipes.close_child_ends()
         except OSError as exc:  # ENOEXEC (no #! line), EACCES, a vanished file...
+            pipes.close()
             raise PermanentError(
                 f"cannot start {program}: {exc.strerror or exc}", type="ProgramNotExecutable"
             ) from None
+        except BaseException:
+            pipes.close()
+            raise
         try:
-            stdout = await self._communicate(proc, inv, sink)
+            await pipes.connect(proc.stdin)
+            stdout = await self._communicate(proc, pipes, inv, sink)
         except _TooLarge as exc:
             raise PermanentError(str(exc), type="OutputTooLarge") from None
         finally:
             _kill_group(proc)
+            pipes.close()
             if proc.returncode is None:
                 await proc.wait()
         return self._outcome(proc.returncode, stdout, sink)
 
     async def _communicate(
-        self, proc: asyncio.subprocess.Process, inv: Invocation, sink: LogSink
+        self, proc: asyncio.subprocess.Process, pipes: _Pipes, inv: Invocation, sink: LogSink
     ) -> bytes:
-        assert proc.stdin and proc.stdout and proc.stderr
         limit = self.spec.max_output_bytes
         log = applet_logger(self.spec, inv)
         stdout = bytearray()
 
         async def feed(stdin: asyncio.StreamWriter) -> None:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                stdin.write(inv.event.to_json())
+                stdin.write(structured_json(inv.event))
                 await stdin.drain()
             stdin.close()
 
@@ -172,22 +238,26 @@ class ExecRuntime(Runtime):
         async def read_err(stream: asyncio.StreamReader) -> None:
             total, pending = 0, b""
             while chunk := await stream.read(_CHUNK):
+                over = total + len(chunk) > limit
                 total += len(chunk)
-                if total > limit:
-                    raise _TooLarge("stderr", limit)
-                *lines, pending = (pending + chunk).split(b"\n")
+                *lines, pending = (pending + chunk[: max(0, limit - total + len(chunk))]).split(
+                    b"\n"
+                )
                 for raw in lines:
                     emit(raw)
+                if over:
+                    raise _TooLarge("stderr", limit)
                 if len(pending) > _MAX_STDERR_LINE:
                     emit(pending)
                     pending = b""
             if pending:
                 emit(pending)
 
+        assert proc.stdin and pipes.stdout and pipes.stderr
         feeder = asyncio.create_task(feed(proc.stdin))
         readers = [
-            asyncio.create_task(read_out(proc.stdout)),
-            asyncio.create_task(read_err(proc.stderr)),
+            asyncio.create_task(read_out(pipes.stdout)),
+            asyncio.create_task(read_err(pipes.stderr)),
         ]
         waiter = asyncio.create_task(proc.wait())
         pending: set[asyncio.Task[Any]] = {waiter, *readers}
@@ -197,7 +267,7 @@ class ExecRuntime(Runtime):
                 for task in done:
                     task.result()  # re-raise _TooLarge
                 if waiter in done:
-                    # the program exited: what it left behind in its group holds our pipes open
+                    # the program exited: what it left in its group would hold our pipes open
                     _kill_group(proc)
             await feeder
         finally:

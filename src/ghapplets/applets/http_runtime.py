@@ -103,7 +103,8 @@ class HttpRuntime(Runtime):
         await self.start()
         client = self._shared or self._own
         assert client is not None and self.spec.url
-        headers = render_headers(self.spec, declared_secrets(self.spec, inv))
+        # case-insensitive: the event's content-type and ce-* win over spec.headers
+        headers = httpx.Headers(render_headers(self.spec, declared_secrets(self.spec, inv)))
         headers.update(inv.event.binary_headers())
         headers["Idempotency-Key"] = inv.job_id
         headers["X-Ghapplets-Attempt"] = str(inv.attempt)

@@ -161,7 +161,8 @@ def _load(path: Path, import_python: bool) -> tuple[AppletSpec | None, Locator, 
     try:
         spec = validate(AppletSpec, data, locator)
     except ConfigError as exc:
-        return None, locator, [_polish(p, data, locator) for p in exc.problems]
+        polished = [_polish(p, data, locator) for p in exc.problems]
+        return None, locator, sorted(polished, key=lambda p: (p.line, p.column))
     spec.folder = path.parent.resolve()
     problems = _check(spec, locator)
     if spec.runtime == "python" and import_python and not problems:

@@ -13,11 +13,13 @@ program is a :class:`ValueError` naming the applet).
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from typing import Any
 
 import jq
+import orjson
 
 from ghapplets.applets.model import AppletSpec, Subscription
 from ghapplets.events.cloudevent import CloudEvent
@@ -41,6 +43,17 @@ def compile_jq(program: str) -> Any:
         raise ValueError(str(exc).strip().splitlines()[0]) from None
 
 
+def structured_json(event: CloudEvent) -> bytes:
+    """The structured-mode JSON of ``event``; binary data goes in ``data_base64`` as the
+    CloudEvents JSON format prescribes."""
+    if isinstance(event.data, bytes | bytearray):
+        doc = event.to_dict()
+        del doc["data"]
+        doc["data_base64"] = base64.b64encode(event.data).decode("ascii")
+        return orjson.dumps(doc)
+    return event.to_json()
+
+
 def jq_truthy(value: Any) -> bool:
     return value is not None and value is not False
 
@@ -60,7 +73,7 @@ class EventDocument:
 
     def text(self) -> str:
         if self._text is None:
-            self._text = self._event.to_json().decode("utf-8")
+            self._text = structured_json(self._event).decode("utf-8")
         return self._text
 
 

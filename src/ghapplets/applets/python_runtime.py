@@ -87,7 +87,7 @@ def _import(spec: AppletSpec, file: Path) -> ModuleType:
             raise EntryError(
                 f"cannot import {file.name}: SyntaxError at {where}: {exc.msg}"
             ) from exc
-        if isinstance(exc, Exception):
+        if isinstance(exc, Exception | SystemExit):  # sys.exit() in a module is an error too
             raise EntryError(f"cannot import {file.name}: {type(exc).__name__}: {exc}") from exc
         raise
     return module

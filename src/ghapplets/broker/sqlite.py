@@ -40,6 +40,10 @@ _SELECT_NEW = (
     "SELECT seq, stream, msg_id, headers, data, available_at, delivered FROM broker_messages "
     "WHERE seq > ? AND state = 0 ORDER BY seq"
 )
+_SETTLE = (
+    "UPDATE broker_messages SET state = ?, reason = ?, delivered = ?, "
+    "data = CASE WHEN ? = 1 THEN NULL ELSE data END WHERE seq = ?"
+)
 
 
 @dataclass
@@ -65,6 +69,9 @@ class SqliteBroker(Broker):
         self._streams: dict[str, _Stream] = {}
         self._pending: list[tuple[OutboundMessage, asyncio.Future[PublishAck]]] = []
         self._flush_scheduled = False
+        # acks and terms made in one event-loop turn are written as one executemany
+        self._settles: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+        self._settle_scheduled = False
         self._floor = 0  # highest seq seen; touched only in the writer thread
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
@@ -121,10 +128,8 @@ class SqliteBroker(Broker):
             for i in range(0, len(unique), _CHUNK):
                 chunk = unique[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for seq, msg_id in cur.execute(
-                    f"SELECT seq, msg_id FROM broker_messages WHERE stream = ? AND msg_id IN ({marks})",  # noqa: S608
-                    (stream, *chunk),
-                ):
+                query = "SELECT seq, msg_id FROM broker_messages WHERE stream = ? AND msg_id IN "
+                for seq, msg_id in cur.execute(f"{query}({marks})", (stream, *chunk)):
                     seen[(stream, msg_id)] = seq
         now = time.time()
         acks: list[PublishAck] = []
@@ -238,15 +243,41 @@ class SqliteBroker(Broker):
 
     # -- state changes -----------------------------------------------------------------------
     async def _settle(self, msg: Message, state: int, reason: str | None) -> None:
-        def op(conn: Connection) -> None:
-            conn.exec_driver_sql(
-                "UPDATE broker_messages SET state = ?, reason = ?, delivered = ?, "
-                "data = CASE WHEN ? = 1 THEN NULL ELSE data END WHERE seq = ?",
-                (state, reason, msg.delivered, state, msg.seq),
-            )
-
-        await self.db.write(op)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._settles.append(((state, reason, msg.delivered, state, msg.seq), future))
+        if not self._settle_scheduled:
+            self._settle_scheduled = True
+            loop.call_soon(self._flush_settles)
+        await future
         self._stream(msg.stream).inflight.pop(msg.seq, None)
+
+    def _flush_settles(self) -> None:
+        self._settle_scheduled = False
+        batch, self._settles = self._settles, []
+        task = asyncio.create_task(self._write_settles(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_settles(
+        self, batch: list[tuple[tuple[Any, ...], asyncio.Future[None]]]
+    ) -> None:
+        rows = [row for row, _ in batch]
+
+        def op(conn: Connection) -> None:
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cur.executemany(_SETTLE, rows)
+
+        try:
+            await self.db.write(op)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     async def _requeue(self, msg: Message, delay: float) -> None:
         available = time.time() + delay

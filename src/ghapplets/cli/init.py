@@ -12,7 +12,7 @@ from ghapplets.cli.project import DataDirOpt, backends, console, data_dir, fail,
 from ghapplets.scaffold import scaffold
 from ghapplets.secrets.crypto import load_or_create_key
 
-WEBHOOK_SECRET_NAME = "github-webhook"
+WEBHOOK_SECRET_NAME = "github-webhook"  # noqa: S105 - a name, not a value
 
 
 def init(

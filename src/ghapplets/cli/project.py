@@ -28,11 +28,16 @@ EXIT_CONFIG = 3
 EXIT_NOT_FOUND = 4
 
 ProjectOpt = typer.Option(
-    None, "--project", "-p", help="Project folder or config file (default: current folder).",
+    None,
+    "--project",
+    "-p",
+    help="Project folder or config file (default: current folder).",
     envvar="GHAPPLETS_CONFIG",
 )
 DataDirOpt = typer.Option(
-    None, "--data-dir", help="Data folder (default: <project>/.ghapplets).",
+    None,
+    "--data-dir",
+    help="Data folder (default: <project>/.ghapplets).",
     envvar="GHAPPLETS_DATA_DIR",
 )
 JsonOpt = typer.Option(False, "--json", help="Print JSON Lines for scripts.")

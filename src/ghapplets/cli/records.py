@@ -27,8 +27,11 @@ from ghapplets.config.located import ConfigError
 from ghapplets.dispatch.replay import replay_delivery, replay_job
 from ghapplets.store.base import DeliveryRecord, JobRecord
 
-deliveries_app = typer.Typer(help="List and show deliveries (webhooks received).",
-                             invoke_without_command=True, no_args_is_help=False)
+deliveries_app = typer.Typer(
+    help="List and show deliveries (webhooks received).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 jobs_app = typer.Typer(help="List and show jobs (applet runs).", invoke_without_command=True)
 
 STATUS_STYLE = {
@@ -69,9 +72,7 @@ def _delivery_row(d: DeliveryRecord) -> dict[str, Any]:
 def deliveries(
     ctx: typer.Context,
     source: str | None = typer.Option(None, help="Only this source."),
-    status: str | None = typer.Option(
-        None, help="dispatched | succeeded | failed | unmatched"
-    ),
+    status: str | None = typer.Option(None, help="dispatched | succeeded | failed | unmatched"),
     type_prefix: str | None = typer.Option(None, "--type", help="Type prefix, e.g. com.github."),
     limit: int = typer.Option(50, min=1, max=100_000),
     as_json: bool = JsonOpt,
@@ -95,8 +96,15 @@ def deliveries(
         return
     table = Table("received", "source", "id", "type", "subject", "status", "jobs")
     for d in rows:
-        table.add_row(_when(d.received_at), d.source, d.id, d.type, d.subject or "",
-                      _styled(d.status), f"{d.jobs_succeeded}/{d.jobs_total}")
+        table.add_row(
+            _when(d.received_at),
+            d.source,
+            d.id,
+            d.type,
+            d.subject or "",
+            _styled(d.status),
+            f"{d.jobs_succeeded}/{d.jobs_total}",
+        )
     console.print(table)
 
 
@@ -120,8 +128,12 @@ def delivery_show(
         d, jobs = run(go())
     except KeyError as exc:
         fail(str(exc.args[0]), 4)
-    doc = {**_delivery_row(d), "attributes": d.attributes, "headers": d.headers,
-           "jobs": [j.to_dict() for j in jobs if j.source == d.source]}
+    doc = {
+        **_delivery_row(d),
+        "attributes": d.attributes,
+        "headers": d.headers,
+        "jobs": [j.to_dict() for j in jobs if j.source == d.source],
+    }
     if body:
         doc["data"] = orjson.loads(d.body) if d.body[:1] in (b"{", b"[") else d.body.decode()
     if as_json:
@@ -159,13 +171,16 @@ def jobs(
     table = Table("updated", "job", "applet", "status", "attempts", "error")
     for j in rows:
         error = f"{j.error_type}: {j.error_message}" if j.error_type else ""
-        table.add_row(_when(j.updated_at), j.id, j.applet, _styled(j.status), str(j.attempts),
-                      error[:80])
+        table.add_row(
+            _when(j.updated_at), j.id, j.applet, _styled(j.status), str(j.attempts), error[:80]
+        )
     console.print(table)
 
 
 @jobs_app.command("show")
-def job_show(ctx: typer.Context, job_id: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+def job_show(
+    ctx: typer.Context, job_id: str = typer.Argument(...), as_json: bool = JsonOpt
+) -> None:
     """Show one job with every attempt."""
     project, data = ctx.obj or (None, None)
 

@@ -94,21 +94,30 @@ def list_secrets(
 
     rows = run(go())
     if as_json:
-        print_json_lines([
-            {"name": r.name, "scope": r.scope, "created_at": r.created_at,
-             "updated_at": r.updated_at} for r in rows
-        ])
+        print_json_lines(
+            [
+                {
+                    "name": r.name,
+                    "scope": r.scope,
+                    "created_at": r.created_at,
+                    "updated_at": r.updated_at,
+                }
+                for r in rows
+            ]
+        )
         return
     table = Table("name", "scope", "updated")
     for r in rows:
-        table.add_row(r.name, r.scope,
-                      datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S"))
+        table.add_row(
+            r.name, r.scope, datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        )
     console.print(table)
 
 
 @app.command("rm")
 def remove_secret(
-    name: str = typer.Argument(...), project: Path | None = ProjectOpt,
+    name: str = typer.Argument(...),
+    project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
     """Delete NAME."""

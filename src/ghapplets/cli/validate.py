@@ -20,8 +20,9 @@ def validate(project: Path | None = ProjectOpt) -> None:
         for problem in exc.problems:
             errors.print(f"[red]{problem}[/]", soft_wrap=True)
         raise typer.Exit(3) from None
-    console.print(f"[green]ok[/] {loaded.path}: {len(loaded.sources)} source(s), "
-                  f"{len(specs)} applet(s)")
+    console.print(
+        f"[green]ok[/] {loaded.path}: {len(loaded.sources)} source(s), {len(specs)} applet(s)"
+    )
     for spec in specs:
         subs = ", ".join(s.type + (f" when {s.when}" if s.when else "") for s in spec.on)
         console.print(f"  {spec.name} ({spec.runtime}): {subs or 'no subscriptions'}")

@@ -70,7 +70,15 @@ def _to_python(node: yaml.Node, loc: Loc, locator: Locator, loader: yaml.SafeLoa
                 line = key_node.start_mark.line + 1
                 col = key_node.start_mark.column + 1
                 raise ConfigError(
-                    [Problem(locator.file, line, col, ".".join(map(str, loc)), f"duplicate key {key!r}")]
+                    [
+                        Problem(
+                            locator.file,
+                            line,
+                            col,
+                            ".".join(map(str, loc)),
+                            f"duplicate key {key!r}",
+                        )
+                    ]
                 )
             sub = (*loc, key)
             out[key] = _to_python(value_node, sub, locator, loader)

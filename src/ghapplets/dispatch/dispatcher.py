@@ -37,7 +37,9 @@ class Dispatcher:
         self.consumer = broker.consumer(m.EVENTS)
         self._stopping = asyncio.Event()
 
-    def plan(self, message: Message) -> tuple[DeliveryRecord, list[JobRecord], list[OutboundMessage]]:
+    def plan(
+        self, message: Message
+    ) -> tuple[DeliveryRecord, list[JobRecord], list[OutboundMessage]]:
         """The delivery, jobs and job messages for one event message (no I/O)."""
         headers = message.headers
         source = headers[m.H_SOURCE]

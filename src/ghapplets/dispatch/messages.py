@@ -52,8 +52,14 @@ def event_message(
 
 
 def job_message(
-    event_headers: Mapping[str, str], data: bytes, source: str, delivery_id: str, applet: str,
-    *, replay: str | None = None, attempt_offset: int = 0,
+    event_headers: Mapping[str, str],
+    data: bytes,
+    source: str,
+    delivery_id: str,
+    applet: str,
+    *,
+    replay: str | None = None,
+    attempt_offset: int = 0,
 ) -> OutboundMessage:
     jid = job_id(source, delivery_id, applet)
     headers = {k: v for k, v in event_headers.items() if k.startswith("ce-") or k == "content-type"}

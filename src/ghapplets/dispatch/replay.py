@@ -52,8 +52,11 @@ async def replay_delivery(
     """Re-run every applet that matches the stored event now; return the jobs queued."""
     delivery = await store.get_delivery(delivery_id, source)
     event = delivery_event(delivery)
-    existing = {j.applet: j for j in await store.list_jobs(delivery_id=delivery.id, limit=10_000)
-                if j.source == delivery.source}
+    existing = {
+        j.applet: j
+        for j in await store.list_jobs(delivery_id=delivery.id, limit=10_000)
+        if j.source == delivery.source
+    }
     queued: list[JobRecord] = []
     new_jobs: list[JobRecord] = []
     for spec in matcher.match(event):

@@ -8,7 +8,11 @@ from ghapplets.applets.model import RetryPolicy
 
 
 def backoff_delay(
-    policy: RetryPolicy, attempt: int, *, retry_after: float | None = None, rng: random.Random | None = None
+    policy: RetryPolicy,
+    attempt: int,
+    *,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
 ) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based).
 

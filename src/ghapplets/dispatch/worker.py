@@ -121,8 +121,15 @@ class Worker:
             await self._finish(
                 message,
                 job_id,
-                AttemptRecord(job_id, number, time.time(), time.time(), "permanent",
-                              "AppletNotFound", f"no applet named {applet!r} is installed"),
+                AttemptRecord(
+                    job_id,
+                    number,
+                    time.time(),
+                    time.time(),
+                    "permanent",
+                    "AppletNotFound",
+                    f"no applet named {applet!r} is installed",
+                ),
                 JOB_DEAD,
                 None,
             )
@@ -169,8 +176,14 @@ class Worker:
         outcome: AppletOutcome,
     ) -> None:
         record = AttemptRecord(
-            job_id, number, started, finished, self._label(outcome),
-            outcome.error_type, outcome.error_message, outcome.logs[-50:],
+            job_id,
+            number,
+            started,
+            finished,
+            self._label(outcome),
+            outcome.error_type,
+            outcome.error_message,
+            outcome.logs[-50:],
         )
         if outcome.ok:
             await self._finish(message, job_id, record, JOB_SUCCEEDED, outcome.result)

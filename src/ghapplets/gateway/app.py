@@ -56,12 +56,17 @@ class GatewayApp:
     async def readyz(self, request: Request) -> Response:
         checks = await self._ready()
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
 
     async def metrics(self, request: Request) -> Response:
         return Response(self._render_metrics(), media_type="text/plain; version=0.0.4")
 
     async def wrong_method(self, request: Request) -> Response:
-        return JSONResponse({"error": "method_not_allowed", "message": "webhooks are POSTed"},
-                            status_code=405, headers={"allow": "POST"})
+        return JSONResponse(
+            {"error": "method_not_allowed", "message": "webhooks are POSTed"},
+            status_code=405,
+            headers={"allow": "POST"},
+        )

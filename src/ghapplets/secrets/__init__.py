@@ -1,1 +1,1 @@
-"""Secrets: encryption at rest, the embedded secret vault, and ``${env:...}``/``${secret:...}`` references."""
+"""Secrets: encryption at rest, the embedded vault, and references to secret values."""

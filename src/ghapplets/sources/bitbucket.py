@@ -9,7 +9,8 @@ the same on Cloud and Data Center) and the mapping of a delivery to a CloudEvent
   the payload's ``eventKey``, which Data Center also sends), e.g. ``repo:push`` ->
   ``com.atlassian.bitbucket.repo.push``, ``pr:opened`` -> ``com.atlassian.bitbucket.pr.opened``.
 * ``subject``: the repository: Cloud ``repository.full_name`` (``acme/widgets``), Data Center
-  ``repository.project.key/repository.slug`` (``ACME/widgets``); else none.
+  ``repository.project.key/repository.slug`` (``ACME/widgets``; for ``pr:*`` events, which
+  have no top-level ``repository``, that of ``pullRequest.toRef.repository``); else none.
 * extensions: ``bitbucketevent`` (the event key) and ``bitbuckethookid`` (``X-Hook-UUID``,
   Cloud only) when present.
 """
@@ -24,12 +25,13 @@ from ghapplets.sources.base import MalformedPayload, SignedRequest, Source, Sour
 from ghapplets.sources.common import (
     as_object,
     body_id,
-    clean,
     clean_or_none,
     coerce_settings,
+    dig,
     dig_str,
     encode_body,
     event_type,
+    extensions_from,
     first_secret,
     merge_headers,
     sign_hmac,
@@ -42,12 +44,17 @@ class BitbucketSettings(SourceSettings):
 
 
 def bitbucket_subject(payload: Mapping[str, Any]) -> str | None:
+    """Cloud ``repository.full_name``; Data Center ``project.key/slug`` of ``repository``,
+    or of ``pullRequest.toRef.repository`` for pull-request events, which have no top-level
+    ``repository``."""
     full_name = dig_str(payload, "repository", "full_name")
     if full_name is not None:
         return full_name
-    project = dig_str(payload, "repository", "project", "key")
-    slug = dig_str(payload, "repository", "slug")
-    return f"{project}/{slug}" if project and slug else None
+    for repo in (dig(payload, "repository"), dig(payload, "pullRequest", "toRef", "repository")):
+        project, slug = dig_str(repo, "project", "key"), dig_str(repo, "slug")
+        if project and slug:
+            return f"{project}/{slug}"
+    return None
 
 
 class BitbucketSource(Source):
@@ -68,10 +75,9 @@ class BitbucketSource(Source):
         key = (request.header("x-event-key") or "").strip() or dig_str(body, "eventKey")
         if not key:
             raise MalformedPayload("missing X-Event-Key header and payload 'eventKey'")
-        extensions = {"bitbucketevent": clean(key)}
-        hook = clean_or_none(request.header("x-hook-uuid"))
-        if hook:
-            extensions["bitbuckethookid"] = hook
+        extensions = extensions_from(
+            [("bitbucketevent", key), ("bitbuckethookid", request.header("x-hook-uuid"))]
+        )
         delivery = clean_or_none(request.header("x-request-uuid")) or clean_or_none(
             request.header("x-request-id")
         )
@@ -87,8 +93,8 @@ class BitbucketSource(Source):
     def sign(
         self, event: str, payload: Any, delivery_id: str, headers: Mapping[str, str] | None = None
     ) -> SignedRequest:
-        """Cloud-style request; when ``headers`` names ``X-Request-Id`` the request is Data
-        Center-style and ``delivery_id`` goes there instead of ``X-Request-UUID``."""
+        """A Cloud-style request (``X-Request-UUID``), or a Data Center-style one
+        (``X-Request-Id``) when the payload has ``eventKey``, which only Data Center sends."""
         body = encode_body(payload)
         base = {
             "Content-Type": "application/json",
@@ -96,7 +102,7 @@ class BitbucketSource(Source):
             "X-Event-Key": event,
             "X-Hub-Signature": sign_hmac(first_secret(self.secrets, self.name), body),
         }
-        data_center = any(k.lower() == "x-request-id" for k in headers or {})
+        data_center = isinstance(payload, dict) and "eventKey" in payload
         if delivery_id:
             base["X-Request-Id" if data_center else "X-Request-UUID"] = delivery_id
         return SignedRequest(headers=merge_headers(base, headers), body=body)

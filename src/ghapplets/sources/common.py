@@ -79,8 +79,19 @@ def clean(value: str, limit: int = 1024) -> str:
 def clean_or_none(value: str | None) -> str | None:
     if value is None:
         return None
-    cleaned = clean(value)
+    cleaned = clean(value).strip()
     return cleaned or None
+
+
+def extensions_from(pairs: Sequence[tuple[str, str | None]]) -> dict[str, str]:
+    """CloudEvent extensions from ``(name, value)`` pairs, keeping only the values that are
+    non-empty after :func:`clean_or_none`."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        cleaned = clean_or_none(value)
+        if cleaned:
+            out[name] = cleaned
+    return out
 
 
 # -- safe navigation of verified but untrusted JSON ------------------------------------------
@@ -126,10 +137,11 @@ def dig_path(obj: Any, dotted: str) -> Any:
 
 
 def require_header(request: InboundRequest, name: str) -> str:
-    value = request.header(name)
-    if not value or not value.strip():
+    """The header's value, stripped and :func:`clean`-ed; ``MalformedPayload`` when empty."""
+    value = clean((request.header(name) or "").strip())
+    if not value:
         raise MalformedPayload(f"missing {name} header")
-    return value.strip()
+    return value
 
 
 def url_origin(url: Any) -> str | None:

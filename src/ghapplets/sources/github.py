@@ -31,7 +31,6 @@ from ghapplets.sources.base import (
 )
 from ghapplets.sources.common import (
     as_object,
-    clean,
     clean_or_none,
     coerce_settings,
     dig_int,
@@ -39,6 +38,7 @@ from ghapplets.sources.common import (
     dig_str,
     encode_body,
     event_type,
+    extensions_from,
     first_secret,
     merge_headers,
     require_header,
@@ -102,19 +102,17 @@ class GitHubSource(Source):
         event = type_segment(require_header(request, "x-github-event"))
         if not event:
             raise MalformedPayload("X-GitHub-Event is not a usable event name")
-        delivery = clean(require_header(request, "x-github-delivery"))
+        delivery = require_header(request, "x-github-delivery")
         action = body.get("action")
-        extensions = {
-            "githubevent": event,
-            "githubhost": clean_or_none(request.header("x-github-enterprise-host")) or GITHUB_COM,
-        }
-        for ext, header in (
-            ("githubversion", "x-github-enterprise-version"),
-            ("githubhookid", "x-github-hook-id"),
-        ):
-            value = clean_or_none(request.header(header))
-            if value:
-                extensions[ext] = value
+        extensions = extensions_from(
+            [
+                ("githubevent", event),
+                ("githubhost", request.header("x-github-enterprise-host")),
+                ("githubversion", request.header("x-github-enterprise-version")),
+                ("githubhookid", request.header("x-github-hook-id")),
+            ]
+        )
+        extensions.setdefault("githubhost", GITHUB_COM)
         return CloudEvent(
             id=delivery,
             source=self.cloudevent_source,
@@ -127,12 +125,13 @@ class GitHubSource(Source):
     def sign(
         self, event: str, payload: Any, delivery_id: str, headers: Mapping[str, str] | None = None
     ) -> SignedRequest:
+        """``event`` is ``X-GitHub-Event`` (``issues``) or a fixture name (``issues.opened``)."""
         secret = first_secret(self.secrets, self.name)
         body = encode_body(payload)
         base = {
             "Content-Type": "application/json",
             "User-Agent": "GitHub-Hookshot/7a1b2c3",
-            "X-GitHub-Event": event,
+            "X-GitHub-Event": event.partition(".")[0],
             "X-GitHub-Delivery": delivery_id,
             "X-Hub-Signature": sign_hmac(secret, body, algorithm="sha1", prefix="sha1="),
             "X-Hub-Signature-256": sign_hmac(secret, body),

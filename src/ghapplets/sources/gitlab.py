@@ -31,12 +31,37 @@ from ghapplets.sources.common import (
     dig_str,
     encode_body,
     event_type,
+    extensions_from,
     first_secret,
     merge_headers,
     verify_token,
 )
 
 _ISSUE_KINDS = ("issue", "work_item")
+HOOK_HEADERS = {
+    "push": "Push Hook",
+    "tag_push": "Tag Push Hook",
+    "issue": "Issue Hook",
+    "work_item": "Issue Hook",
+    "note": "Note Hook",
+    "merge_request": "Merge Request Hook",
+    "wiki_page": "Wiki Page Hook",
+    "pipeline": "Pipeline Hook",
+    "build": "Job Hook",
+    "deployment": "Deployment Hook",
+    "release": "Release Hook",
+    "feature_flag": "Feature Flag Hook",
+    "emoji": "Emoji Hook",
+    "member": "Member Hook",
+}
+
+
+def hook_header(event: str) -> str:
+    """``X-Gitlab-Event`` for ``event``: kept when it is one (``Push Hook``), else looked up by
+    ``object_kind`` from a fixture name such as ``merge_request.open``."""
+    if event.endswith(" Hook"):
+        return event
+    return HOOK_HEADERS.get(event.partition(".")[0], event)
 
 
 class GitLabSettings(SourceSettings):
@@ -78,15 +103,13 @@ class GitLabSource(Source):
         object_kind = dig_str(body, "object_kind") or dig_str(body, "event_name")
         if object_kind is None:
             raise MalformedPayload("GitLab payload has no 'object_kind' or 'event_name'")
-        extensions: dict[str, str] = {}
-        for ext, header in (
-            ("gitlabinstance", "x-gitlab-instance"),
-            ("gitlabevent", "x-gitlab-event"),
-            ("gitlabhookid", "x-gitlab-webhook-uuid"),
-        ):
-            value = clean_or_none(request.header(header))
-            if value:
-                extensions[ext] = value
+        extensions = extensions_from(
+            [
+                ("gitlabinstance", request.header("x-gitlab-instance")),
+                ("gitlabevent", request.header("x-gitlab-event")),
+                ("gitlabhookid", request.header("x-gitlab-webhook-uuid")),
+            ]
+        )
         delivery = clean_or_none(request.header("x-gitlab-event-uuid")) or clean_or_none(
             request.header("idempotency-key")
         )
@@ -104,12 +127,13 @@ class GitLabSource(Source):
     def sign(
         self, event: str, payload: Any, delivery_id: str, headers: Mapping[str, str] | None = None
     ) -> SignedRequest:
-        """``event`` is the ``X-Gitlab-Event`` value, e.g. ``Merge Request Hook``."""
+        """``event`` is the ``X-Gitlab-Event`` value (``Merge Request Hook``) or a fixture name
+        (``merge_request.open``)."""
         token = first_secret(self.secrets, self.name).decode("utf-8")
         base = {
             "Content-Type": "application/json",
             "User-Agent": "GitLab/17.5.0",
-            "X-Gitlab-Event": event,
+            "X-Gitlab-Event": hook_header(event),
             "X-Gitlab-Token": token,
         }
         if delivery_id:

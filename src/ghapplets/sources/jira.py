@@ -29,6 +29,7 @@ from ghapplets.sources.common import (
     dig_str,
     encode_body,
     event_type,
+    extensions_from,
     first_secret,
     merge_headers,
     sign_hmac,
@@ -73,10 +74,9 @@ class JiraSource(Source):
         webhook_event = dig_str(body, "webhookEvent")
         if webhook_event is None:
             raise MalformedPayload("Jira payload has no string 'webhookEvent'")
-        extensions = {"jiraevent": clean(webhook_event)}
-        base_url = jira_base_url(body)
-        if base_url:
-            extensions["jiraurl"] = base_url
+        extensions = extensions_from(
+            [("jiraevent", webhook_event), ("jiraurl", jira_base_url(body))]
+        )
         delivery = clean_or_none(request.header("x-atlassian-webhook-identifier"))
         subject = dig_str(body, "issue", "key") or dig_str(body, "project", "key")
         return CloudEvent(

@@ -41,6 +41,7 @@ from ghapplets.sources.common import (
     dig_str,
     encode_body,
     event_type,
+    extensions_from,
     first_secret,
     merge_headers,
     sign_hmac,
@@ -118,9 +119,7 @@ class ServiceNowSource(Source):
         delivery = clean_or_none(request.header("x-request-id"))
         if delivery is None and sys_id and updated:
             delivery = clean(f"{sys_id}:{updated}") or None
-        extensions = (
-            {"servicenowinstance": clean(self.config.instance)} if self.config.instance else {}
-        )
+        extensions = extensions_from([("servicenowinstance", self.config.instance)])
         return CloudEvent(
             id=delivery or body_id(request.body),
             source=self.cloudevent_source,

@@ -34,12 +34,12 @@ from ghapplets.sources.base import SignedRequest, Source, SourceSettings, Verifi
 from ghapplets.sources.common import (
     as_object,
     body_id,
-    clean,
     clean_or_none,
     coerce_settings,
     dig,
     dig_str,
     encode_body,
+    extensions_from,
     first_secret,
     merge_headers,
     url_host,
@@ -106,14 +106,13 @@ class SplunkSource(Source):
 
     def normalise(self, request: InboundRequest, payload: Any) -> CloudEvent:
         body = as_object(payload)
-        extensions: dict[str, str] = {}
-        for ext, value in (
-            ("splunkapp", dig_str(body, "app")),
-            ("splunkowner", dig_str(body, "owner")),
-            ("splunkhost", url_host(body.get("results_link"))),
-        ):
-            if value and (cleaned := clean(value)):
-                extensions[ext] = cleaned
+        extensions = extensions_from(
+            [
+                ("splunkapp", dig_str(body, "app")),
+                ("splunkowner", dig_str(body, "owner")),
+                ("splunkhost", url_host(body.get("results_link"))),
+            ]
+        )
         return CloudEvent(
             id=self._id(request, body),
             source=self.cloudevent_source,

@@ -9,14 +9,22 @@ transaction so one bad write never fails its neighbours.
 
 Durability: WAL with ``synchronous=NORMAL`` survives a crash (``kill -9``) of the process at any
 moment; ``synchronous=FULL`` also survives power loss, at the cost of an fsync per commit.
+
+Checkpoints (copying the WAL back into the database file, with an fsync) run in a background
+thread on their own connection, not in the writer: SQLite's automatic checkpoint would stall
+every ~4 MB of commits for the copy and the fsync. Checkpoints are passive (they never block
+the writer); when the WAL passes ``WAL_RESTART_PAGES`` one checkpoint also rewinds it, which
+waits for the writer's current transaction and briefly holds the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +39,13 @@ from ghapplets.store.migrations import upgrade
 T = TypeVar("T")
 WriteFn = Callable[[Connection], Any]
 _STOP = object()
+# The writer refreshes the query planner's statistics this often (``PRAGMA optimize``, which
+# analyses only tables whose indexes it used and whose size changed a lot; a no-op costs ~10 us).
+# Without statistics SQLite may pick a low-selectivity index (e.g. jobs by status) and a query
+# that should touch one row scans a whole table, slower with every row stored.
+OPTIMIZE_EVERY = 1.0
+CHECKPOINT_EVERY = 0.1  # seconds between background checkpoints
+WAL_RESTART_PAGES = 32768  # 128 MB of WAL (4 KB pages)
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -66,6 +81,8 @@ class Database:
         self.engine: Engine = self._make_engine()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_stop = threading.Event()
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ghapplets-read")
         self._reader_local = threading.local()
         self._closed = True
@@ -82,6 +99,7 @@ class Database:
             cur.execute(f"PRAGMA synchronous={self.synchronous}")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA analysis_limit=400")  # bounds the cost of ANALYZE
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -102,8 +120,15 @@ class Database:
             upgrade(conn)
             conn.commit()
         self._closed = False
-        self._writer = threading.Thread(target=self._write_loop, name="ghapplets-writer", daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_loop, name="ghapplets-writer", daemon=True
+        )
         self._writer.start()
+        self._checkpoint_stop.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="ghapplets-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def close(self) -> None:
         if self._closed:
@@ -112,6 +137,9 @@ class Database:
         self._queue.put(_STOP)
         if self._writer is not None:
             self._writer.join(timeout=30)
+        self._checkpoint_stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=30)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
 
@@ -136,6 +164,11 @@ class Database:
 
     def _write_loop(self) -> None:
         conn = self.engine.connect().execution_options(immediate=True)
+        # checkpoints are the checkpointer thread's job (see the module docstring)
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "PRAGMA wal_autocheckpoint=0"
+        )
+        optimized_at = time.monotonic()
         try:
             while True:
                 first = self._queue.get()
@@ -155,8 +188,35 @@ class Database:
                 self._run_batch(conn, batch)
                 if stop:
                     return
+                if time.monotonic() - optimized_at >= OPTIMIZE_EVERY:
+                    optimized_at = time.monotonic()
+                    self._optimize(conn)
         finally:
             conn.close()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
+                try:
+                    _busy, wal_pages, _copied = conn.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
+                    # while the writer never pauses, the WAL is never fully copied at the start
+                    # of a transaction, so it never rewinds: make it, once it is big enough
+                    if wal_pages >= WAL_RESTART_PAGES:
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)")
+                except sqlite3.Error:  # busy or a passing I/O error: try again next round
+                    continue
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _optimize(conn: Connection) -> None:
+        # statistics are an optimisation: never fail the writer over them
+        with contextlib.suppress(Exception), conn.begin():
+            conn.exec_driver_sql("PRAGMA optimize")
 
     def _run_batch(self, conn: Connection, batch: list[_Write]) -> None:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []

@@ -1,4 +1,4 @@
-"""The embedded store on the SQLite :class:`~ghapplets.store.database.Database` (SQLAlchemy Core)."""
+"""The embedded store on the SQLite database, written with SQLAlchemy Core."""
 
 from __future__ import annotations
 
@@ -94,9 +94,7 @@ def _refresh_delivery(conn: Connection, source: str, delivery_id: str) -> None:
         status = "failed"
     else:
         status = "dispatched"
-    conn.execute(
-        update(d).where(d.c.source == source, d.c.id == delivery_id).values(status=status)
-    )
+    conn.execute(update(d).where(d.c.source == source, d.c.id == delivery_id).values(status=status))
 
 
 class SqliteStore(Store):
@@ -169,9 +167,11 @@ class SqliteStore(Store):
         a = u.attempt
 
         def op(conn: Connection) -> None:
-            row = conn.execute(select(j.c.source, j.c.delivery_id, j.c.applet, j.c.status).where(
-                j.c.id == u.job_id
-            )).first()
+            row = conn.execute(
+                select(j.c.source, j.c.delivery_id, j.c.applet, j.c.status).where(
+                    j.c.id == u.job_id
+                )
+            ).first()
             if row is None:
                 return
             source, delivery_id, applet, status = row
@@ -230,7 +230,9 @@ class SqliteStore(Store):
             conn.execute(
                 update(j)
                 .where(j.c.id == job_id)
-                .values(status=JOB_QUEUED, next_attempt_at=None, error_type=None, error_message=None)
+                .values(
+                    status=JOB_QUEUED, next_attempt_at=None, error_type=None, error_message=None
+                )
             )
             conn.execute(delete(t.dead_letters).where(t.dead_letters.c.job_id == job_id))
             job = _job(row)

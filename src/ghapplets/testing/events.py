@@ -13,8 +13,9 @@ from ghapplets.sources.base import SignedRequest, Source
 from ghapplets.sources.registry import build_source, settings_model
 
 
-def make_source(kind: str, name: str | None = None, secret: str | bytes | None = None,
-                **settings: Any) -> Source:
+def make_source(
+    kind: str, name: str | None = None, secret: str | bytes | None = None, **settings: Any
+) -> Source:
     """A source of ``kind`` with ``secret`` (random when not given) and optional settings."""
     raw = secret if secret is not None else _secrets.token_hex(16)
     value = raw.encode() if isinstance(raw, str) else raw
@@ -32,12 +33,16 @@ def signed_request(
     delivery_id: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> tuple[Source, SignedRequest]:
-    """A vendor request for ``event`` as the vendor would sign it, and the source that verifies it."""
+    """The request the vendor would send for ``event``, and the source that verifies it."""
     src = source or make_source(kind)
     fx = fixtures.load(kind, event, variant=variant)
     merged = {**fx.headers, **(headers or {})}
-    signed = src.sign(fx.event, fx.payload if payload is None else payload,
-                      delivery_id or str(uuid.uuid4()), headers=merged)
+    signed = src.sign(
+        fx.event,
+        fx.payload if payload is None else payload,
+        delivery_id or str(uuid.uuid4()),
+        headers=merged,
+    )
     return src, signed
 
 

@@ -1,4 +1,4 @@
-"""Tests for this project's applets, using the Ghapplets pytest plugin (installed with ghapplets)."""
+"""Tests for this project's applets, with the Ghapplets pytest plugin."""
 
 from pathlib import Path
 

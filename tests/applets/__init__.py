@@ -1,0 +1,1 @@
+"""Tests of applet discovery, matching and the runtimes."""

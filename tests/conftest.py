@@ -1,0 +1,82 @@
+"""Shared helpers: build throw-away projects with applets, find free ports."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+WEBHOOK_SECRET = "test-webhook-secret-1"
+PREVIOUS_SECRET = "test-webhook-secret-0"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write(path: Path, text: str, mode: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    if mode is not None:
+        path.chmod(mode)
+    return path
+
+
+class ProjectBuilder:
+    """A project folder with ``ghapplets.yaml`` and applets under ``applets/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sources: dict[str, str] = {}
+        self.extra = ""
+
+    def source(self, name: str, body: str) -> ProjectBuilder:
+        self.sources[name] = textwrap.dedent(body).strip()
+        return self
+
+    def python_applet(self, name: str, code: str, manifest: str = "") -> Path:
+        folder = self.root / "applets" / name
+        write(
+            folder / "applet.yaml",
+            f"name: {name}\nruntime: python\nentry: handler.py\n" + textwrap.dedent(manifest),
+        )
+        write(folder / "handler.py", code)
+        return folder
+
+    def exec_applet(self, name: str, script: str, manifest: str) -> Path:
+        folder = self.root / "applets" / name
+        write(folder / "run", script, mode=0o755)
+        write(
+            folder / "applet.yaml",
+            f"name: {name}\nruntime: exec\ncommand: [./run]\n" + textwrap.dedent(manifest),
+        )
+        return folder
+
+    def build(self) -> Path:
+        lines = ["project: test", "applets:", "  - applets", "sources:"]
+        if not self.sources:
+            self.source(
+                "github",
+                f"kind: github\nsecret: {WEBHOOK_SECRET}\nprevious_secret: {PREVIOUS_SECRET}",
+            )
+        for name, body in self.sources.items():
+            lines.append(f"  {name}:")
+            lines.extend("    " + line for line in body.splitlines())
+        (self.root / "applets").mkdir(parents=True, exist_ok=True)
+        write(self.root / "ghapplets.yaml", "\n".join(lines) + "\n" + self.extra)
+        return self.root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> ProjectBuilder:
+    return ProjectBuilder(tmp_path / "project")
+
+
+@pytest.fixture
+def python_exe() -> str:
+    return sys.executable
