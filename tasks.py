@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Ghapplets' quick start and developer tasks. Needs nothing but Python 3.11+.
+
+    python3 tasks.py demo    # set up, then run the platform with example applets, show an event
+    python3 tasks.py test    # set up, then run ruff, mypy and the whole test suite
+
+Both create (or reuse) a virtual environment in .venv and install the project into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("GHAPPLETS_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+DEMO = ROOT / ".demo"
+
+
+def say(text: str) -> None:
+    print(f"\033[1m==> {text}\033[0m" if sys.stdout.isatty() else f"==> {text}", flush=True)
+
+
+def run(*args: str | Path, **kw: object) -> None:
+    subprocess.run([str(a) for a in args], check=True, **kw)  # type: ignore[call-overload]
+
+
+def setup() -> None:
+    """Create .venv and install the project with its dev tools, unless already current."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        say(f"creating virtual environment {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    stamp = VENV / ".ghapplets-installed"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    say("installing ghapplets and its development tools (first run only)")
+    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]")
+    stamp.write_text(digest)
+
+
+def ghapplets(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "ghapplets"), *args], text=True, **kw)  # type: ignore[call-overload]
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("the server stopped; see the log above")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    sys.exit("the server did not become ready in time")
+
+
+def demo(port: int, once: bool) -> None:
+    setup()
+    if not (DEMO / "ghapplets.yaml").exists():
+        say(f"creating a demo project in {DEMO}")
+        ghapplets("init", str(DEMO), "--name", "demo", check=True, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    say(f"starting the platform on {url} (embedded SQLite under {DEMO}/.ghapplets)")
+    server = subprocess.Popen(
+        [str(BIN / "ghapplets"), "serve", "--project", str(DEMO), "--port", str(port),
+         "--log-format", "console"],
+    )
+    try:
+        wait_ready(url, server)
+        say("sending a signed GitHub 'issues.opened' webhook")
+        ghapplets("send", "issues.opened", "--project", str(DEMO), "--url", url, check=True)
+        for _ in range(100):  # until both example applets have finished
+            done = ghapplets("jobs", "--project", str(DEMO), "--json", capture_output=True)
+            rows = [line for line in done.stdout.splitlines() if line.strip()]
+            if len(rows) >= 2 and all('"succeeded"' in r or '"dead"' in r for r in rows):
+                break
+            time.sleep(0.1)
+        say("deliveries")
+        ghapplets("deliveries", "--project", str(DEMO))
+        say("jobs (one per applet that matched the event)")
+        ghapplets("jobs", "--project", str(DEMO))
+        if once:
+            return
+        say(f"serving on {url}; try:  {BIN}/ghapplets send push --project {DEMO} --url {url}")
+        say("press Ctrl-C to stop")
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+
+
+def test(pytest_args: list[str]) -> int:
+    setup()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    say("ruff")
+    run(BIN / "ruff", "check", "src", "tests", "bench", "tasks.py", cwd=ROOT, env=env)
+    say("mypy")
+    run(BIN / "mypy", cwd=ROOT, env=env)
+    say("pytest (unit and integration tests, slow ones included)")
+    return subprocess.run([str(PY), "-m", "pytest", *pytest_args], cwd=ROOT, env=env).returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="task", required=True)
+    d = sub.add_parser("demo", help="set up and run the platform with example applets")
+    d.add_argument("--port", type=int, default=8080)
+    d.add_argument("--once", action="store_true", help="stop after showing one event")
+    d.add_argument("--fresh", action="store_true", help="recreate the demo project")
+    t = sub.add_parser("test", help="set up and run ruff, mypy and the whole test suite")
+    t.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    sub.add_parser("setup", help="only create .venv and install")
+    args = parser.parse_args()
+    if args.task == "setup":
+        setup()
+    elif args.task == "demo":
+        if args.fresh and DEMO.exists():
+            shutil.rmtree(DEMO)
+        demo(args.port, args.once)
+    else:
+        sys.exit(test(args.pytest_args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""From a signed webhook to applet results: all three runtimes, retries, dead letters, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ghapplets.applets.matching import Matcher
+from ghapplets.dispatch.replay import replay_delivery, replay_job
+from ghapplets.testing.gateway import running_gateway
+from tests.conftest import ProjectBuilder, free_port
+
+
+@contextlib.asynccontextmanager
+async def http_applet_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A real HTTP function endpoint, like a Fission/Knative/OpenFaaS function."""
+    seen: list[dict[str, str]] = []
+
+    async def handle(request: Request) -> JSONResponse:
+        seen.append(dict(request.headers))
+        data = orjson.loads(await request.body())
+        return JSONResponse({"got": request.headers["ce-type"], "repo": data["repository"]["name"]})
+
+    port = free_port()
+    config = uvicorn.Config(Starlette(routes=[Route("/fn", handle, methods=["POST"])]),
+                            host="127.0.0.1", port=port, log_level="error", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/fn", seen
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_python_exec_and_http_applets_run_on_a_signed_webhook(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    project.python_applet("py", """
+        from ghapplets import Applet, Context
+        app = Applet("py")
+
+        @app.on("com.github.issues.opened")
+        async def handle(ctx: Context) -> dict:
+            return {"title": ctx.data["issue"]["title"], "key": ctx.idempotency_key}
+    """)
+    project.exec_applet("sh", """
+        #!/bin/sh
+        read -r first || true
+        printf '{"lang": "sh", "type": "%s", "attempt": %s}' "$GHAPPLETS_EVENT_TYPE" "$GHAPPLETS_ATTEMPT"
+    """, "on: [com.github.issues.*]\n")
+    async with http_applet_server() as (url, seen):
+        folder = project.root / "applets" / "fn"
+        folder.mkdir(parents=True)
+        (folder / "applet.yaml").write_text(
+            f"name: fn\nruntime: http\nurl: {url}\non: ['com.github.issues.opened']\n"
+        )
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            response = await gw.send("github", "issues.opened", delivery_id="evt-1")
+            assert response.status_code == 202
+            jobs = {j.applet: j for j in await gw.wait_for_jobs("evt-1", count=3)}
+            other = await gw.send("github", "push", delivery_id="evt-2")
+            assert other.status_code == 202
+            delivery = await gw.platform.backends.store.get_delivery("evt-1")
+            await asyncio.sleep(0.2)
+            unmatched = await gw.platform.backends.store.get_delivery("evt-2")
+    assert {a: j.status for a, j in jobs.items()} == {"py": "succeeded", "sh": "succeeded",
+                                                      "fn": "succeeded"}
+    assert jobs["py"].result["key"] == "github:evt-1:py"
+    assert jobs["sh"].result == {"lang": "sh", "type": "com.github.issues.opened", "attempt": 1}
+    assert jobs["fn"].result["got"] == "com.github.issues.opened"
+    assert seen[0]["idempotency-key"] == "github:evt-1:fn"
+    assert seen[0]["ce-id"] == "evt-1"
+    assert delivery.status == "succeeded" and delivery.jobs_total == 3
+    assert (unmatched.status, unmatched.jobs_total) == ("unmatched", 0)
+
+
+async def test_failing_applet_backs_off_dead_letters_and_succeeds_on_replay(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    marker = tmp_path / "fixed"
+    project.python_applet("flaky", f"""
+        from pathlib import Path
+        from ghapplets import Applet, Context, RetryableError
+        app = Applet("flaky")
+
+        @app.on("com.github.issues.opened")
+        async def handle(ctx: Context) -> str:
+            if not Path({str(marker)!r}).exists():
+                raise RetryableError("downstream is down", type="Upstream503")
+            return "done"
+    """, "retry:\n  max_attempts: 4\n  initial_delay: 0.05\n  factor: 2\n")
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store = gw.platform.backends.store
+        assert (await gw.send("github", "issues.opened", delivery_id="f-1")).status_code == 202
+        [job] = await gw.wait_for_jobs("f-1", count=1)
+        assert job.status == "dead" and job.attempts == 4
+        attempts = await store.list_attempts(job.id)
+        assert [a.outcome for a in attempts] == ["retryable"] * 4
+        assert all(a.error_type == "Upstream503" for a in attempts)
+        gaps = [b.started_at - a.finished_at for a, b in zip(attempts, attempts[1:])]
+        assert gaps[0] >= 0.025 and gaps[1] >= gaps[0] * 0.9 and gaps[2] >= 0.1, gaps
+        assert (await store.get_delivery("f-1")).status == "failed"
+        assert await store.dead_letter_count() == 1
+        metrics = gw.platform.metrics.render().decode()
+        assert 'ghapplets_job_retries_total{applet="flaky"} 3.0' in metrics
+        assert 'ghapplets_dead_letters_total{applet="flaky"} 1.0' in metrics
+
+        marker.write_text("ok")
+        broker = gw.platform.backends.broker
+        await replay_job(store, broker, job.id)
+        for _ in range(200):
+            job = await store.get_job(job.id)
+            if job.status == "succeeded":
+                break
+            await asyncio.sleep(0.02)
+        assert job.status == "succeeded" and job.result == "done"
+        assert [a.number for a in await store.list_attempts(job.id)] == [1, 2, 3, 4, 5]
+        assert (await store.get_delivery("f-1")).status == "succeeded"
+        assert await store.dead_letter_count() == 0
+
+        # replaying the whole delivery runs it again (a new attempt of the same job)
+        queued = await replay_delivery(store, broker, Matcher(gw.platform.specs), "f-1")
+        assert [j.applet for j in queued] == ["flaky"]
+        for _ in range(200):
+            if len(await store.list_attempts(job.id)) == 6:
+                break
+            await asyncio.sleep(0.02)
+        assert (await store.get_job(job.id)).status == "succeeded"
+
+
+async def test_permanent_error_is_dead_at_once(project: ProjectBuilder, tmp_path: Path) -> None:
+    project.exec_applet("broken", "#!/bin/sh\necho 'bad config' >&2\nexit 3\n",
+                        "on: [com.github.*]\n")
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        await gw.send("github", "push", delivery_id="p-1")
+        [job] = await gw.wait_for_jobs("p-1", count=1)
+        assert (job.status, job.attempts) == ("dead", 1)
+        assert "bad config" in (job.error_message or "")
+
+
+def issue(number: int, title: str) -> dict[str, object]:
+    return {"action": "opened", "issue": {"number": number, "title": title,
+                                          "user": {"login": "u"}},
+            "repository": {"full_name": "o/r"}, "sender": {"login": "u"}}
+
+
+async def test_jq_condition_selects_events(project: ProjectBuilder, tmp_path: Path) -> None:
+    project.exec_applet("only-bugs", "#!/bin/sh\necho '\"bug\"'\n", """
+        on:
+          - type: com.github.issues.opened
+            when: '.data.issue.title | test("bug")'
+    """)
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store = gw.platform.backends.store
+        await gw.send("github", "issues.opened", delivery_id="q-1",
+                      payload=issue(1, "feature request"))
+        await gw.send("github", "issues.opened", delivery_id="q-2",
+                      payload=issue(2, "a bug here"))
+        jobs = await gw.wait_for_jobs("q-2", count=1)
+        assert jobs[0].result == "bug"
+        first = await store.get_delivery("q-1")
+        assert (first.status, first.jobs_total) == ("unmatched", 0)
