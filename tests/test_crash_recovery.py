@@ -29,7 +29,8 @@ SERVE = [sys.executable, "-c", "from ghapplets.cli.main import main; main()", "s
 def start_server(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*SERVE, "--project", str(root), "--port", str(port), "--log-format", "json"],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -47,15 +48,21 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) ->
 
 
 def signed(delivery: str, number: int) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps({
-        "action": "opened",
-        "issue": {"number": number, "title": f"issue {number}", "user": {"login": "u"}},
-        "repository": {"full_name": "o/r"},
-        "sender": {"login": "u"},
-    })
+    body = orjson.dumps(
+        {
+            "action": "opened",
+            "issue": {"number": number, "title": f"issue {number}", "user": {"login": "u"}},
+            "repository": {"full_name": "o/r"},
+            "sender": {"login": "u"},
+        }
+    )
     sig = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return body, {"content-type": "application/json", "x-github-event": "issues",
-                  "x-github-delivery": delivery, "x-hub-signature-256": sig}
+    return body, {
+        "content-type": "application/json",
+        "x-github-event": "issues",
+        "x-github-delivery": delivery,
+        "x-hub-signature-256": sig,
+    }
 
 
 @pytest.fixture
@@ -113,8 +120,9 @@ def test_kill_9_with_500_events_in_flight_loses_nothing(
                 body, headers = signed(f"crash-{i}", i)
                 async with sem:
                     try:
-                        r = await client.post(f"http://127.0.0.1:{port}/hooks/github",
-                                              content=body, headers=headers)
+                        r = await client.post(
+                            f"http://127.0.0.1:{port}/hooks/github", content=body, headers=headers
+                        )
                     except httpx.HTTPError:
                         return
                 if r.status_code == 202:
@@ -162,7 +170,9 @@ def test_kill_9_with_500_events_in_flight_loses_nothing(
 def test_sigterm_drains_jobs_in_flight(
     project: ProjectBuilder, tmp_path: Path, server_procs: list[subprocess.Popen[bytes]]
 ) -> None:
-    project.python_applet("slow", """
+    project.python_applet(
+        "slow",
+        """
         import asyncio
         from ghapplets import Applet, Context
         app = Applet("slow")
@@ -171,7 +181,8 @@ def test_sigterm_drains_jobs_in_flight(
         async def handle(ctx: Context) -> str:
             await asyncio.sleep(1.5)
             return "finished"
-    """)
+    """,
+    )
     root = project.build()
     port = free_port()
     server_procs.append(start_server(root, port, tmp_path / "server.log"))

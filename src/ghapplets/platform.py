@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,7 @@ class Platform:
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.worker.run(), name="worker"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
         log.info(
             "platform started",
@@ -157,6 +159,18 @@ class Platform:
             applets=sorted(self.runtimes),
             data_dir=str(self.data_dir),
         )
+
+    async def _housekeeping(self, every: float = 3600.0) -> None:
+        """Delete finished history older than ``storage.retention_days``, hourly."""
+        while True:
+            cutoff = time.time() - self.config.storage.retention_days * 86400
+            try:
+                pruned = await self.backends.store.prune(cutoff)
+                if pruned:
+                    log.info("old deliveries pruned", count=pruned)
+            except Exception as exc:
+                log.warning("pruning failed", error=str(exc))
+            await asyncio.sleep(every)
 
     async def stop(self) -> None:
         drain = self.config.server.drain_timeout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,8 +32,13 @@ async def http_applet_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]
         return JSONResponse({"got": request.headers["ce-type"], "repo": data["repository"]["name"]})
 
     port = free_port()
-    config = uvicorn.Config(Starlette(routes=[Route("/fn", handle, methods=["POST"])]),
-                            host="127.0.0.1", port=port, log_level="error", lifespan="off")
+    config = uvicorn.Config(
+        Starlette(routes=[Route("/fn", handle, methods=["POST"])]),
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -47,19 +53,27 @@ async def http_applet_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]
 async def test_python_exec_and_http_applets_run_on_a_signed_webhook(
     project: ProjectBuilder, tmp_path: Path
 ) -> None:
-    project.python_applet("py", """
+    project.python_applet(
+        "py",
+        """
         from ghapplets import Applet, Context
         app = Applet("py")
 
         @app.on("com.github.issues.opened")
         async def handle(ctx: Context) -> dict:
             return {"title": ctx.data["issue"]["title"], "key": ctx.idempotency_key}
-    """)
-    project.exec_applet("sh", """
+    """,
+    )
+    project.exec_applet(
+        "sh",
+        """
         #!/bin/sh
         read -r first || true
-        printf '{"lang": "sh", "type": "%s", "attempt": %s}' "$GHAPPLETS_EVENT_TYPE" "$GHAPPLETS_ATTEMPT"
-    """, "on: [com.github.issues.*]\n")
+        printf '{"lang": "sh", "type": "%s", "attempt": %s}' \\
+            "$GHAPPLETS_EVENT_TYPE" "$GHAPPLETS_ATTEMPT"
+    """,
+        "on: [com.github.issues.*]\n",
+    )
     async with http_applet_server() as (url, seen):
         folder = project.root / "applets" / "fn"
         folder.mkdir(parents=True)
@@ -75,8 +89,11 @@ async def test_python_exec_and_http_applets_run_on_a_signed_webhook(
             delivery = await gw.platform.backends.store.get_delivery("evt-1")
             await asyncio.sleep(0.2)
             unmatched = await gw.platform.backends.store.get_delivery("evt-2")
-    assert {a: j.status for a, j in jobs.items()} == {"py": "succeeded", "sh": "succeeded",
-                                                      "fn": "succeeded"}
+    assert {a: j.status for a, j in jobs.items()} == {
+        "py": "succeeded",
+        "sh": "succeeded",
+        "fn": "succeeded",
+    }
     assert jobs["py"].result["key"] == "github:evt-1:py"
     assert jobs["sh"].result == {"lang": "sh", "type": "com.github.issues.opened", "attempt": 1}
     assert jobs["fn"].result["got"] == "com.github.issues.opened"
@@ -90,7 +107,9 @@ async def test_failing_applet_backs_off_dead_letters_and_succeeds_on_replay(
     project: ProjectBuilder, tmp_path: Path
 ) -> None:
     marker = tmp_path / "fixed"
-    project.python_applet("flaky", f"""
+    project.python_applet(
+        "flaky",
+        f"""
         from pathlib import Path
         from ghapplets import Applet, Context, RetryableError
         app = Applet("flaky")
@@ -100,7 +119,9 @@ async def test_failing_applet_backs_off_dead_letters_and_succeeds_on_replay(
             if not Path({str(marker)!r}).exists():
                 raise RetryableError("downstream is down", type="Upstream503")
             return "done"
-    """, "retry:\n  max_attempts: 4\n  initial_delay: 0.05\n  factor: 2\n")
+    """,
+        "retry:\n  max_attempts: 4\n  initial_delay: 0.05\n  factor: 2\n",
+    )
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         store = gw.platform.backends.store
         assert (await gw.send("github", "issues.opened", delivery_id="f-1")).status_code == 202
@@ -109,7 +130,7 @@ async def test_failing_applet_backs_off_dead_letters_and_succeeds_on_replay(
         attempts = await store.list_attempts(job.id)
         assert [a.outcome for a in attempts] == ["retryable"] * 4
         assert all(a.error_type == "Upstream503" for a in attempts)
-        gaps = [b.started_at - a.finished_at for a, b in zip(attempts, attempts[1:])]
+        gaps = [b.started_at - a.finished_at for a, b in itertools.pairwise(attempts)]
         assert gaps[0] >= 0.025 and gaps[1] >= gaps[0] * 0.9 and gaps[2] >= 0.1, gaps
         assert (await store.get_delivery("f-1")).status == "failed"
         assert await store.dead_letter_count() == 1
@@ -141,8 +162,9 @@ async def test_failing_applet_backs_off_dead_letters_and_succeeds_on_replay(
 
 
 async def test_permanent_error_is_dead_at_once(project: ProjectBuilder, tmp_path: Path) -> None:
-    project.exec_applet("broken", "#!/bin/sh\necho 'bad config' >&2\nexit 3\n",
-                        "on: [com.github.*]\n")
+    project.exec_applet(
+        "broken", "#!/bin/sh\necho 'bad config' >&2\nexit 3\n", "on: [com.github.*]\n"
+    )
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         await gw.send("github", "push", delivery_id="p-1")
         [job] = await gw.wait_for_jobs("p-1", count=1)
@@ -151,23 +173,30 @@ async def test_permanent_error_is_dead_at_once(project: ProjectBuilder, tmp_path
 
 
 def issue(number: int, title: str) -> dict[str, object]:
-    return {"action": "opened", "issue": {"number": number, "title": title,
-                                          "user": {"login": "u"}},
-            "repository": {"full_name": "o/r"}, "sender": {"login": "u"}}
+    return {
+        "action": "opened",
+        "issue": {"number": number, "title": title, "user": {"login": "u"}},
+        "repository": {"full_name": "o/r"},
+        "sender": {"login": "u"},
+    }
 
 
 async def test_jq_condition_selects_events(project: ProjectBuilder, tmp_path: Path) -> None:
-    project.exec_applet("only-bugs", "#!/bin/sh\necho '\"bug\"'\n", """
+    project.exec_applet(
+        "only-bugs",
+        "#!/bin/sh\necho '\"bug\"'\n",
+        """
         on:
           - type: com.github.issues.opened
             when: '.data.issue.title | test("bug")'
-    """)
+    """,
+    )
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         store = gw.platform.backends.store
-        await gw.send("github", "issues.opened", delivery_id="q-1",
-                      payload=issue(1, "feature request"))
-        await gw.send("github", "issues.opened", delivery_id="q-2",
-                      payload=issue(2, "a bug here"))
+        await gw.send(
+            "github", "issues.opened", delivery_id="q-1", payload=issue(1, "feature request")
+        )
+        await gw.send("github", "issues.opened", delivery_id="q-2", payload=issue(2, "a bug here"))
         jobs = await gw.wait_for_jobs("q-2", count=1)
         assert jobs[0].result == "bug"
         first = await store.get_delivery("q-1")

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from pathlib import Path
 
 import typer
 
+from ghapplets.applets.model import NAME_PATTERN
 from ghapplets.cli.project import DataDirOpt, backends, console, data_dir, fail, run
 from ghapplets.scaffold import scaffold
-from ghapplets.secrets.crypto import load_or_create_key
+from ghapplets.secrets.crypto import KEY_ENV, KEY_FILE, SecretKeyError, load_or_create_key
 
 WEBHOOK_SECRET_NAME = "github-webhook"  # noqa: S105 - a name, not a value
+
+
+def project_name(folder: Path) -> str:
+    """A valid project name (``NAME_PATTERN``) derived from the folder's name."""
+    name = re.sub(r"[^a-z0-9_.-]+", "-", folder.name.lower())
+    name = re.sub(r"^[^a-z0-9]+", "", name)[:63].rstrip("-._")
+    return name or "ghapplets"
 
 
 def init(
@@ -23,27 +32,38 @@ def init(
 ) -> None:
     """Create ghapplets.yaml, a Python and a shell applet, their tests, and a webhook secret."""
     folder = folder.resolve()
-    project = name or re.sub(r"[^a-z0-9_.-]+", "-", folder.name.lower()).strip("-.") or "ghapplets"
+    if name is not None and not re.match(NAME_PATTERN, name):
+        fail(f"invalid project name {name!r}: lower-case letters, digits, '_', '.', '-'", 2)
+    project = name or project_name(folder)
+    target = data_dir(folder, data)
+    # check a given or existing key before writing anything
+    if os.environ.get(KEY_ENV) or (target / KEY_FILE).exists():
+        try:
+            load_or_create_key(target, create=False)
+        except SecretKeyError as exc:
+            fail(str(exc), 3)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         written = scaffold(folder, project, force=force)
     except FileExistsError as exc:
         fail(str(exc), 1)
-    target = data_dir(folder, data)
     load_or_create_key(target)
-    webhook_secret = secrets.token_urlsafe(32)
 
-    async def store_secret() -> None:
+    async def store_secret() -> bool:
         async with backends(folder, data) as b:
-            await b.vault.set(WEBHOOK_SECRET_NAME, webhook_secret)
+            if WEBHOOK_SECRET_NAME in {s.name for s in await b.vault.list()}:
+                return False  # --force over a project: keep the secret GitHub already has
+            await b.vault.set(WEBHOOK_SECRET_NAME, secrets.token_urlsafe(32))
+            return True
 
-    run(store_secret())
+    created = run(store_secret())
     for path in written:
         console.print(f"  created {path.relative_to(folder)}")
+    stored = "is stored encrypted" if created else "was already stored (kept)"
     console.print(
         f"\nProject [bold]{project}[/] is ready in {folder}.\n"
-        f"A webhook secret is stored encrypted as [bold]{WEBHOOK_SECRET_NAME}[/] "
-        f"(key in {target}/secret.key; keep it out of version control).\n\n"
+        f"A webhook secret {stored} as [bold]{WEBHOOK_SECRET_NAME}[/] "
+        f"(key in {target}/{KEY_FILE}; keep it out of version control).\n\n"
         "Next:\n"
         "  ghapplets serve                      # gateway on http://127.0.0.1:8080\n"
         "  ghapplets send issues.opened         # a signed test webhook\n"

@@ -13,10 +13,13 @@ from typing import Any, NoReturn, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ghapplets.config.loader import CONFIG_FILE, LoadedConfig, load_config
 from ghapplets.config.located import ConfigError
 from ghapplets.platform import Backends
+from ghapplets.secrets.crypto import SecretKeyError
+from ghapplets.secrets.refs import UnresolvedReference
 
 T = TypeVar("T")
 console = Console(stderr=False, highlight=False)
@@ -44,8 +47,16 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON Lines for scripts.")
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}")
+    # the message is plain text (paths, YAML, "[program, args...]"), never Rich markup, and is
+    # not hard-wrapped at 80 columns, so scripts and CI logs can grep it
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def print_problems(exc: ConfigError) -> None:
+    """One ``file:line:col: where: message`` line per problem, on stderr."""
+    for problem in exc.problems:
+        errors.print(f"[red]{escape(str(problem))}[/]", soft_wrap=True)
 
 
 def project_root(project: Path | None) -> Path:
@@ -60,8 +71,7 @@ def load(project: Path | None) -> LoadedConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            errors.print(f"[red]{problem}[/]", markup=True, soft_wrap=True)
+        print_problems(exc)
         raise typer.Exit(EXIT_CONFIG) from None
 
 
@@ -72,7 +82,12 @@ def data_dir(project: Path | None, explicit: Path | None) -> Path:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    """Run ``coro``; a bad or wrong encryption key and an unresolvable ``${env:..}`` or
+    ``${secret:..}`` reference are configuration errors (exit 3), not tracebacks."""
+    try:
+        return asyncio.run(coro)
+    except (SecretKeyError, UnresolvedReference) as exc:
+        fail(str(exc), EXIT_CONFIG)
 
 
 @contextlib.asynccontextmanager

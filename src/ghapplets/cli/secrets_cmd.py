@@ -19,7 +19,6 @@ from ghapplets.cli.project import (
     print_json_lines,
     run,
 )
-from ghapplets.secrets.crypto import SecretKeyError
 from ghapplets.secrets.vault import SecretInfo
 
 app = typer.Typer(help="Encrypted secrets: tokens, webhook secrets, keys.", no_args_is_help=True)
@@ -51,8 +50,8 @@ def set_secret(
             await b.vault.set(name, value or "", scope)
 
     try:
-        run(go())
-    except (ValueError, SecretKeyError) as exc:
+        run(go())  # a malformed key exits 3 from run()
+    except ValueError as exc:
         fail(str(exc), 2)
     console.print(f"stored secret [bold]{name}[/] ({scope})")
 
@@ -71,11 +70,9 @@ def get_secret(
             return await b.vault.get(name)
 
     try:
-        value = run(go())
+        value = run(go())  # a wrong or malformed key exits 3 from run()
     except KeyError as exc:
         fail(str(exc.args[0]), 4)
-    except SecretKeyError as exc:
-        fail(str(exc), 3)
     if reveal:
         sys.stdout.write(value + "\n")
     else:

@@ -7,10 +7,18 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load
+from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load, run
+from ghapplets.config.loader import LoadedConfig
 from ghapplets.config.located import ConfigError
 from ghapplets.logging import configure
-from ghapplets.platform import Platform
+from ghapplets.platform import Platform, build_sources, open_backends
+
+
+async def _check_sources(loaded: LoadedConfig, data: Path) -> None:
+    """Resolve every source's secret references now, so an unset ``${env:X}``, an unknown
+    ``${secret:x}`` or a wrong key stops us with a message instead of a lifespan traceback."""
+    async with open_backends(data) as backends:
+        await build_sources(loaded, backends.vault)
 
 
 def serve(
@@ -24,11 +32,13 @@ def serve(
     loaded = load(project)
     cfg = loaded.config
     configure(log_format or cfg.logging.format, cfg.logging.level)
-    platform = Platform(loaded, data_dir(project, data))
+    target = data_dir(project, data)
+    platform = Platform(loaded, target)
     try:
         _ = platform.specs  # discover applets now, so manifest errors stop us before binding
     except ConfigError as exc:
         fail(str(exc), 3)
+    run(_check_sources(loaded, target))  # exits 3 on an unresolvable secret
     config = uvicorn.Config(
         platform.asgi(),
         host=host or cfg.server.host,

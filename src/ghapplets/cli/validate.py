@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ghapplets.applets.loader import discover
-from ghapplets.cli.project import ProjectOpt, console, errors, load
+from ghapplets.cli.project import ProjectOpt, console, load, print_problems
 from ghapplets.config.located import ConfigError
 
 
@@ -17,12 +18,15 @@ def validate(project: Path | None = ProjectOpt) -> None:
     try:
         specs = discover(loaded.config.applet_dirs())
     except ConfigError as exc:
-        for problem in exc.problems:
-            errors.print(f"[red]{problem}[/]", soft_wrap=True)
+        print_problems(exc)
         raise typer.Exit(3) from None
     console.print(
-        f"[green]ok[/] {loaded.path}: {len(loaded.sources)} source(s), {len(specs)} applet(s)"
+        f"[green]ok[/] {escape(str(loaded.path))}: {len(loaded.sources)} source(s), "
+        f"{len(specs)} applet(s)",
+        soft_wrap=True,
     )
     for spec in specs:
         subs = ", ".join(s.type + (f" when {s.when}" if s.when else "") for s in spec.on)
-        console.print(f"  {spec.name} ({spec.runtime}): {subs or 'no subscriptions'}")
+        console.print(
+            f"  {spec.name} ({spec.runtime}): {escape(subs or 'no subscriptions')}", soft_wrap=True
+        )

@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ghapplets.events import CloudEvent, InboundRequest
+from ghapplets.events import CloudEvent
 from ghapplets.sources import fixtures
 from ghapplets.sources.base import SignedRequest, Source
+from ghapplets.sources.common import to_inbound
 from ghapplets.sources.registry import build_source, settings_model
 
 
@@ -64,11 +65,4 @@ def fixture_event(
         variant=variant,
         delivery_id=delivery_id,
     )
-    request = InboundRequest(
-        source=src.name,
-        headers={k.lower(): v for k, v in signed.headers.items()},
-        body=signed.body,
-        query=signed.query,
-        client_ip="127.0.0.1",
-    )
-    return src.ingest(request)
+    return src.ingest(to_inbound(signed, src.name, client_ip="127.0.0.1"))
