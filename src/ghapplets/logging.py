@@ -16,20 +16,26 @@ from typing import Any
 import structlog
 
 _SECRETS: set[str] = set()
+# longest first, so a secret that contains another is replaced whole, not left half visible;
+# a tuple, replaced (never mutated) on registration, so other threads can iterate it safely
+_ORDERED: tuple[str, ...] = ()
 _MIN_SECRET_LEN = 4
+_PLAIN = (int, float, bool, type(None))
 
 
 def register_secret(value: str | bytes | None) -> None:
     """Redact ``value`` from every log line from now on."""
+    global _ORDERED
     if not value:
         return
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    if len(text) >= _MIN_SECRET_LEN:
+    if len(text) >= _MIN_SECRET_LEN and text not in _SECRETS:
         _SECRETS.add(text)
+        _ORDERED = tuple(sorted(_SECRETS, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    for secret in _SECRETS:
+    for secret in _ORDERED:
         if secret in text:
             text = text.replace(secret, "***")
     return text
@@ -38,17 +44,24 @@ def redact(text: str) -> str:
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
+    if isinstance(value, _PLAIN):
+        return value
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {
+            (redact(k) if isinstance(k, str) else k): _redact_value(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
         return [_redact_value(v) for v in value]
-    return value
+    # bytes, exceptions, anything a renderer shows with repr(): redact that text
+    text = repr(value)
+    cleaned = redact(text)
+    return value if cleaned == text else cleaned
 
 
 def _redaction_processor(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    if not _SECRETS:
+    if not _ORDERED:
         return event_dict
     for key, value in list(event_dict.items()):
         event_dict[key] = _redact_value(value)

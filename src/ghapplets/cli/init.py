@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ghapplets.applets.model import NAME_PATTERN
 from ghapplets.cli.project import DataDirOpt, backends, console, data_dir, fail, run
@@ -58,12 +59,13 @@ def init(
 
     created = run(store_secret())
     for path in written:
-        console.print(f"  created {path.relative_to(folder)}")
+        console.print(f"  created {escape(str(path.relative_to(folder)))}")
     stored = "is stored encrypted" if created else "was already stored (kept)"
+    key = KEY_ENV if os.environ.get(KEY_ENV) else escape(str(target / KEY_FILE))
     console.print(
-        f"\nProject [bold]{project}[/] is ready in {folder}.\n"
+        f"\nProject [bold]{project}[/] is ready in {escape(str(folder))}.\n"
         f"A webhook secret {stored} as [bold]{WEBHOOK_SECRET_NAME}[/] "
-        f"(key in {target}/{KEY_FILE}; keep it out of version control).\n\n"
+        f"(key in {key}; keep it out of version control).\n\n"
         "Next:\n"
         "  ghapplets serve                      # gateway on http://127.0.0.1:8080\n"
         "  ghapplets send issues.opened         # a signed test webhook\n"

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import typer
+from rich.markup import escape
 
 from ghapplets.cli.project import (
     DataDirOpt,
@@ -104,13 +105,14 @@ def send(
                 resp = client.post(
                     target, content=signed.body, headers=signed.headers, params=signed.query
                 )
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 fail(f"cannot reach {target}: {exc}", 1)
             expected = resp.status_code == 401 if bad_signature else resp.is_success
             failures += 0 if expected else 1
             if count == 1 or not expected:
                 style = "green" if expected else "red"
-                console.print(f"[{style}]{resp.status_code}[/] {target} {resp.text.strip()}")
+                answer = escape(f"{target} {resp.text.strip()}")
+                console.print(f"[{style}]{resp.status_code}[/] {answer}", soft_wrap=True)
     if count > 1:
         elapsed = time.perf_counter() - started
         console.print(f"sent {count} in {elapsed:.2f}s, {failures} unexpected answers")

@@ -2,14 +2,17 @@
 
 Any key can be overridden from the environment: ``GHAPPLETS_SERVER__PORT=9000`` sets
 ``server.port`` (``__`` separates levels; values are read as YAML scalars, so ``true`` and ``9``
-get their types). ``GHAPPLETS_SECRET_KEY`` is the encryption key, not an override.
+get their types). ``GHAPPLETS_SECRET_KEY`` is the encryption key, not an override. Nor is a
+variable without ``__`` whose name is not a top-level key of the file (``GHAPPLETS_SEND_SECRET``,
+the ``GHAPPLETS_JOB_ID`` an exec applet sees): it is ignored. An error in an overridden value
+names the variable it came from.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +34,22 @@ class LoadedConfig:
     path: Path
 
 
-def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    for key, raw in environ.items():
+def apply_env_overrides(
+    data: dict[str, Any],
+    environ: Mapping[str, str],
+    applied: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Apply ``GHAPPLETS_*`` overrides to ``data``; ``applied`` collects ``key.path -> VAR``."""
+    top_level = set(ProjectConfig.model_fields) - {"root"}
+    for key, raw in sorted(environ.items()):
         if not key.startswith(ENV_PREFIX) or key in NOT_OVERRIDES:
             continue
-        path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
-        if not path:
+        rest = key[len(ENV_PREFIX) :]
+        path = [p.lower() for p in rest.split("__") if p]
+        if not path or (path[0] not in top_level and "__" not in rest):
             continue
+        if applied is not None:
+            applied[".".join(path)] = key
         node = data
         for part in path[:-1]:
             child = node.get(part)
@@ -65,8 +77,12 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedC
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([Problem(str(path), 1, 1, "", "expected a mapping at the top level")])
-    data = apply_env_overrides(data, os.environ if environ is None else environ)
-    config = validate(ProjectConfig, data, locator)
+    overrides: dict[str, str] = {}
+    data = apply_env_overrides(data, os.environ if environ is None else environ, overrides)
+    try:
+        config = validate(ProjectConfig, data, locator)
+    except ConfigError as exc:
+        raise ConfigError(_name_overrides(exc.problems, overrides)) from None
     config.root = path.parent.resolve()
     problems: list[Problem] = []
     sources: dict[str, SourceSettings] = {}
@@ -84,5 +100,19 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedC
         if not (config.root / folder).is_dir():
             problems.append(locator.problem(("applets", i), f"folder {folder!r} does not exist"))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_name_overrides(problems, overrides))
     return LoadedConfig(config, sources, path)
+
+
+def _related(where: str, key: str) -> bool:
+    """``where`` (a problem's key path) is ``key`` (an overridden path), inside it, or above it."""
+    return bool(where) and (f"{where}.".startswith(f"{key}.") or f"{key}.".startswith(f"{where}."))
+
+
+def _name_overrides(problems: list[Problem], overrides: Mapping[str, str]) -> list[Problem]:
+    """Say which environment variable a wrong value came from (its line is not in the file)."""
+    out = []
+    for p in problems:
+        var = next((v for k, v in overrides.items() if _related(p.where, k)), None)
+        out.append(replace(p, message=f"{p.message} (from {var})") if var else p)
+    return out

@@ -84,9 +84,19 @@ class Source(ABC):
     kind: ClassVar[str]
     settings_model: ClassVar[type[SourceSettings]] = SourceSettings
 
+    # each kind narrows this to its own settings model (``config: GitHubSettings``)
+    config: SourceSettings
+
     def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
         self.name = name
         self.settings = settings
+        # settings of the plain base model are re-validated against the kind's own model
+        model = self.settings_model
+        self.config = (
+            settings
+            if isinstance(settings, model)
+            else model.model_validate(settings.model_dump(exclude_unset=True))
+        )
         self.secrets: tuple[bytes, ...] = tuple(s for s in secrets if s)
 
     # -- the ingest pipeline ----------------------------------------------------------------

@@ -17,7 +17,7 @@ the same on Cloud and Data Center) and the mapping of a delivery to a CloudEvent
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from ghapplets.events import CloudEvent, InboundRequest
@@ -26,7 +26,6 @@ from ghapplets.sources.common import (
     as_object,
     body_id,
     clean_or_none,
-    coerce_settings,
     dig,
     dig_str,
     encode_body,
@@ -61,9 +60,7 @@ class BitbucketSource(Source):
     kind: ClassVar[str] = "bitbucket"
     settings_model: ClassVar[type[SourceSettings]] = BitbucketSettings
 
-    def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
-        super().__init__(name, settings, secrets)
-        self.config = coerce_settings(BitbucketSettings, settings)
+    config: BitbucketSettings
 
     def verify(self, request: InboundRequest) -> None:
         verify_hmac(

@@ -312,10 +312,3 @@ def to_inbound(
         query=dict(signed.query),
         client_ip=client_ip,
     )
-
-
-def coerce_settings(model: type[S], settings: SourceSettings) -> S:
-    """``settings`` as ``model``: returned as is when it already is one, else re-validated."""
-    if isinstance(settings, model):
-        return settings
-    return model.model_validate(settings.model_dump(exclude_unset=True))

@@ -20,7 +20,7 @@ and the mapping to a CloudEvent:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -33,7 +33,6 @@ from ghapplets.sources.common import (
     authorization_value,
     body_id,
     clean_or_none,
-    coerce_settings,
     encode_body,
     event_type,
     first_secret,
@@ -74,9 +73,7 @@ class GenericSource(Source):
     kind: ClassVar[str] = "generic"
     settings_model: ClassVar[type[SourceSettings]] = GenericSettings
 
-    def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
-        super().__init__(name, settings, secrets)
-        self.config = coerce_settings(GenericSettings, settings)
+    config: GenericSettings
 
     def verify(self, request: InboundRequest) -> None:
         cfg = self.config

@@ -18,7 +18,7 @@ of a delivery to a CloudEvent:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from ghapplets.events import CloudEvent, InboundRequest
@@ -32,7 +32,6 @@ from ghapplets.sources.base import (
 from ghapplets.sources.common import (
     as_object,
     clean_or_none,
-    coerce_settings,
     dig_int,
     dig_scalar,
     dig_str,
@@ -74,9 +73,7 @@ class GitHubSource(Source):
     kind: ClassVar[str] = "github"
     settings_model: ClassVar[type[SourceSettings]] = GitHubSettings
 
-    def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
-        super().__init__(name, settings, secrets)
-        self.config = coerce_settings(GitHubSettings, settings)
+    config: GitHubSettings
 
     def verify(self, request: InboundRequest) -> None:
         sha256 = request.header("x-hub-signature-256")

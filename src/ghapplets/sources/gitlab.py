@@ -17,7 +17,7 @@ time against every configured secret) and the mapping of a delivery to a CloudEv
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from ghapplets.events import CloudEvent, InboundRequest
@@ -26,7 +26,6 @@ from ghapplets.sources.common import (
     as_object,
     body_id,
     clean_or_none,
-    coerce_settings,
     dig_int,
     dig_str,
     encode_body,
@@ -91,9 +90,7 @@ class GitLabSource(Source):
     kind: ClassVar[str] = "gitlab"
     settings_model: ClassVar[type[SourceSettings]] = GitLabSettings
 
-    def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
-        super().__init__(name, settings, secrets)
-        self.config = coerce_settings(GitLabSettings, settings)
+    config: GitLabSettings
 
     def verify(self, request: InboundRequest) -> None:
         verify_token(request.header("x-gitlab-token"), self.secrets, where="X-Gitlab-Token")

@@ -15,7 +15,7 @@ mapping of a delivery to a CloudEvent:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from ghapplets.events import CloudEvent, InboundRequest
@@ -25,7 +25,6 @@ from ghapplets.sources.common import (
     body_id,
     clean,
     clean_or_none,
-    coerce_settings,
     dig_str,
     encode_body,
     event_type,
@@ -60,9 +59,7 @@ class JiraSource(Source):
     kind: ClassVar[str] = "jira"
     settings_model: ClassVar[type[SourceSettings]] = JiraSettings
 
-    def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
-        super().__init__(name, settings, secrets)
-        self.config = coerce_settings(JiraSettings, settings)
+    config: JiraSettings
 
     def verify(self, request: InboundRequest) -> None:
         verify_hmac(

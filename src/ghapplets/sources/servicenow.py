@@ -22,7 +22,7 @@ and the mapping of a delivery to a CloudEvent:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
@@ -36,7 +36,6 @@ from ghapplets.sources.common import (
     body_id,
     clean,
     clean_or_none,
-    coerce_settings,
     dig_path,
     dig_str,
     encode_body,
@@ -89,9 +88,7 @@ class ServiceNowSource(Source):
     kind: ClassVar[str] = "servicenow"
     settings_model: ClassVar[type[SourceSettings]] = ServiceNowSettings
 
-    def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
-        super().__init__(name, settings, secrets)
-        self.config = coerce_settings(ServiceNowSettings, settings)
+    config: ServiceNowSettings
 
     def verify(self, request: InboundRequest) -> None:
         cfg = self.config

@@ -35,7 +35,6 @@ from ghapplets.sources.common import (
     as_object,
     body_id,
     clean_or_none,
-    coerce_settings,
     dig,
     dig_str,
     encode_body,
@@ -80,9 +79,10 @@ class SplunkSource(Source):
     kind: ClassVar[str] = "splunk"
     settings_model: ClassVar[type[SourceSettings]] = SplunkSettings
 
+    config: SplunkSettings
+
     def __init__(self, name: str, settings: SourceSettings, secrets: Sequence[bytes]) -> None:
         super().__init__(name, settings, secrets)
-        self.config = coerce_settings(SplunkSettings, settings)
         self.networks: tuple[Network, ...] = tuple(
             ipaddress.ip_network(c, strict=False) for c in self.config.allowed_ips
         )
