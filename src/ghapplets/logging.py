@@ -68,6 +68,13 @@ def _redaction_processor(
     return event_dict
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """A logger on the *current* ``sys.stderr``: whoever swaps the stream after ``configure``
+    (pytest's capsys, Click's CliRunner) gets the lines, and a stream they closed since is
+    never written to."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(fmt: str = "auto", level: str = "info") -> None:
     """Configure structlog and the standard library root logger once per process."""
     if fmt == "auto":
@@ -88,7 +95,7 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)

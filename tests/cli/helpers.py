@@ -27,14 +27,16 @@ _SCRUB_PREFIXES = ("GHAPPLETS_",)
 _SCRUB = {"GITHUB_WEBHOOK_SECRET", "PYTEST_ADDOPTS"}
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     code: int
     out: str
     err: str
 
-    def __str__(self) -> str:
+    def __repr__(self) -> str:  # what a failed `assert ..., result` shows
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+    __str__ = __repr__
 
     def json_lines(self) -> list[dict[str, Any]]:
         return [orjson.loads(line) for line in self.out.splitlines() if line.strip()]
@@ -42,9 +44,7 @@ class Result:
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(_SCRUB_PREFIXES) and k not in _SCRUB
+        k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES) and k not in _SCRUB
     }
     env.update(extra)
     return env
@@ -52,8 +52,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def assert_no_traceback(result: Result) -> None:
     for text in (result.out, result.err):
-        assert "Traceback" not in text, str(result)
-        assert "╭─" not in text, str(result)  # Typer's pretty traceback box
+        assert "Traceback" not in text, str(result)  # plain, or in Typer's pretty box
 
 
 def ghapplets(
@@ -82,8 +81,13 @@ _runner = CliRunner()
 
 
 def cli(*args: object, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-    """The same command in-process (fast). An uncaught exception fails the test."""
-    r = _runner.invoke(app, [str(a) for a in args], env=env, input=input)
+    """The same command in-process (fast), with ``env`` instead of the shell's ``GHAPPLETS_*``
+    variables. An uncaught exception fails the test."""
+    scrubbed: dict[str, str | None] = {
+        k: None for k in os.environ if k.startswith(_SCRUB_PREFIXES) or k in _SCRUB
+    }
+    scrubbed.update(env or {})
+    r = _runner.invoke(app, [str(a) for a in args], env=scrubbed, input=input)
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         detail = "".join(traceback.format_exception(r.exception))
         raise AssertionError(f"uncaught {r.exception!r}\n{detail}\n{r.output}")
@@ -167,3 +171,22 @@ def poll(fn: Any, *, timeout: float = 15, interval: float = 0.1) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout}s; last value: {value!r}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Put structlog and the root logger back as they were (commands reconfigure both, onto
+    streams that CliRunner closes afterwards)."""
+    import logging
+
+    import structlog
+
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -33,7 +33,7 @@ def init(
 ) -> None:
     """Create ghapplets.yaml, a Python and a shell applet, their tests, and a webhook secret."""
     folder = folder.resolve()
-    if name is not None and not re.match(NAME_PATTERN, name):
+    if name is not None and not re.fullmatch(NAME_PATTERN, name):
         fail(f"invalid project name {name!r}: lower-case letters, digits, '_', '.', '-'", 2)
     project = name or project_name(folder)
     target = data_dir(folder, data)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ghapplets.applets.loader import discover
@@ -68,6 +69,14 @@ def _delivery_row(d: DeliveryRecord) -> dict[str, Any]:
     }
 
 
+def _where(
+    ctx: typer.Context, project: Path | None, data: Path | None
+) -> tuple[Path | None, Path | None]:
+    """``--project`` / ``--data-dir`` given after ``show`` win over those given before it."""
+    outer_project, outer_data = ctx.obj or (None, None)
+    return project or outer_project, data or outer_data
+
+
 @deliveries_app.callback()
 def deliveries(
     ctx: typer.Context,
@@ -99,9 +108,9 @@ def deliveries(
         table.add_row(
             _when(d.received_at),
             d.source,
-            d.id,
-            d.type,
-            d.subject or "",
+            escape(d.id),  # ids, types, subjects and errors come from webhooks: not markup
+            escape(d.type),
+            escape(d.subject or ""),
             _styled(d.status),
             f"{d.jobs_succeeded}/{d.jobs_total}",
         )
@@ -115,9 +124,11 @@ def delivery_show(
     source: str | None = typer.Option(None),
     as_json: bool = JsonOpt,
     body: bool = typer.Option(False, "--body", help="Print the stored payload too."),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
 ) -> None:
     """Show one delivery with its jobs."""
-    project, data = ctx.obj or (None, None)
+    project, data = _where(ctx, project, data)
 
     async def go() -> tuple[DeliveryRecord, list[JobRecord]]:
         async with backends(project, data) as b:
@@ -172,17 +183,26 @@ def jobs(
     for j in rows:
         error = f"{j.error_type}: {j.error_message}" if j.error_type else ""
         table.add_row(
-            _when(j.updated_at), j.id, j.applet, _styled(j.status), str(j.attempts), error[:80]
+            _when(j.updated_at),
+            escape(j.id),
+            j.applet,
+            _styled(j.status),
+            str(j.attempts),
+            escape(error[:80]),
         )
     console.print(table)
 
 
 @jobs_app.command("show")
 def job_show(
-    ctx: typer.Context, job_id: str = typer.Argument(...), as_json: bool = JsonOpt
+    ctx: typer.Context,
+    job_id: str = typer.Argument(...),
+    as_json: bool = JsonOpt,
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
 ) -> None:
     """Show one job with every attempt."""
-    project, data = ctx.obj or (None, None)
+    project, data = _where(ctx, project, data)
 
     async def go() -> dict[str, Any]:
         async with backends(project, data) as b:

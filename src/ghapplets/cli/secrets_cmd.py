@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ghapplets.cli.project import (
@@ -106,7 +107,9 @@ def list_secrets(
     table = Table("name", "scope", "updated")
     for r in rows:
         table.add_row(
-            r.name, r.scope, datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            r.name,
+            escape(r.scope),
+            datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)
 

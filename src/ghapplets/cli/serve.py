@@ -29,6 +29,8 @@ def serve(
     log_format: str | None = typer.Option(None, "--log-format", help="auto | console | json"),
 ) -> None:
     """Serve the project: POST /hooks/{source}, /healthz, /readyz, /metrics, and run applets."""
+    if log_format not in (None, "auto", "console", "json"):
+        fail(f"--log-format must be auto, console or json, not {log_format!r}", 2)
     loaded = load(project)
     cfg = loaded.config
     configure(log_format or cfg.logging.format, cfg.logging.level)
@@ -39,10 +41,12 @@ def serve(
     except ConfigError as exc:
         fail(str(exc), 3)
     run(_check_sources(loaded, target))  # exits 3 on an unresolvable secret
+    host = host or cfg.server.host
+    port = cfg.server.port if port is None else port
     config = uvicorn.Config(
         platform.asgi(),
-        host=host or cfg.server.host,
-        port=cfg.server.port if port is None else port,
+        host=host,
+        port=port,
         lifespan="on",
         log_level="warning",
         access_log=False,
@@ -52,6 +56,11 @@ def serve(
         backlog=2048,
     )
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits 3 (our "bad config") when it cannot bind
+        if exc.code:
+            fail(f"the server did not start on {host}:{port} (see the error above)", 1)
+        raise
     if not server.started:
-        raise typer.Exit(1)
+        fail(f"the server did not start on {host}:{port} (see the error above)", 1)

@@ -1,0 +1,117 @@
+"""The embedded vault on the real store, and ``${env:..}`` / ``${secret:..}`` references."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ghapplets.logging import redact
+from ghapplets.platform import Backends, open_backends
+from ghapplets.secrets.crypto import KEY_ENV, Cipher, SecretKeyError, load_or_create_key
+from ghapplets.secrets.refs import UnresolvedReference, parse_ref, resolve
+from ghapplets.secrets.vault import SecretVault
+
+
+@pytest.fixture(autouse=True)
+def _no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+
+
+@pytest.fixture
+async def backends(tmp_path: Path) -> AsyncIterator[Backends]:
+    async with open_backends(tmp_path / "data") as b:
+        yield b
+
+
+async def test_set_get_list_delete(backends: Backends) -> None:
+    vault = backends.vault
+    await vault.set("b-token", "value-b-0001")
+    await vault.set("a-token", "value-a-0001", scope="applet:x")
+    assert await vault.get("a-token") == "value-a-0001"
+    assert [(s.name, s.scope) for s in await vault.list()] == [
+        ("a-token", "applet:x"),
+        ("b-token", "global"),
+    ]
+    await vault.set("a-token", "value-a-0002")
+    assert await vault.get("a-token") == "value-a-0002"
+    assert dict(await vault.get_many(["a-token", "b-token"])) == {
+        "a-token": "value-a-0002",
+        "b-token": "value-b-0001",
+    }
+    assert await vault.delete("a-token") is True
+    assert await vault.delete("a-token") is False
+    with pytest.raises(KeyError, match="no secret named 'a-token'"):
+        await vault.get("a-token")
+    with pytest.raises(KeyError):
+        await vault.get_many(["b-token", "a-token"])
+
+
+async def test_values_read_or_written_are_redacted_from_logs(backends: Backends) -> None:
+    await backends.vault.set("t", "written-value-77aa")
+    assert redact("x written-value-77aa y") == "x *** y"
+
+
+async def test_the_stored_bytes_are_ciphertext_bound_to_the_name(backends: Backends) -> None:
+    await backends.vault.set("one", "plain-value-1234")
+    record = await backends.store.get_secret("one")
+    assert b"plain-value-1234" not in record.ciphertext
+    # the same bytes under another name do not open
+    with pytest.raises(SecretKeyError):
+        backends.vault.cipher.decrypt("two", record.ciphertext)
+
+
+async def test_a_vault_with_another_key_cannot_read(backends: Backends, tmp_path: Path) -> None:
+    await backends.vault.set("one", "plain-value-1234")
+    other = SecretVault(backends.store, Cipher(load_or_create_key(tmp_path / "other")))
+    with pytest.raises(SecretKeyError, match="'one' does not decrypt"):
+        await other.get("one")
+    assert [s.name for s in await other.list()] == ["one"]  # listing needs no key
+
+
+@pytest.mark.parametrize("name", ["", "-x", "has space", "a/b", "x" * 129, "ünï"])
+async def test_invalid_names(backends: Backends, name: str) -> None:
+    with pytest.raises(ValueError, match="invalid secret name"):
+        await backends.vault.set(name, "v")
+
+
+async def test_empty_value(backends: Backends) -> None:
+    with pytest.raises(ValueError, match="cannot be empty"):
+        await backends.vault.set("x", "")
+
+
+def test_parse_ref() -> None:
+    assert parse_ref("${env:GITHUB_WEBHOOK_SECRET}") == ("env", "GITHUB_WEBHOOK_SECRET")
+    assert parse_ref(" ${secret:github-webhook} ") == ("secret", "github-webhook")
+    for literal in ("plain", "${env:A}${env:B}", "x${env:A}", "${file:/etc/passwd}", "${env:}"):
+        assert parse_ref(literal) is None
+
+
+async def _lookup(name: str) -> str:
+    if name == "known":
+        return "stored-value"
+    raise KeyError(name)
+
+
+async def test_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GHAPPLETS_TEST_REF", "from-env")
+    assert await resolve("${env:GHAPPLETS_TEST_REF}", _lookup) == "from-env"
+    assert await resolve("${secret:known}", _lookup) == "stored-value"
+    assert await resolve("literal-value", _lookup) == "literal-value"
+
+
+async def test_an_unset_or_empty_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GHAPPLETS_TEST_UNSET", raising=False)
+    with pytest.raises(UnresolvedReference, match="GHAPPLETS_TEST_UNSET is not set"):
+        await resolve("${env:GHAPPLETS_TEST_UNSET}", _lookup)
+    monkeypatch.setenv("GHAPPLETS_TEST_UNSET", "")
+    with pytest.raises(UnresolvedReference, match="GHAPPLETS_TEST_UNSET"):
+        await resolve("${env:GHAPPLETS_TEST_UNSET}", _lookup)
+
+
+async def test_an_unknown_secret_is_named_with_a_fix() -> None:
+    with pytest.raises(UnresolvedReference) as exc:
+        await resolve("${secret:missing}", _lookup)
+    assert "no stored secret named 'missing'" in str(exc.value)
+    assert "ghapplets secrets set missing" in str(exc.value)
