@@ -45,8 +45,16 @@ DB_FILE = "ghapplets.db"
 class Backends:
     """The embedded database, broker, store and secret vault under one data directory."""
 
-    def __init__(self, data_dir: Path, *, synchronous: str = "normal", batch_max: int = 512):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        synchronous: str = "normal",
+        batch_max: int = 512,
+        create_key: bool = True,
+    ) -> None:
         self.data_dir = data_dir
+        self.create_key = create_key
         self.db = Database(data_dir / DB_FILE, synchronous=synchronous, batch_max=batch_max)
         self.broker = SqliteBroker(self.db)
         self.store = SqliteStore(self.db)
@@ -55,7 +63,8 @@ class Backends:
     @property
     def vault(self) -> SecretVault:
         if self._vault is None:
-            self._vault = SecretVault(self.store, Cipher(load_or_create_key(self.data_dir)))
+            key = load_or_create_key(self.data_dir, create=self.create_key)
+            self._vault = SecretVault(self.store, Cipher(key))
         return self._vault
 
     async def start(self) -> None:

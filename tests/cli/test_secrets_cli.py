@@ -63,6 +63,7 @@ def test_set_list_get_reveal_rm(tmp_path: Path) -> None:
 
 
 def test_rm_unknown_exits_4(tmp_path: Path) -> None:
+    assert secrets(tmp_path, "set", "seed", "--value", VALUE).code == 0
     result = secrets(tmp_path, "rm", "nope")
     assert result.code == 4 and "no secret named 'nope'" in result.err
 
@@ -112,15 +113,26 @@ def test_a_wrong_key_is_a_clear_error(tmp_path: Path) -> None:
 )
 @pytest.mark.parametrize("key", ["not base64 at all!", "c2hvcnQ="])
 def test_a_malformed_key_variable_exits_3(tmp_path: Path, command: tuple[str, ...], key: str):
+    assert secrets(tmp_path, "set", "x", "--value", VALUE).code == 0
     result = secrets(tmp_path, *command, env={"GHAPPLETS_SECRET_KEY": key})
     assert result.code == 3, result
     assert "GHAPPLETS_SECRET_KEY" in result.err
 
 
 def test_a_malformed_key_as_a_subprocess_has_no_traceback(tmp_path: Path) -> None:
+    assert secrets(tmp_path, "set", "x", "--value", VALUE).code == 0
     result = ghapplets("secrets", "list", cwd=tmp_path, env=clean_env(GHAPPLETS_SECRET_KEY="abc"))
     assert result.code == 3, result
     assert result.err == "error: GHAPPLETS_SECRET_KEY is not URL-safe base64\n"
+
+
+def test_reading_where_there_is_no_data_is_a_clear_error_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    for command in (("get", "x"), ("list",), ("rm", "x")):
+        result = secrets(tmp_path, *command)
+        assert result.code == 4 and "no Ghapplets data" in result.err, result
+    assert not (tmp_path / ".ghapplets").exists()
 
 
 def test_a_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def init(
     load_or_create_key(target)
 
     async def store_secret() -> bool:
-        async with backends(folder, data) as b:
+        async with backends(folder, data, create=True) as b:
             if WEBHOOK_SECRET_NAME in {s.name for s in await b.vault.list()}:
                 return False  # --force over a project: keep the secret GitHub already has
             await b.vault.set(WEBHOOK_SECRET_NAME, secrets.token_urlsafe(32))

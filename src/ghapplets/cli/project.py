@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from ghapplets.config.loader import CONFIG_FILE, LoadedConfig, load_config
 from ghapplets.config.located import ConfigError
-from ghapplets.platform import Backends
+from ghapplets.platform import DB_FILE, Backends
 from ghapplets.secrets.crypto import SecretKeyError
 from ghapplets.secrets.refs import UnresolvedReference
 
@@ -91,8 +91,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def backends(project: Path | None, explicit: Path | None) -> AsyncIterator[Backends]:
-    b = Backends(data_dir(project, explicit))
+async def backends(
+    project: Path | None, explicit: Path | None, *, create: bool = False
+) -> AsyncIterator[Backends]:
+    """The project's data; only commands that store something (``create``) may start it."""
+    folder = data_dir(project, explicit)
+    if not create and not (folder / DB_FILE).exists():
+        fail(f"no Ghapplets data in {folder}: run 'ghapplets serve' or 'init' in the project "
+             "first, or point --data-dir / --project at it", EXIT_NOT_FOUND)
+    b = Backends(folder, create_key=create)
     await b.start()
     try:
         yield b

@@ -47,7 +47,7 @@ def set_secret(
             value = sys.stdin.read().rstrip("\r\n")
 
     async def go() -> None:
-        async with backends(project, data) as b:
+        async with backends(project, data, create=True) as b:
             await b.vault.set(name, value or "", scope)
 
     try:
