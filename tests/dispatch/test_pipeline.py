@@ -201,3 +201,16 @@ async def test_jq_condition_selects_events(project: ProjectBuilder, tmp_path: Pa
         assert jobs[0].result == "bug"
         first = await store.get_delivery("q-1")
         assert (first.status, first.jobs_total) == ("unmatched", 0)
+
+
+async def test_missing_declared_secret_is_a_permanent_error(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    project.exec_applet(
+        "needs-token", "#!/bin/sh\necho 1\n", "on: [com.github.*]\nsecrets: [not-stored]\n"
+    )
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        await gw.send("github", "push", delivery_id="s-1")
+        [job] = await gw.wait_for_jobs("s-1", count=1)
+    assert (job.status, job.attempts, job.error_type) == ("dead", 1, "SecretUnavailable")
+    assert "not-stored" in (job.error_message or "")

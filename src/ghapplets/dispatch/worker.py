@@ -21,6 +21,7 @@ from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.retry import backoff_delay, should_retry
 from ghapplets.logging import bind_delivery, get_logger
 from ghapplets.metrics import Metrics
+from ghapplets.secrets.crypto import SecretKeyError
 from ghapplets.store.base import (
     JOB_DEAD,
     JOB_RETRYING,
@@ -142,16 +143,25 @@ class Worker:
                 self.metrics.job_start_latency.observe(max(0.0, started - received))
             self._background_task(self.store.job_started(job_id, number, started))
             event = m.event_of(message)
-            secrets = await self.secrets_for(spec.secrets) if spec.secrets else {}
-            outcome = await runtime.invoke(
-                Invocation(
-                    event=event,
-                    job_id=job_id,
-                    attempt=number,
-                    delivery_id=delivery_id,
-                    secrets=secrets,
+            try:
+                secrets = await self.secrets_for(spec.secrets) if spec.secrets else {}
+            except (KeyError, SecretKeyError) as exc:  # retrying will not conjure it up
+                detail = exc.args[0] if exc.args else exc
+                outcome = AppletOutcome.failure(
+                    "SecretUnavailable",
+                    f"a declared secret cannot be read: {detail}",
+                    retryable=False,
                 )
-            )
+            else:
+                outcome = await runtime.invoke(
+                    Invocation(
+                        event=event,
+                        job_id=job_id,
+                        attempt=number,
+                        delivery_id=delivery_id,
+                        secrets=secrets,
+                    )
+                )
             finished = time.time()
         if self.metrics is not None:
             self.metrics.job_duration.labels(applet, self._label(outcome)).observe(
