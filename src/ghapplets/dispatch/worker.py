@@ -197,7 +197,7 @@ class Worker:
         )
         if outcome.ok:
             await self._finish(message, job_id, record, JOB_SUCCEEDED, outcome.result)
-            log.info("job succeeded", attempt=number, ms=round((finished - started) * 1000, 2))
+            log.debug("job succeeded", attempt=number, ms=round((finished - started) * 1000, 2))
             return
         if should_retry(spec.retry, message.delivered, outcome.retryable):
             delay = backoff_delay(spec.retry, message.delivered, retry_after=outcome.retry_after)

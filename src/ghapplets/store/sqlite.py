@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ghapplets.store import schema as t
 from ghapplets.store.base import (
     JOB_DEAD,
     JOB_QUEUED,
-    JOB_RUNNING,
     JOB_SUCCEEDED,
     AttemptRecord,
     DeliveryRecord,
@@ -65,36 +64,55 @@ def _job(row: Row[Any]) -> JobRecord:
     )
 
 
+_REFRESH_COUNTS = (
+    "UPDATE deliveries SET (jobs_total, jobs_succeeded, jobs_dead) = ("
+    " SELECT count(*), coalesce(sum(status = 'succeeded'), 0), coalesce(sum(status = 'dead'), 0)"
+    " FROM jobs WHERE source = ?1 AND delivery_id = ?2) WHERE source = ?1 AND id = ?2"
+)
+_REFRESH_STATUS = (
+    "UPDATE deliveries SET status = CASE"
+    " WHEN jobs_total = 0 THEN 'unmatched'"
+    " WHEN jobs_succeeded = jobs_total THEN 'succeeded'"
+    " WHEN jobs_succeeded + jobs_dead = jobs_total THEN 'failed'"
+    " ELSE 'dispatched' END WHERE source = ?1 AND id = ?2"
+)
+_INSERT_DELIVERY = (
+    "INSERT OR IGNORE INTO deliveries (source, id, type, subject, time, received_at, status,"
+    " jobs_total, jobs_succeeded, jobs_dead, attributes, headers, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)"
+)
+_INSERT_JOB = (
+    "INSERT OR IGNORE INTO jobs (id, source, delivery_id, applet, status, attempts, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)"
+)
+_JOB_STARTED = (
+    "UPDATE jobs SET status = 'running', attempts = ?, updated_at = ?"
+    " WHERE id = ? AND status != 'succeeded' AND attempts < ?"
+)
+_INSERT_ATTEMPT = (
+    "INSERT OR REPLACE INTO attempts (job_id, number, started_at, finished_at, outcome,"
+    " error_type, error_message, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_FINISH_JOB = (
+    "UPDATE jobs SET status = ?, attempts = ?, updated_at = ?, next_attempt_at = ?, result = ?,"
+    " error_type = ?, error_message = ? WHERE id = ?"
+)
+_BURY_JOB = (
+    "INSERT OR REPLACE INTO dead_letters (job_id, source, delivery_id, applet, reason, dead_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _cursor(conn: Connection) -> Any:
+    """The DB-API cursor: the hot write paths skip SQLAlchemy's statement machinery."""
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
 def _refresh_delivery(conn: Connection, source: str, delivery_id: str) -> None:
     """Recompute a delivery's counters and status from its jobs."""
-    j = t.jobs
-    where = and_(j.c.source == source, j.c.delivery_id == delivery_id)
-    total = select(func.count()).where(where).scalar_subquery()
-    ok = select(func.count()).where(where, j.c.status == JOB_SUCCEEDED).scalar_subquery()
-    dead = select(func.count()).where(where, j.c.status == JOB_DEAD).scalar_subquery()
-    d = t.deliveries
-    conn.execute(
-        update(d)
-        .where(d.c.source == source, d.c.id == delivery_id)
-        .values(jobs_total=total, jobs_succeeded=ok, jobs_dead=dead)
-    )
-    row = conn.execute(
-        select(d.c.jobs_total, d.c.jobs_succeeded, d.c.jobs_dead).where(
-            d.c.source == source, d.c.id == delivery_id
-        )
-    ).first()
-    if row is None:
-        return
-    total, succeeded, dead_n = row
-    if total == 0:
-        status = "unmatched"
-    elif succeeded == total:
-        status = "succeeded"
-    elif succeeded + dead_n == total:
-        status = "failed"
-    else:
-        status = "dispatched"
-    conn.execute(update(d).where(d.c.source == source, d.c.id == delivery_id).values(status=status))
+    cur = _cursor(conn)
+    cur.execute(_REFRESH_COUNTS, (source, delivery_id))
+    cur.execute(_REFRESH_STATUS, (source, delivery_id))
 
 
 class SqliteStore(Store):
@@ -106,114 +124,89 @@ class SqliteStore(Store):
         self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]
     ) -> None:
         drows = [
-            {
-                "source": d.source,
-                "id": d.id,
-                "type": d.type,
-                "subject": d.subject,
-                "time": d.time,
-                "received_at": d.received_at,
-                "status": d.status,
-                "jobs_total": d.jobs_total,
-                "jobs_succeeded": 0,
-                "jobs_dead": 0,
-                "attributes": _json(d.attributes),
-                "headers": _json(d.headers),
-                "body": d.body,
-            }
+            (
+                d.source,
+                d.id,
+                d.type,
+                d.subject,
+                d.time,
+                d.received_at,
+                d.status,
+                d.jobs_total,
+                _json(d.attributes),
+                _json(d.headers),
+                d.body,
+            )
             for d in deliveries
         ]
         jrows = [
-            {
-                "id": j.id,
-                "source": j.source,
-                "delivery_id": j.delivery_id,
-                "applet": j.applet,
-                "status": j.status,
-                "attempts": 0,
-                "created_at": j.created_at,
-                "updated_at": j.updated_at,
-            }
+            (j.id, j.source, j.delivery_id, j.applet, j.status, j.created_at, j.updated_at)
             for j in jobs
         ]
-
         fresh = {(d.source, d.id) for d in deliveries}
         added_to = {(j.source, j.delivery_id) for j in jobs} - fresh
 
         def op(conn: Connection) -> None:
+            cur = _cursor(conn)
             if drows:
-                conn.execute(insert(t.deliveries).prefix_with("OR IGNORE"), drows)
+                cur.executemany(_INSERT_DELIVERY, drows)
             if jrows:
-                conn.execute(insert(t.jobs).prefix_with("OR IGNORE"), jrows)
+                cur.executemany(_INSERT_JOB, jrows)
             for source, delivery_id in added_to:  # jobs added to an older delivery (replay)
                 _refresh_delivery(conn, source, delivery_id)
 
         await self.db.write(op)
 
     async def job_started(self, job_id: str, attempt: int, at: float) -> None:
-        j = t.jobs
-
-        def op(conn: Connection) -> None:
-            conn.execute(
-                update(j)
-                .where(j.c.id == job_id, j.c.status != JOB_SUCCEEDED, j.c.attempts < attempt)
-                .values(status=JOB_RUNNING, attempts=attempt, updated_at=at)
-            )
-
-        await self.db.write(op)
+        await self.db.write(
+            lambda conn: _cursor(conn).execute(_JOB_STARTED, (attempt, at, job_id, attempt))
+        )
 
     async def job_finished(self, u: JobUpdate) -> None:
-        j = t.jobs
         a = u.attempt
+        logs = _json(a.logs) if a.logs else None
+        result = _json(u.result) if u.status == JOB_SUCCEEDED else None
 
         def op(conn: Connection) -> None:
-            row = conn.execute(
-                select(j.c.source, j.c.delivery_id, j.c.applet, j.c.status).where(
-                    j.c.id == u.job_id
-                )
-            ).first()
+            cur = _cursor(conn)
+            row = cur.execute(
+                "SELECT source, delivery_id, applet, status FROM jobs WHERE id = ?", (u.job_id,)
+            ).fetchone()
             if row is None:
                 return
             source, delivery_id, applet, status = row
             if status == JOB_SUCCEEDED:  # done already (a redelivery after a crash)
                 return
-            conn.execute(
-                insert(t.attempts).prefix_with("OR REPLACE"),
-                {
-                    "job_id": a.job_id,
-                    "number": a.number,
-                    "started_at": a.started_at,
-                    "finished_at": a.finished_at,
-                    "outcome": a.outcome,
-                    "error_type": a.error_type,
-                    "error_message": a.error_message,
-                    "logs": _json(a.logs) if a.logs else None,
-                },
+            cur.execute(
+                _INSERT_ATTEMPT,
+                (
+                    a.job_id,
+                    a.number,
+                    a.started_at,
+                    a.finished_at,
+                    a.outcome,
+                    a.error_type,
+                    a.error_message,
+                    logs,
+                ),
             )
-            conn.execute(
-                update(j)
-                .where(j.c.id == u.job_id)
-                .values(
-                    status=u.status,
-                    attempts=a.number,
-                    updated_at=a.finished_at,
-                    next_attempt_at=u.next_attempt_at,
-                    result=_json(u.result) if u.status == JOB_SUCCEEDED else None,
-                    error_type=a.error_type,
-                    error_message=a.error_message,
-                )
+            cur.execute(
+                _FINISH_JOB,
+                (
+                    u.status,
+                    a.number,
+                    a.finished_at,
+                    u.next_attempt_at,
+                    result,
+                    a.error_type,
+                    a.error_message,
+                    u.job_id,
+                ),
             )
             if u.status == JOB_DEAD:
-                conn.execute(
-                    insert(t.dead_letters).prefix_with("OR REPLACE"),
-                    {
-                        "job_id": u.job_id,
-                        "source": source,
-                        "delivery_id": delivery_id,
-                        "applet": applet,
-                        "reason": u.dead_reason or a.error_message or "dead",
-                        "dead_at": a.finished_at,
-                    },
+                reason = u.dead_reason or a.error_message or "dead"
+                cur.execute(
+                    _BURY_JOB, (u.job_id, source, delivery_id, applet, reason, a.finished_at)
                 )
             if u.status in (JOB_SUCCEEDED, JOB_DEAD):
                 _refresh_delivery(conn, source, delivery_id)
