@@ -6,6 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from ghapplets.broker.base import OutboundMessage
 from ghapplets.broker.sqlite import SqliteBroker
 from ghapplets.store.database import Database
@@ -112,3 +114,35 @@ async def test_ping_fails_when_closed(tmp_path: Path) -> None:
         assert "closed" in str(exc)
     else:
         raise AssertionError("ping succeeded on a closed broker")
+
+
+async def test_a_failed_neighbour_write_does_not_lose_swept_messages(tmp_path: Path) -> None:
+    server = await open_broker(tmp_path / "b.db")
+    consumer = server.consumer("jobs")
+    other = await open_broker(tmp_path / "b.db")
+    await other.publish(msg("external", "jobs"))
+
+    def slow(conn) -> None:  # keeps the writer busy so the next writes share one transaction
+        time.sleep(0.2)
+
+    def broken(conn) -> None:
+        conn.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
+
+    busy = asyncio.create_task(server.db.write(slow))
+    await asyncio.sleep(0.05)
+    # queued behind it, in this order: the publish (which sweeps the external row), then a
+    # write that fails, so the first try of their shared transaction is rolled back
+    own = asyncio.create_task(server.publish(msg("own", "jobs")))
+    await asyncio.sleep(0.05)
+    failing = asyncio.create_task(server.db.write(broken))
+    await busy
+    assert not (await own).duplicate
+    with pytest.raises(Exception, match="no_such_table"):
+        await failing
+    seen: list[str] = []
+    deadline = time.monotonic() + 3
+    while len(seen) < 2 and time.monotonic() < deadline:
+        seen.extend(m.msg_id for m in await consumer.fetch(10, timeout=0.2))
+    assert sorted(seen) == ["m-external", "m-own"]
+    await close(other)
+    await close(server)

@@ -72,7 +72,9 @@ class SqliteBroker(Broker):
         # acks and terms made in one event-loop turn are written as one executemany
         self._settles: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
         self._settle_scheduled = False
-        self._floor = 0  # highest seq seen; touched only in the writer thread
+        # the highest seq seen, and that value as of the last commit; writer thread only
+        self._floor = self._committed_floor = 0
+        db.add_transaction_listener(self._floor_committed, self._floor_rolled_back)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -103,6 +105,12 @@ class SqliteBroker(Broker):
         return stream
 
     # -- writer-thread functions -------------------------------------------------------------
+    def _floor_committed(self) -> None:
+        self._committed_floor = self._floor
+
+    def _floor_rolled_back(self) -> None:  # rows swept or inserted in it were not kept
+        self._floor = self._committed_floor
+
     def _sweep(self, conn: Connection, top: int | None = None) -> _Swept:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         if top is None:
