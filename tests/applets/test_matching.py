@@ -127,3 +127,15 @@ def test_binary_data_is_seen_as_data_base64() -> None:
     )
     event = CloudEvent(id="1", source="/s", type="t", data=b"\x00raw", datacontenttype="x/y")
     assert names(matcher.match(event)) == ["b64", "plain"]
+
+
+def test_needs_data_only_when_a_condition_reads_the_event() -> None:
+    plain = AppletSpec(name="a", runtime="exec", command=["x"], on=["com.github.*"])
+    conditional = AppletSpec(
+        name="b",
+        runtime="exec",
+        command=["x"],
+        on=[{"type": "com.github.push", "when": '.data.ref == "refs/heads/main"'}],
+    )
+    assert Matcher([plain]).needs_data is False
+    assert Matcher([plain, conditional]).needs_data is True

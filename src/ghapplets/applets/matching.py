@@ -132,6 +132,7 @@ class Matcher:
         self._specs = [spec for spec in specs if spec.enabled]
         self._literal: dict[str, list[tuple[int, CompiledSubscription]]] = {}
         self._wildcard: list[tuple[int, CompiledSubscription]] = []
+        self._needs_data = any(sub.when for spec in self._specs for sub in spec.on)
         for index, spec in enumerate(self._specs):
             for sub in spec.on:
                 compiled = CompiledSubscription(sub, spec.name)
@@ -139,6 +140,12 @@ class Matcher:
                     self._literal.setdefault(compiled.literal, []).append((index, compiled))
                 else:
                     self._wildcard.append((index, compiled))
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether any ``when:`` condition reads the event; if none does, matching needs only
+        the event's attributes and the payload need not be parsed."""
+        return self._needs_data
 
     @property
     def specs(self) -> list[AppletSpec]:

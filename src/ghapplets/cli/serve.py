@@ -51,6 +51,7 @@ def serve(
         log_level="warning",
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # client IPs come from X-Forwarded-For only if the config says so
         timeout_graceful_shutdown=int(cfg.server.drain_timeout) or None,
         limit_concurrency=None,
         backlog=2048,

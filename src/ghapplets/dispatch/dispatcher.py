@@ -25,6 +25,9 @@ log = get_logger("ghapplets.dispatcher")
 
 
 class Matches(Protocol):
+    @property
+    def needs_data(self) -> bool: ...
+
     def match(self, event: CloudEvent) -> list[AppletSpec]: ...
 
 
@@ -45,7 +48,7 @@ class Dispatcher:
         source = headers[m.H_SOURCE]
         now = time.time()
         try:
-            event = m.event_of(message)
+            event = m.event_of(message, with_data=self.matcher.needs_data)
             specs = self.matcher.match(event)
         except Exception as exc:  # a corrupt message must not stop the pipeline
             log.error("event unreadable, recorded without jobs", error=str(exc), seq=message.seq)

@@ -75,5 +75,5 @@ def job_message(
     return OutboundMessage(JOBS, msg_id, headers, data)
 
 
-def event_of(message: Message) -> CloudEvent:
-    return CloudEvent.from_binary(message.headers, message.data)
+def event_of(message: Message, *, with_data: bool = True) -> CloudEvent:
+    return CloudEvent.from_binary(message.headers, message.data, parse=with_data)

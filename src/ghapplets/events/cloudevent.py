@@ -120,11 +120,14 @@ class CloudEvent:
         return orjson.dumps(self.data)
 
     @classmethod
-    def from_binary(cls, headers: Mapping[str, str], body: bytes, data: Any = None) -> CloudEvent:
-        """Rebuild an event from ``ce-*`` headers; ``data`` may be given pre-parsed."""
+    def from_binary(
+        cls, headers: Mapping[str, str], body: bytes, data: Any = None, *, parse: bool = True
+    ) -> CloudEvent:
+        """Rebuild an event from ``ce-*`` headers; ``data`` may be given pre-parsed, or left
+        out (``parse=False``) when only the attributes are needed."""
         attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
         ctype = headers.get("content-type", "application/json")
-        if data is None:
+        if data is None and parse:
             data = orjson.loads(body) if body and "json" in ctype else body
         ext = {k: v for k, v in attrs.items() if k not in _CORE}
         return cls(

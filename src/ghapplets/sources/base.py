@@ -9,7 +9,6 @@ verify -> parse -> normalise and raises :class:`VerificationError` (HTTP 401) or
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -60,7 +59,7 @@ class SignedRequest:
 
 
 def hmac_hex(secret: bytes, body: bytes, algorithm: str = "sha256") -> str:
-    return hmac.new(secret, body, getattr(hashlib, algorithm)).hexdigest()
+    return hmac.digest(secret, body, algorithm).hex()  # one-shot: the fast C path
 
 
 def matches_any(presented: str | bytes | None, expected: Sequence[str | bytes]) -> bool:
