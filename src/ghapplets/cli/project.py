@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -97,14 +97,33 @@ async def backends(
     """The project's data; only commands that store something (``create``) may start it."""
     folder = data_dir(project, explicit)
     if not create and not (folder / DB_FILE).exists():
-        fail(f"no Ghapplets data in {folder}: run 'ghapplets serve' or 'init' in the project "
-             "first, or point --data-dir / --project at it", EXIT_NOT_FOUND)
+        fail(
+            f"no Ghapplets data in {folder}: run 'ghapplets serve' or 'init' in the project "
+            "first, or point --data-dir / --project at it",
+            EXIT_NOT_FOUND,
+        )
     b = Backends(folder, create_key=create)
     await b.start()
     try:
         yield b
     finally:
         await b.close()
+
+
+def with_backends(
+    project: Path | None,
+    explicit: Path | None,
+    action: Callable[[Backends], Awaitable[T]],
+    *,
+    create: bool = False,
+) -> T:
+    """Open the project's data, run ``action`` on it, close it: one CLI query or change."""
+
+    async def go() -> T:
+        async with backends(project, explicit, create=create) as b:
+            return await action(b)
+
+    return run(go())
 
 
 def print_json_lines(rows: list[dict[str, Any]]) -> None:

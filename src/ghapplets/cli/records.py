@@ -23,9 +23,11 @@ from ghapplets.cli.project import (
     load,
     print_json_lines,
     run,
+    with_backends,
 )
 from ghapplets.config.located import ConfigError
 from ghapplets.dispatch.replay import replay_delivery, replay_job
+from ghapplets.platform import Backends
 from ghapplets.store.base import DeliveryRecord, JobRecord
 
 deliveries_app = typer.Typer(
@@ -93,13 +95,13 @@ def deliveries(
         ctx.obj = (project, data)
         return
 
-    async def go() -> list[DeliveryRecord]:
-        async with backends(project, data) as b:
-            return await b.store.list_deliveries(
-                source=source, status=status, type_prefix=type_prefix, limit=limit
-            )
-
-    rows = run(go())
+    rows = with_backends(
+        project,
+        data,
+        lambda b: b.store.list_deliveries(
+            source=source, status=status, type_prefix=type_prefix, limit=limit
+        ),
+    )
     if as_json:
         print_json_lines([_delivery_row(d) for d in rows])
         return
@@ -130,13 +132,12 @@ def delivery_show(
     """Show one delivery with its jobs."""
     project, data = _where(ctx, project, data)
 
-    async def go() -> tuple[DeliveryRecord, list[JobRecord]]:
-        async with backends(project, data) as b:
-            d = await b.store.get_delivery(delivery_id, source)
-            return d, await b.store.list_jobs(delivery_id=d.id, limit=10_000)
+    async def show(b: Backends) -> tuple[DeliveryRecord, list[JobRecord]]:
+        d = await b.store.get_delivery(delivery_id, source)
+        return d, await b.store.list_jobs(delivery_id=d.id, limit=10_000)
 
     try:
-        d, jobs = run(go())
+        d, jobs = with_backends(project, data, show)
     except KeyError as exc:
         fail(str(exc.args[0]), 4)
     doc = {
@@ -169,13 +170,13 @@ def jobs(
         ctx.obj = (project, data)
         return
 
-    async def go() -> list[JobRecord]:
-        async with backends(project, data) as b:
-            return await b.store.list_jobs(
-                delivery_id=delivery, applet=applet, status=status, limit=limit
-            )
-
-    rows = run(go())
+    rows = with_backends(
+        project,
+        data,
+        lambda b: b.store.list_jobs(
+            delivery_id=delivery, applet=applet, status=status, limit=limit
+        ),
+    )
     if as_json:
         print_json_lines([j.to_dict() for j in rows])
         return
@@ -204,14 +205,13 @@ def job_show(
     """Show one job with every attempt."""
     project, data = _where(ctx, project, data)
 
-    async def go() -> dict[str, Any]:
-        async with backends(project, data) as b:
-            job = await b.store.get_job(job_id)
-            attempts = await b.store.list_attempts(job_id)
-            return {**job.to_dict(), "attempt_log": [a.to_dict() for a in attempts]}
+    async def show(b: Backends) -> dict[str, Any]:
+        job = await b.store.get_job(job_id)
+        attempts = await b.store.list_attempts(job_id)
+        return {**job.to_dict(), "attempt_log": [a.to_dict() for a in attempts]}
 
     try:
-        doc = run(go())
+        doc = with_backends(project, data, show)
     except KeyError as exc:
         fail(str(exc.args[0]), 4)
     if as_json:

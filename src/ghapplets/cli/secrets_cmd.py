@@ -14,13 +14,11 @@ from ghapplets.cli.project import (
     DataDirOpt,
     JsonOpt,
     ProjectOpt,
-    backends,
     console,
     fail,
     print_json_lines,
-    run,
+    with_backends,
 )
-from ghapplets.secrets.vault import SecretInfo
 
 app = typer.Typer(help="Encrypted secrets: tokens, webhook secrets, keys.", no_args_is_help=True)
 
@@ -46,12 +44,8 @@ def set_secret(
         else:
             value = sys.stdin.read().rstrip("\r\n")
 
-    async def go() -> None:
-        async with backends(project, data, create=True) as b:
-            await b.vault.set(name, value or "", scope)
-
-    try:
-        run(go())  # a malformed key exits 3 from run()
+    try:  # a malformed key exits 3 from run()
+        with_backends(project, data, lambda b: b.vault.set(name, value or "", scope), create=True)
     except ValueError as exc:
         fail(str(exc), 2)
     console.print(f"stored secret [bold]{name}[/] ({scope})")
@@ -66,12 +60,8 @@ def get_secret(
 ) -> None:
     """Show that NAME exists; print its value only with --reveal."""
 
-    async def go() -> str:
-        async with backends(project, data) as b:
-            return await b.vault.get(name)
-
-    try:
-        value = run(go())  # a wrong or malformed key exits 3 from run()
+    try:  # a wrong or malformed key exits 3 from run()
+        value = with_backends(project, data, lambda b: b.vault.get(name))
     except KeyError as exc:
         fail(str(exc.args[0]), 4)
     if reveal:
@@ -86,11 +76,7 @@ def list_secrets(
 ) -> None:
     """List secret names and scopes (never values)."""
 
-    async def go() -> list[SecretInfo]:
-        async with backends(project, data) as b:
-            return await b.vault.list()
-
-    rows = run(go())
+    rows = with_backends(project, data, lambda b: b.vault.list())
     if as_json:
         print_json_lines(
             [
@@ -122,10 +108,6 @@ def remove_secret(
 ) -> None:
     """Delete NAME."""
 
-    async def go() -> bool:
-        async with backends(project, data) as b:
-            return await b.vault.delete(name)
-
-    if not run(go()):
+    if not with_backends(project, data, lambda b: b.vault.delete(name)):
         fail(f"no secret named {name!r}", 4)
     console.print(f"removed secret [bold]{name}[/]")
