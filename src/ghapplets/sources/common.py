@@ -275,6 +275,35 @@ def verify_authorization(
         raise VerificationError("bad_credentials", "credentials do not match any secret")
 
 
+def verify_configured(
+    request: InboundRequest,
+    secrets: Sequence[bytes],
+    mode: Literal["hmac", "bearer", "basic"],
+    *,
+    header: str,
+    prefix: str,
+    encoding: Encoding,
+    algorithm: str = "sha256",
+    username: str | None = None,
+) -> None:
+    """The configurable schemes (``generic``, ``servicenow``): an HMAC header over the raw body,
+    or an ``Authorization`` bearer token / basic credentials."""
+    if mode == "hmac":
+        verify_hmac(
+            request.header(header),
+            request.body,
+            secrets,
+            header=header,
+            algorithm=algorithm,
+            prefix=prefix,
+            encoding=encoding,
+        )
+    else:
+        verify_authorization(
+            request.header("authorization"), secrets, scheme=mode, username=username
+        )
+
+
 # -- the sending side -------------------------------------------------------------------------
 def first_secret(secrets: Sequence[bytes], source: str) -> bytes:
     if not secrets:

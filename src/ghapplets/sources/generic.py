@@ -38,8 +38,7 @@ from ghapplets.sources.common import (
     first_secret,
     merge_headers,
     sign_hmac,
-    verify_authorization,
-    verify_hmac,
+    verify_configured,
 )
 
 DEFAULT_TYPE = "dev.ghapplets.generic"
@@ -79,23 +78,16 @@ class GenericSource(Source):
         cfg = self.config
         if cfg.mode == "none":
             return
-        if cfg.mode == "hmac":
-            verify_hmac(
-                request.header(cfg.header),
-                request.body,
-                self.secrets,
-                header=cfg.header,
-                algorithm=cfg.algorithm,
-                prefix=cfg.effective_prefix,
-                encoding=cfg.encoding,
-            )
-        else:
-            verify_authorization(
-                request.header("authorization"),
-                self.secrets,
-                scheme=cfg.mode,
-                username=cfg.username,
-            )
+        verify_configured(
+            request,
+            self.secrets,
+            cfg.mode,
+            header=cfg.header,
+            algorithm=cfg.algorithm,
+            prefix=cfg.effective_prefix,
+            encoding=cfg.encoding,
+            username=cfg.username,
+        )
 
     def normalise(self, request: InboundRequest, payload: Any) -> CloudEvent:
         cfg = self.config

@@ -44,8 +44,7 @@ from ghapplets.sources.common import (
     first_secret,
     merge_headers,
     sign_hmac,
-    verify_authorization,
-    verify_hmac,
+    verify_configured,
 )
 
 DEFAULT_TABLE_FIELDS = ("table", "sys_class_name")
@@ -92,22 +91,15 @@ class ServiceNowSource(Source):
 
     def verify(self, request: InboundRequest) -> None:
         cfg = self.config
-        if cfg.auth == "hmac":
-            verify_hmac(
-                request.header(cfg.header),
-                request.body,
-                self.secrets,
-                header=cfg.header,
-                prefix=cfg.prefix,
-                encoding=cfg.encoding,
-            )
-        else:
-            verify_authorization(
-                request.header("authorization"),
-                self.secrets,
-                scheme=cfg.auth,
-                username=cfg.username,
-            )
+        verify_configured(
+            request,
+            self.secrets,
+            cfg.auth,
+            header=cfg.header,
+            prefix=cfg.prefix,
+            encoding=cfg.encoding,
+            username=cfg.username,
+        )
 
     def normalise(self, request: InboundRequest, payload: Any) -> CloudEvent:
         body = as_object(payload)
