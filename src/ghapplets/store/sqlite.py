@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ghapplets.store import schema as t
@@ -101,6 +101,14 @@ _BURY_JOB = (
     "INSERT OR REPLACE INTO dead_letters (job_id, source, delivery_id, applet, reason, dead_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+
+
+def _where_given(query: Select[Any], *filters: tuple[Any, str | None]) -> Select[Any]:
+    """``query`` narrowed to ``column == value`` for each filter whose value was given."""
+    for column, value in filters:
+        if value:
+            query = query.where(column == value)
+    return query
 
 
 def _cursor(conn: Connection) -> Any:
@@ -244,11 +252,11 @@ class SqliteStore(Store):
         limit: int = 50,
     ) -> list[DeliveryRecord]:
         d = t.deliveries
-        q = select(d).order_by(d.c.received_at.desc()).limit(limit)
-        if source:
-            q = q.where(d.c.source == source)
-        if status:
-            q = q.where(d.c.status == status)
+        q = _where_given(
+            select(d).order_by(d.c.received_at.desc()).limit(limit),
+            (d.c.source, source),
+            (d.c.status, status),
+        )
         if type_prefix:
             q = q.where(d.c.type.startswith(type_prefix, autoescape=True))
         return await self.db.read(lambda c: [_delivery(r) for r in c.execute(q)])
@@ -274,13 +282,12 @@ class SqliteStore(Store):
         limit: int = 50,
     ) -> list[JobRecord]:
         j = t.jobs
-        q = select(j).order_by(j.c.updated_at.desc()).limit(limit)
-        if delivery_id:
-            q = q.where(j.c.delivery_id == delivery_id)
-        if applet:
-            q = q.where(j.c.applet == applet)
-        if status:
-            q = q.where(j.c.status == status)
+        q = _where_given(
+            select(j).order_by(j.c.updated_at.desc()).limit(limit),
+            (j.c.delivery_id, delivery_id),
+            (j.c.applet, applet),
+            (j.c.status, status),
+        )
         return await self.db.read(lambda c: [_job(r) for r in c.execute(q)])
 
     async def get_job(self, job_id: str) -> JobRecord:
