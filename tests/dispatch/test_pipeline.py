@@ -214,3 +214,36 @@ async def test_missing_declared_secret_is_a_permanent_error(
         [job] = await gw.wait_for_jobs("s-1", count=1)
     assert (job.status, job.attempts, job.error_type) == ("dead", 1, "SecretUnavailable")
     assert "not-stored" in (job.error_message or "")
+
+
+async def test_an_applet_never_runs_more_jobs_at_once_than_its_concurrency(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    project.python_applet(
+        "single",
+        """
+        import asyncio
+        from ghapplets import Applet, Context
+        app = Applet("single")
+        running = 0
+
+        @app.on("com.github.push")
+        async def handle(ctx: Context) -> int:
+            global running
+            running += 1
+            peak = running
+            await asyncio.sleep(0.05)
+            running -= 1
+            return peak
+    """,
+        "concurrency: 1\n",
+    )
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        ids = [f"c-{i}" for i in range(4)]
+        for i in ids:
+            await gw.send("github", "push", delivery_id=i)
+        jobs = [j for i in ids for j in await gw.wait_for_jobs(i, count=1)]
+        attempts = [a for j in jobs for a in await gw.platform.backends.store.list_attempts(j.id)]
+    assert [j.result for j in jobs] == [1, 1, 1, 1]
+    spans = sorted((a.started_at, a.finished_at) for a in attempts)
+    assert all(b[0] >= a[1] - 0.005 for a, b in itertools.pairwise(spans))  # one after another

@@ -154,24 +154,33 @@ class Runtime(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def slot(self) -> asyncio.Semaphore:
+        """The admission limit (``spec.concurrency``). A caller that wants to act once admitted
+        (the worker marks the job running) holds it and calls :meth:`invoke_admitted`."""
+        return self._slots
+
     async def invoke(self, inv: Invocation) -> AppletOutcome:
+        async with self._slots:
+            return await self.invoke_admitted(inv)
+
+    async def invoke_admitted(self, inv: Invocation) -> AppletOutcome:
+        """:meth:`invoke` for a caller that already holds :meth:`slot`."""
         for value in declared_secrets(self.spec, inv).values():
             register_secret(value)
         sink = LogSink()
-        async with self._slots:
-            deadline = asyncio.timeout(self.spec.timeout)
-            try:
-                async with deadline:
-                    outcome = await self._run(inv, sink)
-            except TimeoutError as exc:
-                if not deadline.expired():  # raised by the applet itself, not our deadline
-                    outcome = self._unexpected(exc, inv)
-                else:
-                    outcome = self._timeout()
-            except AppletError as exc:
-                outcome = AppletOutcome.from_error(exc)
-            except Exception as exc:
+        deadline = asyncio.timeout(self.spec.timeout)
+        try:
+            async with deadline:
+                outcome = await self._run(inv, sink)
+        except TimeoutError as exc:
+            if not deadline.expired():  # raised by the applet itself, not our deadline
                 outcome = self._unexpected(exc, inv)
+            else:
+                outcome = self._timeout()
+        except AppletError as exc:
+            outcome = AppletOutcome.from_error(exc)
+        except Exception as exc:
+            outcome = self._unexpected(exc, inv)
         if outcome.error_message:
             outcome.error_message = redact(outcome.error_message)
         outcome.logs = sink.lines() + [redact(line) for line in outcome.logs]

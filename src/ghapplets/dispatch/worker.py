@@ -57,9 +57,6 @@ class Worker:
         self.secrets_for = secrets_for
         self.max_inflight = max_inflight
         self.consumer = broker.consumer(m.JOBS)
-        self._limits = {
-            name: asyncio.Semaphore(rt.spec.concurrency) for name, rt in self.runtimes.items()
-        }
         self._tasks: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         self._room.set()
@@ -136,7 +133,7 @@ class Worker:
             )
             return
         spec = runtime.spec
-        async with self._limits[applet]:
+        async with runtime.slot():  # the applet's concurrency limit
             started = time.time()
             if self.metrics is not None and message.delivered == 1 and offset == 0:
                 received = float(message.headers.get(m.H_RECEIVED_AT, started))
@@ -153,7 +150,7 @@ class Worker:
                     retryable=False,
                 )
             else:
-                outcome = await runtime.invoke(
+                outcome = await runtime.invoke_admitted(
                     Invocation(
                         event=event,
                         job_id=job_id,
