@@ -17,7 +17,9 @@ import httpx
 import orjson
 import pytest
 
-from ghapplets.platform import open_backends
+from ghapplets.backends import open_backends
+from ghapplets.config.models import ProjectConfig
+from ghapplets.exceptions import NotFound
 from tests.conftest import WEBHOOK_SECRET, ProjectBuilder, free_port
 
 pytestmark = pytest.mark.slow
@@ -143,7 +145,7 @@ def test_kill_9_with_500_events_in_flight_loses_nothing(
     wait_ready(port, server_procs[-1])
 
     async def settled() -> tuple[dict[str, str], dict[str, int]]:
-        async with open_backends(root / ".ghapplets") as b:
+        async with open_backends(ProjectConfig(), root / ".ghapplets") as b:
             deadline = time.monotonic() + 60
             while True:
                 ds = {d.id: d.status for d in await b.store.list_deliveries(limit=10_000)}
@@ -192,10 +194,10 @@ def test_sigterm_drains_jobs_in_flight(
     assert r.status_code == 202
 
     async def status() -> str:
-        async with open_backends(root / ".ghapplets") as b:
+        async with open_backends(ProjectConfig(), root / ".ghapplets") as b:
             try:
                 return (await b.store.get_job("github:slow-1:slow")).status
-            except KeyError:
+            except NotFound:
                 return "absent"
 
     deadline = time.monotonic() + 10

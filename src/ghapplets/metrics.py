@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (
@@ -64,9 +62,6 @@ class Metrics:
         self.dead_letters = Counter(
             "ghapplets_dead_letters", "Jobs dead-lettered", ["applet"], registry=r
         )
-
-    def track_depth(self, stream: str, read: Callable[[], float]) -> None:
-        self.queue_depth.labels(stream).set_function(read)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

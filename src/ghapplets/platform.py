@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -21,82 +20,19 @@ from ghapplets.applets.loader import discover
 from ghapplets.applets.matching import Matcher
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.runtime import Runtime, build_runtime
-from ghapplets.broker.sqlite import SqliteBroker
+from ghapplets.backends import Backends
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.dispatcher import Dispatcher
 from ghapplets.dispatch.worker import Worker
 from ghapplets.gateway.app import GatewayApp
 from ghapplets.gateway.ingest import IngestHandler
-from ghapplets.logging import get_logger, register_secret
+from ghapplets.logging import get_logger
 from ghapplets.metrics import Metrics
-from ghapplets.secrets.crypto import Cipher, load_or_create_key
-from ghapplets.secrets.refs import resolve
-from ghapplets.secrets.vault import SecretVault
 from ghapplets.sources.base import Source
-from ghapplets.sources.registry import build_source
-from ghapplets.store.database import Database
-from ghapplets.store.sqlite import SqliteStore
+from ghapplets.sources.registry import build_sources
 
 log = get_logger("ghapplets.platform")
-DB_FILE = "ghapplets.db"
-
-
-class Backends:
-    """The embedded database, broker, store and secret vault under one data directory."""
-
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        synchronous: str = "normal",
-        batch_max: int = 512,
-        create_key: bool = True,
-    ) -> None:
-        self.data_dir = data_dir
-        self.create_key = create_key
-        self.db = Database(data_dir / DB_FILE, synchronous=synchronous, batch_max=batch_max)
-        self.broker = SqliteBroker(self.db)
-        self.store = SqliteStore(self.db)
-        self._vault: SecretVault | None = None
-
-    @property
-    def vault(self) -> SecretVault:
-        if self._vault is None:
-            key = load_or_create_key(self.data_dir, create=self.create_key)
-            self._vault = SecretVault(self.store, Cipher(key))
-        return self._vault
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.db.open)
-        await self.broker.start()
-
-    async def close(self) -> None:
-        await self.broker.close()
-        await asyncio.to_thread(self.db.close)
-
-
-@contextlib.asynccontextmanager
-async def open_backends(data_dir: Path) -> AsyncIterator[Backends]:
-    backends = Backends(data_dir)
-    await backends.start()
-    try:
-        yield backends
-    finally:
-        await backends.close()
-
-
-async def build_sources(loaded: LoadedConfig, vault: SecretVault) -> dict[str, Source]:
-    sources: dict[str, Source] = {}
-    for name, settings in loaded.sources.items():
-        secrets: list[bytes] = []
-        for ref in (settings.secret, settings.previous_secret):
-            if ref:
-                value = await resolve(ref, vault.get)
-                register_secret(value)
-                secrets.append(value.encode())
-        sources[name] = build_source(name, settings, secrets)
-    return sources
 
 
 class Platform:
@@ -111,11 +47,7 @@ class Platform:
         self.config = loaded.config
         self.data_dir = data_dir
         self.metrics = Metrics()
-        self.backends = Backends(
-            data_dir,
-            synchronous=self.config.storage.synchronous,
-            batch_max=self.config.storage.batch_max,
-        )
+        self.backends = Backends(self.config, data_dir)
         self._specs = list(applets) if applets is not None else None
         self.sources: dict[str, Source] = {}
         self.runtimes: dict[str, Runtime] = {}
@@ -141,7 +73,7 @@ class Platform:
     async def start(self) -> None:
         b = self.backends
         await b.start()
-        self.sources.update(await build_sources(self.loaded, b.vault))
+        self.sources.update(await build_sources(self.loaded.sources, b.vault.get))
         self.http = httpx.AsyncClient(timeout=30.0)
         for spec in self.specs:
             if not spec.enabled:
@@ -155,8 +87,6 @@ class Platform:
         self.worker = Worker(
             b.broker, b.store, self.runtimes, metrics=self.metrics, secrets_for=b.vault.get_many
         )
-        for stream in (m.EVENTS, m.JOBS):
-            self.metrics.track_depth(stream, functools.partial(b.broker.depth_now, stream))
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.worker.run(), name="worker"),
@@ -216,5 +146,17 @@ class Platform:
         finally:
             await self.stop()
 
+    async def render_metrics(self) -> bytes:
+        """The metrics, with the queue depths read from the broker now."""
+        for stream in (m.EVENTS, m.JOBS):
+            try:
+                async with asyncio.timeout(2.0):
+                    depth = await self.backends.broker.depth(stream)
+            except Exception as exc:  # a scrape must not fail because the broker is slow
+                log.warning("queue depth unavailable", stream=stream, error=str(exc))
+                continue
+            self.metrics.queue_depth.labels(stream).set(depth)
+        return self.metrics.render()
+
     def asgi(self) -> GatewayApp:
-        return GatewayApp(self.ingest, self.ready, self.metrics.render, lifespan=self.lifespan)
+        return GatewayApp(self.ingest, self.ready, self.render_metrics, lifespan=self.lifespan)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ghapplets.applets.loader import discover, load_manifest
-from ghapplets.config.located import ConfigError
+from ghapplets.exceptions import ConfigError
 
 
 def write(folder: Path, text: str, **files: str) -> Path:

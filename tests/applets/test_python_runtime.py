@@ -14,7 +14,7 @@ from ghapplets.applets.loader import discover, load_manifest
 from ghapplets.applets.model import AppletSpec, Subscription
 from ghapplets.applets.python_runtime import EntryError, load_applet
 from ghapplets.applets.runtime import build_runtime
-from ghapplets.config.located import ConfigError
+from ghapplets.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from tests.applets.conftest import MakeEvent, MakeInvocation, Server

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ghapplets.config.loader import apply_env_overrides, load_config
-from ghapplets.config.located import ConfigError, parse_yaml
+from ghapplets.config.located import parse_yaml
+from ghapplets.exceptions import ConfigError
 from ghapplets.sources.github import GitHubSource
 
 

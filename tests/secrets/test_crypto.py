@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ghapplets.secrets.crypto import (
-    KEY_ENV,
-    Cipher,
-    SecretKeyError,
-    generate_key,
-    load_or_create_key,
-)
+from ghapplets.exceptions import SecretKeyError
+from ghapplets.secrets.crypto import KEY_ENV, Cipher, generate_key, load_or_create_key
 
 
 @pytest.fixture(autouse=True)

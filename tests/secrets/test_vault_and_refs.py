@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from ghapplets.backends import Backends, open_backends
+from ghapplets.config.models import ProjectConfig
+from ghapplets.exceptions import NotFound, SecretKeyError, UnresolvedReference
 from ghapplets.logging import redact
-from ghapplets.platform import Backends, open_backends
-from ghapplets.secrets.crypto import KEY_ENV, Cipher, SecretKeyError, load_or_create_key
-from ghapplets.secrets.refs import UnresolvedReference, parse_ref, resolve
+from ghapplets.secrets.crypto import KEY_ENV, Cipher, load_or_create_key
+from ghapplets.secrets.refs import parse_ref, resolve
 from ghapplets.secrets.vault import SecretVault
 
 
@@ -21,7 +23,7 @@ def _no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def backends(tmp_path: Path) -> AsyncIterator[Backends]:
-    async with open_backends(tmp_path / "data") as b:
+    async with open_backends(ProjectConfig(), tmp_path / "data") as b:
         yield b
 
 
@@ -42,9 +44,9 @@ async def test_set_get_list_delete(backends: Backends) -> None:
     }
     assert await vault.delete("a-token") is True
     assert await vault.delete("a-token") is False
-    with pytest.raises(KeyError, match="no secret named 'a-token'"):
+    with pytest.raises(NotFound, match="no secret named 'a-token'"):
         await vault.get("a-token")
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         await vault.get_many(["b-token", "a-token"])
 
 
@@ -55,7 +57,7 @@ async def test_values_read_or_written_are_redacted_from_logs(backends: Backends)
 
 async def test_the_stored_bytes_are_ciphertext_bound_to_the_name(backends: Backends) -> None:
     await backends.vault.set("one", "plain-value-1234")
-    record = await backends.store.get_secret("one")
+    record = await backends.secret_store.get_secret("one")
     assert b"plain-value-1234" not in record.ciphertext
     # the same bytes under another name do not open
     with pytest.raises(SecretKeyError):
@@ -64,7 +66,7 @@ async def test_the_stored_bytes_are_ciphertext_bound_to_the_name(backends: Backe
 
 async def test_a_vault_with_another_key_cannot_read(backends: Backends, tmp_path: Path) -> None:
     await backends.vault.set("one", "plain-value-1234")
-    other = SecretVault(backends.store, Cipher(load_or_create_key(tmp_path / "other")))
+    other = SecretVault(backends.secret_store, Cipher(load_or_create_key(tmp_path / "other")))
     with pytest.raises(SecretKeyError, match="'one' does not decrypt"):
         await other.get("one")
     assert [s.name for s in await other.list()] == ["one"]  # listing needs no key
@@ -91,7 +93,7 @@ def test_parse_ref() -> None:
 async def _lookup(name: str) -> str:
     if name == "known":
         return "stored-value"
-    raise KeyError(name)
+    raise NotFound(name)
 
 
 async def test_resolve(monkeypatch: pytest.MonkeyPatch) -> None:

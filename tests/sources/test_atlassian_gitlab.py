@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ghapplets.sources.base import MalformedPayload, VerificationError
+from ghapplets.exceptions import MalformedPayload, VerificationError
 from ghapplets.sources.fixtures import Fixture, iter_fixtures, load
 from tests.sources._helpers import (
     PREVIOUS,

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from ghapplets.sources.base import MalformedPayload, VerificationError
+from ghapplets.exceptions import MalformedPayload, VerificationError
 from ghapplets.sources.fixtures import Fixture, iter_fixtures, load
 from tests.sources._helpers import PREVIOUS, SECRET, STALE, make, request, send, signed_inbound
 

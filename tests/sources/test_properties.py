@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ghapplets.events import CloudEvent
-from ghapplets.sources.base import MalformedPayload, Source, VerificationError
+from ghapplets.exceptions import MalformedPayload, VerificationError
+from ghapplets.sources.base import Source
 from ghapplets.sources.common import to_inbound
 from ghapplets.sources.fixtures import iter_fixtures, kinds
 from tests.sources._helpers import make, request

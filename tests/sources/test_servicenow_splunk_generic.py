@@ -11,7 +11,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from ghapplets.sources.base import VerificationError
+from ghapplets.exceptions import VerificationError
 from ghapplets.sources.fixtures import Fixture, iter_fixtures, load
 from tests.sources._helpers import PREVIOUS, SECRET, STALE, body_hash, make, request, send
 

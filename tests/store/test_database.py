@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from ghapplets.store.database import Database, DatabaseUnavailable
+from ghapplets.exceptions import StoreUnavailable
+from ghapplets.store.database import Database
 from ghapplets.store.schema import metadata
 
 
@@ -58,5 +59,5 @@ async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
     count = await db.read(lambda c: c.exec_driver_sql("SELECT count(*) FROM secrets").scalar())
     assert count == 20
     db.close()
-    with pytest.raises(DatabaseUnavailable):
+    with pytest.raises(StoreUnavailable):
         await db.write(good(99))

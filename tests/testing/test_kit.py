@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ghapplets.exceptions import VerificationError
 from ghapplets.sources import fixtures
-from ghapplets.sources.base import VerificationError
 from ghapplets.sources.common import to_inbound
 from ghapplets.testing.events import fixture_event, signed_request
 from tests.conftest import ProjectBuilder

@@ -24,7 +24,7 @@ import orjson
 
 from ghapplets.applets.matching import structured_json
 from ghapplets.applets.model import AppletSpec
-from ghapplets.applets.result import AppletOutcome, PermanentError, RetryableError
+from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import (
     Invocation,
     LogSink,
@@ -33,6 +33,7 @@ from ghapplets.applets.runtime import (
     declared_secrets,
     result_from_document,
 )
+from ghapplets.exceptions import ErrorType, PermanentError, RetryableError
 
 EX_TEMPFAIL = 75
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -88,16 +89,16 @@ def resolve_program(spec: AppletSpec, path: str) -> str:
             raise PermanentError(
                 f"program {program!r} not found in the applet folder {folder} or on PATH "
                 f"({path}); use a path like ./{program} or set env.PATH in applet.yaml",
-                type="ProgramNotFound",
+                type=ErrorType.PROGRAM_NOT_FOUND,
             )
         return found
     if not candidate.is_file():
-        raise PermanentError(f"program {candidate} not found", type="ProgramNotFound")
+        raise PermanentError(f"program {candidate} not found", type=ErrorType.PROGRAM_NOT_FOUND)
     if not os.access(candidate, os.X_OK):
         raise PermanentError(
             f"program {candidate} is not executable: chmod +x it, or run it through its "
             f"interpreter (command: [python3, {program}])",
-            type="ProgramNotExecutable",
+            type=ErrorType.PROGRAM_NOT_EXECUTABLE,
         )
     return str(candidate)
 
@@ -194,7 +195,8 @@ class ExecRuntime(Runtime):
         except OSError as exc:  # ENOEXEC (no #! line), EACCES, a vanished file...
             pipes.close()
             raise PermanentError(
-                f"cannot start {program}: {exc.strerror or exc}", type="ProgramNotExecutable"
+                f"cannot start {program}: {exc.strerror or exc}",
+                type=ErrorType.PROGRAM_NOT_EXECUTABLE,
             ) from None
         except BaseException:
             pipes.close()
@@ -203,7 +205,7 @@ class ExecRuntime(Runtime):
             await pipes.connect(proc.stdin)
             stdout = await self._communicate(proc, pipes, inv, sink)
         except _TooLarge as exc:
-            raise PermanentError(str(exc), type="OutputTooLarge") from None
+            raise PermanentError(str(exc), type=ErrorType.OUTPUT_TOO_LARGE) from None
         finally:
             _kill_group(proc)
             pipes.close()
@@ -282,7 +284,7 @@ class ExecRuntime(Runtime):
                 signame = signal.Signals(-code).name
             except ValueError:
                 signame = f"signal {-code}"
-            raise RetryableError(f"the applet was killed by {signame}", type="Signal")
+            raise RetryableError(f"the applet was killed by {signame}", type=ErrorType.SIGNAL)
         text = stdout.strip()
         doc, parsed = None, True
         if text:
@@ -298,12 +300,12 @@ class ExecRuntime(Runtime):
             tail = " | ".join(sink.tail(_TAIL_LINES)) or "no stderr output"
             kind = " (EX_TEMPFAIL)" if code == EX_TEMPFAIL else ""
             raise (RetryableError if code == EX_TEMPFAIL else PermanentError)(
-                f"exited with status {code}{kind}: {tail}", type="ExitCode"
+                f"exited with status {code}{kind}: {tail}", type=ErrorType.EXIT_CODE
             )
         if not parsed:
             snippet = text[:200].decode("utf-8", "replace")
             raise PermanentError(
                 f"stdout is not JSON (write the result as JSON, logs to stderr): {snippet!r}",
-                type="BadOutput",
+                type=ErrorType.BAD_OUTPUT,
             )
         return outcome

@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from ghapplets.applets.model import AppletSpec
-from ghapplets.applets.result import AppletOutcome, PermanentError, RetryableError
+from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import (
     Invocation,
     LogSink,
@@ -29,6 +29,7 @@ from ghapplets.applets.runtime import (
     declared_secrets,
     result_from_document,
 )
+from ghapplets.exceptions import ErrorType, PermanentError, RetryableError
 
 SECRET_REF = re.compile(r"\$\{\s*secrets\.([A-Za-z0-9_.-]+)\s*\}")
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -71,10 +72,10 @@ def render_headers(spec: AppletSpec, secrets: dict[str, str]) -> dict[str, str]:
         if name not in spec.secrets:
             raise PermanentError(
                 f"a header uses secret {name!r}, which the applet does not declare in 'secrets:'",
-                type="SecretNotDeclared",
+                type=ErrorType.SECRET_NOT_DECLARED,
             )
         if name not in secrets:
-            raise PermanentError(f"secret {name!r} has no value", type="SecretMissing")
+            raise PermanentError(f"secret {name!r} has no value", type=ErrorType.SECRET_MISSING)
         return secrets[name]
 
     return {k: SECRET_REF.sub(sub, v) for k, v in spec.headers.items()}
@@ -127,11 +128,12 @@ class HttpRuntime(Runtime):
         except httpx.TimeoutException as exc:
             raise RetryableError(
                 f"{where} did not answer within {self.spec.timeout:g}s ({type(exc).__name__})",
-                type="Timeout",
+                type=ErrorType.TIMEOUT,
             ) from None
         except httpx.TransportError as exc:
             raise RetryableError(
-                f"cannot reach {where}: {type(exc).__name__}: {exc}", type="ConnectionError"
+                f"cannot reach {where}: {type(exc).__name__}: {exc}",
+                type=ErrorType.CONNECTION_ERROR,
             ) from None
         self._log.info(
             "http applet answered",
@@ -145,7 +147,7 @@ class HttpRuntime(Runtime):
             if not complete:
                 raise PermanentError(
                     f"the response from {where} is larger than {self.spec.max_output_bytes} bytes",
-                    type="OutputTooLarge",
+                    type=ErrorType.OUTPUT_TOO_LARGE,
                 )
             return result_from_document(self._parse(response, body, where))
         return self._failure(response, body, where)
@@ -170,7 +172,7 @@ class HttpRuntime(Runtime):
                 return orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise PermanentError(
-                    f"{where} answered {ctype} that is not valid JSON", type="BadOutput"
+                    f"{where} answered {ctype} that is not valid JSON", type=ErrorType.BAD_OUTPUT
                 ) from None
         return body.decode(response.encoding or "utf-8", "replace")
 

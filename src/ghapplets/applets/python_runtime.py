@@ -30,8 +30,9 @@ import orjson
 
 from ghapplets.applets.matching import CompiledSubscription, EventDocument
 from ghapplets.applets.model import AppletSpec
-from ghapplets.applets.result import AppletOutcome, PermanentError
+from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import Invocation, LogSink, Runtime, applet_logger, declared_secrets
+from ghapplets.exceptions import ErrorType, PermanentError
 from ghapplets.sdk.app import Applet, Handler
 from ghapplets.sdk.context import Context, Secrets
 
@@ -147,7 +148,8 @@ def _jsonable(value: Any) -> Any:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
     except TypeError as exc:
         raise PermanentError(
-            f"the handler returned a value that is not JSON-serialisable: {exc}", type="BadOutput"
+            f"the handler returned a value that is not JSON-serialisable: {exc}",
+            type=ErrorType.BAD_OUTPUT,
         ) from None
 
 
@@ -168,7 +170,7 @@ class PythonRuntime(Runtime):
         try:
             app = load_applet(self.spec)
         except EntryError as exc:
-            raise PermanentError(str(exc), type="EntryError") from exc
+            raise PermanentError(str(exc), type=ErrorType.ENTRY_ERROR) from exc
         if app.name != self.spec.name:
             self._log.warning("Applet name differs from the manifest's", module_name=app.name)
         self._handlers = [
@@ -201,7 +203,7 @@ class PythonRuntime(Runtime):
         if not chosen:
             raise PermanentError(
                 f"no handler of applet {self.spec.name!r} matches event type {inv.event.type!r}",
-                type="NoHandler",
+                type=ErrorType.NO_HANDLER,
             )
         ctx = Context(
             event=inv.event,

@@ -9,31 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class AppletError(Exception):
-    """Raised by applet code (or a runtime) to end a run with an error."""
-
-    retryable: bool = False
-
-    def __init__(
-        self, message: str, *, type: str | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.type = type or self.__class__.__name__
-        self.retry_after = retry_after
-
-
-class RetryableError(AppletError):
-    """A transient failure: the job is retried with backoff until its attempts run out."""
-
-    retryable = True
-
-
-class PermanentError(AppletError):
-    """A failure that retrying will not fix: the job is dead-lettered at once."""
-
-    retryable = False
+from ghapplets.exceptions import AppletError
 
 
 @dataclass(slots=True)

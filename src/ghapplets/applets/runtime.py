@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ghapplets.applets.model import AppletSpec
-from ghapplets.applets.result import AppletError, AppletOutcome
+from ghapplets.applets.result import AppletOutcome
 from ghapplets.events.cloudevent import CloudEvent
+from ghapplets.exceptions import AppletError, ErrorType
 from ghapplets.logging import get_logger, redact, register_secret
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def result_from_document(doc: Any, logs: list[str] | None = None) -> AppletOutco
         err = doc["error"]
         retry_after = err.get("retry_after")
         return AppletOutcome.failure(
-            str(err.get("type") or "AppletError"),
+            str(err.get("type") or ErrorType.APPLET_ERROR),
             str(err.get("message") or "the applet reported an error"),
             retryable=bool(err.get("retryable", False)),
             retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
@@ -188,7 +189,7 @@ class Runtime(ABC):
 
     def _timeout(self) -> AppletOutcome:
         return AppletOutcome.failure(
-            "Timeout",
+            ErrorType.TIMEOUT,
             f"applet {self.spec.name!r} did not finish within {self.spec.timeout:g}s",
             retryable=True,
         )

@@ -13,10 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-class BrokerUnavailable(RuntimeError):
-    """The broker cannot accept or hand out messages now (the gateway answers 503)."""
-
-
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     stream: str

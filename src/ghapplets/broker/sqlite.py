@@ -23,15 +23,9 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from ghapplets.broker.base import (
-    Broker,
-    BrokerUnavailable,
-    Consumer,
-    Message,
-    OutboundMessage,
-    PublishAck,
-)
-from ghapplets.store.database import Database, DatabaseUnavailable
+from ghapplets.broker.base import Broker, Consumer, Message, OutboundMessage, PublishAck
+from ghapplets.exceptions import BrokerUnavailable, StoreUnavailable
+from ghapplets.store.database import Database
 
 PENDING, ACKED, TERMINATED = 0, 1, 2
 _CHUNK = 400
@@ -205,7 +199,7 @@ class SqliteBroker(Broker):
             await asyncio.sleep(self.poll_interval)
             try:
                 self._absorb(await self.db.write(self._sweep))
-            except DatabaseUnavailable:
+            except StoreUnavailable:
                 return
 
     # -- publishing --------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from rich.markup import escape
 
 from ghapplets.applets.model import NAME_PATTERN
 from ghapplets.cli.project import DataDirOpt, backends, console, data_dir, fail, run
+from ghapplets.exceptions import SecretKeyError
 from ghapplets.scaffold import scaffold
-from ghapplets.secrets.crypto import KEY_ENV, KEY_FILE, SecretKeyError, load_or_create_key
+from ghapplets.secrets.crypto import KEY_ENV, KEY_FILE, load_or_create_key
 
 WEBHOOK_SECRET_NAME = "github-webhook"  # noqa: S105 - a name, not a value
 

@@ -12,8 +12,8 @@ from ghapplets.applets.loader import discover
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import Invocation, build_runtime
 from ghapplets.cli.project import DataDirOpt, ProjectOpt, backends, console, fail, load, run
-from ghapplets.config.located import ConfigError
 from ghapplets.events import CloudEvent
+from ghapplets.exceptions import ConfigError, NotFound
 from ghapplets.logging import configure
 from ghapplets.testing.events import fixture_event
 
@@ -53,7 +53,7 @@ async def _invoke(
         async with backends(project, data) as b:
             try:
                 secrets = dict(await b.vault.get_many(spec.secrets))
-            except KeyError as exc:
+            except NotFound as exc:
                 fail(f"applet {applet!r} declares a secret that is not stored: {exc}", 4)
     runtime = build_runtime(spec)
     await runtime.start()

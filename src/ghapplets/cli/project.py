@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -15,11 +14,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ghapplets.config.loader import CONFIG_FILE, LoadedConfig, load_config
-from ghapplets.config.located import ConfigError
-from ghapplets.platform import DB_FILE, Backends
-from ghapplets.secrets.crypto import SecretKeyError
-from ghapplets.secrets.refs import UnresolvedReference
+from ghapplets.backends import DB_FILE, Backends
+from ghapplets.config.loader import CONFIG_FILE, LoadedConfig, config_from_env, load_config
+from ghapplets.config.models import ProjectConfig
+from ghapplets.exceptions import ConfigError, SecretKeyError, UnresolvedReference
 
 T = TypeVar("T")
 console = Console(stderr=False, highlight=False)
@@ -90,19 +88,33 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc), EXIT_CONFIG)
 
 
+def project_config(project: Path | None) -> ProjectConfig:
+    """The project's configuration; outside a project, the defaults and ``GHAPPLETS_*``."""
+    path = (project or Path.cwd()).resolve()
+    if path.is_file() or (path / CONFIG_FILE).exists():
+        return load(project).config
+    try:
+        return config_from_env()
+    except ConfigError as exc:
+        print_problems(exc)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
 @contextlib.asynccontextmanager
 async def backends(
     project: Path | None, explicit: Path | None, *, create: bool = False
 ) -> AsyncIterator[Backends]:
     """The project's data; only commands that store something (``create``) may start it."""
+    config = project_config(project)
     folder = data_dir(project, explicit)
-    if not create and not (folder / DB_FILE).exists():
+    embedded = config.storage.backend == "sqlite"
+    if embedded and not create and not (folder / DB_FILE).exists():
         fail(
             f"no Ghapplets data in {folder}: run 'ghapplets serve' or 'init' in the project "
             "first, or point --data-dir / --project at it",
             EXIT_NOT_FOUND,
         )
-    b = Backends(folder, create_key=create)
+    b = Backends(config, folder, create_key=create)
     await b.start()
     try:
         yield b
@@ -131,7 +143,3 @@ def print_json_lines(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         out.write(orjson.dumps(row, default=str) + b"\n")
     out.flush()
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"

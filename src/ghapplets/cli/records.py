@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ghapplets.applets.loader import discover
 from ghapplets.applets.matching import Matcher
+from ghapplets.backends import Backends
 from ghapplets.cli.project import (
     DataDirOpt,
     JsonOpt,
@@ -25,10 +26,9 @@ from ghapplets.cli.project import (
     run,
     with_backends,
 )
-from ghapplets.config.located import ConfigError
 from ghapplets.dispatch.replay import replay_delivery, replay_job
-from ghapplets.platform import Backends
-from ghapplets.store.base import DeliveryRecord, JobRecord
+from ghapplets.exceptions import ConfigError, NotFound
+from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
 
 deliveries_app = typer.Typer(
     help="List and show deliveries (webhooks received).",
@@ -37,15 +37,16 @@ deliveries_app = typer.Typer(
 )
 jobs_app = typer.Typer(help="List and show jobs (applet runs).", invoke_without_command=True)
 
-STATUS_STYLE = {
-    "succeeded": "green",
-    "failed": "red",
-    "dead": "red",
-    "retrying": "yellow",
-    "running": "cyan",
-    "dispatched": "cyan",
-    "queued": "cyan",
-    "unmatched": "dim",
+STATUS_STYLE: dict[str, str] = {
+    JobStatus.SUCCEEDED: "green",
+    DeliveryStatus.SUCCEEDED: "green",
+    DeliveryStatus.FAILED: "red",
+    JobStatus.DEAD: "red",
+    JobStatus.RETRYING: "yellow",
+    JobStatus.RUNNING: "cyan",
+    DeliveryStatus.DISPATCHED: "cyan",
+    JobStatus.QUEUED: "cyan",
+    DeliveryStatus.UNMATCHED: "dim",
 }
 
 
@@ -83,7 +84,7 @@ def _where(
 def deliveries(
     ctx: typer.Context,
     source: str | None = typer.Option(None, help="Only this source."),
-    status: str | None = typer.Option(None, help="dispatched | succeeded | failed | unmatched"),
+    status: DeliveryStatus | None = typer.Option(None, help="Only deliveries in this status."),
     type_prefix: str | None = typer.Option(None, "--type", help="Type prefix, e.g. com.github."),
     limit: int = typer.Option(50, min=1, max=100_000),
     as_json: bool = JsonOpt,
@@ -138,8 +139,8 @@ def delivery_show(
 
     try:
         d, jobs = with_backends(project, data, show)
-    except KeyError as exc:
-        fail(str(exc.args[0]), 4)
+    except NotFound as exc:
+        fail(str(exc), 4)
     doc = {
         **_delivery_row(d),
         "attributes": d.attributes,
@@ -159,7 +160,7 @@ def jobs(
     ctx: typer.Context,
     delivery: str | None = typer.Option(None, help="Only jobs of this delivery id."),
     applet: str | None = typer.Option(None, help="Only this applet."),
-    status: str | None = typer.Option(None, help="queued | running | retrying | succeeded | dead"),
+    status: JobStatus | None = typer.Option(None, help="Only jobs in this status."),
     limit: int = typer.Option(50, min=1, max=100_000),
     as_json: bool = JsonOpt,
     project: Path | None = ProjectOpt,
@@ -212,8 +213,8 @@ def job_show(
 
     try:
         doc = with_backends(project, data, show)
-    except KeyError as exc:
-        fail(str(exc.args[0]), 4)
+    except NotFound as exc:
+        fail(str(exc), 4)
     if as_json:
         print_json_lines([doc])
     else:
@@ -246,8 +247,8 @@ def replay(
 
     try:
         queued = run(go())
-    except KeyError as exc:
-        fail(str(exc.args[0]), 4)
+    except NotFound as exc:
+        fail(str(exc), 4)
     if as_json:
         print_json_lines([j.to_dict() for j in queued])
         return

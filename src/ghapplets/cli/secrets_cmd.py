@@ -19,6 +19,7 @@ from ghapplets.cli.project import (
     print_json_lines,
     with_backends,
 )
+from ghapplets.exceptions import NotFound
 
 app = typer.Typer(help="Encrypted secrets: tokens, webhook secrets, keys.", no_args_is_help=True)
 
@@ -62,8 +63,8 @@ def get_secret(
 
     try:  # a wrong or malformed key exits 3 from run()
         value = with_backends(project, data, lambda b: b.vault.get(name))
-    except KeyError as exc:
-        fail(str(exc.args[0]), 4)
+    except NotFound as exc:
+        fail(str(exc), 4)
     if reveal:
         sys.stdout.write(value + "\n")
     else:

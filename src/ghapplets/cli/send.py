@@ -15,18 +15,17 @@ from rich.markup import escape
 from ghapplets.cli.project import (
     DataDirOpt,
     ProjectOpt,
+    backends,
     console,
-    data_dir,
     errors,
     fail,
     load,
     run,
 )
 from ghapplets.config.loader import CONFIG_FILE
-from ghapplets.platform import Backends, build_sources
 from ghapplets.sources import fixtures
 from ghapplets.sources.base import Source
-from ghapplets.sources.registry import build_source, settings_model
+from ghapplets.sources.registry import build_source, build_sources, settings_model
 
 WRONG_SECRET = b"not-the-secret-" + uuid.uuid4().hex.encode()
 
@@ -35,13 +34,8 @@ async def _project_source(project: Path | None, data: Path | None, name: str) ->
     loaded = load(project)
     if name not in loaded.sources:
         fail(f"no source {name!r} in {CONFIG_FILE}; known: {', '.join(sorted(loaded.sources))}", 4)
-    backends = Backends(data_dir(project, data))
-    await backends.start()
-    try:
-        subset = type(loaded)(loaded.config, {name: loaded.sources[name]}, loaded.path)
-        return (await build_sources(subset, backends.vault))[name]
-    finally:
-        await backends.close()
+    async with backends(project, data, create=True) as b:
+        return (await build_sources({name: loaded.sources[name]}, b.vault.get))[name]
 
 
 def _adhoc_source(kind: str, name: str, secret: str) -> Source:

@@ -7,18 +7,20 @@ from pathlib import Path
 import typer
 import uvicorn
 
+from ghapplets.backends import open_backends
 from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load, run
 from ghapplets.config.loader import LoadedConfig
-from ghapplets.config.located import ConfigError
+from ghapplets.exceptions import ConfigError
 from ghapplets.logging import configure
-from ghapplets.platform import Platform, build_sources, open_backends
+from ghapplets.platform import Platform
+from ghapplets.sources.registry import build_sources
 
 
 async def _check_sources(loaded: LoadedConfig, data: Path) -> None:
     """Resolve every source's secret references now, so an unset ``${env:X}``, an unknown
     ``${secret:x}`` or a wrong key stops us with a message instead of a lifespan traceback."""
-    async with open_backends(data) as backends:
-        await build_sources(loaded, backends.vault)
+    async with open_backends(loaded.config, data) as backends:
+        await build_sources(loaded.sources, backends.vault.get)
 
 
 def serve(

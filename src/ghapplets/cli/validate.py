@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from ghapplets.applets.loader import discover
 from ghapplets.cli.project import ProjectOpt, console, load, print_problems
-from ghapplets.config.located import ConfigError
+from ghapplets.exceptions import ConfigError
 
 
 def validate(project: Path | None = ProjectOpt) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from ghapplets.config.located import ConfigError, Problem, load_yaml, validate
+from ghapplets.config.located import Locator, Problem, load_yaml, validate
 from ghapplets.config.models import ProjectConfig
+from ghapplets.exceptions import ConfigError
 from ghapplets.sources.base import SourceSettings
 
 CONFIG_FILE = "ghapplets.yaml"
@@ -66,6 +67,12 @@ def apply_env_overrides(
 def find_config(start: Path) -> Path:
     """``start`` if it is a file, else ``start/ghapplets.yaml``."""
     return start if start.is_file() else start / CONFIG_FILE
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> ProjectConfig:
+    """The defaults plus ``GHAPPLETS_*`` overrides, for commands run outside a project."""
+    data = apply_env_overrides({}, os.environ if environ is None else environ)
+    return validate(ProjectConfig, data, Locator("(environment)"))
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:

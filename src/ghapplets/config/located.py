@@ -7,13 +7,14 @@ validation error into ``file:line:col: key.path: message``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+
+from ghapplets.exceptions import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -30,14 +31,6 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.where}: " if self.where else ""
         return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
-
-
-class ConfigError(Exception):
-    """One or more located problems in a configuration file or manifest."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 @dataclass

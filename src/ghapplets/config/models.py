@@ -7,9 +7,9 @@ their kind's own settings model by :mod:`ghapplets.config.loader`, so errors nam
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ghapplets.applets.model import NAME_PATTERN
 
@@ -28,12 +28,48 @@ class ServerConfig(BaseModel):
 
 
 class StorageConfig(BaseModel):
+    """Where deliveries, jobs and secrets are kept: the embedded SQLite file or PostgreSQL."""
+
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "postgresql"] = "sqlite"
+    url: str | None = None  # postgresql://user@host:5432/db (postgresql only)
+    pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     synchronous: Literal["normal", "full"] = "normal"
     batch_max: Annotated[int, Field(ge=1, le=10000)] = 512
     retention_days: Annotated[float, Field(gt=0)] = 30.0
+
+    @model_validator(mode="after")
+    def _url_for_postgresql(self) -> StorageConfig:
+        if self.backend == "postgresql" and not self.url:
+            raise ValueError("storage.url is required with backend: postgresql")
+        if self.url and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("storage.url must start with postgresql://")
+        return self
+
+
+class BrokerConfig(BaseModel):
+    """The durable queue between gateway and workers: embedded SQLite or NATS JetStream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["sqlite", "nats"] = "sqlite"
+    url: str | None = None  # nats://h1:4222,nats://h2:4222 (nats only)
+    replicas: Literal[1, 3, 5] = 1
+    duplicate_window: Annotated[float, Field(gt=0, le=86400)] = 120.0
+    ack_wait: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    max_ack_pending: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+    publish_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+
+    @model_validator(mode="after")
+    def _url_for_nats(self) -> BrokerConfig:
+        if self.backend == "nats" and not self.url:
+            raise ValueError("broker.url is required with backend: nats")
+        if self.url and not all(
+            u.strip().startswith(("nats://", "tls://")) for u in self.url.split(",")
+        ):
+            raise ValueError("broker.url must be nats://host:port, comma-separated for a cluster")
+        return self
 
 
 class LoggingConfig(BaseModel):
@@ -68,6 +104,7 @@ class ProjectConfig(BaseModel):
     applets: list[str] = Field(default_factory=list)
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
 
@@ -76,7 +113,3 @@ class ProjectConfig(BaseModel):
 
     def applet_dirs(self) -> list[Path]:
         return [(self.root / p).resolve() for p in self.applets]
-
-
-def source_extra(entry: SourceEntry) -> dict[str, Any]:
-    return entry.model_dump()

@@ -19,7 +19,8 @@ from ghapplets.broker.base import Broker, Message, OutboundMessage
 from ghapplets.dispatch import messages as m
 from ghapplets.events import CloudEvent
 from ghapplets.logging import get_logger
-from ghapplets.store.base import JOB_QUEUED, DeliveryRecord, JobRecord, Store
+from ghapplets.store.base import HistoryStore
+from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
 
 log = get_logger("ghapplets.dispatcher")
 
@@ -32,7 +33,9 @@ class Matches(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, broker: Broker, store: Store, matcher: Matches, *, batch: int = 256) -> None:
+    def __init__(
+        self, broker: Broker, store: HistoryStore, matcher: Matches, *, batch: int = 256
+    ) -> None:
         self.broker = broker
         self.store = store
         self.matcher = matcher
@@ -62,7 +65,7 @@ class Dispatcher:
             subject=attrs.get("subject"),
             time=attrs.get("time", ""),
             received_at=float(headers.get(m.H_RECEIVED_AT, now)),
-            status="dispatched" if specs else "unmatched",
+            status=DeliveryStatus.DISPATCHED if specs else DeliveryStatus.UNMATCHED,
             attributes=attrs,
             headers=orjson.loads(headers.get(m.H_VENDOR_HEADERS, "{}")),
             body=message.data,
@@ -74,7 +77,7 @@ class Dispatcher:
                 source=source,
                 delivery_id=delivery_id,
                 applet=spec.name,
-                status=JOB_QUEUED,
+                status=JobStatus.QUEUED,
                 created_at=now,
                 updated_at=now,
             )

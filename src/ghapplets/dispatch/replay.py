@@ -14,7 +14,8 @@ from ghapplets.applets.matching import Matcher
 from ghapplets.broker.base import Broker
 from ghapplets.dispatch import messages as m
 from ghapplets.events import CloudEvent
-from ghapplets.store.base import JOB_QUEUED, DeliveryRecord, JobRecord, Store
+from ghapplets.store.base import HistoryStore
+from ghapplets.store.records import DeliveryRecord, JobRecord, JobStatus
 
 
 def _event_headers(delivery: DeliveryRecord) -> dict[str, str]:
@@ -28,7 +29,7 @@ def delivery_event(delivery: DeliveryRecord) -> CloudEvent:
     return CloudEvent.from_binary(_event_headers(delivery), delivery.body)
 
 
-async def replay_job(store: Store, broker: Broker, job_id: str) -> JobRecord:
+async def replay_job(store: HistoryStore, broker: Broker, job_id: str) -> JobRecord:
     job = await store.get_job(job_id)
     delivery = await store.get_delivery(job.delivery_id, job.source)
     job = await store.requeue_job(job_id)
@@ -47,7 +48,11 @@ async def replay_job(store: Store, broker: Broker, job_id: str) -> JobRecord:
 
 
 async def replay_delivery(
-    store: Store, broker: Broker, matcher: Matcher, delivery_id: str, source: str | None = None
+    store: HistoryStore,
+    broker: Broker,
+    matcher: Matcher,
+    delivery_id: str,
+    source: str | None = None,
 ) -> list[JobRecord]:
     """Re-run every applet that matches the stored event now; return the jobs queued."""
     delivery = await store.get_delivery(delivery_id, source)
@@ -70,7 +75,7 @@ async def replay_delivery(
                 source=delivery.source,
                 delivery_id=delivery.id,
                 applet=spec.name,
-                status=JOB_QUEUED,
+                status=JobStatus.QUEUED,
                 created_at=now,
                 updated_at=now,
             )

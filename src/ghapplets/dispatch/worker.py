@@ -19,17 +19,11 @@ from ghapplets.applets.runtime import Invocation, Runtime
 from ghapplets.broker.base import Broker, Message
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.retry import backoff_delay, should_retry
+from ghapplets.exceptions import ErrorType, NotFound, SecretKeyError
 from ghapplets.logging import bind_delivery, get_logger
 from ghapplets.metrics import Metrics
-from ghapplets.secrets.crypto import SecretKeyError
-from ghapplets.store.base import (
-    JOB_DEAD,
-    JOB_RETRYING,
-    JOB_SUCCEEDED,
-    AttemptRecord,
-    JobUpdate,
-    Store,
-)
+from ghapplets.store.base import HistoryStore
+from ghapplets.store.records import AttemptOutcome, AttemptRecord, JobStatus, JobUpdate
 
 log = get_logger("ghapplets.worker")
 SecretsFor = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
@@ -43,7 +37,7 @@ class Worker:
     def __init__(
         self,
         broker: Broker,
-        store: Store,
+        store: HistoryStore,
         runtimes: Mapping[str, Runtime],
         *,
         metrics: Metrics | None = None,
@@ -124,11 +118,11 @@ class Worker:
                     number,
                     time.time(),
                     time.time(),
-                    "permanent",
-                    "AppletNotFound",
+                    AttemptOutcome.PERMANENT,
+                    ErrorType.APPLET_NOT_FOUND,
                     f"no applet named {applet!r} is installed",
                 ),
-                JOB_DEAD,
+                JobStatus.DEAD,
                 None,
             )
             return
@@ -142,10 +136,10 @@ class Worker:
             event = m.event_of(message)
             try:
                 secrets = await self.secrets_for(spec.secrets) if spec.secrets else {}
-            except (KeyError, SecretKeyError) as exc:  # retrying will not conjure it up
+            except (NotFound, SecretKeyError) as exc:  # retrying will not conjure it up
                 detail = exc.args[0] if exc.args else exc
                 outcome = AppletOutcome.failure(
-                    "SecretUnavailable",
+                    ErrorType.SECRET_UNAVAILABLE,
                     f"a declared secret cannot be read: {detail}",
                     retryable=False,
                 )
@@ -167,10 +161,10 @@ class Worker:
         await self._settle(message, spec, job_id, number, started, finished, outcome)
 
     @staticmethod
-    def _label(outcome: AppletOutcome) -> str:
+    def _label(outcome: AppletOutcome) -> AttemptOutcome:
         if outcome.ok:
-            return "ok"
-        return "retryable" if outcome.retryable else "permanent"
+            return AttemptOutcome.OK
+        return AttemptOutcome.RETRYABLE if outcome.retryable else AttemptOutcome.PERMANENT
 
     async def _settle(
         self,
@@ -193,13 +187,13 @@ class Worker:
             outcome.logs[-50:],
         )
         if outcome.ok:
-            await self._finish(message, job_id, record, JOB_SUCCEEDED, outcome.result)
+            await self._finish(message, job_id, record, JobStatus.SUCCEEDED, outcome.result)
             log.debug("job succeeded", attempt=number, ms=round((finished - started) * 1000, 2))
             return
         if should_retry(spec.retry, message.delivered, outcome.retryable):
             delay = backoff_delay(spec.retry, message.delivered, retry_after=outcome.retry_after)
             await self.store.job_finished(
-                JobUpdate(job_id, JOB_RETRYING, record, next_attempt_at=finished + delay)
+                JobUpdate(job_id, JobStatus.RETRYING, record, next_attempt_at=finished + delay)
             )
             await self.consumer.nak(message, delay)
             if self.metrics is not None:
@@ -212,7 +206,7 @@ class Worker:
                 error=outcome.error_message,
             )
             return
-        await self._finish(message, job_id, record, JOB_DEAD, None)
+        await self._finish(message, job_id, record, JobStatus.DEAD, None)
         log.error(
             "job dead-lettered",
             attempt=number,
@@ -221,15 +215,20 @@ class Worker:
         )
 
     async def _finish(
-        self, message: Message, job_id: str, record: AttemptRecord, status: str, result: object
+        self,
+        message: Message,
+        job_id: str,
+        record: AttemptRecord,
+        status: JobStatus,
+        result: object,
     ) -> None:
         reason = None
-        if status == JOB_DEAD:
+        if status == JobStatus.DEAD:
             reason = f"{record.error_type}: {record.error_message}"
         await self.store.job_finished(
             JobUpdate(job_id, status, record, result=result, dead_reason=reason)
         )
-        if status == JOB_DEAD:
+        if status == JobStatus.DEAD:
             await self.consumer.term(message, reason or "dead")
             if self.metrics is not None:
                 self.metrics.dead_letters.labels(message.headers.get(m.H_APPLET, "")).inc()

@@ -24,7 +24,7 @@ class GatewayApp:
         self,
         ingest: IngestHandler,
         ready: ReadyCheck,
-        render_metrics: Callable[[], bytes],
+        render_metrics: Callable[[], Awaitable[bytes]],
         lifespan: Any = None,
     ) -> None:
         self.ingest = ingest
@@ -62,7 +62,7 @@ class GatewayApp:
         )
 
     async def metrics(self, request: Request) -> Response:
-        return Response(self._render_metrics(), media_type="text/plain; version=0.0.4")
+        return Response(await self._render_metrics(), media_type="text/plain; version=0.0.4")
 
     async def wrong_method(self, request: Request) -> Response:
         return JSONResponse(

@@ -15,12 +15,13 @@ from typing import Any
 
 import orjson
 
-from ghapplets.broker.base import Broker, BrokerUnavailable
+from ghapplets.broker.base import Broker
 from ghapplets.dispatch.messages import event_message
 from ghapplets.events import InboundRequest
+from ghapplets.exceptions import BrokerUnavailable, MalformedPayload, VerificationError
 from ghapplets.logging import get_logger
 from ghapplets.metrics import Metrics
-from ghapplets.sources.base import MalformedPayload, Source, VerificationError
+from ghapplets.sources.base import Source
 
 log = get_logger("ghapplets.gateway")
 Scope = dict[str, Any]

@@ -3,8 +3,8 @@
 ``from ghapplets.sdk import Applet, Context`` (also re-exported from ``ghapplets``).
 """
 
-from ghapplets.applets.result import AppletError, PermanentError, RetryableError
 from ghapplets.events.cloudevent import CloudEvent
+from ghapplets.exceptions import AppletError, PermanentError, RetryableError
 from ghapplets.sdk.app import Applet, Handler
 from ghapplets.sdk.context import Context, Secrets
 

@@ -16,13 +16,11 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ghapplets.exceptions import SecretKeyError
+
 KEY_ENV = "GHAPPLETS_SECRET_KEY"
 KEY_FILE = "secret.key"
 _VERSION = b"v1"
-
-
-class SecretKeyError(RuntimeError):
-    """The encryption key is missing, malformed, or does not open a stored value."""
 
 
 def generate_key() -> str:

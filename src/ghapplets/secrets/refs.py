@@ -10,11 +10,9 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 
+from ghapplets.exceptions import NotFound, UnresolvedReference
+
 REF_RE = re.compile(r"^\$\{(env|secret):([A-Za-z0-9_.-]+)\}$")
-
-
-class UnresolvedReference(LookupError):
-    pass
 
 
 def parse_ref(value: str) -> tuple[str, str] | None:
@@ -34,7 +32,7 @@ async def resolve(value: str, secret_lookup: Callable[[str], Awaitable[str]]) ->
         return found
     try:
         return await secret_lookup(name)
-    except KeyError:
+    except NotFound:
         raise UnresolvedReference(
             f"no stored secret named {name!r} (from {value}); add it with "
             f"'ghapplets secrets set {name}'"

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from ghapplets.logging import register_secret
 from ghapplets.secrets.crypto import Cipher
-from ghapplets.store.base import SecretRecord, Store
+from ghapplets.store.base import SecretStore
+from ghapplets.store.records import SecretRecord
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -23,7 +24,7 @@ class SecretInfo:
 
 
 class SecretVault:
-    def __init__(self, store: Store, cipher: Cipher) -> None:
+    def __init__(self, store: SecretStore, cipher: Cipher) -> None:
         self.store = store
         self.cipher = cipher
 

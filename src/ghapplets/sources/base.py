@@ -20,18 +20,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from ghapplets.events import CloudEvent, InboundRequest
-
-
-class VerificationError(Exception):
-    """The request is not proven to come from the vendor. ``reason`` labels the metric."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class MalformedPayload(ValueError):
-    """The verified body cannot be parsed or lacks what the vendor always sends."""
+from ghapplets.exceptions import MalformedPayload
 
 
 class SourceSettings(BaseModel):

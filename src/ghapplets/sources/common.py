@@ -25,14 +25,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from ghapplets.events import InboundRequest
-from ghapplets.sources.base import (
-    MalformedPayload,
-    SignedRequest,
-    SourceSettings,
-    VerificationError,
-    hmac_hex,
-    matches_any,
-)
+from ghapplets.exceptions import MalformedPayload, VerificationError
+from ghapplets.sources.base import SignedRequest, SourceSettings, hmac_hex, matches_any
 
 Encoding = Literal["hex", "base64"]
 Algorithm = Literal["sha1", "sha256", "sha512"]

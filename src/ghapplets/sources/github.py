@@ -22,13 +22,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from ghapplets.events import CloudEvent, InboundRequest
-from ghapplets.sources.base import (
-    MalformedPayload,
-    SignedRequest,
-    Source,
-    SourceSettings,
-    VerificationError,
-)
+from ghapplets.exceptions import MalformedPayload, VerificationError
+from ghapplets.sources.base import SignedRequest, Source, SourceSettings
 from ghapplets.sources.common import (
     as_object,
     clean_or_none,

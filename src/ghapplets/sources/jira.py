@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from ghapplets.events import CloudEvent, InboundRequest
-from ghapplets.sources.base import MalformedPayload, SignedRequest, Source, SourceSettings
+from ghapplets.exceptions import MalformedPayload
+from ghapplets.sources.base import SignedRequest, Source, SourceSettings
 from ghapplets.sources.common import (
     as_object,
     body_id,

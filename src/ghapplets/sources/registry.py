@@ -1,14 +1,16 @@
 """The catalogue of source kinds: kind name -> :class:`Source` class and its settings model.
 
 The config loader validates a ``sources:`` entry with :func:`settings_model` and the gateway
-builds the endpoint with :func:`build_source` once the secrets are resolved.
+builds the endpoints with :func:`build_sources`, which resolves their secrets first.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from ghapplets.logging import register_secret
+from ghapplets.secrets.refs import resolve
 from ghapplets.sources.base import Source, SourceSettings
 from ghapplets.sources.bitbucket import BitbucketSource
 from ghapplets.sources.generic import GenericSource
@@ -56,3 +58,20 @@ def build_source(name: str, settings: SourceSettings, secrets: Sequence[bytes]) 
     """Build the source ``name`` of ``settings.kind``; settings that are not yet the kind's own
     model (a bare :class:`SourceSettings`) are re-validated against it."""
     return source_class(settings.kind)(name, settings, secrets)
+
+
+async def build_sources(
+    settings: Mapping[str, SourceSettings], lookup: Callable[[str], Awaitable[str]]
+) -> dict[str, Source]:
+    """Every configured source, with its ``secret`` / ``previous_secret`` references resolved
+    (``lookup`` reads ``${secret:name}``) and registered for redaction from the logs."""
+    sources: dict[str, Source] = {}
+    for name, entry in settings.items():
+        secrets: list[bytes] = []
+        for ref in (entry.secret, entry.previous_secret):
+            if ref:
+                value = await resolve(ref, lookup)
+                register_secret(value)
+                secrets.append(value.encode())
+        sources[name] = build_source(name, entry, secrets)
+    return sources

@@ -30,7 +30,8 @@ import orjson
 from pydantic import Field, field_validator
 
 from ghapplets.events import CloudEvent, InboundRequest
-from ghapplets.sources.base import SignedRequest, Source, SourceSettings, VerificationError
+from ghapplets.exceptions import VerificationError
+from ghapplets.sources.base import SignedRequest, Source, SourceSettings
 from ghapplets.sources.common import (
     as_object,
     body_id,

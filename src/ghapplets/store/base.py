@@ -1,106 +1,31 @@
-"""The store contract: deliveries, jobs and their attempts, dead letters, secrets.
+"""The store contracts: the history of deliveries and jobs, and the encrypted secrets.
 
-Records are plain dataclasses so the dispatcher, workers, CLI and API share one vocabulary. The
-embedded backend is :class:`ghapplets.store.sqlite.SqliteStore`; a PostgreSQL backend implements
-the same methods on the same schema.
+Two interfaces, because they change for different reasons and may live in different places
+(secrets can move to Vault/OpenBao while the history stays in the database):
+
+- :class:`HistoryStore`: deliveries, jobs and their attempts, dead letters, retention;
+- :class:`SecretStore`: named ciphertexts (encryption is the vault's job, not the store's).
+
+Backends: the embedded SQLite database (:mod:`ghapplets.store.sqlite`) and PostgreSQL. Lookups of
+a name that does not exist raise :class:`ghapplets.exceptions.NotFound`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
-JOB_QUEUED, JOB_RUNNING, JOB_RETRYING, JOB_SUCCEEDED, JOB_DEAD = (
-    "queued",
-    "running",
-    "retrying",
-    "succeeded",
-    "dead",
+from ghapplets.store.records import (
+    AttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    JobRecord,
+    JobStatus,
+    JobUpdate,
+    SecretRecord,
 )
 
 
-@dataclass(slots=True)
-class DeliveryRecord:
-    source: str
-    id: str
-    type: str
-    subject: str | None
-    time: str
-    received_at: float
-    status: str
-    attributes: dict[str, Any]
-    headers: dict[str, str]
-    body: bytes = field(repr=False)
-    jobs_total: int = 0
-    jobs_succeeded: int = 0
-    jobs_dead: int = 0
-
-    def summary(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("body")
-        out.pop("headers")
-        out.pop("attributes")
-        return out
-
-
-@dataclass(slots=True)
-class JobRecord:
-    id: str
-    source: str
-    delivery_id: str
-    applet: str
-    status: str
-    created_at: float
-    updated_at: float
-    attempts: int = 0
-    next_attempt_at: float | None = None
-    result: Any = None
-    error_type: str | None = None
-    error_message: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(slots=True)
-class AttemptRecord:
-    job_id: str
-    number: int
-    started_at: float
-    finished_at: float
-    outcome: str
-    error_type: str | None = None
-    error_message: str | None = None
-    logs: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(slots=True)
-class JobUpdate:
-    """What a worker reports when an attempt ends."""
-
-    job_id: str
-    status: str
-    attempt: AttemptRecord
-    result: Any = None
-    next_attempt_at: float | None = None
-    dead_reason: str | None = None
-
-
-@dataclass(slots=True)
-class SecretRecord:
-    name: str
-    scope: str
-    ciphertext: bytes = field(repr=False)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
-class Store(ABC):
-    # -- deliveries & jobs -----------------------------------------------------------------
+class HistoryStore(ABC):
     @abstractmethod
     async def record_dispatch(
         self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]
@@ -111,7 +36,8 @@ class Store(ABC):
     async def job_started(self, job_id: str, attempt: int, at: float) -> None: ...
 
     @abstractmethod
-    async def job_finished(self, update: JobUpdate) -> None: ...
+    async def job_finished(self, update: JobUpdate) -> None:
+        """Record an attempt's end; a job already succeeded is left as it is."""
 
     @abstractmethod
     async def requeue_job(self, job_id: str) -> JobRecord:
@@ -122,14 +48,14 @@ class Store(ABC):
         self,
         *,
         source: str | None = None,
-        status: str | None = None,
+        status: DeliveryStatus | None = None,
         type_prefix: str | None = None,
         limit: int = 50,
     ) -> list[DeliveryRecord]: ...
 
     @abstractmethod
     async def get_delivery(self, delivery_id: str, source: str | None = None) -> DeliveryRecord:
-        """Raise KeyError when unknown (or ambiguous without ``source``)."""
+        """Raise NotFound when unknown (or ambiguous without ``source``)."""
 
     @abstractmethod
     async def list_jobs(
@@ -137,12 +63,13 @@ class Store(ABC):
         *,
         delivery_id: str | None = None,
         applet: str | None = None,
-        status: str | None = None,
+        status: JobStatus | None = None,
         limit: int = 50,
     ) -> list[JobRecord]: ...
 
     @abstractmethod
-    async def get_job(self, job_id: str) -> JobRecord: ...
+    async def get_job(self, job_id: str) -> JobRecord:
+        """Raise NotFound when unknown."""
 
     @abstractmethod
     async def list_attempts(self, job_id: str) -> list[AttemptRecord]: ...
@@ -150,21 +77,22 @@ class Store(ABC):
     @abstractmethod
     async def dead_letter_count(self) -> int: ...
 
-    # -- secrets -----------------------------------------------------------------------------
     @abstractmethod
-    async def put_secret(self, record: SecretRecord) -> None: ...
+    async def prune(self, older_than: float) -> int:
+        """Delete finished history recorded before the epoch time ``older_than``."""
+
+
+class SecretStore(ABC):
+    @abstractmethod
+    async def put_secret(self, record: SecretRecord) -> None:
+        """Insert or replace; a replaced secret keeps its ``created_at``."""
 
     @abstractmethod
     async def get_secret(self, name: str) -> SecretRecord:
-        """Raise KeyError when unknown."""
+        """Raise NotFound when unknown."""
 
     @abstractmethod
     async def list_secrets(self) -> list[SecretRecord]: ...
 
     @abstractmethod
     async def delete_secret(self, name: str) -> bool: ...
-
-    # -- housekeeping ------------------------------------------------------------------------
-    @abstractmethod
-    async def prune(self, older_than: float) -> int:
-        """Delete finished history recorded before the epoch time ``older_than``."""

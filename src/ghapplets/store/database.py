@@ -34,6 +34,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store.migrations import upgrade
 
 T = TypeVar("T")
@@ -46,10 +47,6 @@ _STOP = object()
 OPTIMIZE_EVERY = 1.0
 CHECKPOINT_EVERY = 0.1  # seconds between background checkpoints
 WAL_RESTART_PAGES = 32768  # 128 MB of WAL (4 KB pages)
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The database cannot take writes (closed, or the disk refuses them)."""
 
 
 class _Write:
@@ -152,16 +149,11 @@ class Database:
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the writer thread inside a group-committed transaction."""
         if self._closed:
-            raise DatabaseUnavailable("the database is closed")
+            raise StoreUnavailable("the database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Write(fn, loop, future))
         return await future
-
-    def write_sync(self, fn: Callable[[Connection], T]) -> T:
-        """Run one write in its own transaction from a thread that has no event loop (the CLI)."""
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            return fn(conn)
 
     def _write_loop(self) -> None:
         conn = self.engine.connect().execution_options(immediate=True)
@@ -281,7 +273,7 @@ class Database:
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a reader connection in a thread (WAL lets it run beside writes)."""
         if self._closed:
-            raise DatabaseUnavailable("the database is closed")
+            raise StoreUnavailable("the database is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._run_read, fn)
 

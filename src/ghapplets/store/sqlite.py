@@ -1,4 +1,8 @@
-"""The embedded store on the SQLite database, written with SQLAlchemy Core."""
+"""The embedded history and secret stores on the SQLite database (SQLAlchemy Core).
+
+The hot write paths (dispatch, job start and finish) run as plain SQL on the DB-API cursor inside
+the database's group-committed writer; queries use SQLAlchemy Core.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,20 @@ import orjson
 from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from ghapplets.exceptions import NotFound
 from ghapplets.store import schema as t
-from ghapplets.store.base import (
-    JOB_DEAD,
-    JOB_QUEUED,
-    JOB_SUCCEEDED,
+from ghapplets.store.base import HistoryStore, SecretStore
+from ghapplets.store.database import Database
+from ghapplets.store.records import (
+    AttemptOutcome,
     AttemptRecord,
     DeliveryRecord,
+    DeliveryStatus,
     JobRecord,
+    JobStatus,
     JobUpdate,
     SecretRecord,
-    Store,
 )
-from ghapplets.store.database import Database
 
 
 def _json(value: Any) -> str:
@@ -36,7 +41,7 @@ def _delivery(row: Row[Any]) -> DeliveryRecord:
         subject=m["subject"],
         time=m["time"],
         received_at=m["received_at"],
-        status=m["status"],
+        status=DeliveryStatus(m["status"]),
         attributes=orjson.loads(m["attributes"]),
         headers=orjson.loads(m["headers"]),
         body=m["body"],
@@ -53,7 +58,7 @@ def _job(row: Row[Any]) -> JobRecord:
         source=m["source"],
         delivery_id=m["delivery_id"],
         applet=m["applet"],
-        status=m["status"],
+        status=JobStatus(m["status"]),
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         attempts=m["attempts"],
@@ -66,15 +71,15 @@ def _job(row: Row[Any]) -> JobRecord:
 
 _REFRESH_COUNTS = (
     "UPDATE deliveries SET (jobs_total, jobs_succeeded, jobs_dead) = ("
-    " SELECT count(*), coalesce(sum(status = 'succeeded'), 0), coalesce(sum(status = 'dead'), 0)"
+    " SELECT count(*), coalesce(sum(status = ?3), 0), coalesce(sum(status = ?4), 0)"
     " FROM jobs WHERE source = ?1 AND delivery_id = ?2) WHERE source = ?1 AND id = ?2"
 )
 _REFRESH_STATUS = (
     "UPDATE deliveries SET status = CASE"
-    " WHEN jobs_total = 0 THEN 'unmatched'"
-    " WHEN jobs_succeeded = jobs_total THEN 'succeeded'"
-    " WHEN jobs_succeeded + jobs_dead = jobs_total THEN 'failed'"
-    " ELSE 'dispatched' END WHERE source = ?1 AND id = ?2"
+    " WHEN jobs_total = 0 THEN ?3"
+    " WHEN jobs_succeeded = jobs_total THEN ?4"
+    " WHEN jobs_succeeded + jobs_dead = jobs_total THEN ?5"
+    " ELSE ?6 END WHERE source = ?1 AND id = ?2"
 )
 _INSERT_DELIVERY = (
     "INSERT OR IGNORE INTO deliveries (source, id, type, subject, time, received_at, status,"
@@ -86,8 +91,8 @@ _INSERT_JOB = (
     " updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)"
 )
 _JOB_STARTED = (
-    "UPDATE jobs SET status = 'running', attempts = ?, updated_at = ?"
-    " WHERE id = ? AND status != 'succeeded' AND attempts < ?"
+    "UPDATE jobs SET status = ?, attempts = ?, updated_at = ?"
+    " WHERE id = ? AND status != ? AND attempts < ?"
 )
 _INSERT_ATTEMPT = (
     "INSERT OR REPLACE INTO attempts (job_id, number, started_at, finished_at, outcome,"
@@ -119,15 +124,24 @@ def _cursor(conn: Connection) -> Any:
 def _refresh_delivery(conn: Connection, source: str, delivery_id: str) -> None:
     """Recompute a delivery's counters and status from its jobs."""
     cur = _cursor(conn)
-    cur.execute(_REFRESH_COUNTS, (source, delivery_id))
-    cur.execute(_REFRESH_STATUS, (source, delivery_id))
+    cur.execute(_REFRESH_COUNTS, (source, delivery_id, JobStatus.SUCCEEDED, JobStatus.DEAD))
+    cur.execute(
+        _REFRESH_STATUS,
+        (
+            source,
+            delivery_id,
+            DeliveryStatus.UNMATCHED,
+            DeliveryStatus.SUCCEEDED,
+            DeliveryStatus.FAILED,
+            DeliveryStatus.DISPATCHED,
+        ),
+    )
 
 
-class SqliteStore(Store):
+class SqliteHistoryStore(HistoryStore):
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    # -- deliveries & jobs -----------------------------------------------------------------
     async def record_dispatch(
         self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]
     ) -> None:
@@ -167,13 +181,15 @@ class SqliteStore(Store):
 
     async def job_started(self, job_id: str, attempt: int, at: float) -> None:
         await self.db.write(
-            lambda conn: _cursor(conn).execute(_JOB_STARTED, (attempt, at, job_id, attempt))
+            lambda conn: _cursor(conn).execute(
+                _JOB_STARTED, (JobStatus.RUNNING, attempt, at, job_id, JobStatus.SUCCEEDED, attempt)
+            )
         )
 
     async def job_finished(self, u: JobUpdate) -> None:
         a = u.attempt
         logs = _json(a.logs) if a.logs else None
-        result = _json(u.result) if u.status == JOB_SUCCEEDED else None
+        result = _json(u.result) if u.status == JobStatus.SUCCEEDED else None
 
         def op(conn: Connection) -> None:
             cur = _cursor(conn)
@@ -183,7 +199,7 @@ class SqliteStore(Store):
             if row is None:
                 return
             source, delivery_id, applet, status = row
-            if status == JOB_SUCCEEDED:  # done already (a redelivery after a crash)
+            if status == JobStatus.SUCCEEDED:  # done already (a redelivery after a crash)
                 return
             cur.execute(
                 _INSERT_ATTEMPT,
@@ -211,12 +227,12 @@ class SqliteStore(Store):
                     u.job_id,
                 ),
             )
-            if u.status == JOB_DEAD:
+            if u.status == JobStatus.DEAD:
                 reason = u.dead_reason or a.error_message or "dead"
                 cur.execute(
                     _BURY_JOB, (u.job_id, source, delivery_id, applet, reason, a.finished_at)
                 )
-            if u.status in (JOB_SUCCEEDED, JOB_DEAD):
+            if u.status.final:
                 _refresh_delivery(conn, source, delivery_id)
 
         await self.db.write(op)
@@ -227,18 +243,21 @@ class SqliteStore(Store):
         def op(conn: Connection) -> JobRecord:
             row = conn.execute(select(j).where(j.c.id == job_id)).first()
             if row is None:
-                raise KeyError(f"no job {job_id!r}")
+                raise NotFound(f"no job {job_id!r}")
             conn.execute(
                 update(j)
                 .where(j.c.id == job_id)
                 .values(
-                    status=JOB_QUEUED, next_attempt_at=None, error_type=None, error_message=None
+                    status=JobStatus.QUEUED,
+                    next_attempt_at=None,
+                    error_type=None,
+                    error_message=None,
                 )
             )
             conn.execute(delete(t.dead_letters).where(t.dead_letters.c.job_id == job_id))
             job = _job(row)
             _refresh_delivery(conn, job.source, job.delivery_id)
-            job.status = JOB_QUEUED
+            job.status = JobStatus.QUEUED
             return job
 
         return await self.db.write(op)
@@ -247,7 +266,7 @@ class SqliteStore(Store):
         self,
         *,
         source: str | None = None,
-        status: str | None = None,
+        status: DeliveryStatus | None = None,
         type_prefix: str | None = None,
         limit: int = 50,
     ) -> list[DeliveryRecord]:
@@ -268,9 +287,9 @@ class SqliteStore(Store):
             q = q.where(d.c.source == source)
         rows = await self.db.read(lambda c: [_delivery(r) for r in c.execute(q.limit(2))])
         if not rows:
-            raise KeyError(f"no delivery {delivery_id!r}")
+            raise NotFound(f"no delivery {delivery_id!r}")
         if len(rows) > 1:
-            raise KeyError(f"delivery id {delivery_id!r} exists in several sources; name one")
+            raise NotFound(f"delivery id {delivery_id!r} exists in several sources; name one")
         return rows[0]
 
     async def list_jobs(
@@ -278,7 +297,7 @@ class SqliteStore(Store):
         *,
         delivery_id: str | None = None,
         applet: str | None = None,
-        status: str | None = None,
+        status: JobStatus | None = None,
         limit: int = 50,
     ) -> list[JobRecord]:
         j = t.jobs
@@ -294,7 +313,7 @@ class SqliteStore(Store):
         q = select(t.jobs).where(t.jobs.c.id == job_id)
         rows = await self.db.read(lambda c: [_job(r) for r in c.execute(q)])
         if not rows:
-            raise KeyError(f"no job {job_id!r}")
+            raise NotFound(f"no job {job_id!r}")
         return rows[0]
 
     async def list_attempts(self, job_id: str) -> list[AttemptRecord]:
@@ -311,7 +330,7 @@ class SqliteStore(Store):
                         number=m["number"],
                         started_at=m["started_at"],
                         finished_at=m["finished_at"],
-                        outcome=m["outcome"],
+                        outcome=AttemptOutcome(m["outcome"]),
                         error_type=m["error_type"],
                         error_message=m["error_message"],
                         logs=orjson.loads(m["logs"]) if m["logs"] else [],
@@ -325,7 +344,32 @@ class SqliteStore(Store):
         q = select(func.count()).select_from(t.dead_letters)
         return int(await self.db.read(lambda c: c.execute(q).scalar_one()))
 
-    # -- secrets -----------------------------------------------------------------------------
+    # -- housekeeping ------------------------------------------------------------------------
+    async def prune(self, older_than: float) -> int:
+        def op(conn: Connection) -> int:
+            d, j = t.deliveries, t.jobs
+            done = select(d.c.source, d.c.id).where(
+                d.c.received_at < older_than,
+                d.c.status.in_((DeliveryStatus.SUCCEEDED, DeliveryStatus.UNMATCHED)),
+            )
+            old = [(r[0], r[1]) for r in conn.execute(done)]
+            for source, delivery_id in old:
+                ids = select(j.c.id).where(j.c.source == source, j.c.delivery_id == delivery_id)
+                conn.execute(delete(t.attempts).where(t.attempts.c.job_id.in_(ids)))
+                conn.execute(delete(j).where(j.c.source == source, j.c.delivery_id == delivery_id))
+                conn.execute(delete(d).where(d.c.source == source, d.c.id == delivery_id))
+            conn.exec_driver_sql(
+                "DELETE FROM broker_messages WHERE state != 0 AND created_at < ?", (older_than,)
+            )
+            return len(old)
+
+        return await self.db.write(op)
+
+
+class SqliteSecretStore(SecretStore):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     async def put_secret(self, record: SecretRecord) -> None:
         s = t.secrets
 
@@ -349,7 +393,7 @@ class SqliteStore(Store):
         s = t.secrets
         row = await self.db.read(lambda c: c.execute(select(s).where(s.c.name == name)).first())
         if row is None:
-            raise KeyError(f"no secret named {name!r}")
+            raise NotFound(f"no secret named {name!r}")
         return SecretRecord(**row._mapping)
 
     async def list_secrets(self) -> list[SecretRecord]:
@@ -362,23 +406,3 @@ class SqliteStore(Store):
         return bool(
             await self.db.write(lambda c: c.execute(delete(s).where(s.c.name == name)).rowcount)
         )
-
-    # -- housekeeping ------------------------------------------------------------------------
-    async def prune(self, older_than: float) -> int:
-        def op(conn: Connection) -> int:
-            d, j = t.deliveries, t.jobs
-            done = select(d.c.source, d.c.id).where(
-                d.c.received_at < older_than, d.c.status.in_(("succeeded", "unmatched"))
-            )
-            old = [(r[0], r[1]) for r in conn.execute(done)]
-            for source, delivery_id in old:
-                ids = select(j.c.id).where(j.c.source == source, j.c.delivery_id == delivery_id)
-                conn.execute(delete(t.attempts).where(t.attempts.c.job_id.in_(ids)))
-                conn.execute(delete(j).where(j.c.source == source, j.c.delivery_id == delivery_id))
-                conn.execute(delete(d).where(d.c.source == source, d.c.id == delivery_id))
-            conn.exec_driver_sql(
-                "DELETE FROM broker_messages WHERE state != 0 AND created_at < ?", (older_than,)
-            )
-            return len(old)
-
-        return await self.db.write(op)

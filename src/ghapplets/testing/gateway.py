@@ -19,10 +19,10 @@ import httpx
 
 from ghapplets.config.loader import load_config
 from ghapplets.platform import Platform
-from ghapplets.store.base import JOB_DEAD, JOB_SUCCEEDED, JobRecord
+from ghapplets.store.records import JobRecord, JobStatus
 from ghapplets.testing.events import signed_request
 
-DONE = (JOB_SUCCEEDED, JOB_DEAD)
+DONE = (JobStatus.SUCCEEDED, JobStatus.DEAD)
 
 
 class GatewayClient:

@@ -1,0 +1,86 @@
+"""The one way to open a project's backends: broker, history store, secret store and vault.
+
+:func:`open_backends` (or :class:`Backends` with ``start``/``close``) picks each backend from the
+configuration: the embedded SQLite file under the data folder by default, NATS JetStream for
+``broker.backend: nats`` and PostgreSQL for ``storage.backend: postgresql``. The gateway, the
+worker, ``serve`` and every CLI query open them here, so each sees the same data.
+
+This module imports no gateway or worker code: CLI queries stay light.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ghapplets.broker.base import Broker
+from ghapplets.broker.sqlite import SqliteBroker
+from ghapplets.config.models import ProjectConfig
+from ghapplets.secrets.crypto import Cipher, load_or_create_key
+from ghapplets.secrets.vault import SecretVault
+from ghapplets.store.base import HistoryStore, SecretStore
+from ghapplets.store.database import Database
+from ghapplets.store.sqlite import SqliteHistoryStore, SqliteSecretStore
+
+DB_FILE = "ghapplets.db"
+
+
+class Backends:
+    """The broker, the stores and the secret vault of one project, opened from its config."""
+
+    def __init__(
+        self,
+        config: ProjectConfig,
+        data_dir: Path,
+        *,
+        create_key: bool = True,
+    ) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.create_key = create_key
+        self.db: Database | None = None
+        self.broker: Broker
+        self.store: HistoryStore
+        self.secret_store: SecretStore
+        self._vault: SecretVault | None = None
+        self._build()
+
+    def _build(self) -> None:
+        storage = self.config.storage
+        self.db = Database(
+            self.data_dir / DB_FILE, synchronous=storage.synchronous, batch_max=storage.batch_max
+        )
+        self.broker = SqliteBroker(self.db, poll_interval=self.config.worker.poll_interval)
+        self.store = SqliteHistoryStore(self.db)
+        self.secret_store = SqliteSecretStore(self.db)
+
+    @property
+    def vault(self) -> SecretVault:
+        if self._vault is None:
+            key = load_or_create_key(self.data_dir, create=self.create_key)
+            self._vault = SecretVault(self.secret_store, Cipher(key))
+        return self._vault
+
+    async def start(self) -> None:
+        if self.db is not None:
+            await asyncio.to_thread(self.db.open)
+        await self.broker.start()
+
+    async def close(self) -> None:
+        await self.broker.close()
+        if self.db is not None:
+            await asyncio.to_thread(self.db.close)
+
+
+@contextlib.asynccontextmanager
+async def open_backends(
+    config: ProjectConfig, data_dir: Path, *, create_key: bool = True
+) -> AsyncIterator[Backends]:
+    backends = Backends(config, data_dir, create_key=create_key)
+    await backends.start()
+    try:
+        yield backends
+    finally:
+        await backends.close()

@@ -1,0 +1,121 @@
+"""Every error Ghapplets raises on purpose, in one tree, and the error types a job can record.
+
+A leaf module: it imports nothing else of Ghapplets, so any layer (sources, stores, brokers,
+runtimes, the CLI) can raise and catch these without pulling in another. Catch
+:class:`GhappletsError` for "anything Ghapplets reported"; the branches say what went wrong:
+
+- :class:`ConfigError`: a configuration file or manifest is wrong (with file:line:col problems);
+- :class:`NotFound`: a named record (delivery, job, secret, applet) does not exist;
+- :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
+  :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
+- :class:`SecretKeyError` and :class:`UnresolvedReference`: secrets cannot be read or resolved;
+- :class:`VerificationError` and :class:`MalformedPayload`: a webhook is refused (401 / 400);
+- :class:`AppletError`: an applet run ended in error (retryable or permanent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+
+class GhappletsError(Exception):
+    """The root of every error Ghapplets raises on purpose."""
+
+
+class ConfigError(GhappletsError):
+    """One or more located problems in a configuration file or manifest."""
+
+    def __init__(self, problems: Sequence[Any]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class NotFound(GhappletsError, LookupError):
+    """A named record does not exist (or the name is ambiguous without more detail)."""
+
+    def __str__(self) -> str:  # LookupError would quote the message like a KeyError
+        return str(self.args[0]) if self.args else "not found"
+
+
+class Unavailable(GhappletsError):
+    """A backend cannot serve now; trying again later may work."""
+
+
+class BrokerUnavailable(Unavailable):
+    """The broker cannot accept or hand out messages now (the gateway answers 503)."""
+
+
+class StoreUnavailable(Unavailable):
+    """The store cannot take reads or writes (closed, unreachable, or the disk refuses them)."""
+
+
+class SecretKeyError(GhappletsError):
+    """The secrets key is missing or malformed, or a stored secret cannot be decrypted."""
+
+
+class UnresolvedReference(GhappletsError, LookupError):
+    """A ``${env:X}`` or ``${secret:x}`` reference names nothing."""
+
+
+class VerificationError(GhappletsError):
+    """The request is not proven to come from the vendor. ``reason`` labels the metric."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class MalformedPayload(GhappletsError, ValueError):
+    """The verified body cannot be parsed or lacks what the vendor always sends."""
+
+
+class ErrorType(StrEnum):
+    """The error types the platform itself records on a failed attempt.
+
+    Applet code may raise :class:`AppletError` with any type of its own; these are the ones
+    the runtimes and the worker use, so dashboards and alerts can rely on their spelling.
+    """
+
+    APPLET_ERROR = "AppletError"
+    APPLET_NOT_FOUND = "AppletNotFound"
+    BAD_OUTPUT = "BadOutput"
+    CONNECTION_ERROR = "ConnectionError"
+    ENTRY_ERROR = "EntryError"
+    EXIT_CODE = "ExitCode"
+    NO_HANDLER = "NoHandler"
+    OUTPUT_TOO_LARGE = "OutputTooLarge"
+    PROGRAM_NOT_EXECUTABLE = "ProgramNotExecutable"
+    PROGRAM_NOT_FOUND = "ProgramNotFound"
+    SECRET_MISSING = "SecretMissing"  # noqa: S105 - an error type, not a secret
+    SECRET_NOT_DECLARED = "SecretNotDeclared"  # noqa: S105 - an error type, not a secret
+    SECRET_UNAVAILABLE = "SecretUnavailable"  # noqa: S105 - an error type, not a secret
+    SIGNAL = "Signal"
+    TIMEOUT = "Timeout"
+
+
+class AppletError(GhappletsError):
+    """Raised by applet code (or a runtime) to end a run with an error."""
+
+    retryable: bool = False
+
+    def __init__(
+        self, message: str, *, type: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = str(type or self.__class__.__name__)
+        self.retry_after = retry_after
+
+
+class RetryableError(AppletError):
+    """A transient failure: the job is retried with backoff until its attempts run out."""
+
+    retryable = True
+
+
+class PermanentError(AppletError):
+    """A failure that retrying will not fix: the job is dead-lettered at once."""
+
+    retryable = False
