@@ -1,8 +1,18 @@
-"""Prometheus metrics of one platform instance (own registry, so tests can run several)."""
+"""Prometheus metrics of one platform instance (own registry, so tests can run several).
+
+Under ``ghapplets serve`` several processes (gateways and the worker) count for one node: the
+supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multi-process mode), every
+process writes its values there, and ``/metrics`` on any of them renders the sum of all.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -41,7 +51,11 @@ class Metrics:
             "ghapplets_webhooks_duplicate", "Webhooks already stored", ["source"], registry=r
         )
         self.queue_depth = Gauge(
-            "ghapplets_queue_depth", "Messages not yet settled", ["stream"], registry=r
+            "ghapplets_queue_depth",
+            "Messages not yet settled",
+            ["stream"],
+            registry=r,
+            multiprocess_mode="livemax",  # every process reads the same queue: the same value
         )
         self.job_start_latency = Histogram(
             "ghapplets_job_start_latency_seconds",
@@ -64,4 +78,9 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        shared = os.environ.get(MULTIPROC_ENV)
+        if not shared:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=shared)
+        return generate_latest(combined)

@@ -1,8 +1,14 @@
-"""The whole platform in one process (``ghapplets serve``): gateway, dispatcher, workers.
+"""One Ghapplets process, in one or both roles: gateway (ingest) and worker (dispatch, applets).
 
-:class:`Platform` composes the embedded database, broker and store, the configured sources, the
-discovered applets and their runtimes, and runs the dispatcher and worker loops beside the
-gateway. ``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM).
+:class:`Platform` composes the backends (:mod:`ghapplets.backends`) with what its roles need:
+
+- :attr:`Role.GATEWAY`: the configured sources and the ingest handler (``POST /hooks/{source}``).
+  Stateless: it verifies, normalises and publishes, then answers.
+- :attr:`Role.WORKER`: the discovered applets and their runtimes, the dispatcher and worker loops,
+  and housekeeping (retention), claimed by a lease so any number of workers can run.
+
+Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics``.
+``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,7 @@ from ghapplets.applets.runtime import Runtime, build_runtime
 from ghapplets.backends import Backends
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.dispatch import messages as m
+from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.dispatcher import Dispatcher
 from ghapplets.dispatch.worker import Worker
 from ghapplets.gateway.app import GatewayApp
@@ -35,14 +43,24 @@ from ghapplets.sources.registry import build_sources
 log = get_logger("ghapplets.platform")
 
 
+class Role(StrEnum):
+    GATEWAY = "gateway"
+    WORKER = "worker"
+
+
+BOTH = frozenset(Role)
+
+
 class Platform:
     def __init__(
         self,
         loaded: LoadedConfig,
         data_dir: Path,
         *,
+        roles: frozenset[Role] = BOTH,
         applets: Sequence[AppletSpec] | None = None,
     ) -> None:
+        self.roles = roles
         self.loaded = loaded
         self.config = loaded.config
         self.data_dir = data_dir
@@ -73,7 +91,20 @@ class Platform:
     async def start(self) -> None:
         b = self.backends
         await b.start()
-        self.sources.update(await build_sources(self.loaded.sources, b.vault.get))
+        if Role.GATEWAY in self.roles:
+            self.sources.update(await build_sources(self.loaded.sources, b.vault.get))
+        if Role.WORKER in self.roles:
+            await self._start_worker()
+        log.info(
+            "platform started",
+            roles=sorted(r.value for r in self.roles),
+            sources=sorted(self.sources),
+            applets=sorted(self.runtimes),
+            data_dir=str(self.data_dir),
+        )
+
+    async def _start_worker(self) -> None:
+        b = self.backends
         self.http = httpx.AsyncClient(timeout=30.0)
         for spec in self.specs:
             if not spec.enabled:
@@ -81,23 +112,27 @@ class Platform:
             runtime = build_runtime(spec, http=self.http)
             await runtime.start()
             self.runtimes[spec.name] = runtime
+        bodies = BodyCache(b.store)
         self.dispatcher = Dispatcher(
-            b.broker, b.store, Matcher(self.specs), batch=self.config.worker.dispatch_batch
+            b.broker,
+            b.store,
+            Matcher(self.specs),
+            batch=self.config.worker.dispatch_batch,
+            bodies=bodies,
         )
         self.worker = Worker(
-            b.broker, b.store, self.runtimes, metrics=self.metrics, secrets_for=b.vault.get_many
+            b.broker,
+            b.store,
+            self.runtimes,
+            metrics=self.metrics,
+            secrets_for=b.vault.get_many,
+            bodies=bodies,
         )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.worker.run(), name="worker"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
-        log.info(
-            "platform started",
-            sources=sorted(self.sources),
-            applets=sorted(self.runtimes),
-            data_dir=str(self.data_dir),
-        )
 
     async def _housekeeping(self, every: float = 3600.0) -> None:
         """Delete finished history older than ``storage.retention_days``, hourly."""
@@ -130,12 +165,19 @@ class Platform:
         log.info("platform stopped", jobs_left_for_redelivery=left)
 
     async def ready(self) -> dict[str, str]:
+        """``ok`` or why not, for the broker and the store (``/readyz`` answers 503 unless all
+        are ok)."""
         checks: dict[str, str] = {}
-        try:
-            await self.backends.broker.ping()
-            checks["store"] = "ok"
-        except Exception as exc:
-            checks["store"] = f"unavailable: {exc}"
+        for name, ping in (
+            ("broker", self.backends.broker.ping),
+            ("store", self.backends.store.ping),
+        ):
+            try:
+                async with asyncio.timeout(5.0):
+                    await ping()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unavailable: {exc}"
         return checks
 
     @contextlib.asynccontextmanager

@@ -224,3 +224,30 @@ def build_runtime(spec: AppletSpec, *, http: httpx.AsyncClient | None = None) ->
 
         return PythonRuntime(spec, http=http)
     raise ValueError(f"applet {spec.name!r}: unknown runtime {spec.runtime!r}")
+
+
+async def run_once(
+    spec: AppletSpec,
+    event: CloudEvent,
+    *,
+    job_id: str,
+    secrets: Mapping[str, str] | None = None,
+    attempt: int = 1,
+    http: httpx.AsyncClient | None = None,
+) -> AppletOutcome:
+    """Start ``spec``'s runtime, run it once on ``event``, close it: ``ghapplets invoke`` and
+    the test kit's ``invoke()``, without a server."""
+    runtime = build_runtime(spec, http=http)
+    await runtime.start()
+    try:
+        return await runtime.invoke(
+            Invocation(
+                event=event,
+                job_id=job_id,
+                attempt=attempt,
+                delivery_id=event.id,
+                secrets=dict(secrets or {}),
+            )
+        )
+    finally:
+        await runtime.close()

@@ -8,9 +8,14 @@ messages, then ``ack``s (done), ``nak``s with a delay (redeliver later), or ``te
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from ghapplets.logging import get_logger
+
+log = get_logger("ghapplets.broker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +49,19 @@ class Consumer(ABC):
 
     @abstractmethod
     async def fetch(self, batch: int = 64, timeout: float = 1.0) -> list[Message]:
-        """Wait up to ``timeout`` seconds for at least one message; return up to ``batch``."""
+        """Wait up to ``timeout`` seconds for at least one message; return up to ``batch``.
+        Raise :class:`~ghapplets.exceptions.BrokerUnavailable` when the broker is closed or
+        unreachable (never return at once with nothing: a consumer loop would spin)."""
+
+    async def next_batch(self, batch: int, timeout: float) -> list[Message]:
+        """:meth:`fetch`, except that a failing broker pauses the caller for ``timeout``
+        seconds and returns nothing, so a consumer loop neither dies nor spins while it is down."""
+        try:
+            return await self.fetch(batch, timeout)
+        except Exception as exc:
+            log.warning("cannot fetch messages; trying again", error=str(exc))
+            await asyncio.sleep(timeout)
+            return []
 
     @abstractmethod
     async def ack(self, message: Message) -> None: ...

@@ -319,6 +319,8 @@ class _SqliteConsumer(Consumer):
         self.stream = broker._stream(stream)
 
     async def fetch(self, batch: int = 64, timeout: float = 1.0) -> list[Message]:
+        if self.broker._closed:
+            raise BrokerUnavailable("the broker is closed")
         stream = self.stream
         if not stream.ready and not self.broker._closed:
             stream.wakeup.clear()

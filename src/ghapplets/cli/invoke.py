@@ -10,7 +10,7 @@ import typer
 
 from ghapplets.applets.loader import discover
 from ghapplets.applets.result import AppletOutcome
-from ghapplets.applets.runtime import Invocation, build_runtime
+from ghapplets.applets.runtime import run_once
 from ghapplets.cli.project import DataDirOpt, ProjectOpt, backends, console, fail, load, run
 from ghapplets.events import CloudEvent
 from ghapplets.exceptions import ConfigError, NotFound
@@ -55,20 +55,7 @@ async def _invoke(
                 secrets = dict(await b.vault.get_many(spec.secrets))
             except NotFound as exc:
                 fail(f"applet {applet!r} declares a secret that is not stored: {exc}", 4)
-    runtime = build_runtime(spec)
-    await runtime.start()
-    try:
-        return await runtime.invoke(
-            Invocation(
-                event=event,
-                job_id=f"invoke:{uuid.uuid4().hex[:12]}",
-                attempt=1,
-                delivery_id=event.id,
-                secrets=secrets,
-            )
-        )
-    finally:
-        await runtime.close()
+    return await run_once(spec, event, job_id=f"invoke:{uuid.uuid4().hex[:12]}", secrets=secrets)
 
 
 def invoke(

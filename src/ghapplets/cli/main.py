@@ -15,6 +15,8 @@ app = typer.Typer(
 )
 app.command()(init.init)
 app.command()(serve.serve)
+app.command()(serve.gateway)
+app.command()(serve.worker)
 app.command()(send.send)
 app.command()(invoke.invoke)
 app.command()(validate.validate)

@@ -1,7 +1,19 @@
-"""``ghapplets serve``: gateway, dispatcher and workers in one process on the embedded backends."""
+"""``ghapplets serve``, ``gateway`` and ``worker``: run the platform in one or both roles.
+
+- ``gateway``: HTTP ingest, health and metrics; stateless, any number of replicas.
+- ``worker``: the dispatcher and the applets; any number of replicas on NATS + PostgreSQL.
+- ``serve``: both on one machine: ``--processes`` gateway processes sharing the port, plus one
+  worker process whose applet work yields the CPU to the acknowledgement path under a burst.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
 from pathlib import Path
 
 import typer
@@ -11,40 +23,50 @@ from ghapplets.backends import open_backends
 from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load, run
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.exceptions import ConfigError
-from ghapplets.logging import configure
-from ghapplets.platform import Platform
+from ghapplets.logging import configure, get_logger
+from ghapplets.metrics import MULTIPROC_ENV
+from ghapplets.platform import BOTH, Platform, Role
 from ghapplets.sources.registry import build_sources
+from ghapplets.supervisor import Child, Supervisor, die_with_parent, listen
+
+log = get_logger("ghapplets.serve")
+WORKER_NICE = 10  # serve's worker: applets get the CPU the gateways leave
+LogFormatOpt = typer.Option(None, "--log-format", help="auto | console | json")
+HostOpt = typer.Option(None, help="Interface to listen on (default from config).")
+PortOpt = typer.Option(None, help="Port to listen on (default from config).")
+ProcessesOpt = typer.Option(
+    None, "--processes", min=1, max=256, help="Gateway processes sharing the port (default: cores)."
+)
 
 
-async def _check_sources(loaded: LoadedConfig, data: Path) -> None:
-    """Resolve every source's secret references now, so an unset ``${env:X}``, an unknown
-    ``${secret:x}`` or a wrong key stops us with a message instead of a lifespan traceback."""
+async def _check_startup(loaded: LoadedConfig, data: Path) -> None:
+    """Open the backends once (creating streams and tables, migrating) and resolve every
+    source's secret references, so an unset ``${env:X}``, an unknown ``${secret:x}`` or an
+    unreachable backend stops us with a message instead of a traceback in every process."""
     async with open_backends(loaded.config, data) as backends:
         await build_sources(loaded.sources, backends.vault.get)
 
 
-def serve(
-    host: str | None = typer.Option(None, help="Interface to listen on (default from config)."),
-    port: int | None = typer.Option(None, help="Port to listen on (default from config)."),
-    project: Path | None = ProjectOpt,
-    data: Path | None = DataDirOpt,
-    log_format: str | None = typer.Option(None, "--log-format", help="auto | console | json"),
-) -> None:
-    """Serve the project: POST /hooks/{source}, /healthz, /readyz, /metrics, and run applets."""
+def _prepare(
+    project: Path | None, data: Path | None, log_format: str | None, roles: frozenset[Role]
+) -> tuple[LoadedConfig, Path, Platform]:
     if log_format not in (None, "auto", "console", "json"):
         fail(f"--log-format must be auto, console or json, not {log_format!r}", 2)
     loaded = load(project)
     cfg = loaded.config
     configure(log_format or cfg.logging.format, cfg.logging.level)
     target = data_dir(project, data)
-    platform = Platform(loaded, target)
-    try:
-        _ = platform.specs  # discover applets now, so manifest errors stop us before binding
-    except ConfigError as exc:
-        fail(str(exc), 3)
-    run(_check_sources(loaded, target))  # exits 3 on an unresolvable secret
-    host = host or cfg.server.host
-    port = cfg.server.port if port is None else port
+    platform = Platform(loaded, target, roles=roles)
+    if Role.WORKER in roles:
+        try:
+            _ = platform.specs  # discover applets now, so manifest errors stop us before binding
+        except ConfigError as exc:
+            fail(str(exc), 3)
+    return loaded, target, platform
+
+
+def _uvicorn(platform: Platform, host: str, port: int, sock: socket.socket | None) -> None:
+    cfg = platform.config
     config = uvicorn.Config(
         platform.asgi(),
         host=host,
@@ -60,10 +82,152 @@ def serve(
     )
     server = uvicorn.Server(config)
     try:
-        server.run()
+        server.run(sockets=[sock] if sock is not None else None)
     except SystemExit as exc:  # uvicorn exits 3 (our "bad config") when it cannot bind
         if exc.code:
             fail(f"the server did not start on {host}:{port} (see the error above)", 1)
         raise
     if not server.started:
         fail(f"the server did not start on {host}:{port} (see the error above)", 1)
+
+
+def _child(role: Role, loaded: LoadedConfig, data: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ghapplets",
+        role.value,
+        "--project",
+        str(loaded.path),
+        "--data-dir",
+        str(data),
+        *extra,
+    ]
+
+
+def _supervise(
+    loaded: LoadedConfig,
+    data: Path,
+    host: str,
+    port: int,
+    processes: int,
+    log_format: str | None,
+    *,
+    with_worker: bool,
+) -> None:
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        fail(f"the server did not start on {host}:{port}: {reason}", 1)
+    fmt = ["--log-format", log_format] if log_format else []
+    # one /metrics for the node: every process writes its values into one folder
+    metrics_dir = data / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, mode=0o700)
+    shared = {MULTIPROC_ENV: str(metrics_dir)}
+    fd = str(sock.fileno())
+    children = [
+        Child(
+            f"gateway-{i + 1}",
+            _child(Role.GATEWAY, loaded, data, "--processes", "1", "--fd", fd, *fmt),
+            pass_fds=(sock.fileno(),),
+            env=shared,
+        )
+        for i in range(processes)
+    ]
+    if with_worker:
+        children.append(
+            Child(
+                "worker",
+                _child(Role.WORKER, loaded, data, "--nice", str(WORKER_NICE), *fmt),
+                env=shared,
+            )
+        )
+    bound = sock.getsockname()
+    log.info("listening", host=bound[0], port=bound[1], gateways=processes, worker=with_worker)
+    code = Supervisor(children, drain_timeout=loaded.config.server.drain_timeout).run()
+    sock.close()
+    raise typer.Exit(code)
+
+
+def serve(
+    host: str | None = HostOpt,
+    port: int | None = PortOpt,
+    processes: int | None = ProcessesOpt,
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+    log_format: str | None = LogFormatOpt,
+) -> None:
+    """Serve the project on this machine: gateway processes on every core, and one worker."""
+    loaded, target, _ = _prepare(project, data, log_format, BOTH)
+    run(_check_startup(loaded, target))  # exits 3 on an unresolvable secret
+    cfg = loaded.config
+    _supervise(
+        loaded,
+        target,
+        host or cfg.server.host,
+        cfg.server.port if port is None else port,
+        processes or os.cpu_count() or 1,
+        log_format,
+        with_worker=True,
+    )
+
+
+def gateway(
+    host: str | None = HostOpt,
+    port: int | None = PortOpt,
+    processes: int | None = ProcessesOpt,
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+    log_format: str | None = LogFormatOpt,
+    fd: int | None = typer.Option(None, "--fd", hidden=True, help="Inherited listening socket."),
+) -> None:
+    """Accept webhooks: POST /hooks/{source}, /healthz, /readyz, /metrics. Stateless."""
+    die_with_parent()
+    loaded, target, platform = _prepare(project, data, log_format, frozenset({Role.GATEWAY}))
+    cfg = loaded.config
+    host = host or cfg.server.host
+    port = cfg.server.port if port is None else port
+    if fd is not None:
+        _uvicorn(platform, host, port, socket.socket(fileno=fd))
+        return
+    run(_check_startup(loaded, target))
+    count = processes or os.cpu_count() or 1
+    if count == 1:
+        _uvicorn(platform, host, port, None)
+        return
+    _supervise(loaded, target, host, port, count, log_format, with_worker=False)
+
+
+async def _run_until_signalled(platform: Platform) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await platform.start()
+    try:
+        await stop.wait()
+    finally:
+        await platform.stop()
+
+
+def worker(
+    host: str | None = HostOpt,
+    port: int | None = typer.Option(
+        None, help="Serve /healthz, /readyz and /metrics on this port (default: none)."
+    ),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+    log_format: str | None = LogFormatOpt,
+    nice: int = typer.Option(0, min=0, max=19, help="Lower this process's CPU priority."),
+) -> None:
+    """Run the dispatcher and the applets: consume events, run jobs, retry, dead-letter."""
+    die_with_parent()
+    if nice:
+        os.nice(nice)
+    loaded, _, platform = _prepare(project, data, log_format, frozenset({Role.WORKER}))
+    if port is not None:
+        _uvicorn(platform, host or loaded.config.server.host, port, None)
+        return
+    run(_run_until_signalled(platform))

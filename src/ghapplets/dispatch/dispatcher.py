@@ -1,9 +1,9 @@
 """The dispatcher: turns each stored event into a delivery record and one job per matching applet.
 
 It consumes the ``events`` stream in batches. For a batch it records the deliveries and jobs in
-the store, publishes the job messages (idempotent: the job id is the message id), and only then
-acks the events. A crash anywhere in between redelivers the events, and the dedup on every write
-makes the second pass a no-op: exactly once in effect.
+the store, then publishes the job messages (idempotent: the job id is the message id), and only
+then acks the events. A crash anywhere in between redelivers the events, and the dedup on every
+write makes the second pass a no-op: exactly once in effect.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import orjson
 from ghapplets.applets.model import AppletSpec
 from ghapplets.broker.base import Broker, Message, OutboundMessage
 from ghapplets.dispatch import messages as m
+from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.events import CloudEvent
 from ghapplets.logging import get_logger
 from ghapplets.store.base import HistoryStore
@@ -32,10 +33,67 @@ class Matches(Protocol):
     def match(self, event: CloudEvent) -> list[AppletSpec]: ...
 
 
+def plan(
+    message: Message, matcher: Matches, now: float
+) -> tuple[DeliveryRecord, list[JobRecord], list[OutboundMessage]]:
+    """The delivery, its jobs and their messages for one event message (no I/O)."""
+    headers = message.headers
+    source = headers[m.H_SOURCE]
+    try:
+        event = m.event_of(message, with_data=matcher.needs_data)
+        specs = matcher.match(event)
+    except Exception as exc:  # a corrupt message must not stop the pipeline
+        log.error("event unreadable, recorded without jobs", error=str(exc), seq=message.seq)
+        event, specs = None, []
+    attrs: dict[str, Any] = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+    delivery_id = attrs.get("id", message.msg_id)
+    delivery = DeliveryRecord(
+        source=source,
+        id=delivery_id,
+        type=attrs.get("type", "unknown"),
+        subject=attrs.get("subject"),
+        time=attrs.get("time", ""),
+        received_at=float(headers.get(m.H_RECEIVED_AT, now)),
+        status=DeliveryStatus.DISPATCHED if specs else DeliveryStatus.UNMATCHED,
+        attributes=attrs,
+        headers=orjson.loads(headers.get(m.H_VENDOR_HEADERS, "{}")),
+        body=message.data,
+        jobs_total=len(specs),
+    )
+    jobs = [
+        JobRecord(
+            id=m.job_id(source, delivery_id, spec.name),
+            source=source,
+            delivery_id=delivery_id,
+            applet=spec.name,
+            status=JobStatus.QUEUED,
+            created_at=now,
+            updated_at=now,
+        )
+        for spec in specs
+    ]
+    outbound = [m.job_message(headers, source, delivery_id, spec.name) for spec in specs]
+    if event is not None and specs:
+        log.debug(
+            "event dispatched",
+            delivery_id=delivery_id,
+            type=event.type,
+            applets=[s.name for s in specs],
+        )
+    return delivery, jobs, outbound
+
+
 class Dispatcher:
     def __init__(
-        self, broker: Broker, store: HistoryStore, matcher: Matches, *, batch: int = 256
+        self,
+        broker: Broker,
+        store: HistoryStore,
+        matcher: Matches,
+        *,
+        batch: int = 256,
+        bodies: BodyCache | None = None,
     ) -> None:
+        self.bodies = bodies
         self.broker = broker
         self.store = store
         self.matcher = matcher
@@ -43,75 +101,28 @@ class Dispatcher:
         self.consumer = broker.consumer(m.EVENTS)
         self._stopping = asyncio.Event()
 
-    def plan(
-        self, message: Message
-    ) -> tuple[DeliveryRecord, list[JobRecord], list[OutboundMessage]]:
-        """The delivery, jobs and job messages for one event message (no I/O)."""
-        headers = message.headers
-        source = headers[m.H_SOURCE]
-        now = time.time()
-        try:
-            event = m.event_of(message, with_data=self.matcher.needs_data)
-            specs = self.matcher.match(event)
-        except Exception as exc:  # a corrupt message must not stop the pipeline
-            log.error("event unreadable, recorded without jobs", error=str(exc), seq=message.seq)
-            event, specs = None, []
-        attrs: dict[str, Any] = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
-        delivery_id = attrs.get("id", message.msg_id)
-        delivery = DeliveryRecord(
-            source=source,
-            id=delivery_id,
-            type=attrs.get("type", "unknown"),
-            subject=attrs.get("subject"),
-            time=attrs.get("time", ""),
-            received_at=float(headers.get(m.H_RECEIVED_AT, now)),
-            status=DeliveryStatus.DISPATCHED if specs else DeliveryStatus.UNMATCHED,
-            attributes=attrs,
-            headers=orjson.loads(headers.get(m.H_VENDOR_HEADERS, "{}")),
-            body=message.data,
-            jobs_total=len(specs),
-        )
-        jobs = [
-            JobRecord(
-                id=m.job_id(source, delivery_id, spec.name),
-                source=source,
-                delivery_id=delivery_id,
-                applet=spec.name,
-                status=JobStatus.QUEUED,
-                created_at=now,
-                updated_at=now,
-            )
-            for spec in specs
-        ]
-        outbound = [
-            m.job_message(headers, message.data, source, delivery_id, spec.name) for spec in specs
-        ]
-        if event is not None and specs:
-            log.debug(
-                "event dispatched",
-                delivery_id=delivery_id,
-                type=event.type,
-                applets=[s.name for s in specs],
-            )
-        return delivery, jobs, outbound
-
     async def dispatch(self, batch: list[Message]) -> None:
         deliveries: list[DeliveryRecord] = []
         jobs: list[JobRecord] = []
         outbound: list[OutboundMessage] = []
+        now = time.time()
         for message in batch:
-            d, j, o = self.plan(message)
+            d, j, o = plan(message, self.matcher, now)
             deliveries.append(d)
             jobs.extend(j)
             outbound.extend(o)
-        await asyncio.gather(
-            self.store.record_dispatch(deliveries, jobs), self.broker.publish_many(outbound)
-        )
+        # the delivery (which holds the body) is durable before any job message names it
+        await self.store.record_dispatch(deliveries, jobs)
+        if self.bodies is not None:
+            for d in deliveries:
+                if d.jobs_total:
+                    self.bodies.put(d.source, d.id, d.body)
+        await self.broker.publish_many(outbound)
         await asyncio.gather(*(self.consumer.ack(msg) for msg in batch))
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            batch = await self.consumer.fetch(self.batch, timeout=0.5)
+            batch = await self.consumer.next_batch(self.batch, timeout=0.5)
             if not batch:
                 continue
             try:

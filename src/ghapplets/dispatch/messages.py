@@ -1,8 +1,9 @@
 """How events and jobs travel through the broker: stream names, ids and headers (sans-I/O).
 
-Both kinds of message are CloudEvents in binary mode: ``ce-*`` headers and the JSON data as the
-body. Event messages also carry the vendor's headers (minus credentials) for the delivery record;
-job messages name their applet and job id, which is also the job's idempotency key.
+Both kinds of message are CloudEvents in binary mode (``ce-*`` headers). An event message carries
+the JSON data as its body, and the vendor's headers (minus credentials) for the delivery record.
+A job message has no body: it names its delivery (whose record holds the body, stored once), its
+applet and its job id, which is also the job's idempotency key.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ def event_message(
 
 def job_message(
     event_headers: Mapping[str, str],
-    data: bytes,
     source: str,
     delivery_id: str,
     applet: str,
@@ -72,8 +72,11 @@ def job_message(
     if attempt_offset:
         headers[H_ATTEMPT_OFFSET] = str(attempt_offset)
     msg_id = jid if replay is None else f"{jid}#replay-{replay}"
-    return OutboundMessage(JOBS, msg_id, headers, data)
+    return OutboundMessage(JOBS, msg_id, headers, b"")
 
 
-def event_of(message: Message, *, with_data: bool = True) -> CloudEvent:
-    return CloudEvent.from_binary(message.headers, message.data, parse=with_data)
+def event_of(message: Message, *, with_data: bool = True, body: bytes | None = None) -> CloudEvent:
+    """The CloudEvent a message carries; a job message's ``body`` comes from its delivery."""
+    return CloudEvent.from_binary(
+        message.headers, message.data if body is None else body, parse=with_data
+    )

@@ -36,7 +36,6 @@ async def replay_job(store: HistoryStore, broker: Broker, job_id: str) -> JobRec
     await broker.publish(
         m.job_message(
             _event_headers(delivery),
-            delivery.body,
             job.source,
             job.delivery_id,
             job.applet,
@@ -84,9 +83,7 @@ async def replay_delivery(
         await store.record_dispatch([], new_jobs)
         await broker.publish_many(
             [
-                m.job_message(
-                    _event_headers(delivery), delivery.body, j.source, j.delivery_id, j.applet
-                )
+                m.job_message(_event_headers(delivery), j.source, j.delivery_id, j.applet)
                 for j in new_jobs
             ]
         )

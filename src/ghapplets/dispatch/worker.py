@@ -18,6 +18,7 @@ from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import Invocation, Runtime
 from ghapplets.broker.base import Broker, Message
 from ghapplets.dispatch import messages as m
+from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.retry import backoff_delay, should_retry
 from ghapplets.exceptions import ErrorType, NotFound, SecretKeyError
 from ghapplets.logging import bind_delivery, get_logger
@@ -43,7 +44,9 @@ class Worker:
         metrics: Metrics | None = None,
         secrets_for: SecretsFor = _no_secrets,
         max_inflight: int = 256,
+        bodies: BodyCache | None = None,
     ) -> None:
+        self.bodies = bodies or BodyCache(store)
         self.broker = broker
         self.store = store
         self.runtimes = dict(runtimes)
@@ -65,7 +68,7 @@ class Worker:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            batch = await self.consumer.fetch(free, timeout=0.5)
+            batch = await self.consumer.next_batch(free, timeout=0.5)
             for message in batch:
                 task = asyncio.create_task(self._handle(message))
                 self._tasks.add(task)
@@ -127,13 +130,14 @@ class Worker:
             )
             return
         spec = runtime.spec
+        body = await self.bodies.get(message.headers.get(m.H_SOURCE, ""), delivery_id)
         async with runtime.slot():  # the applet's concurrency limit
             started = time.time()
             if self.metrics is not None and message.delivered == 1 and offset == 0:
                 received = float(message.headers.get(m.H_RECEIVED_AT, started))
                 self.metrics.job_start_latency.observe(max(0.0, started - received))
             self._background_task(self.store.job_started(job_id, number, started))
-            event = m.event_of(message)
+            event = m.event_of(message, body=body)
             try:
                 secrets = await self.secrets_for(spec.secrets) if spec.secrets else {}
             except (NotFound, SecretKeyError) as exc:  # retrying will not conjure it up

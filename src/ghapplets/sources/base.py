@@ -47,8 +47,8 @@ class SignedRequest:
     query: dict[str, str] = field(default_factory=dict)
 
 
-def hmac_hex(secret: bytes, body: bytes, algorithm: str = "sha256") -> str:
-    return hmac.digest(secret, body, algorithm).hex()  # one-shot: the fast C path
+def hmac_digest(secret: bytes, body: bytes, algorithm: str = "sha256") -> bytes:
+    return hmac.digest(secret, body, algorithm)  # one-shot: the fast C path
 
 
 def matches_any(presented: str | bytes | None, expected: Sequence[str | bytes]) -> bool:

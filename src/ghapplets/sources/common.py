@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
@@ -26,7 +25,7 @@ import orjson
 
 from ghapplets.events import InboundRequest
 from ghapplets.exceptions import MalformedPayload, VerificationError
-from ghapplets.sources.base import SignedRequest, SourceSettings, hmac_hex, matches_any
+from ghapplets.sources.base import SignedRequest, SourceSettings, hmac_digest, matches_any
 
 Encoding = Literal["hex", "base64"]
 Algorithm = Literal["sha1", "sha256", "sha512"]
@@ -168,10 +167,6 @@ def _need_secrets(secrets: Sequence[bytes]) -> None:
         raise VerificationError("no_secret", "this source has no secret configured")
 
 
-def hmac_digest(secret: bytes, body: bytes, algorithm: str = "sha256") -> bytes:
-    return hmac.digest(secret, body, algorithm)  # one-shot: the fast C path
-
-
 def sign_hmac(
     secret: bytes,
     body: bytes,
@@ -182,7 +177,7 @@ def sign_hmac(
 ) -> str:
     """The header value a vendor sends: ``prefix`` + hex or base64 HMAC of the raw body."""
     if encoding == "hex":
-        return prefix + hmac_hex(secret, body, algorithm)
+        return prefix + hmac_digest(secret, body, algorithm).hex()
     return prefix + base64.b64encode(hmac_digest(secret, body, algorithm)).decode("ascii")
 
 
@@ -210,7 +205,7 @@ def verify_hmac(
             raise VerificationError("bad_signature", f"{header} does not start with {prefix!r}")
         value = value[len(prefix) :]
     if encoding == "hex":
-        ok = matches_any(value.lower(), [hmac_hex(s, body, algorithm) for s in secrets])
+        ok = matches_any(value.lower(), [hmac_digest(s, body, algorithm).hex() for s in secrets])
     else:
         try:
             given = base64.b64decode(value, validate=True)

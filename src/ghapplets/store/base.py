@@ -27,6 +27,10 @@ from ghapplets.store.records import (
 
 class HistoryStore(ABC):
     @abstractmethod
+    async def ping(self) -> None:
+        """Raise :class:`~ghapplets.exceptions.StoreUnavailable` unless the store is usable."""
+
+    @abstractmethod
     async def record_dispatch(
         self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]
     ) -> None:

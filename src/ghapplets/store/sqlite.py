@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
-from ghapplets.exceptions import NotFound
+from ghapplets.exceptions import NotFound, StoreUnavailable
 from ghapplets.store import schema as t
 from ghapplets.store.base import HistoryStore, SecretStore
 from ghapplets.store.database import Database
@@ -141,6 +141,14 @@ def _refresh_delivery(conn: Connection, source: str, delivery_id: str) -> None:
 class SqliteHistoryStore(HistoryStore):
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def ping(self) -> None:
+        try:
+            await self.db.read(lambda c: c.exec_driver_sql("SELECT 1").scalar())
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"the database does not answer: {exc}") from exc
 
     async def record_dispatch(
         self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]

@@ -20,7 +20,7 @@ import httpx
 from ghapplets.applets.loader import load_manifest
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
-from ghapplets.applets.runtime import Invocation, build_runtime
+from ghapplets.applets.runtime import run_once
 from ghapplets.events import CloudEvent
 
 Responder = Callable[[httpx.Request], httpx.Response]
@@ -102,20 +102,14 @@ async def invoke(
         httpx.AsyncHTTPTransport() if live else httpx.MockTransport(http or _offline)  # type: ignore[arg-type]
     )
     async with httpx.AsyncClient(transport=RecordingTransport(inner, calls), timeout=30) as client:
-        runtime = build_runtime(spec, http=client)
-        await runtime.start()
-        try:
-            outcome = await runtime.invoke(
-                Invocation(
-                    event=event,
-                    job_id=job_id or f"test:{uuid.uuid4().hex[:12]}",
-                    attempt=attempt,
-                    delivery_id=event.id,
-                    secrets=dict(secrets or {}),
-                )
-            )
-        finally:
-            await runtime.close()
+        outcome = await run_once(
+            spec,
+            event,
+            job_id=job_id or f"test:{uuid.uuid4().hex[:12]}",
+            secrets=secrets,
+            attempt=attempt,
+            http=client,
+        )
     return InvokeResult(outcome, calls)
 
 

@@ -1,0 +1,58 @@
+"""The body cache: bounded by bytes, least recently used out first, the store behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ghapplets.dispatch.bodies import BodyCache
+from ghapplets.exceptions import NotFound
+from ghapplets.store.database import Database
+from ghapplets.store.records import DeliveryRecord, DeliveryStatus
+from ghapplets.store.sqlite import SqliteHistoryStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    db = Database(tmp_path / "b.db")
+    db.open()
+    yield SqliteHistoryStore(db)
+    db.close()
+
+
+def delivery(i: int, body: bytes) -> DeliveryRecord:
+    return DeliveryRecord(
+        "github", f"d-{i}", "t", None, "", 1.0, DeliveryStatus.DISPATCHED, {}, {}, body, 1
+    )
+
+
+async def test_bodies_come_from_the_store_when_not_cached(store: SqliteHistoryStore) -> None:
+    await store.record_dispatch([delivery(1, b"stored-1")], [])
+    cache = BodyCache(store, budget=100)
+    assert len(cache) == 0
+    assert await cache.get("github", "d-1") == b"stored-1"
+    assert len(cache) == 1  # kept for the next job of the same delivery
+    with pytest.raises(NotFound):
+        await cache.get("github", "d-404")
+
+
+async def test_the_budget_bounds_memory_least_recently_used_first(
+    store: SqliteHistoryStore,
+) -> None:
+    cache = BodyCache(store, budget=100)
+    for i in range(4):
+        cache.put("github", f"d-{i}", bytes([65 + i]) * 20)
+    assert cache.size == 80
+    await cache.get("github", "d-0")  # now the most recently used
+    cache.put("github", "d-9", b"z" * 24)
+    assert cache.size <= 100
+    assert await cache.get("github", "d-0") == b"A" * 20  # kept: it was used
+    await store.record_dispatch([delivery(1, b"from-store")], [])
+    assert await cache.get("github", "d-1") == b"from-store"  # evicted: read again
+
+
+async def test_a_huge_body_is_not_cached(store: SqliteHistoryStore) -> None:
+    cache = BodyCache(store, budget=100)
+    cache.put("github", "big", b"x" * 60)
+    assert len(cache) == 0 and cache.size == 0
