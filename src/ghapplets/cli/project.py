@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ghapplets.backends import DB_FILE, Backends
+from ghapplets.backends import DB_FILE, Backends, open_backends
 from ghapplets.config.loader import CONFIG_FILE, LoadedConfig, config_from_env, load_config
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import ConfigError, SecretKeyError, UnresolvedReference
@@ -114,12 +114,8 @@ async def backends(
             "first, or point --data-dir / --project at it",
             EXIT_NOT_FOUND,
         )
-    b = Backends(config, folder, create_key=create)
-    await b.start()
-    try:
+    async with open_backends(config, folder, create_key=create) as b:
         yield b
-    finally:
-        await b.close()
 
 
 def with_backends(
