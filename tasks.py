@@ -54,6 +54,34 @@ def setup() -> None:
     stamp.write_text(digest)
 
 
+# servers the integration tests run for real, from Debian's packages (the rest come from PyPI)
+TEST_PACKAGES = {"haproxy": "haproxy"}
+
+
+def ensure_test_servers() -> None:
+    """Install the Debian packages the integration tests need, when missing and possible."""
+    missing = [pkg for tool, pkg in TEST_PACKAGES.items() if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.name != "posix" or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        names = " ".join(missing)
+        say(f"missing {names}: install them first (Debian: apt-get install {names})")
+        return
+    say(f"installing {', '.join(missing)} (first run only)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("apt-get", "update", "-qq", env=env, stdout=subprocess.DEVNULL)
+    run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        *missing,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def ghapplets(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "ghapplets"), *args], text=True, **kw)  # type: ignore[call-overload]
 
@@ -120,6 +148,7 @@ def demo(port: int, once: bool) -> None:
 
 def test(pytest_args: list[str]) -> int:
     setup()
+    ensure_test_servers()
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     say("ruff")
     targets = [p for p in ("src", "tests", "bench", "tasks.py") if (ROOT / p).exists()]
