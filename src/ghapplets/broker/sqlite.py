@@ -348,3 +348,6 @@ class _SqliteConsumer(Consumer):
 
     async def term(self, message: Message, reason: str) -> None:
         await self.broker._settle(message, TERMINATED, reason)
+
+    async def in_progress(self, message: Message) -> None:
+        """Nothing to do: an inflight message is redelivered only after this process restarts."""
