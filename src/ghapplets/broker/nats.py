@@ -56,6 +56,8 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 _STREAM_NAME_IN_USE = 10058
 _API_TIMEOUT = 5.0  # stream and consumer management requests
 _PING_TIMEOUT = 2.0
+_PUBLISH_TRY = 2.0  # one publish attempt waits this long for its PubAck before a retry
+_SETUP_WAIT = 1.0  # at least this long for a fetch to (re)create its stream and consumer
 _DEPTH_REFRESH = 1.0  # depth_now() refreshes its cached value at most this often
 _WARN_EVERY = 10.0  # a failure that goes on is logged as a warning at most this often
 _RENEW_AFTER = 3  # consecutive failed fetches after which the pull subscription is replaced
@@ -381,8 +383,8 @@ class NatsBroker(Broker):
         subject = self.subject(message.stream)
         name = self.stream_name(message.stream)
         deadline = time.monotonic() + self.publish_timeout
-        # each try gets a share of the budget, so a request lost during a failover is re-sent
-        per_try = max(1.0, self.publish_timeout / 3)
+        # A PubAck normally takes milliseconds; a request lost in a failover is re-sent soon.
+        per_try = min(_PUBLISH_TRY, self.publish_timeout)
 
         async def attempt() -> PublishAck:
             self._connected()
@@ -549,7 +551,10 @@ class _NatsConsumer(Consumer):
             return []
         async with self._lock:
             try:
-                sub = await asyncio.wait_for(self._subscription(), _API_TIMEOUT)
+                # While a consumer leader is being elected (seconds, after a node died) the
+                # consumer's API does not answer; keep within about this fetch's timeout and
+                # try again on the next one.
+                sub = await asyncio.wait_for(self._subscription(), max(timeout, _SETUP_WAIT))
             except Exception as exc:
                 await self._failed(exc, timeout)
                 return []
