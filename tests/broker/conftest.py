@@ -27,6 +27,11 @@ class Backend:
     redelivers_while_running: bool
     ack_wait = 1.0  # short, so tests of redelivery after a crash stay quick
 
+    @property
+    def redelivery_after(self) -> float:
+        """How long an unsettled message may stay away before it is handed out again."""
+        return self.ack_wait if self.redelivers_while_running else 0.2
+
     def __init__(self) -> None:
         self.opened: list[Broker] = []
 
