@@ -13,8 +13,9 @@ confirmation, so an ack that returned is not undone by a crash of this process.
 
 Failures of the server or the network are absorbed where the contract allows: ``publish`` retries
 the same message id (dedup makes that safe) until ``publish_timeout`` and only then raises
-:class:`BrokerUnavailable`; ``fetch`` logs, backs off, re-creates its subscription and returns no
-messages, so the dispatcher and worker loops simply go round again.
+:class:`BrokerUnavailable`; ``fetch`` logs, backs off, makes sure the stream and consumer still
+exist (replacing its pull subscription if failures go on) and returns no messages, so the
+dispatcher and worker loops simply go round again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import re
 import socket
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -136,7 +138,7 @@ class NatsBroker(Broker):
         self._closed = True
         self._streams: set[str] = set()  # broker stream names known to exist on the server
         self._stream_locks: dict[str, asyncio.Lock] = {}
-        self._consumers: list[_NatsConsumer] = []
+        self._consumers: weakref.WeakSet[_NatsConsumer] = weakref.WeakSet()
         self._depths: dict[str, int] = {}
         self._depth_at: dict[str, float] = {}
         self._depth_refreshing: set[str] = set()
@@ -163,6 +165,8 @@ class NatsBroker(Broker):
         Raises :class:`BrokerUnavailable` if that has not worked within ``connect_timeout``.
         Once connected, the client reconnects by itself forever.
         """
+        if not self._closed:
+            return
         self._loop = asyncio.get_running_loop()
         nc = NatsClient()
         options: dict[str, Any] = {
@@ -416,7 +420,7 @@ class NatsBroker(Broker):
     def consumer(self, stream: str) -> Consumer:
         self.stream_name(stream)  # validates the name
         consumer = _NatsConsumer(self, stream)
-        self._consumers.append(consumer)
+        self._consumers.add(consumer)
         return consumer
 
     async def _confirm(self, reply: str, payload: bytes) -> None:
@@ -574,7 +578,13 @@ class _NatsConsumer(Consumer):
         seq = meta.sequence.stream
         raw = msg.headers or {}
         headers = {k: v for k, v in raw.items() if not k.lower().startswith("nats-")}
-        self._inflight[seq] = msg  # a redelivery replaces the earlier delivery
+        inflight = self._inflight
+        inflight.pop(seq, None)  # a redelivery replaces the earlier delivery, as the newest
+        inflight[seq] = msg
+        # The server hands out at most max_ack_pending at once; entries beyond that were never
+        # settled here (a nak that failed, say) and have been redelivered elsewhere since.
+        while len(inflight) > 2 * self.broker.max_ack_pending:
+            del inflight[next(iter(inflight))]
         return Message(self.name, seq, raw.get(MSG_ID, ""), headers, msg.data, meta.num_delivered)
 
     async def _failed(self, exc: Exception, timeout: float) -> None:
