@@ -5,9 +5,12 @@ from __future__ import annotations
 import socket
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import NatsServer
 
 WEBHOOK_SECRET = "test-webhook-secret-1"
 PREVIOUS_SECRET = "test-webhook-secret-0"
@@ -80,3 +83,13 @@ def project(tmp_path: Path) -> ProjectBuilder:
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh single-node JetStream server (about 30 ms to start), killed after the test."""
+    server = NatsServer(tmp_path / "nats").start()
+    try:
+        yield server
+    finally:
+        server.kill()

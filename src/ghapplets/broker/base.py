@@ -74,6 +74,16 @@ class Consumer(ABC):
     async def term(self, message: Message, reason: str) -> None:
         """Never deliver ``message`` again (it goes to the dead letters)."""
 
+    @abstractmethod
+    async def in_progress(self, message: Message) -> None:
+        """Say that ``message`` is still being worked on: restart its redelivery timer.
+
+        A message that is fetched but neither acked, nakked nor terminated is delivered again once
+        the broker's ack wait has passed (JetStream's ``AckWait``), even while its consumer still
+        works on it. A consumer working longer than that calls this (JetStream's ``+WPI``) well
+        within every ack wait, as often as needed; the message stays unsettled.
+        """
+
 
 class Broker(ABC):
     @abstractmethod

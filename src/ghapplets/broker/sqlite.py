@@ -308,9 +308,6 @@ class SqliteBroker(Broker):
     async def depth(self, stream: str) -> int:
         return self._stream(stream).depth()
 
-    def depth_now(self, stream: str) -> int:
-        return self._stream(stream).depth()
-
 
 class _SqliteConsumer(Consumer):
     def __init__(self, broker: SqliteBroker, stream: str) -> None:
@@ -344,3 +341,6 @@ class _SqliteConsumer(Consumer):
 
     async def term(self, message: Message, reason: str) -> None:
         await self.broker._settle(message, TERMINATED, reason)
+
+    async def in_progress(self, message: Message) -> None:
+        """Nothing to do: an inflight message is redelivered only after this process restarts."""

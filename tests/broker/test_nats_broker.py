@@ -1,0 +1,246 @@
+"""NATS JetStream only: server restarts, a cluster losing its stream leader, stream setup."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js import api
+
+from ghapplets.broker.base import Message, OutboundMessage
+from ghapplets.broker.nats import NatsBroker
+from ghapplets.exceptions import BrokerUnavailable
+from tests.broker.test_conformance import fetch_all
+from tests.servers import NatsCluster, NatsServer, free_port
+
+
+def msg(i: int | str, stream: str = "events") -> OutboundMessage:
+    return OutboundMessage(stream, f"m-{i}", {"n": str(i)}, f"data-{i}".encode())
+
+
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def open_broker(url: str, **options: object) -> NatsBroker:
+    options.setdefault("prefix", prefix())
+    options.setdefault("ack_wait", 2.0)
+    broker = NatsBroker(url, **options)  # type: ignore[arg-type]
+    await broker.start()
+    return broker
+
+
+async def test_publish_survives_a_server_restart(nats_server: NatsServer) -> None:
+    broker = await open_broker(nats_server.url, publish_timeout=5.0)
+    try:
+        await broker.publish(msg(1))
+        nats_server.stop()
+
+        def start_again() -> None:
+            time.sleep(1.0)
+            nats_server.start()
+
+        restarting = asyncio.create_task(asyncio.to_thread(start_again))
+        started = time.monotonic()
+        ack = await broker.publish(msg(2))  # retried until the server is back
+        elapsed = time.monotonic() - started
+        await restarting
+        assert not ack.duplicate
+        assert 0.9 < elapsed < 5.0, elapsed
+        consumer = broker.consumer("events")
+        got = await fetch_all(consumer, 2, timeout=1.0)
+        assert [m.msg_id for m in got] == ["m-1", "m-2"]  # kept across the restart
+        assert await consumer.fetch(10, timeout=0.2) == []  # and stored once
+    finally:
+        await broker.close()
+
+
+async def test_consumer_keeps_fetching_across_server_restarts(nats_server: NatsServer) -> None:
+    broker = await open_broker(nats_server.url, publish_timeout=5.0, ack_wait=1.0)
+    consumer = broker.consumer("jobs")
+    received: list[Message] = []
+
+    async def work() -> None:  # what the worker's loop does; it must never see an exception
+        while True:
+            for message in await consumer.fetch(16, timeout=0.3):
+                received.append(message)
+                await consumer.ack(message)
+
+    async def wait_for(msg_id: str, timeout: float = 8.0) -> None:
+        deadline = time.monotonic() + timeout
+        while msg_id not in [m.msg_id for m in received]:
+            assert time.monotonic() < deadline, f"{msg_id} not received; got {received}"
+            assert not worker.done(), worker
+            await asyncio.sleep(0.05)
+
+    worker = asyncio.create_task(work())
+    try:
+        await broker.publish(msg("before", "jobs"))
+        await wait_for("m-before")
+        for round_ in range(2):
+            nats_server.stop()
+            await asyncio.sleep(0.5)  # the worker keeps fetching while the server is away
+            await asyncio.to_thread(nats_server.start)
+            await broker.publish(msg(f"after-{round_}", "jobs"))
+            await wait_for(f"m-after-{round_}")
+        assert not worker.done()
+        await asyncio.sleep(1.5)  # past ack_wait: nothing acked comes back
+        assert [m.msg_id for m in received] == ["m-before", "m-after-0", "m-after-1"]
+        assert await broker.depth("jobs") == 0
+    finally:
+        worker.cancel()
+        await broker.close()
+
+
+async def test_fetch_recovers_when_the_stream_is_deleted(nats_server: NatsServer) -> None:
+    broker = await open_broker(nats_server.url)
+    admin = await nats.connect(nats_server.url)
+    try:
+        consumer = broker.consumer("jobs")
+        await broker.publish(msg(1, "jobs"))
+        assert [m.msg_id for m in await fetch_all(consumer, 1)] == ["m-1"]
+        # an operator deletes the stream (and with it the durable consumer)
+        await admin.jetstream().delete_stream(broker.stream_name("jobs"))
+        assert await consumer.fetch(10, timeout=0.3) == []  # no exception either
+        await broker.publish(msg(2, "jobs"))  # creates the stream again
+        got = await fetch_all(consumer, 1, timeout=5.0)  # ... and the consumer
+        assert [m.msg_id for m in got] == ["m-2"]
+        await consumer.ack(got[0])
+    finally:
+        await admin.close()
+        await broker.close()
+
+
+async def test_streams_and_consumers_are_set_up_idempotently(nats_server: NatsServer) -> None:
+    name = prefix()
+    brokers = [NatsBroker(nats_server.url, prefix=name) for _ in range(5)]
+    await asyncio.gather(*(b.start() for b in brokers))  # several processes starting at once
+    await asyncio.gather(*(b.consumer("jobs").fetch(1, timeout=0.1) for b in brokers))
+    changed = await open_broker(nats_server.url, prefix=name, duplicate_window=30.0, ack_wait=7.0)
+    await changed.consumer("jobs").fetch(1, timeout=0.1)
+    admin = await nats.connect(nats_server.url)
+    try:
+        js = admin.jetstream()
+        info = await js.stream_info(f"{name}_JOBS".upper())  # the broker upper-cases it
+        config = info.config
+        assert config.subjects == [f"{name}.jobs"]
+        assert config.retention == api.RetentionPolicy.WORK_QUEUE
+        assert config.storage == api.StorageType.FILE
+        assert config.num_replicas == 1
+        assert config.duplicate_window == 30.0  # updated by the broker configured differently
+        consumer = await js.consumer_info(info.config.name or "", f"{name}-jobs")
+        assert consumer.config.ack_policy == api.AckPolicy.EXPLICIT
+        assert consumer.config.ack_wait == 7.0
+        assert consumer.config.max_deliver == -1
+        assert consumer.config.max_ack_pending == 1024
+        assert consumer.config.filter_subject == f"{name}.jobs"
+        names = await js.streams_info()
+        assert sorted(s.config.name or "" for s in names) == [
+            f"{name}_EVENTS".upper(),
+            f"{name}_JOBS".upper(),
+        ]
+    finally:
+        await admin.close()
+        for b in [*brokers, changed]:
+            await b.close()
+
+
+async def test_start_fails_fast_without_a_server() -> None:
+    broker = NatsBroker(f"nats://127.0.0.1:{free_port()}", connect_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="cannot connect"):
+        await broker.start()
+    assert time.monotonic() - started < 3
+    with pytest.raises(BrokerUnavailable):
+        await broker.publish(msg(1))
+
+
+# -- a three-node cluster --------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    c = NatsCluster(3, tmp_path / "cluster").start()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.mark.slow
+async def test_cluster_keeps_working_when_the_stream_leader_dies(cluster: NatsCluster) -> None:
+    # After a SIGKILL the followers wait 4 to 9 s (nats-server's Raft election timeout) before
+    # electing a new leader, so this publish_timeout is longer than the default
+    broker = await open_broker(
+        cluster.urls, replicas=3, publish_timeout=15.0, ack_wait=2.0, connect_timeout=20.0
+    )
+    try:
+        consumer = broker.consumer("events")
+        await broker.publish_many([msg(i) for i in range(30)])
+        first = await fetch_all(consumer, 10, batch=10)
+        assert [m.msg_id for m in first] == [f"m-{i}" for i in range(10)]
+        await asyncio.gather(*(consumer.ack(m) for m in first))
+
+        leader = cluster.wait_stream_leader(broker.stream_name("events"))
+        published: list[str] = []
+        slowest = 0.0
+
+        async def keep_publishing() -> None:
+            nonlocal slowest
+            for i in range(30, 90):
+                started = time.monotonic()
+                await broker.publish(msg(i))  # must not raise: the retries ride out the election
+                slowest = max(slowest, time.monotonic() - started)
+                published.append(f"m-{i}")
+                await asyncio.sleep(0.02)
+
+        publisher = asyncio.create_task(keep_publishing())
+        while len(published) < 10:
+            await asyncio.sleep(0.01)
+        cluster.kill(leader)  # SIGKILL the node that leads the stream
+        await publisher
+        new_leader = cluster.wait_stream_leader(broker.stream_name("events"))
+        assert new_leader != leader
+
+        # every message published and not acked is there, once acked it is gone
+        seen: dict[str, int] = {}
+        deadline = time.monotonic() + 20
+        want = {f"m-{i}" for i in range(10, 90)}
+        while set(seen) != want and time.monotonic() < deadline:
+            for m in await consumer.fetch(64, timeout=0.5):
+                seen[m.msg_id] = seen.get(m.msg_id, 0) + 1
+                await consumer.ack(m)
+        assert set(seen) == want, sorted(want - set(seen))
+        await asyncio.sleep(2.5)  # past ack_wait: nothing acked is delivered again
+        assert await consumer.fetch(64, timeout=0.5) == []
+        assert await broker.depth("events") == 0
+        print(
+            f"slowest publish during the failover: {slowest:.2f}s; redeliveries: "
+            f"{sum(seen.values()) - len(seen)}"
+        )
+    finally:
+        await broker.close()
+
+
+async def test_cluster_hands_over_at_once_when_the_leader_stops_cleanly(
+    cluster: NatsCluster,
+) -> None:
+    broker = await open_broker(cluster.urls, replicas=3, publish_timeout=15.0)
+    try:
+        await broker.publish(msg(0))
+        leader = cluster.wait_stream_leader(broker.stream_name("events"))
+        cluster.stop(leader)  # SIGTERM, as in a rolling upgrade: the leader steps down first
+        started = time.monotonic()
+        acks = [await broker.publish(msg(i)) for i in range(1, 21)]
+        assert time.monotonic() - started < 3  # no election timeout to wait out
+        assert not any(a.duplicate for a in acks)
+        consumer = broker.consumer("events")
+        got = await fetch_all(consumer, 21)
+        assert sorted(m.msg_id for m in got) == sorted(f"m-{i}" for i in range(21))
+    finally:
+        await broker.close()
