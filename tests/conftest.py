@@ -93,3 +93,22 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(params=["embedded", "nats"])
+def platform_backends(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Run the test once on the embedded backends and once on NATS JetStream, chosen through
+    the ``GHAPPLETS_*`` overrides every command and the in-process platform read."""
+    if request.param == "embedded":
+        yield request.param
+        return
+    server = NatsServer(tmp_path / "nats-platform").start()
+    monkeypatch.setenv("GHAPPLETS_BROKER__BACKEND", "nats")
+    monkeypatch.setenv("GHAPPLETS_BROKER__URL", server.url)
+    monkeypatch.setenv("GHAPPLETS_BROKER__ACK_WAIT", "5")
+    try:
+        yield request.param
+    finally:
+        server.kill()

@@ -18,11 +18,12 @@ import orjson
 import pytest
 
 from ghapplets.backends import open_backends
-from ghapplets.config.models import ProjectConfig
+from ghapplets.config.loader import load_config
 from ghapplets.exceptions import NotFound
 from tests.conftest import WEBHOOK_SECRET, ProjectBuilder, free_port
 
-pytestmark = pytest.mark.slow
+# each test runs on the embedded backends and on NATS JetStream (the server inherits the choice)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("platform_backends")]
 # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit status names the signal
 GRACEFUL = (0, -signal.SIGTERM)
 SERVE = [sys.executable, "-c", "from ghapplets.cli.main import main; main()", "serve"]
@@ -145,7 +146,7 @@ def test_kill_9_with_500_events_in_flight_loses_nothing(
     wait_ready(port, server_procs[-1])
 
     async def settled() -> tuple[dict[str, str], dict[str, int]]:
-        async with open_backends(ProjectConfig(), root / ".ghapplets") as b:
+        async with open_backends(load_config(root).config, root / ".ghapplets") as b:
             deadline = time.monotonic() + 60
             while True:
                 ds = {d.id: d.status for d in await b.store.list_deliveries(limit=10_000)}
@@ -194,7 +195,7 @@ def test_sigterm_drains_jobs_in_flight(
     assert r.status_code == 202
 
     async def status() -> str:
-        async with open_backends(ProjectConfig(), root / ".ghapplets") as b:
+        async with open_backends(load_config(root).config, root / ".ghapplets") as b:
             try:
                 return (await b.store.get_job("github:slow-1:slow")).status
             except NotFound:

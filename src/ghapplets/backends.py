@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ghapplets.broker.base import Broker
+from ghapplets.broker.nats import NatsBroker
 from ghapplets.broker.sqlite import SqliteBroker
 from ghapplets.config.models import ProjectConfig
 from ghapplets.secrets.crypto import Cipher, load_or_create_key
@@ -52,9 +53,25 @@ class Backends:
         self.db = Database(
             self.data_dir / DB_FILE, synchronous=storage.synchronous, batch_max=storage.batch_max
         )
-        self.broker = SqliteBroker(self.db, poll_interval=self.config.worker.poll_interval)
+        self.broker = self._broker()
         self.store = SqliteHistoryStore(self.db)
         self.secret_store = SqliteSecretStore(self.db)
+
+    def _broker(self) -> Broker:
+        cfg = self.config.broker
+        if cfg.backend == "nats":
+            assert cfg.url is not None  # the config model requires it
+            return NatsBroker(
+                cfg.url,
+                replicas=cfg.replicas,
+                prefix=cfg.prefix,
+                duplicate_window=cfg.duplicate_window,
+                ack_wait=cfg.ack_wait,
+                max_ack_pending=cfg.max_ack_pending,
+                publish_timeout=cfg.publish_timeout,
+            )
+        assert self.db is not None
+        return SqliteBroker(self.db, poll_interval=self.config.worker.poll_interval)
 
     @property
     def vault(self) -> SecretVault:

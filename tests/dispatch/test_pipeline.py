@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,6 +20,9 @@ from ghapplets.applets.matching import Matcher
 from ghapplets.dispatch.replay import replay_delivery, replay_job
 from ghapplets.testing.gateway import running_gateway
 from tests.conftest import ProjectBuilder, free_port
+
+# every test here runs on the embedded backends and on NATS JetStream
+pytestmark = pytest.mark.usefixtures("platform_backends")
 
 
 @contextlib.asynccontextmanager

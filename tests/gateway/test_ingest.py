@@ -48,7 +48,10 @@ BODY = orjson.dumps(
 
 
 @pytest.fixture
-async def gw(project: ProjectBuilder, tmp_path: Path) -> AsyncIterator[GatewayClient]:
+async def gw(
+    project: ProjectBuilder, tmp_path: Path, platform_backends: str
+) -> AsyncIterator[GatewayClient]:
+    """The whole platform in-process, on the embedded backends and on NATS JetStream."""
     project.source(
         "github", f"kind: github\nsecret: {WEBHOOK_SECRET}\nprevious_secret: {PREVIOUS_SECRET}"
     )

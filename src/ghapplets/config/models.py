@@ -56,6 +56,7 @@ class BrokerConfig(BaseModel):
     backend: Literal["sqlite", "nats"] = "sqlite"
     url: str | None = None  # nats://h1:4222,nats://h2:4222 (nats only)
     replicas: Literal[1, 3, 5] = 1
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "ghapplets"
     duplicate_window: Annotated[float, Field(gt=0, le=86400)] = 120.0
     ack_wait: Annotated[float, Field(gt=0, le=3600)] = 30.0
     max_ack_pending: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
