@@ -115,6 +115,34 @@ async def test_fetch_recovers_when_the_stream_is_deleted(nats_server: NatsServer
         await broker.close()
 
 
+async def test_a_stale_delivery_left_in_the_queue_is_not_handed_out(
+    nats_server: NatsServer,
+) -> None:
+    broker = await open_broker(nats_server.url, ack_wait=1.0)
+    admin = await nats.connect(nats_server.url)
+    try:
+        consumer = broker.consumer("jobs")
+        assert await consumer.fetch(1, timeout=0.1) == []  # subscribes
+        await broker.publish(msg(1, "jobs"))
+        # A pull answered after its fetch had given up: the delivery waits in the subscription's
+        # queue (simulated with a pull request sent to the subscription's inbox).
+        inbox = consumer._sub._deliver  # type: ignore[attr-defined]
+        stream, durable = broker.stream_name("jobs"), broker.durable_name("jobs")
+        pull = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        await admin.publish(pull, b'{"batch": 1, "no_wait": true}', reply=inbox)
+        await admin.flush()
+        await asyncio.sleep(1.5)  # past ack_wait: the next pull gets it again
+        got = await consumer.fetch(10, timeout=1.0)
+        assert [(m.msg_id, m.delivered) for m in got] == [("m-1", 2)]  # the newest copy only
+        await consumer.ack(got[0])
+        await consumer.ack(got[0])  # settling twice is harmless
+        assert await consumer.fetch(10, timeout=0.3) == []
+        assert await broker.depth("jobs") == 0
+    finally:
+        await admin.close()
+        await broker.close()
+
+
 async def test_streams_and_consumers_are_set_up_idempotently(nats_server: NatsServer) -> None:
     name = prefix()
     brokers = [NatsBroker(nats_server.url, prefix=name) for _ in range(5)]
