@@ -83,7 +83,7 @@ async def test_consumer_keeps_fetching_across_server_restarts(nats_server: NatsS
         await wait_for("m-before")
         for round_ in range(2):
             nats_server.stop()
-            await asyncio.sleep(0.5)  # the worker keeps fetching while the server is away
+            await asyncio.sleep(0.3)  # the worker keeps fetching while the server is away
             await asyncio.to_thread(nats_server.start)
             await broker.publish(msg(f"after-{round_}", "jobs"))
             await wait_for(f"m-after-{round_}")
