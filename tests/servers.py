@@ -136,7 +136,11 @@ class NatsServer:
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         if wait:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.kill()
+                raise
         return self
 
     @property
@@ -257,9 +261,14 @@ class NatsCluster:
         return ",".join(node.url for node in self.nodes)
 
     def start(self, timeout: float = 30.0) -> Self:
-        for node in self.nodes:
-            node.start(wait=False)
-        self.wait_ready(timeout)
+        try:
+            for node in self.nodes:
+                node.start(wait=False)
+            self.wait_ready(timeout)
+        except BaseException:
+            for node in self.nodes:
+                node.kill()
+            raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:

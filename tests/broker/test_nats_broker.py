@@ -192,9 +192,9 @@ async def test_start_fails_fast_without_a_server() -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    c = NatsCluster(3, tmp_path / "cluster").start()
+    c = NatsCluster(3, tmp_path / "cluster")
     try:
-        yield c
+        yield c.start()
     finally:
         c.close()
 
