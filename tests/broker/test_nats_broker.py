@@ -84,7 +84,7 @@ async def test_consumer_keeps_fetching_across_server_restarts(nats_server: NatsS
         await wait_for("m-before")
         for round_ in range(2):
             nats_server.stop()
-            await asyncio.sleep(0.5)  # the worker keeps fetching while the server is away
+            await asyncio.sleep(0.3)  # the worker keeps fetching while the server is away
             await asyncio.to_thread(nats_server.start)
             await broker.publish(msg(f"after-{round_}", "jobs"))
             await wait_for(f"m-after-{round_}")
@@ -111,6 +111,34 @@ async def test_fetch_recovers_when_the_stream_is_deleted(nats_server: NatsServer
         got = await fetch_all(consumer, 1, timeout=5.0)  # ... and the consumer
         assert [m.msg_id for m in got] == ["m-2"]
         await consumer.ack(got[0])
+    finally:
+        await admin.close()
+        await broker.close()
+
+
+async def test_a_stale_delivery_left_in_the_queue_is_not_handed_out(
+    nats_server: NatsServer,
+) -> None:
+    broker = await open_broker(nats_server.url, ack_wait=1.0)
+    admin = await nats.connect(nats_server.url)
+    try:
+        consumer = broker.consumer("jobs")
+        assert await consumer.fetch(1, timeout=0.1) == []  # subscribes
+        await broker.publish(msg(1, "jobs"))
+        # A pull answered after its fetch had given up: the delivery waits in the subscription's
+        # queue (simulated with a pull request sent to the subscription's inbox).
+        inbox = consumer._sub._deliver  # type: ignore[attr-defined]
+        stream, durable = broker.stream_name("jobs"), broker.durable_name("jobs")
+        pull = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        await admin.publish(pull, b'{"batch": 1, "no_wait": true}', reply=inbox)
+        await admin.flush()
+        await asyncio.sleep(1.5)  # past ack_wait: the next pull gets it again
+        got = await consumer.fetch(10, timeout=1.0)
+        assert [(m.msg_id, m.delivered) for m in got] == [("m-1", 2)]  # the newest copy only
+        await consumer.ack(got[0])
+        await consumer.ack(got[0])  # settling twice is harmless
+        assert await consumer.fetch(10, timeout=0.3) == []
+        assert await broker.depth("jobs") == 0
     finally:
         await admin.close()
         await broker.close()
@@ -165,9 +193,9 @@ async def test_start_fails_fast_without_a_server() -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    c = NatsCluster(3, tmp_path / "cluster").start()
+    c = NatsCluster(3, tmp_path / "cluster")
     try:
-        yield c
+        yield c.start()
     finally:
         c.close()
 

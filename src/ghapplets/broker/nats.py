@@ -474,6 +474,9 @@ class _NatsConsumer(Consumer):
         # the nats-py message behind each Message handed out and not yet settled, by stream
         # sequence; the server never has more than max_ack_pending of them out at once
         self._inflight: dict[int, Msg] = {}
+        # sequences settled here lately, with the delivery count they were settled at:
+        # settling one of them again is a no-op, and an older copy of it is not handed out
+        self._settled: dict[int, int] = {}
         self._failing_since: float | None = None
         self._warned_at = 0.0
         self._failures = 0
@@ -536,13 +539,34 @@ class _NatsConsumer(Consumer):
                 await self._failed(exc, timeout)
                 return []
         self._recovered()
-        return [self._wrap(msg) for msg in msgs]
+        return [self._wrap(msg) for msg in self._newest(msgs)]
+
+    def _newest(self, msgs: list[Msg]) -> list[Msg]:
+        """``msgs`` without deliveries superseded by a later delivery of the same message.
+
+        A delivery can sit in the subscription's queue (a pull that expired on our side just as
+        the server answered it) until the next fetch, by which time its ack_wait may have run
+        out and a redelivery may be in the same batch, or already handed out, or even settled.
+        Only the newest delivery of a message is handed out, and only once.
+        """
+        newest: dict[int, Msg] = {}
+        for msg in msgs:
+            seq, count = msg.metadata.sequence.stream, msg.metadata.num_delivered
+            held = self._inflight.get(seq)
+            if held is not None and held.metadata.num_delivered >= count:
+                continue
+            if self._settled.get(seq, 0) >= count:
+                continue
+            if seq not in newest or count > newest[seq].metadata.num_delivered:
+                newest[seq] = msg
+        return list(newest.values())
 
     def _wrap(self, msg: Msg) -> Message:
         meta = msg.metadata
         seq = meta.sequence.stream
         raw = msg.headers or {}
         headers = {k: v for k, v in raw.items() if not k.lower().startswith("nats-")}
+        self._settled.pop(seq, None)  # delivered again: it is not settled after all
         inflight = self._inflight
         inflight.pop(seq, None)  # a redelivery replaces the earlier delivery, as the newest
         inflight[seq] = msg
@@ -586,19 +610,28 @@ class _NatsConsumer(Consumer):
         self._failures = 0
         self._warned_at = 0.0
 
-    def _msg(self, message: Message) -> Msg:
+    def _msg(self, message: Message) -> Msg | None:
+        """The delivery to settle ``message`` with; None if it was settled here already."""
         msg = self._inflight.get(message.seq)
         if msg is None:
-            raise ValueError(
-                f"message {message.stream}#{message.seq} was not fetched here or is settled"
-            )
+            if message.seq in self._settled:
+                # handed out twice (redelivered while the first copy was being worked on) and
+                # settled through the other copy
+                return None
+            raise ValueError(f"message {message.stream}#{message.seq} was not fetched here")
         return msg
 
     async def _settle(self, message: Message, payload: bytes) -> None:
         msg = self._msg(message)
+        if msg is None:
+            return
         await self.broker._confirm(msg.reply, payload)
         if self._inflight.get(message.seq) is msg:
             del self._inflight[message.seq]
+        settled = self._settled
+        settled[message.seq] = msg.metadata.num_delivered
+        while len(settled) > 2 * self.broker.max_ack_pending:
+            del settled[next(iter(settled))]
 
     async def ack(self, message: Message) -> None:
         await self._settle(message, Msg.Ack.Ack)
@@ -615,4 +648,6 @@ class _NatsConsumer(Consumer):
         await self._settle(message, Msg.Ack.Term + (b" " + text.encode() if text else b""))
 
     async def in_progress(self, message: Message) -> None:
-        await self.broker._confirm(self._msg(message).reply, Msg.Ack.Progress)
+        msg = self._msg(message)
+        if msg is not None:
+            await self.broker._confirm(msg.reply, Msg.Ack.Progress)
