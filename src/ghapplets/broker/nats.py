@@ -109,7 +109,7 @@ class NatsBroker(Broker):
         duplicate_window: float = 120.0,
         ack_wait: float = 30.0,
         max_ack_pending: int = 1024,
-        publish_timeout: float = 5.0,
+        publish_timeout: float = 8.0,
         storage: str = "file",
         connect_timeout: float = 10.0,
     ) -> None:

@@ -60,7 +60,7 @@ class BrokerConfig(BaseModel):
     duplicate_window: Annotated[float, Field(gt=0, le=86400)] = 120.0
     ack_wait: Annotated[float, Field(gt=0, le=3600)] = 30.0
     max_ack_pending: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
-    publish_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+    publish_timeout: Annotated[float, Field(gt=0, le=300)] = 8.0  # rides out a leader election
 
     @model_validator(mode="after")
     def _url_for_nats(self) -> BrokerConfig:
