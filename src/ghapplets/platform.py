@@ -43,7 +43,11 @@ DB_FILE = "ghapplets.db"
 
 
 class Backends:
-    """The embedded database, broker, store and secret vault under one data directory."""
+    """The embedded database, broker, store and secret vault under one data directory.
+
+    Any number of processes may open the same data directory; only the one that runs the
+    workers opens it with ``consume=True`` (one at a time: a second one fails to start).
+    """
 
     def __init__(
         self,
@@ -52,11 +56,13 @@ class Backends:
         synchronous: str = "normal",
         batch_max: int = 512,
         create_key: bool = True,
+        consume: bool = False,
+        poll_interval: float = 0.5,
     ) -> None:
         self.data_dir = data_dir
         self.create_key = create_key
         self.db = Database(data_dir / DB_FILE, synchronous=synchronous, batch_max=batch_max)
-        self.broker = SqliteBroker(self.db)
+        self.broker = SqliteBroker(self.db, consume=consume, poll_interval=poll_interval)
         self.store = SqliteStore(self.db)
         self._vault: SecretVault | None = None
 
@@ -115,6 +121,8 @@ class Platform:
             data_dir,
             synchronous=self.config.storage.synchronous,
             batch_max=self.config.storage.batch_max,
+            consume=True,  # this process runs the dispatcher and the workers
+            poll_interval=self.config.worker.poll_interval,
         )
         self._specs = list(applets) if applets is not None else None
         self.sources: dict[str, Source] = {}
@@ -153,9 +161,14 @@ class Platform:
             b.broker, b.store, Matcher(self.specs), batch=self.config.worker.dispatch_batch
         )
         self.worker = Worker(
-            b.broker, b.store, self.runtimes, metrics=self.metrics, secrets_for=b.vault.get_many
+            b.broker,
+            b.store,
+            self.runtimes,
+            metrics=self.metrics,
+            secrets_for=b.vault.get_many,
         )
         for stream in (m.EVENTS, m.JOBS):
+            await b.broker.depth(stream)  # the gauge's first reading, then refreshed as read
             self.metrics.track_depth(stream, functools.partial(b.broker.depth_now, stream))
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),

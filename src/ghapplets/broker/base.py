@@ -61,6 +61,12 @@ class Consumer(ABC):
     async def term(self, message: Message, reason: str) -> None:
         """Never deliver ``message`` again (it goes to the dead letters)."""
 
+    @abstractmethod
+    async def in_progress(self, message: Message) -> None:
+        """Say that ``message`` is still being worked on: its redelivery timer (JetStream's
+        AckWait) starts again. A fetched message that is neither settled nor extended within
+        the ack wait is delivered again."""
+
 
 class Broker(ABC):
     @abstractmethod

@@ -148,7 +148,6 @@ class Database:
         self._reader_local = threading.local()
         self._closed = True
         self.commits = 0
-        self._listeners: list[tuple[Callable[[], None], Callable[[], None]]] = []
 
     def _make_engine(self) -> Engine:
         engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool)
@@ -283,17 +282,6 @@ class Database:
         with contextlib.suppress(Exception), self.write_lock.held(), conn.begin():
             conn.exec_driver_sql("PRAGMA optimize")
 
-    def add_transaction_listener(
-        self, on_commit: Callable[[], None], on_rollback: Callable[[], None]
-    ) -> None:
-        """Call ``on_commit`` / ``on_rollback`` in the writer thread after each transaction, so
-        state that a write function keeps beside the database follows what really committed."""
-        self._listeners.append((on_commit, on_rollback))
-
-    def _settled(self, committed: bool) -> None:
-        for on_commit, on_rollback in self._listeners:
-            (on_commit if committed else on_rollback)()
-
     def _run_batch(self, conn: Connection, batch: list[_Write]) -> None:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         lock = self.write_lock
@@ -302,9 +290,7 @@ class Database:
                 for item in batch:
                     results.append((item.future, True, item.fn(conn)))
             self.commits += 1
-            self._settled(True)
         except Exception:  # one write failed: isolate it
-            self._settled(False)
             results = []
             for item in batch:
                 try:
@@ -312,9 +298,7 @@ class Database:
                         value = item.fn(conn)
                     results.append((item.future, True, value))
                     self.commits += 1
-                    self._settled(True)
                 except Exception as exc:
-                    self._settled(False)
                     results.append((item.future, False, exc))
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for item, res in zip(batch, results, strict=True):
