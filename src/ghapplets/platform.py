@@ -166,6 +166,7 @@ class Platform:
             self.runtimes,
             metrics=self.metrics,
             secrets_for=b.vault.get_many,
+            lease_refresh=b.broker.ack_wait / 3,
         )
         for stream in (m.EVENTS, m.JOBS):
             await b.broker.depth(stream)  # the gauge's first reading, then refreshed as read
