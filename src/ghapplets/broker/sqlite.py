@@ -117,6 +117,31 @@ def wake_address(db_path: Path) -> str | bytes:
     return b"\0ghapplets-wake-" + digest.encode()
 
 
+def _take_consumer_lock(db_path: Path) -> int:
+    """The file descriptor holding the consumer lock of ``db_path``, or :class:`BrokerBusy`."""
+    path = os.path.realpath(db_path) + ".consumer.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise BrokerBusy(
+                f"another Ghapplets worker is already running on the data folder "
+                f"{Path(db_path).parent} (a process holds {path}): stop it first, or use "
+                "another data folder"
+            ) from None
+        raise
+    return fd
+
+
+def ensure_no_consumer(db_path: Path) -> None:
+    """Raise :class:`BrokerBusy` if a live process consumes ``db_path`` now (a preflight check
+    for a clear message; starting a consuming broker checks again)."""
+    if Path(db_path).parent.is_dir():
+        os.close(_take_consumer_lock(db_path))
+
+
 def _cursor(conn: Connection) -> Any:
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
@@ -214,20 +239,7 @@ class SqliteBroker(Broker):
         self._unlock()
 
     def _lock(self) -> None:
-        path = os.path.realpath(self.db.path) + ".consumer.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise BrokerBusy(
-                    f"another Ghapplets worker is already running on the data folder "
-                    f"{self.db.path.parent} (it holds {path}); stop it first, or use another "
-                    "data folder"
-                ) from None
-            raise
-        self._lock_fd = fd
+        self._lock_fd = _take_consumer_lock(self.db.path)
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:

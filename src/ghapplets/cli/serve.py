@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 import uvicorn
 
+from ghapplets.broker.sqlite import BrokerBusy, ensure_no_consumer
 from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load, run
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.config.located import ConfigError
 from ghapplets.logging import configure
-from ghapplets.platform import Platform, build_sources, open_backends
+from ghapplets.platform import DB_FILE, Platform, build_sources, open_backends
 
 
 async def _check_sources(loaded: LoadedConfig, data: Path) -> None:
@@ -41,6 +42,10 @@ def serve(
     except ConfigError as exc:
         fail(str(exc), 3)
     run(_check_sources(loaded, target))  # exits 3 on an unresolvable secret
+    try:  # one worker per data folder: say so plainly rather than in a lifespan traceback
+        ensure_no_consumer(target / DB_FILE)
+    except BrokerBusy as exc:
+        fail(str(exc), 1)
     host = host or cfg.server.host
     port = cfg.server.port if port is None else port
     config = uvicorn.Config(

@@ -19,9 +19,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("broker_messages", sa.Column("holder", sa.String(64), nullable=True))
-    op.create_index(
-        "ix_broker_due", "broker_messages", ["state", "stream", "available_at", "seq"]
-    )
+    op.create_index("ix_broker_due", "broker_messages", ["state", "stream", "available_at", "seq"])
     op.drop_index("ix_broker_pending", table_name="broker_messages")
 
 
