@@ -185,7 +185,7 @@ async def test_nak_delays_are_honoured_in_due_order_without_polling(tmp_path: Pa
             await consumer.ack(m)
     assert [name for name, _ in seen] == ["m-b", "m-c", "m-a"]
     for (_, at), due in zip(seen, (0.15, 0.3, 0.45), strict=True):
-        assert due - 0.01 <= at < due + 0.15, seen  # on time: woken at the due time
+        assert due - 0.01 <= at < due + 0.3, seen  # woken at the due time, not the 5 s poll
     # each wakeup is one look at the database (a lease and an ack), not a busy loop
     assert broker.db.commits - commits < 20
     await close(broker)
@@ -195,8 +195,8 @@ async def test_lease_runs_out_and_the_message_is_delivered_again(tmp_path: Path)
     broker = await open_broker(tmp_path / "b.db", ack_wait=0.5)
     consumer = broker.consumer("jobs")
     await broker.publish_many([msg(1, "jobs"), msg(2, "jobs")])
+    before = time.monotonic()  # the lease starts after this
     first = await consumer.fetch(10, timeout=1)
-    leased_at = time.monotonic()
     assert [(m.msg_id, m.delivered) for m in first] == [("m-1", 1), ("m-2", 1)]
     leased = rows(broker.db.path)
     assert {r[3] for r in leased} == {broker.token}  # the holder is this consumer
@@ -206,7 +206,7 @@ async def test_lease_runs_out_and_the_message_is_delivered_again(tmp_path: Path)
     await consumer.in_progress(first[0])
     again = await consumer.fetch(10, timeout=2)
     assert [(m.msg_id, m.delivered) for m in again] == [("m-2", 2)]
-    assert 0.5 <= time.monotonic() - leased_at < 0.65  # woken when the lease ran out
+    assert 0.5 <= time.monotonic() - before < 1.0  # not before the lease ran out
     # the late first delivery can no longer nak it (only the current delivery's lease counts)
     await consumer.nak(first[1], 0)
     assert await consumer.fetch(10, timeout=0.05) == []
@@ -261,7 +261,7 @@ async def test_a_restart_after_kill_9_releases_the_dead_consumers_leases_at_once
     broker = await open_broker(path)  # the new worker holds the lock: the old one is dead
     started = time.monotonic()
     got = await broker.consumer("jobs").fetch(10, timeout=1)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2  # not after the 3,600 s lease
     assert sorted((m.msg_id, m.delivered) for m in got) == sorted(
         [(f"m-{i}", 2) for i in range(5)] + [(f"m-{i}", 1) for i in range(5, 8)]
     )
