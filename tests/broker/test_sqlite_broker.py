@@ -369,9 +369,14 @@ async def test_a_second_consumer_process_is_refused(tmp_path: Path) -> None:
     await proc.wait()
     assert answer.startswith("BrokerBusy another Ghapplets worker is already running"), answer
     assert str(tmp_path) in answer
-    # in this process too
-    with pytest.raises(BrokerBusy):
-        await open_broker(path)
+    # in this process too, and through another path to the same file
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(path)
+    for other in (path, alias):
+        refused = SqliteBroker(Database(other), consume=True)
+        with pytest.raises(BrokerBusy):
+            await refused.start()
+        refused.db.close()
     await close(worker)
     proc = await spawn(code, path)  # once the worker is gone, another may start
     assert await line(proc) == "started"

@@ -88,15 +88,17 @@ class _WriteLock:
     thread lock orders the threads of one process and the ``flock`` orders the processes.
     """
 
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path = path.with_name(path.name + ".write.lock")
+    def __init__(self, database: Path, enabled: bool) -> None:
+        self.database = database
         self.enabled = enabled
         self._threads = threading.Lock()
         self._fd: int | None = None
 
     def _file(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # the real path, so processes that reach the file through other paths share it
+            path = os.path.realpath(self.database) + ".write.lock"
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         return self._fd
 
     @contextlib.contextmanager
