@@ -289,9 +289,7 @@ class SqliteBroker(Broker):
         while True:  # one wakeup for however many arrived
             try:
                 sock.recv(16)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
+            except OSError:  # BlockingIOError: none left
                 break
         for stream in self._consumers:
             self._due_at(stream, 0.0)
