@@ -37,7 +37,11 @@ class Backends:
         data_dir: Path,
         *,
         create_key: bool = True,
+        consume: bool = False,
     ) -> None:
+        """``consume``: this process runs the dispatcher and workers (the others only publish
+        and query)."""
+        self.consume = consume
         self.config = config
         self.data_dir = data_dir
         self.create_key = create_key
@@ -71,7 +75,12 @@ class Backends:
                 publish_timeout=cfg.publish_timeout,
             )
         assert self.db is not None
-        return SqliteBroker(self.db, poll_interval=self.config.worker.poll_interval)
+        return SqliteBroker(
+            self.db,
+            consume=self.consume,
+            poll_interval=self.config.worker.poll_interval,
+            ack_wait=cfg.ack_wait,
+        )
 
     @property
     def vault(self) -> SecretVault:

@@ -65,7 +65,8 @@ class Platform:
         self.config = loaded.config
         self.data_dir = data_dir
         self.metrics = Metrics()
-        self.backends = Backends(self.config, data_dir)
+        # only a worker consumes: the embedded broker allows one consumer process per data folder
+        self.backends = Backends(self.config, data_dir, consume=Role.WORKER in roles)
         self._specs = list(applets) if applets is not None else None
         self.sources: dict[str, Source] = {}
         self.runtimes: dict[str, Runtime] = {}
@@ -127,6 +128,7 @@ class Platform:
             metrics=self.metrics,
             secrets_for=b.vault.get_many,
             bodies=bodies,
+            lease_refresh=self.config.broker.ack_wait / 3,
         )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),

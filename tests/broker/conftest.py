@@ -59,14 +59,17 @@ class Backend:
 
 class SqliteBackend(Backend):
     kind = "sqlite"
-    redelivers_while_running = False
+    redelivers_while_running = True  # a fetch leases the message for ack_wait
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
 
     def make(self, **options: Any) -> Broker:
-        return SqliteBroker(Database(self.path), poll_interval=0.05)
+        ack_wait = options.get("ack_wait", self.ack_wait)
+        return SqliteBroker(
+            Database(self.path), consume=True, poll_interval=0.05, ack_wait=ack_wait
+        )
 
     async def crash(self, broker: Broker) -> None:
         assert isinstance(broker, SqliteBroker)

@@ -197,17 +197,9 @@ async def test_unacked_messages_are_redelivered_after_a_crash(backend: Backend) 
     assert (await broker.publish(msg(0, "jobs"))).duplicate  # dedup survives the restart
 
 
-async def test_delivery_count_survives_a_crash(
-    backend: Backend, request: pytest.FixtureRequest
-) -> None:
+async def test_delivery_count_survives_a_crash(backend: Backend) -> None:
     """A message whose handling kills the process must count towards its attempts, or a job
     that crashes its worker would be retried forever instead of reaching max_attempts."""
-    if backend.kind == "sqlite":
-        # the embedded broker counts a fetch in memory only and writes the count when the
-        # message is settled; strict, so this fails once the rewrite of sqlite.py persists it
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="SqliteBroker does not persist fetch counts")
-        )
     broker = await backend.open()
     await broker.publish(msg(1, "jobs"))
     [first] = await fetch_all(broker.consumer("jobs"), 1)

@@ -318,3 +318,27 @@ def test_serve_rejects_an_unknown_log_format(scaffolded: Path) -> None:
     result = cli("serve", "--log-format", "xml", "-p", scaffolded)
     assert result.code == 2, result
     assert "--log-format must be auto, console or json, not 'xml'" in result.err
+
+
+def test_replay_from_another_process_runs_on_the_server(flow: Flow) -> None:
+    delivery_id = str(uuid.uuid4())
+    assert flow.send("push", "--delivery-id", delivery_id).code == 0
+    flow.delivered(delivery_id)
+    (job,) = cli("jobs", "--json", "--delivery", delivery_id, "-p", flow.root).json_lines()
+    replayed = cli("replay", delivery_id, "-p", flow.root)  # publishes into the server's file
+    assert replayed.code == 0 and f"queued {job['id']}" in replayed.out, replayed
+
+    def attempts() -> int:
+        shown = cli("jobs", "-p", flow.root, "show", job["id"], "--json")
+        (doc,) = shown.json_lines()
+        return len(doc["attempt_log"]) == 2 and doc["status"] == "succeeded"
+
+    poll(attempts, timeout=10, interval=0.05)
+
+
+def test_a_second_server_on_the_same_data_folder_is_refused(flow: Flow) -> None:
+    port = free_port()
+    second = ghapplets("serve", "--port", port, cwd=flow.root, env=flow.env, timeout=30)
+    assert second.code == 1, second
+    assert "another Ghapplets worker is already running on the data folder" in second.err
+    assert str(flow.root / ".ghapplets") in second.err.replace("\n", "")

@@ -8,6 +8,7 @@ import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 import uvicorn
@@ -17,8 +18,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ghapplets.applets.matching import Matcher
+from ghapplets.config.loader import load_config
 from ghapplets.dispatch.replay import replay_delivery, replay_job
-from ghapplets.testing.gateway import running_gateway
+from ghapplets.platform import Platform
+from ghapplets.testing.gateway import GatewayClient, running_gateway
 from tests.conftest import ProjectBuilder, free_port
 
 # every test here runs on the embedded backends and on NATS JetStream
@@ -251,3 +254,45 @@ async def test_an_applet_never_runs_more_jobs_at_once_than_its_concurrency(
     assert [j.result for j in jobs] == [1, 1, 1, 1]
     spans = sorted((a.started_at, a.finished_at) for a in attempts)
     assert all(b[0] >= a[1] - 0.005 for a, b in itertools.pairwise(spans))  # one after another
+
+
+async def test_jobs_that_outlast_the_ack_wait_run_once(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's lease runs out after the broker's ack wait; the worker extends the leases of the
+    jobs it holds (running, or waiting for the applet's concurrency slot), so none runs twice."""
+    runs = tmp_path / "runs.log"
+    project.python_applet(
+        "slow",
+        f"""
+        import asyncio
+        from ghapplets import Applet, Context
+        app = Applet("slow")
+
+        @app.on("com.github.push")
+        async def handle(ctx: Context) -> str:
+            with open({str(runs)!r}, "a") as log:
+                log.write(ctx.id + "\\n")
+            await asyncio.sleep(0.5)
+            return "done"
+    """,
+        "concurrency: 1\n",
+    )
+    monkeypatch.setenv(
+        "GHAPPLETS_BROKER__ACK_WAIT", "0.3"
+    )  # jobs last longer: extended every 0.1 s
+    platform = Platform(load_config(project.build()), tmp_path / "data")
+    await platform.start()
+    try:
+        transport = httpx.ASGITransport(app=platform.asgi(), client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            gw = GatewayClient(platform, client)
+            ids = [f"s-{i}" for i in range(3)]  # one after another: the last waits ~1 s
+            for i in ids:
+                assert (await gw.send("github", "push", delivery_id=i)).status_code == 202
+            jobs = [j for i in ids for j in await gw.wait_for_jobs(i, count=1)]
+    finally:
+        await platform.stop()
+    assert [j.status for j in jobs] == ["succeeded"] * 3
+    assert [j.attempts for j in jobs] == [1, 1, 1]
+    assert sorted(runs.read_text().split()) == ids  # each ran exactly once

@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
@@ -24,6 +26,8 @@ def test_migrations_create_the_schema(tmp_path: Path) -> None:
         for name, table in metadata.tables.items():
             columns = {c["name"] for c in inspect(db.engine).get_columns(name)}
             assert columns == {c.name for c in table.columns}, name
+        with db.engine.connect() as conn:  # columns, types, indexes, constraints
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
         mode = db.read_sync(lambda c: c.exec_driver_sql("PRAGMA journal_mode").scalar())
         assert mode == "wal"
     finally:

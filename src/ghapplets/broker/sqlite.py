@@ -1,126 +1,326 @@
 """The embedded broker: JetStream-like streams persisted in the SQLite database.
 
-Messages live in ``broker_messages``. This process keeps the pending ones in memory, so a fetch
-costs no I/O; every state change (publish, ack, nak, term) is written through the database's
-group-committing writer before it is acknowledged to the caller. On start, every message that
-was not acked or terminated is loaded again: that is redelivery after a crash.
+Messages live in ``broker_messages`` and nowhere else: this process keeps no queue in memory.
+Many processes may publish into the same file (the gateway processes, the CLI's ``replay``);
+exactly one process consumes (the worker: dispatcher and applet workers).
 
-Other processes (the CLI's ``replay``) may insert messages into the same file. Every insert made
-here first sweeps rows that appeared since the last one seen, and a periodic sweep picks them up
-when this process is idle; sweeps run in the writer thread, so each row is loaded exactly once.
+- **Publish.** Publishes made in one event-loop turn are inserted with one ``executemany``
+  through the database's group-committing writer; the call returns once the transaction has
+  committed. A known ``(stream, msg_id)`` is a duplicate. After the commit the publisher wakes the
+  consumer: directly when it is this process, otherwise with a one-byte datagram to the Unix
+  socket ``<database file>.wake`` that the consuming process binds (see :func:`wake_address`).
+- **Fetch** reads due messages: ``state = pending AND stream = ? AND available_at <= now``, in
+  ``(available_at, seq)`` order, at most ``batch`` of them (a range scan of ``ix_broker_due``
+  however long the backlog). In the same transaction it *leases* them, as JetStream's AckWait:
+  ``available_at = now + ack_wait``, ``delivered + 1``, ``holder`` = this process's token. A
+  lease runs out unless the consumer acks, naks, terminates or extends it (``in_progress``);
+  then the message is due again and delivered again.
+- **Waiting.** An idle fetch waits for a wakeup (a publish, a datagram, a nak that makes
+  something due sooner), for the earliest ``available_at`` of the stream's pending messages
+  (nak delays, leases), or ``poll_interval`` at most, whichever comes first. The poll makes up
+  for a lost datagram; nothing spins.
+- **One consumer.** A broker built with ``consume=True`` holds an exclusive ``flock`` on
+  ``<database file>.consumer.lock`` while it runs (a second one fails with
+  :class:`BrokerBusy`). Holding it proves every other holder is dead, so on start it releases
+  every lease another token holds: after a ``kill -9`` the messages in flight are delivered
+  again at once, not when their leases run out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
+import contextlib
+import errno
+import fcntl
+import hashlib
+import itertools
+import math
+import os
+import socket
+import sys
 import time
-from collections import deque
+import uuid
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
 
-from ghapplets.broker.base import Broker, Consumer, Message, OutboundMessage, PublishAck
+from ghapplets.broker.base import (
+    Broker,
+    Consumer,
+    Message,
+    OutboundMessage,
+    PublishAck,
+)
 from ghapplets.exceptions import BrokerUnavailable, StoreUnavailable
+from ghapplets.logging import get_logger
 from ghapplets.store.database import Database
+
+log = get_logger("ghapplets.broker")
 
 PENDING, ACKED, TERMINATED = 0, 1, 2
 _CHUNK = 400
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes, NUL included
 
-_SELECT_NEW = (
-    "SELECT seq, stream, msg_id, headers, data, available_at, delivered FROM broker_messages "
-    "WHERE seq > ? AND state = 0 ORDER BY seq"
+_DUE = (
+    "SELECT seq, msg_id, headers, data, delivered FROM broker_messages"
+    " WHERE state = 0 AND stream = ? AND available_at <= ?"
+    " ORDER BY available_at, seq LIMIT ?"
 )
+_NEXT_DUE = "SELECT MIN(available_at) FROM broker_messages WHERE state = 0 AND stream = ?"
+_LEASE = (
+    "UPDATE broker_messages SET available_at = ?, delivered = delivered + 1, holder = ?"
+    " WHERE seq = ?"
+)
+_DEPTH = "SELECT count(*) FROM broker_messages WHERE state = 0 AND stream = ?"
+_STREAM_AFTER = "SELECT MIN(stream) FROM broker_messages WHERE state = 0 AND stream > ?"
+# a lease that is still running (available_at ahead) of a dead holder: due again, in its place
+_RELEASE = (
+    "UPDATE broker_messages SET holder = NULL, available_at = created_at"
+    " WHERE state = 0 AND stream = ? AND available_at > ? AND holder IS NOT NULL AND holder != ?"
+)
+# the first settlement wins; the body of an acked message is not kept (the store has it)
 _SETTLE = (
-    "UPDATE broker_messages SET state = ?, reason = ?, delivered = ?, "
-    "data = CASE WHEN ? = 1 THEN NULL ELSE data END WHERE seq = ?"
+    "UPDATE broker_messages SET state = ?, reason = ?,"
+    " data = CASE WHEN ? = 1 THEN NULL ELSE data END WHERE seq = ? AND state = 0"
+)
+# only the current delivery (the lease it came with) may nak or extend it
+_NAK = (
+    "UPDATE broker_messages SET available_at = ?, holder = NULL"
+    " WHERE seq = ? AND state = 0 AND delivered = ?"
+)
+_EXTEND = (
+    "UPDATE broker_messages SET available_at = ?"
+    " WHERE seq = ? AND state = 0 AND delivered = ? AND holder = ?"
 )
 
 
-@dataclass
-class _Stream:
-    ready: deque[Message] = field(default_factory=deque)
-    delayed: list[tuple[float, int, Message]] = field(default_factory=list)
-    inflight: dict[int, Message] = field(default_factory=dict)
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def depth(self) -> int:
-        return len(self.ready) + len(self.delayed) + len(self.inflight)
+class BrokerBusy(BrokerUnavailable):
+    """Another live process already consumes this database (one worker per data folder)."""
 
 
-@dataclass
-class _Swept:
-    rows: list[tuple[Any, ...]]
+def wake_address(db_path: Path) -> str | bytes:
+    """The Unix datagram address the consumer of ``db_path`` listens on for wakeups.
+
+    ``<database file>.wake`` next to the file, or, when that path does not fit in a socket
+    address, a name in Linux's abstract namespace derived from a hash of the file's path.
+    """
+    real = os.path.realpath(db_path)
+    path = real + ".wake"
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        return path
+    digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:40]
+    return b"\0ghapplets-wake-" + digest.encode()
+
+
+def _take_consumer_lock(db_path: Path) -> int:
+    """The file descriptor holding the consumer lock of ``db_path``, or :class:`BrokerBusy`."""
+    path = os.path.realpath(db_path) + ".consumer.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise BrokerBusy(
+                f"another Ghapplets worker is already running on the data folder "
+                f"{Path(db_path).parent} (a process holds {path}): stop it first, or use "
+                "another data folder"
+            ) from None
+        raise
+    return fd
+
+
+def ensure_no_consumer(db_path: Path) -> None:
+    """Raise :class:`BrokerBusy` if a live process consumes ``db_path`` now (a preflight check
+    for a clear message; starting a consuming broker checks again)."""
+    if Path(db_path).parent.is_dir():
+        os.close(_take_consumer_lock(db_path))
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+class _Op:
+    """A queued single-row change (ack, term, nak, extend) and who waits for it."""
+
+    __slots__ = ("due", "future", "params", "sql", "stream")
+
+    def __init__(
+        self,
+        sql: str,
+        params: tuple[Any, ...],
+        stream: str,
+        due: float | None,
+        future: asyncio.Future[None],
+    ) -> None:
+        self.sql = sql
+        self.params = params
+        self.stream = stream
+        self.due = due
+        self.future = future
 
 
 class SqliteBroker(Broker):
-    def __init__(self, db: Database, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        consume: bool,
+        poll_interval: float = 0.5,
+        ack_wait: float = 30.0,
+    ) -> None:
+        """``consume``: this process is the (only) consumer; otherwise it only publishes.
+        ``poll_interval``: an idle fetch looks at the database at least this often.
+        ``ack_wait``: how long a fetched message stays leased without an ack or extension."""
         self.db = db
+        self.consume = consume
         self.poll_interval = poll_interval
-        self._streams: dict[str, _Stream] = {}
+        self.ack_wait = ack_wait
+        self.token = uuid.uuid4().hex  # this broker's leases, across close() and start()
+        self._closed = True
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[tuple[OutboundMessage, asyncio.Future[PublishAck]]] = []
         self._flush_scheduled = False
-        # acks and terms made in one event-loop turn are written as one executemany
-        self._settles: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
-        self._settle_scheduled = False
-        # the highest seq seen, and that value as of the last commit; writer thread only
-        self._floor = self._committed_floor = 0
-        db.add_transaction_listener(self._floor_committed, self._floor_rolled_back)
+        self._ops: list[_Op] = []
+        self._ops_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._poller: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._closed = True
+        self._consumers: dict[str, weakref.WeakSet[_SqliteConsumer]] = {}
+        self._lock_fd: int | None = None
+        self._wake_in: socket.socket | None = None
+        self._wake_out: socket.socket | None = None
+        self._wake_path: str | None = None  # a socket file we bound and must remove
+        self._wake_address: str | bytes = b""
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        if not self._closed:
+            return
         if not self.db.is_open:
-            self.db.open()
+            await asyncio.to_thread(self.db.open)
+        self._loop = asyncio.get_running_loop()
+        address = wake_address(self.db.path)
+        if self.consume:
+            self._lock()
+            try:
+                self._listen(address)
+                released = await self.db.write(self._release_dead_leases)
+            except BaseException:
+                self._stop_listening()
+                self._unlock()
+                raise
+            if released:
+                log.info("leases of a previous worker released", messages=released)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            self._wake_out = sock
+        self._wake_address = address
         self._closed = False
-        swept = await self.db.write(self._sweep)
-        self._absorb(swept)
-        self._poller = asyncio.create_task(self._poll_loop(), name="broker-poll")
 
     async def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
-        if self._poller:
-            self._poller.cancel()
-        if self._timer:
-            self._timer.cancel()
-        for stream in self._streams.values():
-            stream.wakeup.set()
+        for consumers in self._consumers.values():
+            for consumer in consumers:
+                consumer.wakeup.set()
+        if self._wake_out is not None:
+            self._wake_out.close()
+            self._wake_out = None
+        self._stop_listening()
+        self._unlock()
 
-    def _stream(self, name: str) -> _Stream:
-        stream = self._streams.get(name)
-        if stream is None:
-            stream = self._streams[name] = _Stream()
-        return stream
+    def _lock(self) -> None:
+        self._lock_fd = _take_consumer_lock(self.db.path)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def _listen(self, address: str | bytes) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            if isinstance(address, str):
+                # left behind by a consumer that died; we hold the lock, so it is not in use
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(address)
+            sock.bind(address)
+        except OSError as exc:  # e.g. no abstract namespace (not Linux): polling only
+            sock.close()
+            log.warning(
+                "no wakeup socket; other processes' messages wait for the poll",
+                address=repr(address),
+                error=str(exc),
+                poll_interval=self.poll_interval,
+                linux=sys.platform.startswith("linux"),
+            )
+            return
+        self._wake_in = sock
+        self._wake_path = address if isinstance(address, str) else None
+        assert self._loop is not None
+        self._loop.add_reader(sock.fileno(), self._on_datagram)
+
+    def _stop_listening(self) -> None:
+        sock, self._wake_in = self._wake_in, None
+        if sock is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(sock.fileno())
+        sock.close()
+        if self._wake_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._wake_path)
+            self._wake_path = None
+
+    def _on_datagram(self) -> None:
+        sock = self._wake_in
+        if sock is None:
+            return
+        while True:  # one wakeup for however many arrived
+            try:
+                sock.recv(16)
+            except OSError:  # BlockingIOError: none left
+                break
+        for stream in self._consumers:
+            self._due_at(stream, 0.0)
+
+    def _send_wake(self) -> None:
+        sock = self._wake_out
+        if sock is None:
+            return
+        # no consumer (ENOENT, ECONNREFUSED) or its queue is full (EAGAIN: it is awake anyway);
+        # a lost wakeup only costs the consumer's next poll
+        with contextlib.suppress(OSError):
+            sock.sendto(b"\1", self._wake_address)
+
+    def _due_at(self, stream: str, due: float) -> None:
+        """Wake this process's consumers of ``stream`` that sleep past ``due`` (wall clock)."""
+        for consumer in self._consumers.get(stream, ()):
+            if due < consumer.sleep_until:
+                consumer.wakeup.set()
 
     # -- writer-thread functions -------------------------------------------------------------
-    def _floor_committed(self) -> None:
-        self._committed_floor = self._floor
+    def _release_dead_leases(self, conn: Connection) -> int:
+        cur = _cursor(conn)
+        now = time.time()
+        released = 0
+        stream = ""
+        while True:  # each stream with pending messages, by the index
+            stream = cur.execute(_STREAM_AFTER, (stream,)).fetchone()[0]
+            if stream is None:
+                return released
+            released += cur.execute(_RELEASE, (stream, now, self.token)).rowcount
 
-    def _floor_rolled_back(self) -> None:  # rows swept or inserted in it were not kept
-        self._floor = self._committed_floor
-
-    def _sweep(self, conn: Connection, top: int | None = None) -> _Swept:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        if top is None:
-            top = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM broker_messages").fetchone()[0]
-        if top <= self._floor:
-            return _Swept([])
-        rows = cur.execute(_SELECT_NEW, (self._floor,)).fetchall()
-        self._floor = max(self._floor, top)
-        return _Swept(rows)
-
-    def _insert(
-        self, items: Sequence[OutboundMessage], conn: Connection
-    ) -> tuple[list[PublishAck], _Swept]:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    def _insert(self, items: Sequence[OutboundMessage], conn: Connection) -> list[PublishAck]:
+        cur = _cursor(conn)
         top = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM broker_messages").fetchone()[0]
-        swept = self._sweep(conn, top)
         seen: dict[tuple[str, str], int] = {}
         by_stream: dict[str, list[str]] = {}
         for m in items:
@@ -153,54 +353,20 @@ class SqliteBroker(Broker):
                 "available_at, delivered, state) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)",
                 rows,
             )
-            self._floor = max(self._floor, seq)
-        return acks, swept
+        return acks
 
-    # -- in-memory queues --------------------------------------------------------------------
-    def _absorb(self, swept: _Swept) -> None:
+    def _lease_due(
+        self, conn: Connection, stream: str, batch: int
+    ) -> tuple[list[tuple[Any, ...]], float | None]:
+        """Lease up to ``batch`` due messages; with none due, the next due time (if any)."""
+        cur = _cursor(conn)
         now = time.time()
-        for seq, stream, msg_id, headers, data, available_at, delivered in swept.rows:
-            msg = Message(stream, seq, msg_id, orjson.loads(headers), data or b"", delivered)
-            self._enqueue(msg, max(0.0, available_at - now))
-
-    def _enqueue(self, msg: Message, delay: float = 0.0) -> None:
-        stream = self._stream(msg.stream)
-        if delay > 0:
-            heapq.heappush(stream.delayed, (time.time() + delay, msg.seq, msg))
-            self._arm_timer()
-        else:
-            stream.ready.append(msg)
-            stream.wakeup.set()
-
-    def _arm_timer(self) -> None:
-        due = [s.delayed[0][0] for s in self._streams.values() if s.delayed]
-        if not due:
-            return
-        when = min(due)
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_at(loop.time() + max(0.0, when - time.time()), self._release_due)
-
-    def _release_due(self) -> None:
-        self._timer = None
-        now = time.time()
-        for stream in self._streams.values():
-            released = False
-            while stream.delayed and stream.delayed[0][0] <= now:
-                stream.ready.append(heapq.heappop(stream.delayed)[2])
-                released = True
-            if released:
-                stream.wakeup.set()
-        self._arm_timer()
-
-    async def _poll_loop(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                self._absorb(await self.db.write(self._sweep))
-            except StoreUnavailable:
-                return
+        rows = cur.execute(_DUE, (stream, now, batch)).fetchall()
+        if not rows:
+            return [], cur.execute(_NEXT_DUE, (stream,)).fetchone()[0]
+        until = now + self.ack_wait
+        cur.executemany(_LEASE, [(until, self.token, row[0]) for row in rows])
+        return rows, None
 
     # -- publishing --------------------------------------------------------------------------
     async def publish(self, message: OutboundMessage) -> PublishAck:
@@ -220,7 +386,10 @@ class SqliteBroker(Broker):
     def _flush(self) -> None:
         self._flush_scheduled = False
         batch, self._pending = self._pending, []
-        task = asyncio.create_task(self._write_batch(batch))
+        self._spawn(self._write_batch(batch))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -229,74 +398,77 @@ class SqliteBroker(Broker):
     ) -> None:
         items = [m for m, _ in batch]
         try:
-            acks, swept = await self.db.write(lambda conn: self._insert(items, conn))
+            acks = await self.db.write(lambda conn: self._insert(items, conn))
         except Exception as exc:
             err = BrokerUnavailable(f"could not store messages: {exc}")
             for _, future in batch:
                 if not future.done():
                     future.set_exception(err)
             return
-        self._absorb(swept)
-        for (m, future), ack in zip(batch, acks, strict=True):
-            if not ack.duplicate:
-                self._enqueue(Message(m.stream, ack.seq, m.msg_id, m.headers, m.data, 0))
+        streams = {m.stream for m, a in zip(items, acks, strict=True) if not a.duplicate}
+        if streams and self.consume:
+            for stream in streams:
+                self._due_at(stream, 0.0)
+        elif streams:
+            self._send_wake()
+        for (_, future), ack in zip(batch, acks, strict=True):
             if not future.done():
                 future.set_result(ack)
 
-    # -- state changes -----------------------------------------------------------------------
-    async def _settle(self, msg: Message, state: int, reason: str | None) -> None:
+    # -- consuming: single-row changes, batched per event-loop turn --------------------------
+    async def _change(
+        self, sql: str, params: tuple[Any, ...], stream: str, due: float | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._settles.append(((state, reason, msg.delivered, state, msg.seq), future))
-        if not self._settle_scheduled:
-            self._settle_scheduled = True
-            loop.call_soon(self._flush_settles)
+        self._ops.append(_Op(sql, params, stream, due, future))
+        if not self._ops_scheduled:
+            self._ops_scheduled = True
+            loop.call_soon(self._flush_ops)
         await future
-        self._stream(msg.stream).inflight.pop(msg.seq, None)
 
-    def _flush_settles(self) -> None:
-        self._settle_scheduled = False
-        batch, self._settles = self._settles, []
-        task = asyncio.create_task(self._write_settles(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _flush_ops(self) -> None:
+        self._ops_scheduled = False
+        batch, self._ops = self._ops, []
+        self._spawn(self._write_ops(batch))
 
-    async def _write_settles(
-        self, batch: list[tuple[tuple[Any, ...], asyncio.Future[None]]]
-    ) -> None:
-        rows = [row for row, _ in batch]
-
+    async def _write_ops(self, batch: list[_Op]) -> None:
         def op(conn: Connection) -> None:
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            cur.executemany(_SETTLE, rows)
+            cur = _cursor(conn)
+            for sql, ops in itertools.groupby(batch, key=lambda o: o.sql):
+                cur.executemany(sql, [o.params for o in ops])
 
         try:
             await self.db.write(op)
         except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            for o in batch:
+                if not o.future.done():
+                    o.future.set_exception(exc)
             return
-        for _, future in batch:
-            if not future.done():
-                future.set_result(None)
+        for o in batch:
+            if o.due is not None:
+                self._due_at(o.stream, o.due)
+            if not o.future.done():
+                o.future.set_result(None)
 
-    async def _requeue(self, msg: Message, delay: float) -> None:
-        available = time.time() + delay
-
-        def op(conn: Connection) -> None:
-            conn.exec_driver_sql(
-                "UPDATE broker_messages SET available_at = ?, delivered = ? WHERE seq = ?",
-                (available, msg.delivered, msg.seq),
-            )
-
-        await self.db.write(op)
-        self._stream(msg.stream).inflight.pop(msg.seq, None)
-        self._enqueue(msg, delay)
+    async def _lease(self, stream: str, batch: int) -> tuple[list[Message], float | None]:
+        rows, next_due = await self.db.write(lambda conn: self._lease_due(conn, stream, batch))
+        messages = [
+            Message(stream, seq, msg_id, orjson.loads(headers), data or b"", delivered + 1)
+            for seq, msg_id, headers, data, delivered in rows
+        ]
+        return messages, next_due
 
     def consumer(self, stream: str) -> Consumer:
-        return _SqliteConsumer(self, stream)
+        if not self.consume:
+            raise RuntimeError(
+                "this broker only publishes (consume=False): only the worker process consumes"
+            )
+        consumer = _SqliteConsumer(self, stream)
+        self._consumers.setdefault(stream, weakref.WeakSet()).add(consumer)
+        return consumer
 
+    # -- health and depth --------------------------------------------------------------------
     async def ping(self) -> None:
         if self._closed or not self.db.is_open:
             raise BrokerUnavailable("the broker is closed")
@@ -306,41 +478,67 @@ class SqliteBroker(Broker):
             raise BrokerUnavailable(str(exc)) from exc
 
     async def depth(self, stream: str) -> int:
-        return self._stream(stream).depth()
+        count: int = await self.db.read(lambda c: c.exec_driver_sql(_DEPTH, (stream,)).scalar_one())
+        return count
 
 
 class _SqliteConsumer(Consumer):
     def __init__(self, broker: SqliteBroker, stream: str) -> None:
         self.broker = broker
         self.name = stream
-        self.stream = broker._stream(stream)
+        self.wakeup = asyncio.Event()
+        # the wall-clock time an idle fetch sleeps until (infinite while it is not asleep:
+        # anything that becomes due then must wake it, as it may have looked before)
+        self.sleep_until = math.inf
 
     async def fetch(self, batch: int = 64, timeout: float = 1.0) -> list[Message]:
-        if self.broker._closed:
-            raise BrokerUnavailable("the broker is closed")
-        stream = self.stream
-        if not stream.ready and not self.broker._closed:
-            stream.wakeup.clear()
-            try:
-                await asyncio.wait_for(stream.wakeup.wait(), timeout)
-            except TimeoutError:
-                return []
-        out: list[Message] = []
-        while stream.ready and len(out) < batch:
-            msg = stream.ready.popleft()
-            msg.delivered += 1
-            stream.inflight[msg.seq] = msg
-            out.append(msg)
-        return out
+        broker = self.broker
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        try:
+            while True:
+                self.sleep_until = math.inf
+                self.wakeup.clear()
+                remaining = deadline - loop.time()
+                if broker._closed:  # do not let a fetch loop spin while the broker is down
+                    await asyncio.sleep(max(0.0, remaining))
+                    return []
+                try:
+                    messages, next_due = await broker._lease(self.name, max(1, batch))
+                except (StoreUnavailable, BrokerUnavailable):
+                    await asyncio.sleep(max(0.0, remaining))
+                    return []
+                except Exception as exc:
+                    log.warning("fetch failed", stream=self.name, error=str(exc))
+                    await asyncio.sleep(max(0.0, min(remaining, broker.poll_interval)))
+                    return []
+                if messages:
+                    return messages
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                wait = min(remaining, broker.poll_interval)
+                if next_due is not None:
+                    wait = min(wait, max(0.001, next_due - time.time()))
+                self.sleep_until = time.time() + wait
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), wait)
+        finally:
+            self.sleep_until = math.inf
 
     async def ack(self, message: Message) -> None:
-        await self.broker._settle(message, ACKED, None)
-
-    async def nak(self, message: Message, delay: float) -> None:
-        await self.broker._requeue(message, max(0.0, delay))
+        await self.broker._change(_SETTLE, (ACKED, None, ACKED, message.seq), self.name)
 
     async def term(self, message: Message, reason: str) -> None:
-        await self.broker._settle(message, TERMINATED, reason)
+        params = (TERMINATED, reason, TERMINATED, message.seq)
+        await self.broker._change(_SETTLE, params, self.name)
+
+    async def nak(self, message: Message, delay: float) -> None:
+        due = time.time() + max(0.0, delay)
+        params = (due, message.seq, message.delivered)
+        await self.broker._change(_NAK, params, self.name, due)
 
     async def in_progress(self, message: Message) -> None:
-        """Nothing to do: an inflight message is redelivered only after this process restarts."""
+        until = time.time() + self.broker.ack_wait
+        params = (until, message.seq, message.delivered, self.broker.token)
+        await self.broker._change(_EXTEND, params, self.name)

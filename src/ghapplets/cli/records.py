@@ -229,7 +229,7 @@ def replay(
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
-    """Run a delivery's applets again (or one job). A running server picks it up within a second."""
+    """Run a delivery's applets again (or one job). A running server picks it up at once."""
     if (delivery_id is None) == (job is None):
         fail("give a delivery id, or --job JOB_ID", 2)
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from ghapplets.backends import open_backends
+from ghapplets.backends import DB_FILE, open_backends
+from ghapplets.broker.sqlite import BrokerBusy, ensure_no_consumer
 from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load, run
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.exceptions import ConfigError
@@ -27,7 +28,7 @@ from ghapplets.logging import configure, get_logger
 from ghapplets.metrics import MULTIPROC_ENV
 from ghapplets.platform import BOTH, Platform, Role
 from ghapplets.sources.registry import build_sources
-from ghapplets.supervisor import Child, Supervisor, die_with_parent, listen
+from ghapplets.supervisor import PARENT_ENV, Child, Supervisor, die_with_parent, listen
 
 log = get_logger("ghapplets.serve")
 WORKER_NICE = 10  # serve's worker: applets get the CPU the gateways leave
@@ -151,6 +152,17 @@ def _supervise(
     raise typer.Exit(code)
 
 
+def _one_embedded_worker(loaded: LoadedConfig, data: Path) -> None:
+    """On the embedded broker one worker consumes a data folder: say so plainly, before
+    binding, rather than in a restarting child's traceback."""
+    if loaded.config.broker.backend != "sqlite":
+        return
+    try:
+        ensure_no_consumer(data / DB_FILE)
+    except BrokerBusy as exc:
+        fail(str(exc), 1)
+
+
 def serve(
     host: str | None = HostOpt,
     port: int | None = PortOpt,
@@ -162,6 +174,7 @@ def serve(
     """Serve the project on this machine: gateway processes on every core, and one worker."""
     loaded, target, _ = _prepare(project, data, log_format, BOTH)
     run(_check_startup(loaded, target))  # exits 3 on an unresolvable secret
+    _one_embedded_worker(loaded, target)
     cfg = loaded.config
     _supervise(
         loaded,
@@ -226,7 +239,9 @@ def worker(
     die_with_parent()
     if nice:
         os.nice(nice)
-    loaded, _, platform = _prepare(project, data, log_format, frozenset({Role.WORKER}))
+    loaded, target, platform = _prepare(project, data, log_format, frozenset({Role.WORKER}))
+    if not os.environ.get(PARENT_ENV):  # serve's supervisor checked before starting us
+        _one_embedded_worker(loaded, target)
     if port is not None:
         _uvicorn(platform, host or loaded.config.server.host, port, None)
         return

@@ -5,6 +5,11 @@ it; a retryable error naks it with an exponential, jittered delay until the appl
 ``max_attempts``; then (or at once, for a permanent error) it is terminated and recorded as a
 dead letter. Every attempt is recorded in the store. :meth:`Worker.drain` stops fetching and
 waits for the jobs in flight, for a graceful SIGTERM.
+
+A fetched job is leased (JetStream's AckWait): unless it is settled or extended in time, the
+broker delivers it again. Jobs can run, or wait for their applet's concurrency slot, longer than
+that, so every ``lease_refresh`` seconds the worker extends the lease of each job it holds
+(``Consumer.in_progress``), until the job is settled or the worker has drained.
 """
 
 from __future__ import annotations
@@ -44,8 +49,10 @@ class Worker:
         metrics: Metrics | None = None,
         secrets_for: SecretsFor = _no_secrets,
         max_inflight: int = 256,
+        lease_refresh: float = 10.0,
         bodies: BodyCache | None = None,
     ) -> None:
+        """``lease_refresh`` must be well below the broker's ack wait (a third of it, say)."""
         self.bodies = bodies or BodyCache(store)
         self.broker = broker
         self.store = store
@@ -53,8 +60,10 @@ class Worker:
         self.metrics = metrics
         self.secrets_for = secrets_for
         self.max_inflight = max_inflight
+        self.lease_refresh = lease_refresh
         self.consumer = broker.consumer(m.JOBS)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Message] = {}
+        self._keeper: asyncio.Task[None] | None = None
         self._room = asyncio.Event()
         self._room.set()
         self._stopping = asyncio.Event()
@@ -62,21 +71,44 @@ class Worker:
 
     # -- the fetch loop ----------------------------------------------------------------------
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            free = self.max_inflight - len(self._tasks)
-            if free <= 0:
-                self._room.clear()
-                await self._room.wait()
-                continue
-            batch = await self.consumer.next_batch(free, timeout=0.5)
-            for message in batch:
-                task = asyncio.create_task(self._handle(message))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep_leases(), name="worker-leases")
+        try:
+            while not self._stopping.is_set():
+                free = self.max_inflight - len(self._tasks)
+                if free <= 0:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                batch = await self.consumer.next_batch(free, timeout=0.5)
+                for message in batch:
+                    task = asyncio.create_task(self._handle(message))
+                    self._tasks[task] = message
+                    task.add_done_callback(self._done)
+        except asyncio.CancelledError:
+            self._stop_keeping()
+            raise
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         self._room.set()
+
+    async def _keep_leases(self) -> None:
+        """Extend the leases of the jobs in flight, so none is delivered again meanwhile."""
+        while True:
+            await asyncio.sleep(self.lease_refresh)
+            held = list(self._tasks.values())
+            results = await asyncio.gather(
+                *(self.consumer.in_progress(message) for message in held), return_exceptions=True
+            )
+            failed = [r for r in results if isinstance(r, Exception)]
+            if failed:
+                log.warning("job leases not extended", jobs=len(failed), error=str(failed[0]))
+
+    def _stop_keeping(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            self._keeper = None
 
     async def drain(self, timeout: float) -> int:
         """Stop fetching and wait up to ``timeout`` s for jobs in flight; return those left."""
@@ -86,6 +118,7 @@ class Worker:
             await asyncio.wait(set(self._tasks), timeout=timeout)
         if self._background:
             await asyncio.wait(set(self._background), timeout=5)
+        self._stop_keeping()
         return len(self._tasks)
 
     @property

@@ -10,22 +10,32 @@ transaction so one bad write never fails its neighbours.
 Durability: WAL with ``synchronous=NORMAL`` survives a crash (``kill -9``) of the process at any
 moment; ``synchronous=FULL`` also survives power loss, at the cost of an fsync per commit.
 
+Several processes may write the same file (gateway processes publish, the worker consumes).
+SQLite lets one transaction write at a time; a writer that finds the lock taken sleeps in
+SQLite's busy handler (1, 2, 5, 10, ... ms) and polls, which ruins tail latency. So every write
+transaction first takes an exclusive ``flock`` on ``<file>.write.lock`` (just before ``BEGIN
+IMMEDIATE``, released right after ``COMMIT``/``ROLLBACK``): the kernel queues the writers and
+wakes the next one the moment the lock is released, and SQLite's busy handler never runs.
+
 Checkpoints (copying the WAL back into the database file, with an fsync) run in a background
 thread on their own connection, not in the writer: SQLite's automatic checkpoint would stall
 every ~4 MB of commits for the copy and the fsync. Checkpoints are passive (they never block
 the writer); when the WAL passes ``WAL_RESTART_PAGES`` one checkpoint also rewinds it, which
-waits for the writer's current transaction and briefly holds the next one.
+waits for the writer's current transaction and briefly holds the next one (under the write lock,
+so writers wait in the kernel rather than in the busy handler).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,13 +78,66 @@ def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
-class Database:
-    """An SQLite database file used by the embedded store and broker of one process."""
+class _WriteLock:
+    """The cross-process writer lock: ``flock`` on ``<database file>.write.lock``.
 
-    def __init__(self, path: Path, *, synchronous: str = "normal", batch_max: int = 512) -> None:
+    ``flock`` belongs to an open file description, which this process's threads share, so a
+    thread lock orders the threads of one process and the ``flock`` orders the processes.
+    """
+
+    def __init__(self, database: Path, enabled: bool) -> None:
+        self.database = database
+        self.enabled = enabled
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+
+    def _file(self) -> int:
+        if self._fd is None:
+            # the real path, so processes that reach the file through other paths share it
+            path = os.path.realpath(self.database) + ".write.lock"
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._fd
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        with self._threads:
+            fd = self._file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._threads:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class Database:
+    """An SQLite database file used by the embedded store and broker; several processes may
+    open the same file (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "normal",
+        batch_max: int = 512,
+        write_lock: bool = True,
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
+        """``write_lock=False`` leaves writers to SQLite's busy handler (benchmarks only);
+        ``busy_timeout_ms`` is how long a connection waits for a lock before it fails."""
         self.path = path
         self.synchronous = synchronous.upper()
         self.batch_max = batch_max
+        self.busy_timeout_ms = busy_timeout_ms
+        self.write_lock = _WriteLock(path, write_lock)
         self.engine: Engine = self._make_engine()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -84,7 +147,6 @@ class Database:
         self._reader_local = threading.local()
         self._closed = True
         self.commits = 0
-        self._listeners: list[tuple[Callable[[], None], Callable[[], None]]] = []
 
     def _make_engine(self) -> Engine:
         engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool)
@@ -95,7 +157,7 @@ class Database:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={self.synchronous}")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA analysis_limit=400")  # bounds the cost of ANALYZE
             cur.close()
@@ -114,7 +176,8 @@ class Database:
         if not self._closed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.engine.connect() as conn:
+        # processes starting together must not both apply the same migration
+        with self.write_lock.held(), self.engine.connect() as conn:
             upgrade(conn)
             conn.commit()
         self._closed = False
@@ -140,6 +203,7 @@ class Database:
             self._checkpointer.join(timeout=30)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
+        self.write_lock.close()
 
     @property
     def is_open(self) -> bool:
@@ -190,7 +254,7 @@ class Database:
     def _checkpoint_loop(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
                 try:
                     _busy, wal_pages, _copied = conn.execute(
@@ -199,49 +263,35 @@ class Database:
                     # while the writer never pauses, the WAL is never fully copied at the start
                     # of a transaction, so it never rewinds: make it, once it is big enough
                     if wal_pages >= WAL_RESTART_PAGES:
-                        conn.execute("PRAGMA wal_checkpoint(RESTART)")
+                        with self.write_lock.held():
+                            conn.execute("PRAGMA wal_checkpoint(RESTART)")
                 except sqlite3.Error:  # busy or a passing I/O error: try again next round
                     continue
         finally:
             conn.close()
 
-    @staticmethod
-    def _optimize(conn: Connection) -> None:
+    def _optimize(self, conn: Connection) -> None:
         # statistics are an optimisation: never fail the writer over them
-        with contextlib.suppress(Exception), conn.begin():
+        with contextlib.suppress(Exception), self.write_lock.held(), conn.begin():
             conn.exec_driver_sql("PRAGMA optimize")
-
-    def add_transaction_listener(
-        self, on_commit: Callable[[], None], on_rollback: Callable[[], None]
-    ) -> None:
-        """Call ``on_commit`` / ``on_rollback`` in the writer thread after each transaction, so
-        state that a write function keeps beside the database follows what really committed."""
-        self._listeners.append((on_commit, on_rollback))
-
-    def _settled(self, committed: bool) -> None:
-        for on_commit, on_rollback in self._listeners:
-            (on_commit if committed else on_rollback)()
 
     def _run_batch(self, conn: Connection, batch: list[_Write]) -> None:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        lock = self.write_lock
         try:
-            with conn.begin():
+            with lock.held(), conn.begin():
                 for item in batch:
                     results.append((item.future, True, item.fn(conn)))
             self.commits += 1
-            self._settled(True)
         except Exception:  # one write failed: isolate it
-            self._settled(False)
             results = []
             for item in batch:
                 try:
-                    with conn.begin():
+                    with lock.held(), conn.begin():
                         value = item.fn(conn)
                     results.append((item.future, True, value))
                     self.commits += 1
-                    self._settled(True)
                 except Exception as exc:
-                    self._settled(False)
                     results.append((item.future, False, exc))
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for item, res in zip(batch, results, strict=True):

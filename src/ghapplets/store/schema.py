@@ -35,9 +35,20 @@ broker_messages = Table(
     # 0 pending, 1 acked, 2 terminated (dead)
     Column("state", Integer, nullable=False, default=0),
     Column("reason", Text, nullable=True),
+    # the consumer process that leased the message (a pending message whose ``available_at`` is
+    # in the future and that has a holder is being worked on until then)
+    Column("holder", String(64), nullable=True),
     UniqueConstraint("stream", "msg_id", name="uq_broker_stream_msg"),
 )
-Index("ix_broker_pending", broker_messages.c.state, broker_messages.c.stream, broker_messages.c.seq)
+# a fetch (pending, this stream, due, oldest first) and depth (pending in this stream) are range
+# scans of this index, however many messages are queued
+Index(
+    "ix_broker_due",
+    broker_messages.c.state,
+    broker_messages.c.stream,
+    broker_messages.c.available_at,
+    broker_messages.c.seq,
+)
 
 deliveries = Table(
     "deliveries",
