@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,9 @@ from ghapplets.sources.registry import build_sources
 
 log = get_logger("ghapplets.platform")
 
+RETENTION_LEASE = "retention"  # held by the one replica that prunes history
+RETENTION_EVERY = 3600.0  # seconds between retention rounds
+
 
 class Platform:
     def __init__(
@@ -55,6 +61,8 @@ class Platform:
         self.dispatcher: Dispatcher | None = None
         self.worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # this process among the replicas, for leases
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.ingest = IngestHandler(
             self.sources,
             self.backends.broker,
@@ -99,17 +107,29 @@ class Platform:
             data_dir=str(self.data_dir),
         )
 
-    async def _housekeeping(self, every: float = 3600.0) -> None:
-        """Delete finished history older than ``storage.retention_days``, hourly."""
+    async def _housekeeping(self, every: float = RETENTION_EVERY) -> None:
+        """Retention, every ``every`` seconds, by one replica at a time: see :meth:`retention`."""
         while True:
-            cutoff = time.time() - self.config.storage.retention_days * 86400
-            try:
-                pruned = await self.backends.store.prune(cutoff)
-                if pruned:
-                    log.info("old deliveries pruned", count=pruned)
-            except Exception as exc:
-                log.warning("pruning failed", error=str(exc))
+            await self.retention(lease_ttl=2 * every)
             await asyncio.sleep(every)
+
+    async def retention(self, *, lease_ttl: float = 2 * RETENTION_EVERY) -> int | None:
+        """Delete finished history older than ``storage.retention_days``, if this replica holds
+        the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the number of
+        deliveries deleted, or None when another replica holds it. A holder that dies lets it
+        expire, and another replica takes over at its next round."""
+        store = self.backends.store
+        cutoff = time.time() - self.config.storage.retention_days * 86400
+        try:
+            if not await store.claim_lease(RETENTION_LEASE, self.instance, lease_ttl):
+                return None
+            pruned = await store.prune(cutoff)
+        except Exception as exc:
+            log.warning("pruning failed", error=str(exc))
+            return None
+        if pruned:
+            log.info("old deliveries pruned", count=pruned)
+        return pruned
 
     async def stop(self) -> None:
         drain = self.config.server.drain_timeout
@@ -126,16 +146,22 @@ class Platform:
                 await runtime.close()
         if self.http is not None:
             await self.http.aclose()
+        with contextlib.suppress(Exception):  # another replica may prune now, not in an hour
+            await self.backends.store.release_lease(RETENTION_LEASE, self.instance)
         await self.backends.close()
         log.info("platform stopped", jobs_left_for_redelivery=left)
 
     async def ready(self) -> dict[str, str]:
+        """``/readyz``: can the broker and the store serve now?"""
+        b = self.backends
         checks: dict[str, str] = {}
-        try:
-            await self.backends.broker.ping()
-            checks["store"] = "ok"
-        except Exception as exc:
-            checks["store"] = f"unavailable: {exc}"
+        for name, ping in (("broker", b.broker.ping), ("store", b.store.ping)):
+            try:
+                async with asyncio.timeout(5.0):
+                    await ping()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unavailable: {exc or type(exc).__name__}"
         return checks
 
     @contextlib.asynccontextmanager
