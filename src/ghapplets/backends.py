@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ghapplets.broker.base import Broker
 from ghapplets.broker.nats import NatsBroker
@@ -24,6 +25,9 @@ from ghapplets.secrets.vault import SecretVault
 from ghapplets.store.base import HistoryStore, SecretStore
 from ghapplets.store.database import Database
 from ghapplets.store.sqlite import SqliteHistoryStore, SqliteSecretStore
+
+if TYPE_CHECKING:
+    from ghapplets.store.postgres import PostgresDatabase
 
 DB_FILE = "ghapplets.db"
 
@@ -46,6 +50,7 @@ class Backends:
         self.data_dir = data_dir
         self.create_key = create_key
         self.db: Database | None = None
+        self.pg: PostgresDatabase | None = None
         self.broker: Broker
         self.store: HistoryStore
         self.secret_store: SecretStore
@@ -54,12 +59,29 @@ class Backends:
 
     def _build(self) -> None:
         storage = self.config.storage
-        self.db = Database(
-            self.data_dir / DB_FILE, synchronous=storage.synchronous, batch_max=storage.batch_max
-        )
+        if storage.backend == "sqlite" or self.config.broker.backend == "sqlite":
+            self.db = Database(
+                self.data_dir / DB_FILE,
+                synchronous=storage.synchronous,
+                batch_max=storage.batch_max,
+            )
         self.broker = self._broker()
-        self.store = SqliteHistoryStore(self.db)
-        self.secret_store = SqliteSecretStore(self.db)
+        if storage.backend == "postgresql":
+            # imported here: asyncpg is not loaded by projects that do not use it
+            from ghapplets.store.postgres import (
+                PostgresDatabase,
+                PostgresHistoryStore,
+                PostgresSecretStore,
+            )
+
+            assert storage.url is not None  # the config requires it
+            self.pg = PostgresDatabase(storage.url, storage.pool_size, batch_max=storage.batch_max)
+            self.store = PostgresHistoryStore(self.pg)
+            self.secret_store = PostgresSecretStore(self.pg)
+        else:
+            assert self.db is not None
+            self.store = SqliteHistoryStore(self.db)
+            self.secret_store = SqliteSecretStore(self.db)
 
     def _broker(self) -> Broker:
         cfg = self.config.broker
@@ -90,12 +112,21 @@ class Backends:
         return self._vault
 
     async def start(self) -> None:
-        if self.db is not None:
-            await asyncio.to_thread(self.db.open)
-        await self.broker.start()
+        """Open every backend (migrating the databases); on failure, close what was opened."""
+        try:
+            if self.db is not None:
+                await asyncio.to_thread(self.db.open)
+            if self.pg is not None:
+                await self.pg.open()
+            await self.broker.start()
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         await self.broker.close()
+        if self.pg is not None:
+            await self.pg.close()
         if self.db is not None:
             await asyncio.to_thread(self.db.close)
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -41,6 +44,9 @@ from ghapplets.sources.base import Source
 from ghapplets.sources.registry import build_sources
 
 log = get_logger("ghapplets.platform")
+
+RETENTION_LEASE = "retention"  # held by the one replica that prunes history
+RETENTION_EVERY = 3600.0  # seconds between retention rounds
 
 
 class Role(StrEnum):
@@ -74,6 +80,8 @@ class Platform:
         self.dispatcher: Dispatcher | None = None
         self.worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # this process among the replicas, for leases
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.ingest = IngestHandler(
             self.sources,
             self.backends.broker,
@@ -136,17 +144,29 @@ class Platform:
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
 
-    async def _housekeeping(self, every: float = 3600.0) -> None:
-        """Delete finished history older than ``storage.retention_days``, hourly."""
+    async def _housekeeping(self, every: float = RETENTION_EVERY) -> None:
+        """Retention, every ``every`` seconds, by one replica at a time: see :meth:`retention`."""
         while True:
-            cutoff = time.time() - self.config.storage.retention_days * 86400
-            try:
-                pruned = await self.backends.store.prune(cutoff)
-                if pruned:
-                    log.info("old deliveries pruned", count=pruned)
-            except Exception as exc:
-                log.warning("pruning failed", error=str(exc))
+            await self.retention(lease_ttl=2 * every)
             await asyncio.sleep(every)
+
+    async def retention(self, *, lease_ttl: float = 2 * RETENTION_EVERY) -> int | None:
+        """Delete finished history older than ``storage.retention_days``, if this replica holds
+        the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the number of
+        deliveries deleted, or None when another replica holds it. A holder that dies lets it
+        expire, and another replica takes over at its next round."""
+        store = self.backends.store
+        cutoff = time.time() - self.config.storage.retention_days * 86400
+        try:
+            if not await store.claim_lease(RETENTION_LEASE, self.instance, lease_ttl):
+                return None
+            pruned = await store.prune(cutoff)
+        except Exception as exc:
+            log.warning("pruning failed", error=str(exc))
+            return None
+        if pruned:
+            log.info("old deliveries pruned", count=pruned)
+        return pruned
 
     async def stop(self) -> None:
         drain = self.config.server.drain_timeout
@@ -163,23 +183,22 @@ class Platform:
                 await runtime.close()
         if self.http is not None:
             await self.http.aclose()
+        with contextlib.suppress(Exception):  # another replica may prune now, not in an hour
+            await self.backends.store.release_lease(RETENTION_LEASE, self.instance)
         await self.backends.close()
         log.info("platform stopped", jobs_left_for_redelivery=left)
 
     async def ready(self) -> dict[str, str]:
-        """``ok`` or why not, for the broker and the store (``/readyz`` answers 503 unless all
-        are ok)."""
+        """``/readyz``: can the broker and the store serve now?"""
+        b = self.backends
         checks: dict[str, str] = {}
-        for name, ping in (
-            ("broker", self.backends.broker.ping),
-            ("store", self.backends.store.ping),
-        ):
+        for name, ping in (("broker", b.broker.ping), ("store", b.store.ping)):
             try:
                 async with asyncio.timeout(5.0):
                     await ping()
                 checks[name] = "ok"
             except Exception as exc:
-                checks[name] = f"unavailable: {exc}"
+                checks[name] = f"unavailable: {exc or type(exc).__name__}"
         return checks
 
     @contextlib.asynccontextmanager

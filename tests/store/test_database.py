@@ -6,14 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store.database import Database
 from ghapplets.store.schema import metadata
+from tests.store.schema_check import schema_differences
 
 
 def test_migrations_create_the_schema(tmp_path: Path) -> None:
@@ -26,8 +25,7 @@ def test_migrations_create_the_schema(tmp_path: Path) -> None:
         for name, table in metadata.tables.items():
             columns = {c["name"] for c in inspect(db.engine).get_columns(name)}
             assert columns == {c.name for c in table.columns}, name
-        with db.engine.connect() as conn:  # columns, types, indexes, constraints
-            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert db.read_sync(schema_differences) == []
         mode = db.read_sync(lambda c: c.exec_driver_sql("PRAGMA journal_mode").scalar())
         assert mode == "wal"
     finally:

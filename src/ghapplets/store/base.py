@@ -6,8 +6,10 @@ Two interfaces, because they change for different reasons and may live in differ
 - :class:`HistoryStore`: deliveries, jobs and their attempts, dead letters, retention;
 - :class:`SecretStore`: named ciphertexts (encryption is the vault's job, not the store's).
 
-Backends: the embedded SQLite database (:mod:`ghapplets.store.sqlite`) and PostgreSQL. Lookups of
-a name that does not exist raise :class:`ghapplets.exceptions.NotFound`.
+Backends: the embedded SQLite database (:mod:`ghapplets.store.sqlite`) and PostgreSQL
+(:mod:`ghapplets.store.postgres`); both pass one conformance suite. Lookups of a name that does
+not exist raise :class:`ghapplets.exceptions.NotFound`; a store that cannot serve (closed, server
+unreachable) raises :class:`ghapplets.exceptions.StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ghapplets.store.records import (
 class HistoryStore(ABC):
     @abstractmethod
     async def ping(self) -> None:
-        """Raise :class:`~ghapplets.exceptions.StoreUnavailable` unless the store is usable."""
+        """Raise :class:`StoreUnavailable` unless the store can serve now (for ``/readyz``)."""
 
     @abstractmethod
     async def record_dispatch(
@@ -84,6 +86,16 @@ class HistoryStore(ABC):
     @abstractmethod
     async def prune(self, older_than: float) -> int:
         """Delete finished history recorded before the epoch time ``older_than``."""
+
+    @abstractmethod
+    async def claim_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Hold the lease ``name`` for ``ttl`` seconds from now if it is free, expired or
+        already ``holder``'s; true when ``holder`` now holds it. Atomic across processes, so
+        replicas use it to let one of them at a time do a job (no process is a singleton)."""
+
+    @abstractmethod
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Let go of ``name`` if ``holder`` holds it (another may claim it at once)."""
 
 
 class SecretStore(ABC):

@@ -124,3 +124,12 @@ secrets = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# who holds a named lease (e.g. "retention") until when (epoch seconds): HistoryStore.claim_lease
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

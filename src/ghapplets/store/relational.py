@@ -1,0 +1,266 @@
+"""The history and secret stores' logic, once, for every relational backend.
+
+A write is a generator of :class:`Step`\\ s (sans-I/O): it yields a statement of
+:mod:`ghapplets.store.sql` and receives its result, so the same logic runs on SQLite's DB-API
+cursor in the writer thread and on an asyncpg connection in the event loop. A backend supplies
+two primitives (:meth:`Relational._write` runs a write in one group-committed transaction,
+:meth:`Relational._query` runs a Core query) and :class:`SqlHistoryStore` and
+:class:`SqlSecretStore` do the rest.
+
+Row locks: SQLite's writer holds the whole database for its transaction, so it needs none.
+PostgreSQL's transactions run side by side (in other processes too), so a step that reads rows
+it will change carries ``lock`` (``FOR UPDATE``), which only PostgreSQL applies. A ``lock`` step
+is a ``SELECT`` run for its locks alone; SQLite skips it.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator
+from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
+
+from sqlalchemy import Select
+
+from ghapplets.exceptions import NotFound
+from ghapplets.store import sql
+from ghapplets.store.base import HistoryStore, SecretStore
+from ghapplets.store.records import (
+    AttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    JobRecord,
+    JobStatus,
+    JobUpdate,
+    SecretRecord,
+)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+PRUNE_CHUNK = 256  # deliveries deleted per transaction
+
+
+class Step(NamedTuple):
+    """One statement of a write, and what the write wants back from it.
+
+    ``kind``: ``execute`` (the row count back), ``many`` (one statement per parameter set,
+    nothing back), ``first`` (the first row or None), ``rows`` (every row), ``lock`` (a
+    ``SELECT`` for its row locks only: PostgreSQL runs it, SQLite skips it). ``lock`` on a
+    reading step is the locking clause PostgreSQL appends (``FOR UPDATE``...).
+    """
+
+    kind: Literal["execute", "many", "first", "rows", "lock"]
+    sql: str
+    params: Any  # a mapping, or a list of mappings for "many"
+    lock: str = ""
+
+
+Write = Generator[Step, Any, T]
+
+
+def _lock_delivery(source: str, delivery_id: str) -> Step:
+    return Step(
+        "lock",
+        sql.SELECT_DELIVERY_KEY,
+        {"source": source, "delivery_id": delivery_id},
+        "FOR UPDATE",
+    )
+
+
+def refresh_delivery(source: str, delivery_id: str) -> Write[None]:
+    """Recompute a delivery's counters and status from its jobs.
+
+    On PostgreSQL the delivery is locked first and counted in a statement of its own, so two
+    transactions finishing jobs of one delivery count each other's committed work (an
+    ``UPDATE`` that waited for the row would otherwise count with its older snapshot)."""
+    params = sql.refresh_params(source, delivery_id)
+    yield _lock_delivery(source, delivery_id)
+    yield Step("execute", sql.REFRESH_COUNTS, params)
+    yield Step("execute", sql.REFRESH_STATUS, params)
+
+
+def record_dispatch(deliveries: list[DeliveryRecord], jobs: list[JobRecord]) -> Write[None]:
+    # in key order, so two replicas inserting overlapping batches cannot deadlock
+    if deliveries:
+        rows = [sql.delivery_params(d) for d in sorted(deliveries, key=lambda d: (d.source, d.id))]
+        yield Step("many", sql.INSERT_DELIVERY, rows)
+    if jobs:
+        yield Step("many", sql.INSERT_JOB, [sql.job_params(j) for j in sorted(jobs, key=_id)])
+    for source, delivery_id in sorted(sql.added_to(deliveries, jobs)):  # a replay's new jobs
+        yield from refresh_delivery(source, delivery_id)
+
+
+def _id(job: JobRecord) -> str:
+    return job.id
+
+
+def job_started(job_id: str, attempt: int, at: float) -> Write[None]:
+    yield Step("execute", sql.JOB_STARTED, sql.started_params(job_id, attempt, at))
+
+
+def job_finished(u: JobUpdate) -> Write[None]:
+    job = yield Step("first", sql.SELECT_JOB, {"job_id": u.job_id}, "FOR UPDATE")
+    if job is None or job["status"] == JobStatus.SUCCEEDED:
+        return  # unknown, or done already (a redelivery after a crash)
+    attempt, finish = sql.finished_params(u)
+    yield Step("execute", sql.UPSERT_ATTEMPT, attempt)
+    yield Step("execute", sql.FINISH_JOB, finish)
+    if u.status == JobStatus.DEAD:
+        yield Step("execute", sql.BURY_JOB, sql.bury_params(u, job))
+    if u.status.final:
+        yield from refresh_delivery(job["source"], job["delivery_id"])
+
+
+def requeue_job(job_id: str) -> Write[JobRecord]:
+    row = yield Step("first", sql.SELECT_JOB_ROW, {"job_id": job_id}, "FOR UPDATE")
+    if row is None:
+        raise NotFound(f"no job {job_id!r}")
+    job = sql.job_of(row)
+    yield Step("execute", sql.REQUEUE_JOB, {"job_id": job_id, "queued": JobStatus.QUEUED})
+    yield Step("execute", sql.UNBURY_JOB, {"job_id": job_id})
+    yield from refresh_delivery(job.source, job.delivery_id)
+    job.status = JobStatus.QUEUED  # as stored now
+    job.next_attempt_at = job.error_type = job.error_message = None
+    return job
+
+
+def prune_chunk(older_than: float, limit: int) -> Write[int]:
+    """Delete up to ``limit`` finished deliveries received before ``older_than``, with their
+    jobs and attempts; PostgreSQL skips deliveries another transaction holds."""
+    params = {"older_than": older_than, "limit": limit, **sql.PRUNABLE}
+    old = yield Step("rows", sql.PRUNABLE_DELIVERIES, params, "FOR UPDATE SKIP LOCKED")
+    keys = [{"source": r["source"], "delivery_id": r["id"]} for r in old]
+    if keys:
+        yield Step("many", sql.DELETE_DELIVERY_ATTEMPTS, keys)
+        yield Step("many", sql.DELETE_DELIVERY_JOBS, keys)
+        yield Step("many", sql.DELETE_DELIVERY, keys)
+    return len(keys)
+
+
+def claim_lease(name: str, holder: str, ttl: float, now: float) -> Write[bool]:
+    params = sql.lease_params(name, holder, ttl, now)
+    yield Step("execute", sql.CLAIM_LEASE, params)
+    row = yield Step("first", sql.LEASE_HOLDER, params)  # in the same transaction: atomic
+    return row is not None and row["holder"] == holder
+
+
+def release_lease(name: str, holder: str) -> Write[None]:
+    yield Step("execute", sql.RELEASE_LEASE, {"name": name, "holder": holder})
+
+
+def put_secret(record: SecretRecord) -> Write[None]:
+    yield Step("execute", sql.PUT_SECRET, sql.secret_params(record))
+
+
+def delete_secret(name: str) -> Write[bool]:
+    count = yield Step("execute", sql.DELETE_SECRET, {"name": name})
+    return bool(count)
+
+
+class Relational(ABC):
+    """What a relational backend supplies: running writes and queries."""
+
+    @abstractmethod
+    async def _write(self, write: Callable[P, Write[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``write(*args, **kwargs)`` in a group-committed transaction. The call may be
+        made again (in a transaction of its own when a neighbour in the batch failed)."""
+
+    @abstractmethod
+    async def _query(self, query: Select[Any]) -> list[sql.Row]: ...
+
+
+class SqlHistoryStore(Relational, HistoryStore):
+    """:class:`HistoryStore` on any :class:`Relational` backend."""
+
+    async def record_dispatch(
+        self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]
+    ) -> None:
+        await self._write(record_dispatch, deliveries, jobs)
+
+    async def job_started(self, job_id: str, attempt: int, at: float) -> None:
+        await self._write(job_started, job_id, attempt, at)
+
+    async def job_finished(self, update: JobUpdate) -> None:
+        await self._write(job_finished, update)
+
+    async def requeue_job(self, job_id: str) -> JobRecord:
+        return await self._write(requeue_job, job_id)
+
+    async def list_deliveries(
+        self,
+        *,
+        source: str | None = None,
+        status: DeliveryStatus | None = None,
+        type_prefix: str | None = None,
+        limit: int = 50,
+    ) -> list[DeliveryRecord]:
+        rows = await self._query(sql.deliveries_query(source, status, type_prefix, limit))
+        return [sql.delivery_of(r) for r in rows]
+
+    async def get_delivery(self, delivery_id: str, source: str | None = None) -> DeliveryRecord:
+        rows = await self._query(sql.delivery_query(delivery_id, source))
+        if not rows:
+            raise NotFound(f"no delivery {delivery_id!r}")
+        if len(rows) > 1:
+            raise NotFound(f"delivery id {delivery_id!r} exists in several sources; name one")
+        return sql.delivery_of(rows[0])
+
+    async def list_jobs(
+        self,
+        *,
+        delivery_id: str | None = None,
+        applet: str | None = None,
+        status: JobStatus | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        rows = await self._query(sql.jobs_query(delivery_id, applet, status, limit))
+        return [sql.job_of(r) for r in rows]
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        rows = await self._query(sql.job_query(job_id))
+        if not rows:
+            raise NotFound(f"no job {job_id!r}")
+        return sql.job_of(rows[0])
+
+    async def list_attempts(self, job_id: str) -> list[AttemptRecord]:
+        return [sql.attempt_of(r) for r in await self._query(sql.attempts_query(job_id))]
+
+    async def dead_letter_count(self) -> int:
+        rows = await self._query(sql.DEAD_LETTER_COUNT)
+        return int(rows[0]["count"])
+
+    async def prune(self, older_than: float) -> int:
+        """In chunks of :data:`PRUNE_CHUNK` deliveries, each its own transaction, so retention
+        never holds the writer (or row locks) for long."""
+        total = 0
+        while True:
+            pruned = await self._write(prune_chunk, older_than, PRUNE_CHUNK)
+            total += pruned
+            if pruned < PRUNE_CHUNK:
+                return total
+
+    async def claim_lease(self, name: str, holder: str, ttl: float) -> bool:
+        return await self._write(claim_lease, name, holder, ttl, time.time())
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._write(release_lease, name, holder)
+
+
+class SqlSecretStore(Relational, SecretStore):
+    """:class:`SecretStore` on any :class:`Relational` backend."""
+
+    async def put_secret(self, record: SecretRecord) -> None:
+        await self._write(put_secret, record)
+
+    async def get_secret(self, name: str) -> SecretRecord:
+        rows = await self._query(sql.secret_query(name))
+        if not rows:
+            raise NotFound(f"no secret named {name!r}")
+        return sql.secret_of(rows[0])
+
+    async def list_secrets(self) -> list[SecretRecord]:
+        return [sql.secret_of(r) for r in await self._query(sql.SECRETS)]
+
+    async def delete_secret(self, name: str) -> bool:
+        return await self._write(delete_secret, name)

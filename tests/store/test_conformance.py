@@ -1,0 +1,379 @@
+"""One suite for every store backend: the embedded SQLite store and PostgreSQL pass the same tests.
+
+Each test runs once per backend (``stores`` is parametrised); PostgreSQL tests get a database of
+their own (``pg_url``, tests/servers.py). Backend-specific behaviour lives beside each backend's
+own tests (test_database.py, test_sqlite_store.py, test_postgres_store.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ghapplets.exceptions import NotFound, StoreUnavailable
+from ghapplets.store import relational
+from ghapplets.store.base import HistoryStore, SecretStore
+from ghapplets.store.database import Database
+from ghapplets.store.postgres import PostgresDatabase, PostgresHistoryStore, PostgresSecretStore
+from ghapplets.store.records import (
+    AttemptOutcome,
+    AttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    JobRecord,
+    JobStatus,
+    JobUpdate,
+    SecretRecord,
+)
+from ghapplets.store.sqlite import SqliteHistoryStore, SqliteSecretStore
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@dataclass
+class Stores:
+    history: HistoryStore
+    secrets: SecretStore
+    close: Callable[[], Awaitable[None]]
+    # another process's view of the same database (its own connections and writer)
+    other: Callable[[], Awaitable[Stores]]
+
+
+async def open_sqlite(path: Path) -> Stores:
+    db = Database(path)
+    db.open()
+
+    async def close() -> None:
+        db.close()
+
+    return Stores(SqliteHistoryStore(db), SqliteSecretStore(db), close, lambda: open_sqlite(path))
+
+
+async def open_postgres(url: str) -> Stores:
+    db = PostgresDatabase(url, pool_size=4)
+    await db.open()
+    return Stores(
+        PostgresHistoryStore(db), PostgresSecretStore(db), db.close, lambda: open_postgres(url)
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    if request.param == "sqlite":
+        opened = await open_sqlite(tmp_path / "store.db")
+    else:
+        opened = await open_postgres(request.getfixturevalue("pg_url"))
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def store(stores: Stores) -> HistoryStore:
+    return stores.history
+
+
+def delivery(
+    i: str, jobs: int, received: float | None = None, *, source: str = "github", type: str = ""
+) -> DeliveryRecord:
+    return DeliveryRecord(
+        source=source,
+        id=i,
+        type=type or "com.github.push",
+        subject="o/r",
+        time="t",
+        received_at=received or time.time(),
+        status=DeliveryStatus.DISPATCHED if jobs else DeliveryStatus.UNMATCHED,
+        attributes={"id": i},
+        headers={"x-github-event": "push"},
+        body=b'{"k": "\xc3\xa9"}',
+        jobs_total=jobs,
+    )
+
+
+def job(i: str, applet: str, source: str = "github") -> JobRecord:
+    now = time.time()
+    return JobRecord(f"{source}:{i}:{applet}", source, i, applet, JobStatus.QUEUED, now, now)
+
+
+def attempt(job_id: str, n: int, outcome: AttemptOutcome = AttemptOutcome.OK) -> AttemptRecord:
+    now = time.time()
+    failed = outcome != AttemptOutcome.OK
+    return AttemptRecord(
+        job_id, n, now, now, outcome, "Boom" if failed else None, "no" if failed else None
+    )
+
+
+def succeeded(job_id: str, n: int, result: object = None) -> JobUpdate:
+    return JobUpdate(job_id, JobStatus.SUCCEEDED, attempt(job_id, n), result=result)
+
+
+def retrying(job_id: str, n: int) -> JobUpdate:
+    return JobUpdate(
+        job_id,
+        JobStatus.RETRYING,
+        attempt(job_id, n, AttemptOutcome.RETRYABLE),
+        next_attempt_at=time.time() + 5,
+    )
+
+
+def dead(job_id: str, n: int) -> JobUpdate:
+    return JobUpdate(
+        job_id, JobStatus.DEAD, attempt(job_id, n, AttemptOutcome.PERMANENT), dead_reason="x"
+    )
+
+
+async def counters(store: HistoryStore, delivery_id: str) -> tuple[str, int, int, int]:
+    d = await store.get_delivery(delivery_id)
+    return d.status, d.jobs_total, d.jobs_succeeded, d.jobs_dead
+
+
+# -- dispatch ------------------------------------------------------------------------------------
+async def test_dispatch_is_idempotent(store: HistoryStore) -> None:
+    for _ in range(2):  # a redelivered event records nothing new
+        await store.record_dispatch([delivery("d1", 2)], [job("d1", "a"), job("d1", "b")])
+    [d] = await store.list_deliveries()
+    assert (d.id, d.status, d.jobs_total, d.body) == ("d1", "dispatched", 2, b'{"k": "\xc3\xa9"}')
+    assert (d.attributes, d.headers) == ({"id": "d1"}, {"x-github-event": "push"})
+    assert sorted(j.applet for j in await store.list_jobs(delivery_id="d1")) == ["a", "b"]
+
+
+async def test_dispatch_is_idempotent_under_concurrency(store: HistoryStore) -> None:
+    # 50 dispatches of overlapping events at once (redeliveries racing each other)
+    def batch(k: int) -> tuple[list[DeliveryRecord], list[JobRecord]]:
+        ids = [f"d{(k + n) % 10}" for n in range(3)]
+        return [delivery(i, 2) for i in ids], [job(i, a) for i in ids for a in ("a", "b")]
+
+    await asyncio.gather(*(store.record_dispatch(*batch(k)) for k in range(50)))
+    deliveries = await store.list_deliveries(limit=100)
+    assert sorted(d.id for d in deliveries) == sorted(f"d{n}" for n in range(10))
+    assert all(d.jobs_total == 2 and d.status == "dispatched" for d in deliveries)
+    assert len(await store.list_jobs(limit=100)) == 20
+
+
+async def test_replayed_jobs_count_on_their_older_delivery(store: HistoryStore) -> None:
+    await store.record_dispatch([delivery("d1", 1)], [job("d1", "a")])
+    await store.job_finished(succeeded("github:d1:a", 1))
+    assert await counters(store, "d1") == ("succeeded", 1, 1, 0)
+    await store.record_dispatch([], [job("d1", "new")])  # replay matched one more applet
+    assert await counters(store, "d1") == ("dispatched", 2, 1, 0)
+
+
+# -- the life of a job ---------------------------------------------------------------------------
+async def test_delivery_status_follows_jobs(store: HistoryStore) -> None:
+    await store.record_dispatch([delivery("d1", 2)], [job("d1", "a"), job("d1", "b")])
+    a, b = "github:d1:a", "github:d1:b"
+    await store.job_started(a, 1, time.time())
+    started = await store.get_job(a)
+    assert (started.status, started.attempts) == ("running", 1)
+    await store.job_finished(succeeded(a, 1, result={"x": 1}))
+    assert (await store.get_delivery("d1")).status == "dispatched"
+    await store.job_finished(retrying(b, 1))
+    assert (await store.get_job(b)).next_attempt_at is not None
+    await store.job_finished(dead(b, 2))
+    assert await counters(store, "d1") == ("failed", 2, 1, 1)
+    assert await store.dead_letter_count() == 1
+    tries = await store.list_attempts(b)
+    assert [(x.number, x.outcome, x.error_type) for x in tries] == [
+        (1, "retryable", "Boom"),
+        (2, "permanent", "Boom"),
+    ]
+    assert (await store.get_job(a)).result == {"x": 1}
+    # replay lifts the dead job out of the dead letters
+    requeued = await store.requeue_job(b)
+    assert (requeued.status, requeued.attempts, requeued.error_type) == ("queued", 2, None)
+    assert await store.get_job(b) == requeued
+    assert await store.dead_letter_count() == 0
+    assert await counters(store, "d1") == ("dispatched", 2, 1, 0)
+    await store.job_finished(succeeded(b, 3))
+    assert await counters(store, "d1") == ("succeeded", 2, 2, 0)
+
+
+async def test_counters_after_retries_dead_and_success(store: HistoryStore) -> None:
+    await store.record_dispatch([delivery("d1", 3)], [job("d1", x) for x in "abc"])
+    a, b, c = (f"github:d1:{x}" for x in "abc")
+    for n in (1, 2):
+        await store.job_finished(retrying(a, n))
+        await store.job_finished(retrying(c, n))
+    assert await counters(store, "d1") == ("dispatched", 3, 0, 0)  # retries count as nothing
+    await store.job_finished(succeeded(a, 3))
+    await store.job_finished(dead(b, 1))
+    assert await counters(store, "d1") == ("dispatched", 3, 1, 1)  # c is still going
+    await store.job_finished(dead(c, 3))
+    assert await counters(store, "d1") == ("failed", 3, 1, 2)
+    assert len(await store.list_jobs(status=JobStatus.DEAD)) == 2
+
+
+async def test_a_finished_job_is_never_recorded_again(store: HistoryStore) -> None:
+    await store.record_dispatch([delivery("d1", 1)], [job("d1", "a")])
+    a = "github:d1:a"
+    await store.job_finished(succeeded(a, 1, result="first"))
+    # a redelivery after a crash reports the job again: dead, or succeeded once more
+    await store.job_finished(dead(a, 2))
+    await store.job_finished(succeeded(a, 3, result="second"))
+    await store.job_started(a, 4, time.time())  # and a late start changes nothing either
+    got = await store.get_job(a)
+    assert (got.status, got.attempts, got.result) == ("succeeded", 1, "first")
+    assert [x.number for x in await store.list_attempts(a)] == [1]
+    assert await store.dead_letter_count() == 0
+    assert await counters(store, "d1") == ("succeeded", 1, 1, 0)
+
+
+async def test_late_start_of_an_older_attempt_changes_nothing(store: HistoryStore) -> None:
+    await store.record_dispatch([delivery("d1", 1)], [job("d1", "a")])
+    a = "github:d1:a"
+    await store.job_started(a, 2, time.time())
+    await store.job_started(a, 1, time.time())  # arrives after attempt 2 started
+    assert (await store.get_job(a)).attempts == 2
+
+
+async def test_finishing_an_unknown_job_records_nothing(store: HistoryStore) -> None:
+    await store.job_finished(dead("github:nope:a", 1))
+    await store.job_started("github:nope:a", 1, time.time())
+    assert await store.list_attempts("github:nope:a") == []
+    assert await store.dead_letter_count() == 0
+
+
+# -- queries -------------------------------------------------------------------------------------
+async def test_filters_order_and_limits(store: HistoryStore) -> None:
+    now = time.time()
+    await store.record_dispatch(
+        [
+            delivery("d1", 0, now - 3),
+            delivery("d2", 1, now - 2, type="com.github.pull_request.opened"),
+            delivery("d3", 1, now - 1, source="gitlab", type="com.gitlab.push"),
+            delivery("d4", 0, now, type="com.github_x.push"),  # "_" must not match any char
+        ],
+        [job("d2", "a"), job("d3", "b", source="gitlab")],
+    )
+    ids = [d.id for d in await store.list_deliveries()]
+    assert ids == ["d4", "d3", "d2", "d1"]  # newest first
+    assert [d.id for d in await store.list_deliveries(limit=2)] == ["d4", "d3"]
+    assert [d.id for d in await store.list_deliveries(source="gitlab")] == ["d3"]
+    unmatched = await store.list_deliveries(status=DeliveryStatus.UNMATCHED)
+    assert [d.id for d in unmatched] == ["d4", "d1"]
+    assert [d.id for d in await store.list_deliveries(type_prefix="com.github.")] == ["d2", "d1"]
+    assert [d.id for d in await store.list_deliveries(type_prefix="com.github_")] == ["d4"]
+    assert await store.list_deliveries(type_prefix="com.github%") == []
+    assert [j.applet for j in await store.list_jobs(applet="a")] == ["a"]
+    assert [j.applet for j in await store.list_jobs(delivery_id="d3")] == ["b"]
+    assert len(await store.list_jobs(status=JobStatus.QUEUED)) == 2
+    assert await store.list_jobs(status=JobStatus.RUNNING) == []
+    assert len(await store.list_jobs(limit=1)) == 1
+
+
+async def test_unknown_and_ambiguous_names(store: HistoryStore) -> None:
+    await store.record_dispatch([delivery("same", 0), delivery("same", 0, source="gitlab")], [])
+    with pytest.raises(NotFound, match="no delivery 'nope'"):
+        await store.get_delivery("nope")
+    with pytest.raises(NotFound, match="several sources; name one"):
+        await store.get_delivery("same")
+    assert (await store.get_delivery("same", "gitlab")).source == "gitlab"
+    with pytest.raises(NotFound, match="no delivery"):
+        await store.get_delivery("same", "jira")
+    with pytest.raises(NotFound, match="no job 'nope'"):
+        await store.get_job("nope")
+    with pytest.raises(NotFound, match="no job 'nope'"):
+        await store.requeue_job("nope")
+
+
+# -- retention -----------------------------------------------------------------------------------
+async def test_prune_keeps_unfinished_and_recent_history(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relational, "PRUNE_CHUNK", 2)  # several chunks
+    old = time.time() - 100 * 86400
+    olds = [delivery(f"old{n}", 0, old) for n in range(4)]
+    await store.record_dispatch([*olds, delivery("new", 0)], [])
+    await store.record_dispatch(
+        [delivery("oldok", 1, old), delivery("oldfail", 1, old), delivery("oldbusy", 1, old)],
+        [job("oldok", "a"), job("oldfail", "a"), job("oldbusy", "a")],
+    )
+    await store.job_finished(succeeded("github:oldok:a", 1))
+    await store.job_finished(dead("github:oldfail:a", 1))
+    await store.job_finished(retrying("github:oldbusy:a", 1))
+    assert await store.prune(time.time() - 30 * 86400) == 5
+    left = sorted(d.id for d in await store.list_deliveries())
+    assert left == ["new", "oldbusy", "oldfail"]
+    with pytest.raises(NotFound):
+        await store.get_job("github:oldok:a")
+    assert await store.list_attempts("github:oldok:a") == []
+    assert len(await store.list_attempts("github:oldbusy:a")) == 1
+    assert await store.dead_letter_count() == 1
+    assert await store.prune(time.time() - 30 * 86400) == 0
+
+
+# -- leases --------------------------------------------------------------------------------------
+async def test_lease_is_held_renewed_and_released(store: HistoryStore) -> None:
+    assert await store.claim_lease("retention", "a", 60)
+    assert not await store.claim_lease("retention", "b", 60)
+    assert await store.claim_lease("retention", "a", 60)  # renewed by its holder
+    assert await store.claim_lease("other", "b", 60)  # leases are independent
+    await store.release_lease("retention", "b")  # not b's to release
+    assert not await store.claim_lease("retention", "b", 60)
+    await store.release_lease("retention", "a")
+    assert await store.claim_lease("retention", "b", 60)
+
+
+async def test_an_expired_lease_passes_to_another(store: HistoryStore) -> None:
+    assert await store.claim_lease("retention", "a", 0.2)
+    assert not await store.claim_lease("retention", "b", 0.2)
+    await asyncio.sleep(0.3)
+    assert await store.claim_lease("retention", "b", 60)
+    assert not await store.claim_lease("retention", "a", 60)
+
+
+async def test_concurrent_claimers_one_wins(stores: Stores) -> None:
+    other = await stores.other()  # a second process on the same database
+    try:
+        claimers = [stores.history, other.history]
+        for round in range(5):
+            name = f"lease-{round}"
+            won = await asyncio.gather(
+                *(s.claim_lease(name, f"holder-{i}", 0.3) for i, s in enumerate(claimers))
+            )
+            assert sorted(won) == [False, True], won
+            loser = won.index(False)
+            assert not await claimers[loser].claim_lease(name, f"holder-{loser}", 0.3)
+        await asyncio.sleep(0.4)  # every lease has expired: now the loser wins
+        assert await claimers[loser].claim_lease(name, f"holder-{loser}", 60)
+        assert not await claimers[1 - loser].claim_lease(name, f"holder-{1 - loser}", 60)
+    finally:
+        await other.close()
+
+
+# -- secrets -------------------------------------------------------------------------------------
+async def test_secrets_roundtrip(stores: Stores) -> None:
+    secrets = stores.secrets
+    await secrets.put_secret(SecretRecord("tok", "global", b"cipher", 1.0, 1.0))
+    await secrets.put_secret(SecretRecord("tok", "applet:a", b"cipher2", 5.0, 5.0))
+    await secrets.put_secret(SecretRecord("abc", "global", b"\x00\xff", 2.0, 2.0))
+    got = await secrets.get_secret("tok")  # replaced, keeping its created_at
+    assert (got.scope, got.ciphertext, got.created_at, got.updated_at) == (
+        "applet:a",
+        b"cipher2",
+        1.0,
+        5.0,
+    )
+    listed = await secrets.list_secrets()
+    assert [(s.name, s.ciphertext) for s in listed] == [("abc", b"\x00\xff"), ("tok", b"cipher2")]
+    assert await secrets.delete_secret("tok")
+    assert not await secrets.delete_secret("tok")
+    with pytest.raises(NotFound, match="no secret named 'tok'"):
+        await secrets.get_secret("tok")
+
+
+# -- availability --------------------------------------------------------------------------------
+async def test_ping_and_a_closed_store(stores: Stores) -> None:
+    await stores.history.ping()
+    await stores.close()
+    with pytest.raises(StoreUnavailable):
+        await stores.history.ping()
+    with pytest.raises(StoreUnavailable):
+        await stores.history.record_dispatch([delivery("d1", 0)], [])
+    with pytest.raises(StoreUnavailable):
+        await stores.secrets.get_secret("x")

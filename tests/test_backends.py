@@ -1,0 +1,123 @@
+"""Backends chosen from the configuration, and what the platform does with them across replicas:
+PostgreSQL storage, readiness, and retention run by one replica at a time (a lease)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from ghapplets.backends import Backends, open_backends
+from ghapplets.config.loader import LoadedConfig
+from ghapplets.config.models import ProjectConfig
+from ghapplets.exceptions import StoreUnavailable
+from ghapplets.platform import Platform
+from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
+from ghapplets.store.sqlite import SqliteHistoryStore
+
+
+def pg_config(url: str) -> ProjectConfig:
+    return ProjectConfig(storage={"backend": "postgresql", "url": url, "pool_size": 3})
+
+
+def delivery(i: str, received: float | None = None) -> DeliveryRecord:
+    return DeliveryRecord(
+        "github", i, "com.github.push", None, "t", received or time.time(),
+        DeliveryStatus.UNMATCHED, {}, {}, b"{}",
+    )  # fmt: skip
+
+
+async def test_postgresql_storage_round_trips_a_delivery_and_a_secret(
+    pg_url: str, tmp_path: Path
+) -> None:
+    now = time.time()
+    job = JobRecord("github:d1:a", "github", "d1", "a", JobStatus.QUEUED, now, now)
+    async with open_backends(pg_config(pg_url), tmp_path) as b:
+        assert type(b.store).__name__ == "PostgresHistoryStore"
+        await b.store.record_dispatch([delivery("d1")], [job])
+        await b.vault.set("tok", "s3cret-value")
+        await b.store.ping()
+    async with open_backends(pg_config(pg_url), tmp_path) as b:  # opened again, later
+        assert (await b.store.get_delivery("d1")).id == "d1"
+        assert [j.id for j in await b.store.list_jobs()] == ["github:d1:a"]
+        assert await b.vault.get("tok") == "s3cret-value"
+    conn = await asyncpg.connect(pg_url)  # and it is PostgreSQL that holds them
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM deliveries") == 1
+        assert await conn.fetchval("SELECT count(*) FROM secrets") == 1
+    finally:
+        await conn.close()
+
+
+async def test_sqlite_storage_is_the_default(tmp_path: Path) -> None:
+    async with open_backends(ProjectConfig(), tmp_path) as b:
+        assert isinstance(b.store, SqliteHistoryStore)
+        assert b.pg is None
+
+
+async def test_a_store_that_cannot_open_leaves_nothing_open(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = Backends(pg_config(f"postgresql://postgres@127.0.0.1:{port}/none"), tmp_path)
+    with pytest.raises(StoreUnavailable):
+        await b.start()
+    assert b.db is not None and not b.db.is_open
+
+
+# -- replicas ------------------------------------------------------------------------------------
+def replica(url: str, data_dir: Path) -> Platform:
+    return Platform(LoadedConfig(pg_config(url), {}, data_dir / "ghapplets.yaml"), data_dir)
+
+
+async def test_one_replica_at_a_time_runs_retention(pg_url: str, tmp_path: Path) -> None:
+    replicas = [replica(pg_url, tmp_path / f"r{i}") for i in range(2)]
+    for r in replicas:
+        await r.backends.start()
+    store = replicas[0].backends.store
+    old = time.time() - 100 * 86400
+    try:
+        await store.record_dispatch([delivery("old1", old)], [])
+        rounds = await asyncio.gather(*(r.retention(lease_ttl=0.5) for r in replicas))
+        assert sorted(rounds, key=str) == [1, None]  # one pruned, the other stood by
+        holder, other = (replicas[0], replicas[1]) if rounds[0] else (replicas[1], replicas[0])
+        await store.record_dispatch([delivery("old2", old)], [])
+        assert await other.retention(lease_ttl=0.5) is None
+        assert await holder.retention(lease_ttl=0.5) == 1  # renewed its lease
+
+        await holder.stop()  # lets go of the lease: the other takes over at once
+        await other.backends.store.record_dispatch([delivery("old3", old)], [])
+        assert await other.retention(lease_ttl=0.3) == 1
+
+        successor = replica(pg_url, tmp_path / "r2")
+        await successor.backends.start()
+        try:
+            assert await successor.retention(lease_ttl=0.3) is None
+            await asyncio.sleep(0.4)  # the holder stopped renewing (it died): the lease expires
+            assert await successor.retention(lease_ttl=0.3) == 0
+            assert await other.retention(lease_ttl=0.3) is None
+        finally:
+            await successor.stop()
+    finally:
+        for r in replicas:
+            await r.backends.close()
+
+
+async def test_readiness_reports_the_store(pg_url: str, tmp_path: Path) -> None:
+    platform = replica(pg_url, tmp_path)
+    await platform.backends.start()
+    try:
+        assert await platform.ready() == {"broker": "ok", "store": "ok"}
+        assert platform.backends.pg is not None
+        await platform.backends.pg.close()  # the store is down, the broker is not
+        checks = await platform.ready()
+        assert checks["broker"] == "ok"
+        assert checks["store"].startswith("unavailable")
+        with pytest.raises(StoreUnavailable):
+            await platform.backends.store.ping()
+    finally:
+        await platform.backends.close()
