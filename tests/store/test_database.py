@@ -63,3 +63,23 @@ async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreUnavailable):
         await db.write(good(99))
+
+
+def test_the_head_read_from_file_names_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from ghapplets.store.migrations import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_a_database_at_head_is_recognised_without_alembic(tmp_path: Path) -> None:
+    from ghapplets.store.migrations import current_revision, head_revision
+
+    db = Database(tmp_path / "h.db")
+    with db.engine.connect() as conn:
+        assert current_revision(conn) is None  # new: no version table yet
+    db.open()
+    db.close()
+    with db.engine.connect() as conn:
+        assert current_revision(conn) == head_revision()

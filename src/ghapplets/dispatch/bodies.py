@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 from ghapplets.store.base import HistoryStore
 
-DEFAULT_BUDGET = 32 * 1024 * 1024  # bytes of bodies kept in memory at most
+DEFAULT_BUDGET = 8 * 1024 * 1024  # bytes of bodies kept in memory at most
 
 
 class BodyCache:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 HERE = Path(__file__).parent
 # pg_advisory_lock's key for migrations: the bytes of "ghapplet" as one bigint (any fixed number
@@ -22,7 +24,25 @@ HERE = Path(__file__).parent
 MIGRATION_LOCK_KEY = int.from_bytes(b"ghapplet", "big")
 
 
+def head_revision() -> str:
+    """The newest revision, read from the file names (``NNNN_name.py``, revision ``NNNN``);
+    a test checks it against Alembic's own view of the history."""
+    return max(f.name.split("_", 1)[0] for f in (HERE / "versions").glob("[0-9]*_*.py"))
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The database's revision, or None when it has none yet (no Alembic import needed)."""
+    try:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # no table yet: a new database
+        connection.rollback()
+        return None
+    return None if version is None else str(version)
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
     if connection is not None:
@@ -52,5 +72,11 @@ def _migration_lock(connection: Connection) -> Iterator[None]:
 
 
 def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Bring the database to ``revision``. A database already at head is left alone without
+    loading Alembic (a large import that every process would otherwise pay at start)."""
+    if revision == "head" and current_revision(connection) == head_revision():
+        return
+    from alembic import command
+
     with _migration_lock(connection):
         command.upgrade(alembic_config(connection), revision)
