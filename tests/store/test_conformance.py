@@ -208,6 +208,24 @@ async def test_counters_after_retries_dead_and_success(store: HistoryStore) -> N
     assert len(await store.list_jobs(status=JobStatus.DEAD)) == 2
 
 
+async def test_two_processes_finishing_jobs_of_one_delivery_count_both(stores: Stores) -> None:
+    other = await stores.other()
+    try:
+        ids = [f"d{n}" for n in range(30)]
+        await stores.history.record_dispatch(
+            [delivery(i, 2) for i in ids], [job(i, a) for i in ids for a in "ab"]
+        )
+        for i in ids:  # each delivery's two jobs end at the same moment, in two processes
+            await asyncio.gather(
+                stores.history.job_finished(succeeded(f"github:{i}:a", 1)),
+                other.history.job_finished(dead(f"github:{i}:b", 1)),
+            )
+        for i in ids:
+            assert await counters(stores.history, i) == ("failed", 2, 1, 1), i
+    finally:
+        await other.close()
+
+
 async def test_a_finished_job_is_never_recorded_again(store: HistoryStore) -> None:
     await store.record_dispatch([delivery("d1", 1)], [job("d1", "a")])
     a = "github:d1:a"
