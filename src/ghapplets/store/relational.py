@@ -83,7 +83,7 @@ def refresh_delivery(source: str, delivery_id: str) -> Write[None]:
 
 
 def record_dispatch(deliveries: list[DeliveryRecord], jobs: list[JobRecord]) -> Write[None]:
-    # in key order, so two replicas inserting overlapping batches cannot deadlock
+    # in key order: two replicas inserting overlapping batches wait for each other, not deadlock
     if deliveries:
         rows = [sql.delivery_params(d) for d in sorted(deliveries, key=lambda d: (d.source, d.id))]
         yield Step("many", sql.INSERT_DELIVERY, rows)
