@@ -1,6 +1,7 @@
 """Which PostgreSQL driver for the store: asyncpg or psycopg 3, raw or through SQLAlchemy.
 
-    python bench/pg_drivers.py                      # local server, 3 s per measurement
+    pip install 'psycopg[binary,pool]'             # psycopg is measured, not a dependency
+    python bench/pg_drivers.py                      # local server, 3 s a figure, 3 rounds
     python bench/pg_drivers.py --seconds 10 --url postgresql://postgres@db:5432/postgres
 
 Measures the store's three hot write paths, each as its own transaction, with the same SQL:
@@ -9,12 +10,16 @@ Measures the store's three hot write paths, each as its own transaction, with th
   ``ON CONFLICT DO NOTHING`` in one transaction (one dispatcher batch);
 - ``job_started``: one guarded ``UPDATE`` of a job;
 - ``job_finished``: read the job, upsert the attempt, update the job, recompute the delivery's
-  counters and status (five statements in one transaction).
+  counters (four statements in one transaction).
 
-Each path runs on one connection (latency-bound: the driver's own cost shows) and from
-``--tasks`` concurrent tasks on a pool of ``--pool`` connections (throughput). Drivers:
-``asyncpg`` and ``psycopg`` (3, async, with ``psycopg_pool``), each raw and through SQLAlchemy's
-async engine (Core statements, as a store would write them). Prints operations per second.
+Each path runs on one connection (``x1``: latency-bound, the driver's own cost shows) and from
+``--tasks`` concurrent tasks on a pool of ``--pool`` connections (``x32``: throughput).
+Columns: ``asyncpg`` and ``psycopg`` (3, async, with ``psycopg_pool``) raw; the same with the
+batch inserted by one ``unnest()`` statement instead of ``executemany``; both drivers through
+SQLAlchemy's async engine (``+ SA``: Core statements, as a store would write them); and
+``store``, Ghapplets' own PostgreSQL store (asyncpg, group commit: concurrent calls share a
+transaction, so ``x32`` shows what batching adds). Each figure is the median of ``--rounds``
+interleaved rounds, each on emptied tables; operations per second.
 
 It creates a scratch database ``ghapplets_bench_<random>`` next to the one in ``--url`` (the
 user must be allowed to) and drops it at the end.
@@ -41,6 +46,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ghapplets.store import schema as t
+from ghapplets.store.postgres import PostgresDatabase, PostgresHistoryStore
+from ghapplets.store.records import (
+    AttemptOutcome,
+    AttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    JobRecord,
+    JobStatus,
+    JobUpdate,
+)
 
 BATCH = 256
 BODY = b"x" * 8192
@@ -160,7 +175,7 @@ def finished_rows(job_id: str, n: int) -> tuple[tuple[Any, ...], tuple[Any, ...]
 
 
 class AsyncpgRaw(Raw):
-    name = "asyncpg raw"
+    name = "asyncpg"
 
     async def open(self, url: str, pool: int) -> None:
         self.pool = await asyncpg.create_pool(url, min_size=pool, max_size=pool)
@@ -193,7 +208,7 @@ def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
 
 
 class AsyncpgUnnest(AsyncpgRaw):
-    name = "asyncpg raw, unnest"
+    name = "asyncpg unnest"
 
     async def record_dispatch(self, d: list[tuple[Any, ...]], j: list[tuple[Any, ...]]) -> None:
         async with self.pool.acquire() as c, c.transaction():
@@ -202,7 +217,7 @@ class AsyncpgUnnest(AsyncpgRaw):
 
 
 class PsycopgRaw(Raw):
-    name = "psycopg raw"
+    name = "psycopg"
     D, J, S, SEL, A, F, R = map(
         psycopg_sql,
         (INSERT_DELIVERY, INSERT_JOB, JOB_STARTED, SELECT_JOB, UPSERT_ATTEMPT, FINISH_JOB, REFRESH),
@@ -239,7 +254,7 @@ class PsycopgRaw(Raw):
 
 
 class PsycopgUnnest(PsycopgRaw):
-    name = "psycopg raw, unnest"
+    name = "psycopg unnest"
 
     async def record_dispatch(self, d: list[tuple[Any, ...]], j: list[tuple[Any, ...]]) -> None:
         async with self.pool.connection() as c:
@@ -252,7 +267,7 @@ class Alchemy(Raw):
 
     def __init__(self, driver: str) -> None:
         self.driver = driver
-        self.name = f"{driver} + SQLAlchemy"
+        self.name = f"{driver} + SA"
         d, j, a = t.deliveries, t.jobs, t.attempts
         self.ins_d = pg_insert(d).on_conflict_do_nothing()
         self.ins_j = pg_insert(j).on_conflict_do_nothing()
@@ -350,6 +365,39 @@ class Alchemy(Raw):
             )
 
 
+class Store(Raw):
+    """Ghapplets' own PostgreSQL store: asyncpg with group commit (concurrent calls share a
+    transaction), the same statements."""
+
+    name = "ghapplets store"
+
+    async def open(self, url: str, pool: int) -> None:
+        self.db = PostgresDatabase(url, pool)
+        await self.db.open()
+        self.store = PostgresHistoryStore(self.db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def record_dispatch(self, d: list[tuple[Any, ...]], j: list[tuple[Any, ...]]) -> None:
+        deliveries = [
+            DeliveryRecord(
+                s, i, ty, su, ti, r, DeliveryStatus(st), {"id": "x"}, {}, b, jobs_total=n
+            )
+            for s, i, ty, su, ti, r, st, n, _a, _h, b in d
+        ]
+        jobs = [JobRecord(i, s, di, a, JobStatus(st), c, u) for i, s, di, a, st, c, u in j]
+        await self.store.record_dispatch(deliveries, jobs)
+
+    async def job_started(self, job_id: str, attempt: int) -> None:
+        await self.store.job_started(job_id, attempt, time.time())
+
+    async def job_finished(self, job_id: str, attempt: int) -> None:
+        now = time.time()
+        done = AttemptRecord(job_id, attempt, now, now, AttemptOutcome.OK)
+        await self.store.job_finished(JobUpdate(job_id, JobStatus.SUCCEEDED, done, {"ok": True}))
+
+
 # -- measuring ---------------------------------------------------------------------------------
 async def rate(
     seconds: float, tasks: int, op: Callable[[], Awaitable[None]], max_ops: int | None = None
@@ -429,10 +477,9 @@ async def main() -> None:
     base, _, _ = args.url.rpartition("/")
     url = f"{base}/{name}"
     try:
-        engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
-        async with engine.begin() as conn:
-            await conn.run_sync(t.metadata.create_all)
-        await engine.dispose()
+        schema = PostgresDatabase(url, 1)  # the store's own migrations
+        await schema.open()
+        await schema.close()
         version = await admin.fetchval("SHOW server_version")
         impls: list[Raw] = [
             AsyncpgRaw(),
@@ -441,6 +488,7 @@ async def main() -> None:
             PsycopgUnnest(),
             Alchemy("asyncpg"),
             Alchemy("psycopg"),
+            Store(),
         ]
         print(
             f"PostgreSQL {version}; Python {platform.python_version()}; {os.cpu_count()} CPUs; "
@@ -456,9 +504,9 @@ async def main() -> None:
             name: {op: statistics.median(x[op] for x in runs) for op in runs[0]}
             for name, runs in rounds.items()
         }
-        print(f"\n{'ops/s (x tasks)':<20}" + "".join(f"{n:>21}" for n in results))
+        print(f"\n{'ops/s (x tasks)':<20}" + "".join(f"{n:>16}" for n in results))
         for op in next(iter(results.values())):
-            print(f"{op:<20}" + "".join(f"{r[op]:>21,.0f}" for r in results.values()))
+            print(f"{op:<20}" + "".join(f"{r[op]:>16,.0f}" for r in results.values()))
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()

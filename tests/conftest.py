@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,6 +117,26 @@ def platform_backends(
         yield request.param
     finally:
         server.kill()
+
+
+# -- leases ------------------------------------------------------------------------------------
+class LeaseClock:
+    """The stores' lease clock, moved by hand: no test waits for a lease to run out."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def lease_clock(monkeypatch: pytest.MonkeyPatch) -> LeaseClock:
+    from ghapplets.store import relational
+
+    clock = LeaseClock()
+    monkeypatch.setattr(relational, "clock", clock)
+    return clock
 
 
 # -- PostgreSQL (tests/servers.py) ------------------------------------------------------------

@@ -15,9 +15,10 @@ from ghapplets.backends import Backends, open_backends
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import StoreUnavailable
-from ghapplets.platform import Platform
+from ghapplets.platform import RETENTION_EVERY, Platform
 from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
 from ghapplets.store.sqlite import SqliteHistoryStore
+from tests.conftest import LeaseClock
 
 
 def pg_config(url: str) -> ProjectConfig:
@@ -74,32 +75,34 @@ def replica(url: str, data_dir: Path) -> Platform:
     return Platform(LoadedConfig(pg_config(url), {}, data_dir / "ghapplets.yaml"), data_dir)
 
 
-async def test_one_replica_at_a_time_runs_retention(pg_url: str, tmp_path: Path) -> None:
+async def test_one_replica_at_a_time_runs_retention(
+    pg_url: str, tmp_path: Path, lease_clock: LeaseClock
+) -> None:
     replicas = [replica(pg_url, tmp_path / f"r{i}") for i in range(2)]
     for r in replicas:
         await r.backends.start()
-    store = replicas[0].backends.store
     old = time.time() - 100 * 86400
     try:
-        await store.record_dispatch([delivery("old1", old)], [])
-        rounds = await asyncio.gather(*(r.retention(lease_ttl=0.5) for r in replicas))
+        await replicas[0].backends.store.record_dispatch([delivery("old1", old)], [])
+        rounds = await asyncio.gather(*(r.retention() for r in replicas))
         assert sorted(rounds, key=str) == [1, None]  # one pruned, the other stood by
         holder, other = (replicas[0], replicas[1]) if rounds[0] else (replicas[1], replicas[0])
-        await store.record_dispatch([delivery("old2", old)], [])
-        assert await other.retention(lease_ttl=0.5) is None
-        assert await holder.retention(lease_ttl=0.5) == 1  # renewed its lease
+        await other.backends.store.record_dispatch([delivery("old2", old)], [])
+        lease_clock.now += RETENTION_EVERY  # the next round: the holder renews its lease
+        assert await other.retention() is None
+        assert await holder.retention() == 1
 
         await holder.stop()  # lets go of the lease: the other takes over at once
         await other.backends.store.record_dispatch([delivery("old3", old)], [])
-        assert await other.retention(lease_ttl=0.3) == 1
+        assert await other.retention() == 1
 
         successor = replica(pg_url, tmp_path / "r2")
         await successor.backends.start()
         try:
-            assert await successor.retention(lease_ttl=0.3) is None
-            await asyncio.sleep(0.4)  # the holder stopped renewing (it died): the lease expires
-            assert await successor.retention(lease_ttl=0.3) == 0
-            assert await other.retention(lease_ttl=0.3) is None
+            assert await successor.retention() is None
+            lease_clock.now += 3 * RETENTION_EVERY  # "other" died: its lease has run out
+            assert await successor.retention() == 0
+            assert await other.retention() is None
         finally:
             await successor.stop()
     finally:

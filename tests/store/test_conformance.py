@@ -31,6 +31,7 @@ from ghapplets.store.records import (
     SecretRecord,
 )
 from ghapplets.store.sqlite import SqliteHistoryStore, SqliteSecretStore
+from tests.conftest import LeaseClock as Clock
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -208,6 +209,24 @@ async def test_counters_after_retries_dead_and_success(store: HistoryStore) -> N
     assert len(await store.list_jobs(status=JobStatus.DEAD)) == 2
 
 
+async def test_two_processes_finishing_jobs_of_one_delivery_count_both(stores: Stores) -> None:
+    other = await stores.other()
+    try:
+        ids = [f"d{n}" for n in range(30)]
+        await stores.history.record_dispatch(
+            [delivery(i, 2) for i in ids], [job(i, a) for i in ids for a in "ab"]
+        )
+        for i in ids:  # each delivery's two jobs end at the same moment, in two processes
+            await asyncio.gather(
+                stores.history.job_finished(succeeded(f"github:{i}:a", 1)),
+                other.history.job_finished(dead(f"github:{i}:b", 1)),
+            )
+        for i in ids:
+            assert await counters(stores.history, i) == ("failed", 2, 1, 1), i
+    finally:
+        await other.close()
+
+
 async def test_a_finished_job_is_never_recorded_again(store: HistoryStore) -> None:
     await store.record_dispatch([delivery("d1", 1)], [job("d1", "a")])
     a = "github:d1:a"
@@ -308,10 +327,13 @@ async def test_prune_keeps_unfinished_and_recent_history(
 
 
 # -- leases --------------------------------------------------------------------------------------
-async def test_lease_is_held_renewed_and_released(store: HistoryStore) -> None:
+async def test_lease_is_held_renewed_and_released(store: HistoryStore, lease_clock: Clock) -> None:
     assert await store.claim_lease("retention", "a", 60)
     assert not await store.claim_lease("retention", "b", 60)
-    assert await store.claim_lease("retention", "a", 60)  # renewed by its holder
+    lease_clock.now += 50
+    assert await store.claim_lease("retention", "a", 60)  # renewed by its holder...
+    lease_clock.now += 50
+    assert not await store.claim_lease("retention", "b", 60)  # ...so still a's, 100 s on
     assert await store.claim_lease("other", "b", 60)  # leases are independent
     await store.release_lease("retention", "b")  # not b's to release
     assert not await store.claim_lease("retention", "b", 60)
@@ -319,27 +341,28 @@ async def test_lease_is_held_renewed_and_released(store: HistoryStore) -> None:
     assert await store.claim_lease("retention", "b", 60)
 
 
-async def test_an_expired_lease_passes_to_another(store: HistoryStore) -> None:
-    assert await store.claim_lease("retention", "a", 0.2)
-    assert not await store.claim_lease("retention", "b", 0.2)
-    await asyncio.sleep(0.3)
+async def test_an_expired_lease_passes_to_another(store: HistoryStore, lease_clock: Clock) -> None:
+    assert await store.claim_lease("retention", "a", 60)
+    lease_clock.now += 59
+    assert not await store.claim_lease("retention", "b", 60)
+    lease_clock.now += 2  # a stopped renewing (it died): its lease ran out
     assert await store.claim_lease("retention", "b", 60)
     assert not await store.claim_lease("retention", "a", 60)
 
 
-async def test_concurrent_claimers_one_wins(stores: Stores) -> None:
+async def test_concurrent_claimers_one_wins(stores: Stores, lease_clock: Clock) -> None:
     other = await stores.other()  # a second process on the same database
     try:
         claimers = [stores.history, other.history]
         for round in range(5):
             name = f"lease-{round}"
             won = await asyncio.gather(
-                *(s.claim_lease(name, f"holder-{i}", 0.3) for i, s in enumerate(claimers))
+                *(s.claim_lease(name, f"holder-{i}", 60) for i, s in enumerate(claimers))
             )
             assert sorted(won) == [False, True], won
             loser = won.index(False)
-            assert not await claimers[loser].claim_lease(name, f"holder-{loser}", 0.3)
-        await asyncio.sleep(0.4)  # every lease has expired: now the loser wins
+            assert not await claimers[loser].claim_lease(name, f"holder-{loser}", 60)
+        lease_clock.now += 61  # every lease has run out: now the loser wins
         assert await claimers[loser].claim_lease(name, f"holder-{loser}", 60)
         assert not await claimers[1 - loser].claim_lease(name, f"holder-{1 - loser}", 60)
     finally:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import sys
 import time
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -19,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store.postgres import PostgresDatabase, PostgresHistoryStore, PostgresSecretStore
 from ghapplets.store.records import DeliveryRecord, DeliveryStatus, SecretRecord
-from tests.servers import start_embedded_postgres
+from tests.servers import FORCE_EMBEDDED_PG, PostgresServer, start_embedded_postgres
 from tests.store.schema_check import schema_differences
 
 
@@ -51,6 +54,15 @@ async def opened(url: str, pool_size: int = 4) -> AsyncIterator[PostgresDatabase
         await db.close()
 
 
+def test_the_test_server_is_the_one_asked_for(pg_server: PostgresServer) -> None:
+    # GHAPPLETS_TEST_EMBEDDED_PG=1 runs the whole suite on a private embedded server
+    if os.environ.get(FORCE_EMBEDDED_PG) == "1":
+        assert pg_server.embedded is not None
+        assert pg_server.admin_url.endswith(f":{pg_server.embedded.port}/postgres")
+    else:
+        assert pg_server.embedded is None or ":5432/" not in pg_server.admin_url
+
+
 # -- migrations ----------------------------------------------------------------------------------
 async def test_migrations_create_the_schema(pg_empty_url: str) -> None:
     async with opened(pg_empty_url):
@@ -60,10 +72,41 @@ async def test_migrations_create_the_schema(pg_empty_url: str) -> None:
         pass
 
 
+MIGRATE_AT = """
+import asyncio, sys, time
+from ghapplets.store.postgres import PostgresDatabase
+
+async def main(url: str, at: float) -> None:
+    await asyncio.sleep(at - time.time())  # all together
+    db = PostgresDatabase(url, 1)
+    await db.open()
+    await db.close()
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+"""
+
+
 async def test_replicas_starting_together_migrate_once(pg_empty_url: str) -> None:
+    at = time.time() + 3  # once every process has imported what it needs
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", MIGRATE_AT, pg_empty_url, str(at), stderr=PIPE
+        )
+        for _ in range(3)
+    ]
+    async with asyncio.timeout(120):
+        errors = [(await p.communicate())[1].decode() for p in procs]
+    results = [(p.returncode, e) for p, e in zip(procs, errors, strict=True)]
+    assert [code for code, _ in results] == [0, 0, 0], results
+    assert await differences(pg_empty_url) == []
+
+
+async def test_tasks_of_one_process_opening_together_migrate_once(pg_empty_url: str) -> None:
+    # Alembic keeps its context in a module global: the lock also keeps two in one process apart
     dbs = [PostgresDatabase(pg_empty_url, 2) for _ in range(3)]
     try:
-        await asyncio.gather(*(db.open() for db in dbs))  # each waits for the advisory lock
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(db.open() for db in dbs))
     finally:
         await asyncio.gather(*(db.close() for db in dbs))
     assert await differences(pg_empty_url) == []

@@ -39,6 +39,8 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 PRUNE_CHUNK = 256  # deliveries deleted per transaction
+# the clock leases are measured by (the processes' clocks: keep them in sync); tests replace it
+clock = time.time
 
 
 class Step(NamedTuple):
@@ -81,7 +83,7 @@ def refresh_delivery(source: str, delivery_id: str) -> Write[None]:
 
 
 def record_dispatch(deliveries: list[DeliveryRecord], jobs: list[JobRecord]) -> Write[None]:
-    # in key order, so two replicas inserting overlapping batches cannot deadlock
+    # in key order: two replicas inserting overlapping batches wait for each other, not deadlock
     if deliveries:
         rows = [sql.delivery_params(d) for d in sorted(deliveries, key=lambda d: (d.source, d.id))]
         yield Step("many", sql.INSERT_DELIVERY, rows)
@@ -241,7 +243,7 @@ class SqlHistoryStore(Relational, HistoryStore):
                 return total
 
     async def claim_lease(self, name: str, holder: str, ttl: float) -> bool:
-        return await self._write(claim_lease, name, holder, ttl, time.time())
+        return await self._write(claim_lease, name, holder, ttl, clock())
 
     async def release_lease(self, name: str, holder: str) -> None:
         await self._write(release_lease, name, holder)

@@ -13,8 +13,9 @@ Statuses are :mod:`ghapplets.store.records` enums passed as parameters, never sp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Select, func, select
@@ -138,32 +139,21 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _fields(record: Any, *names: str) -> dict[str, Any]:
+    """Parameters named like the record's fields, with their values."""
+    return {name: getattr(record, name) for name in names}
+
+
 def delivery_params(d: DeliveryRecord) -> dict[str, Any]:
-    return {
-        "source": d.source,
-        "id": d.id,
-        "type": d.type,
-        "subject": d.subject,
-        "time": d.time,
-        "received_at": d.received_at,
-        "status": d.status,
-        "jobs_total": d.jobs_total,
-        "attributes": _json(d.attributes),
-        "headers": _json(d.headers),
-        "body": d.body,
-    }
+    params = _fields(
+        d, "source", "id", "type", "subject", "time", "received_at", "status", "jobs_total", "body"
+    )
+    params.update(attributes=_json(d.attributes), headers=_json(d.headers))
+    return params
 
 
 def job_params(j: JobRecord) -> dict[str, Any]:
-    return {
-        "id": j.id,
-        "source": j.source,
-        "delivery_id": j.delivery_id,
-        "applet": j.applet,
-        "status": j.status,
-        "created_at": j.created_at,
-        "updated_at": j.updated_at,
-    }
+    return _fields(j, "id", "source", "delivery_id", "applet", "status", "created_at", "updated_at")
 
 
 def started_params(job_id: str, attempt: int, at: float) -> dict[str, Any]:
@@ -214,13 +204,7 @@ def refresh_params(source: str, delivery_id: str) -> dict[str, Any]:
 
 
 def secret_params(r: SecretRecord) -> dict[str, Any]:
-    return {
-        "name": r.name,
-        "scope": r.scope,
-        "ciphertext": r.ciphertext,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-    }
+    return _fields(r, "name", "scope", "ciphertext", "created_at", "updated_at")
 
 
 def lease_params(name: str, holder: str, ttl: float, now: float) -> dict[str, Any]:
@@ -293,59 +277,38 @@ def secret_query(name: str) -> Select[Any]:
 
 
 # -- rows to records -------------------------------------------------------------------------
+R = TypeVar("R")
+
+
+def _loads_or(empty: Any) -> Callable[[Any], Any]:
+    return lambda text: orjson.loads(text) if text else empty
+
+
+def _record(cls: type[R], m: Row, **convert: Callable[[Any], Any]) -> R:
+    """A record from a row whose columns are named like its fields; ``convert`` turns a column's
+    stored value into the field's (statuses to enums, JSON text to values...)."""
+    same: Callable[[Any], Any] = lambda value: value  # noqa: E731
+    return cls(**{f.name: convert.get(f.name, same)(m[f.name]) for f in fields(cls)})  # type: ignore[arg-type]
+
+
 def delivery_of(m: Row) -> DeliveryRecord:
-    return DeliveryRecord(
-        source=m["source"],
-        id=m["id"],
-        type=m["type"],
-        subject=m["subject"],
-        time=m["time"],
-        received_at=m["received_at"],
-        status=DeliveryStatus(m["status"]),
-        attributes=orjson.loads(m["attributes"]),
-        headers=orjson.loads(m["headers"]),
-        body=bytes(m["body"]),
-        jobs_total=m["jobs_total"],
-        jobs_succeeded=m["jobs_succeeded"],
-        jobs_dead=m["jobs_dead"],
+    return _record(
+        DeliveryRecord,
+        m,
+        status=DeliveryStatus,
+        attributes=orjson.loads,
+        headers=orjson.loads,
+        body=bytes,
     )
 
 
 def job_of(m: Row) -> JobRecord:
-    return JobRecord(
-        id=m["id"],
-        source=m["source"],
-        delivery_id=m["delivery_id"],
-        applet=m["applet"],
-        status=JobStatus(m["status"]),
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        attempts=m["attempts"],
-        next_attempt_at=m["next_attempt_at"],
-        result=orjson.loads(m["result"]) if m["result"] is not None else None,
-        error_type=m["error_type"],
-        error_message=m["error_message"],
-    )
+    return _record(JobRecord, m, status=JobStatus, result=_loads_or(None))
 
 
 def attempt_of(m: Row) -> AttemptRecord:
-    return AttemptRecord(
-        job_id=m["job_id"],
-        number=m["number"],
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        outcome=AttemptOutcome(m["outcome"]),
-        error_type=m["error_type"],
-        error_message=m["error_message"],
-        logs=orjson.loads(m["logs"]) if m["logs"] else [],
-    )
+    return _record(AttemptRecord, m, outcome=AttemptOutcome, logs=_loads_or([]))
 
 
 def secret_of(m: Row) -> SecretRecord:
-    return SecretRecord(
-        name=m["name"],
-        scope=m["scope"],
-        ciphertext=bytes(m["ciphertext"]),
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+    return _record(SecretRecord, m, ciphertext=bytes)
