@@ -122,10 +122,13 @@ def _supervise(
         reason = (exc.strerror or str(exc)).lower()
         fail(f"the server did not start on {host}:{port}: {reason}", 1)
     fmt = ["--log-format", log_format] if log_format else []
-    # one /metrics for the node: every process writes its values into one folder
-    metrics_dir = data / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True, mode=0o700)
+    # one /metrics for the node: every process writes its values into one folder (the one
+    # the environment names, so other processes of the node can share it too)
+    chosen = os.environ.get(MULTIPROC_ENV)
+    metrics_dir = Path(chosen) if chosen else data / "metrics"
+    if not chosen:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     shared = {MULTIPROC_ENV: str(metrics_dir)}
     fd = str(sock.fileno())
     children = [
