@@ -50,8 +50,10 @@ class Consumer(ABC):
     @abstractmethod
     async def fetch(self, batch: int = 64, timeout: float = 1.0) -> list[Message]:
         """Wait up to ``timeout`` seconds for at least one message; return up to ``batch``.
-        Raise :class:`~ghapplets.exceptions.BrokerUnavailable` when the broker is closed or
-        unreachable (never return at once with nothing: a consumer loop would spin)."""
+        While the broker is closed or unreachable, raise
+        :class:`~ghapplets.exceptions.BrokerUnavailable` or wait out ``timeout`` and return
+        nothing (both backends wait); never return at once with nothing, or a consumer loop
+        would spin."""
 
     async def next_batch(self, batch: int, timeout: float) -> list[Message]:
         """:meth:`fetch`, except that a failing broker pauses the caller for ``timeout``
