@@ -56,3 +56,18 @@ async def test_a_huge_body_is_not_cached(store: SqliteHistoryStore) -> None:
     cache = BodyCache(store, budget=100)
     cache.put("github", "big", b"x" * 60)
     assert len(cache) == 0 and cache.size == 0
+
+
+async def test_prefetch_reads_only_what_is_missing_and_skips_unknown(
+    store: SqliteHistoryStore,
+) -> None:
+    await store.record_dispatch([delivery(i, f"stored-{i}".encode()) for i in range(3)], [])
+    cache = BodyCache(store, budget=1000)
+    cache.put("github", "d-0", b"cached")  # already in memory: not read again
+    await cache.prefetch([("github", "d-0"), ("github", "d-1"), ("github", "d-2"), ("github", "x")])
+    assert len(cache) == 3
+    store.get_bodies = None  # type: ignore[assignment]  # any further read would fail
+    assert await cache.get("github", "d-0") == b"cached"
+    assert await cache.get("github", "d-1") == b"stored-1"
+    assert await cache.get("github", "d-2") == b"stored-2"
+    await cache.prefetch([("github", "d-1")])  # nothing missing: no read

@@ -285,6 +285,22 @@ async def test_filters_order_and_limits(store: HistoryStore) -> None:
     assert len(await store.list_jobs(limit=1)) == 1
 
 
+async def test_bodies_of_many_deliveries_in_one_read(store: HistoryStore) -> None:
+    many = [delivery(f"b{i}", 1) for i in range(relational.BODIES_CHUNK + 5)]  # two chunks
+    for i, d in enumerate(many):
+        d.body = f"body-{i}".encode()
+    same_id = delivery("b0", 0, source="gitlab")
+    same_id.body = b"gitlab's"
+    await store.record_dispatch([*many, same_id], [])
+    keys = [("github", d.id) for d in many]
+    bodies = await store.get_bodies([*keys, ("gitlab", "b0"), ("github", "nope"), keys[0]])
+    assert bodies == {
+        **{("github", d.id): d.body for d in many},
+        ("gitlab", "b0"): b"gitlab's",  # the source is part of the key
+    }
+    assert await store.get_bodies([]) == {}
+
+
 async def test_unknown_and_ambiguous_names(store: HistoryStore) -> None:
     await store.record_dispatch([delivery("same", 0), delivery("same", 0, source="gitlab")], [])
     with pytest.raises(NotFound, match="no delivery 'nope'"):

@@ -8,6 +8,7 @@ the same process (``serve``, or a worker replica that dispatched the event) rare
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from ghapplets.store.base import HistoryStore
 
@@ -33,6 +34,16 @@ class BodyCache:
         while self.size > self.budget:
             _, dropped = self._bodies.popitem(last=False)
             self.size -= len(dropped)
+
+    async def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Read the bodies of ``(source, delivery_id)`` not in memory, in one query.
+
+        A worker calls it for each batch of jobs it fetched, so a backlog that outgrew the
+        cache costs one read per batch rather than one per job."""
+        missing = [k for k in dict.fromkeys(keys) if k not in self._bodies]
+        if missing:
+            for (source, delivery_id), body in (await self.store.get_bodies(missing)).items():
+                self.put(source, delivery_id, body)
 
     async def get(self, source: str, delivery_id: str) -> bytes:
         """The body of the delivery; raises NotFound if the store has no such delivery."""

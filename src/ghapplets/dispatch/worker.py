@@ -81,6 +81,7 @@ class Worker:
                     await self._room.wait()
                     continue
                 batch = await self.consumer.next_batch(free, timeout=0.5)
+                await self._prefetch_bodies(batch)
                 for message in batch:
                     task = asyncio.create_task(self._handle(message))
                     self._tasks[task] = message
@@ -88,6 +89,17 @@ class Worker:
         except asyncio.CancelledError:
             self._stop_keeping()
             raise
+
+    async def _prefetch_bodies(self, batch: Sequence[Message]) -> None:
+        if len(batch) < 2:
+            return
+        keys = [
+            (msg.headers.get(m.H_SOURCE, ""), msg.headers.get(m.H_DELIVERY, "")) for msg in batch
+        ]
+        try:
+            await self.bodies.prefetch(keys)
+        except Exception as exc:  # each job reads its own body then, or is redelivered
+            log.warning("could not read the bodies of a batch", jobs=len(batch), error=str(exc))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)

@@ -15,6 +15,7 @@ unreachable) raises :class:`ghapplets.exceptions.StoreUnavailable`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 from ghapplets.store.records import (
     AttemptRecord,
@@ -62,6 +63,10 @@ class HistoryStore(ABC):
     @abstractmethod
     async def get_delivery(self, delivery_id: str, source: str | None = None) -> DeliveryRecord:
         """Raise NotFound when unknown (or ambiguous without ``source``)."""
+
+    @abstractmethod
+    async def get_bodies(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """The bodies of the deliveries ``(source, id)`` that exist, in one round trip."""
 
     @abstractmethod
     async def list_jobs(

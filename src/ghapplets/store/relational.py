@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import Select
@@ -38,6 +38,7 @@ from ghapplets.store.records import (
 T = TypeVar("T")
 P = ParamSpec("P")
 
+BODIES_CHUNK = 200  # deliveries per body query (two bound parameters each)
 PRUNE_CHUNK = 256  # deliveries deleted per transaction
 # the clock leases are measured by (the processes' clocks: keep them in sync); tests replace it
 clock = time.time
@@ -207,6 +208,14 @@ class SqlHistoryStore(Relational, HistoryStore):
         if len(rows) > 1:
             raise NotFound(f"delivery id {delivery_id!r} exists in several sources; name one")
         return sql.delivery_of(rows[0])
+
+    async def get_bodies(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        bodies: dict[tuple[str, str], bytes] = {}
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), BODIES_CHUNK):
+            for row in await self._query(sql.bodies_query(unique[i : i + BODIES_CHUNK])):
+                bodies[(row["source"], row["id"])] = bytes(row["body"])
+        return bodies
 
     async def list_jobs(
         self,

@@ -18,7 +18,7 @@ from dataclasses import fields
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, tuple_
 
 from ghapplets.store import schema as t
 from ghapplets.store.records import (
@@ -245,6 +245,11 @@ def delivery_query(delivery_id: str, source: str | None) -> Select[Any]:
     """At most two rows: two mean the id is ambiguous (used in several sources)."""
     d = t.deliveries
     return _where_given(select(d).where(d.c.id == delivery_id), (d.c.source, source)).limit(2)
+
+
+def bodies_query(keys: Sequence[tuple[str, str]]) -> Select[Any]:
+    d = t.deliveries
+    return select(d.c.source, d.c.id, d.c.body).where(tuple_(d.c.source, d.c.id).in_(keys))
 
 
 def jobs_query(
