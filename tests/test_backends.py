@@ -11,14 +11,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ghapplets.backends import Backends, open_backends
+from ghapplets.backends import DB_FILE, Backends, open_backends
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.platform import RETENTION_EVERY, Platform
 from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
 from ghapplets.store.sqlite import SqliteHistoryStore
-from tests.conftest import LeaseClock
+from ghapplets.testing.gateway import running_gateway
+from tests.conftest import LeaseClock, ProjectBuilder
+from tests.servers import NatsServer
 
 
 def pg_config(url: str) -> ProjectConfig:
@@ -124,3 +126,36 @@ async def test_readiness_reports_the_store(pg_url: str, tmp_path: Path) -> None:
             await platform.backends.store.ping()
     finally:
         await platform.backends.close()
+
+
+async def test_a_nats_broker_beside_the_embedded_store(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The combination docs/configuration.md offers for bursty single machines: JetStream
+    carries the events and jobs, the history stays in the embedded SQLite file."""
+    project.python_applet(
+        "py",
+        """
+        from ghapplets import Applet
+        app = Applet("py")
+
+        @app.on("com.github.issues.opened")
+        async def handle(ctx):
+            return {"n": ctx.data["issue"]["number"]}
+    """,
+    )
+    server = NatsServer(tmp_path / "nats").start()
+    monkeypatch.setenv("GHAPPLETS_BROKER__BACKEND", "nats")
+    monkeypatch.setenv("GHAPPLETS_BROKER__URL", server.url)
+    try:
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            assert type(gw.platform.backends.broker).__name__ == "NatsBroker"
+            assert isinstance(gw.platform.backends.store, SqliteHistoryStore)
+            response = await gw.send("github", "issues.opened", delivery_id="mixed-1")
+            assert response.status_code == 202
+            [job] = await gw.wait_for_jobs("mixed-1", count=1)
+            assert job.status == "succeeded"
+            assert (await gw.platform.backends.store.get_delivery("mixed-1")).jobs_total == 1
+    finally:
+        server.kill()
+    assert (tmp_path / "data" / DB_FILE).exists()
