@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -19,8 +21,11 @@ from starlette.routing import Route
 
 from ghapplets.applets.matching import Matcher
 from ghapplets.config.loader import load_config
+from ghapplets.dispatch.messages import EVENTS, JOBS, event_message
 from ghapplets.dispatch.replay import replay_delivery, replay_job
 from ghapplets.platform import Platform
+from ghapplets.sources.common import to_inbound
+from ghapplets.testing.events import signed_request
 from ghapplets.testing.gateway import GatewayClient, running_gateway
 from tests.conftest import ProjectBuilder, free_port
 
@@ -296,3 +301,47 @@ async def test_jobs_that_outlast_the_ack_wait_run_once(
     assert [j.status for j in jobs] == ["succeeded"] * 3
     assert [j.attempts for j in jobs] == [1, 1, 1]
     assert sorted(runs.read_text().split()) == ids  # each ran exactly once
+
+
+async def test_an_event_seen_again_after_the_duplicate_window_runs_nothing_again(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JetStream forgets message ids after its duplicate window (two minutes by default; one
+    second here), job ids included; the store remembers the delivery and its finished job, so
+    the applet does not run again. (The embedded broker keeps the ids as long as the history.)"""
+    monkeypatch.setenv("GHAPPLETS_BROKER__DUPLICATE_WINDOW", "1")
+    runs = tmp_path / "runs.log"
+    project.python_applet(
+        "once",
+        f"""
+        from ghapplets import Applet
+        app = Applet("once")
+
+        @app.on("com.github.issues.opened")
+        async def handle(ctx):
+            with open({str(runs)!r}, "a") as f:
+                f.write(ctx.idempotency_key + "\\n")
+            return "ran"
+    """,
+    )
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        src = gw.platform.sources["github"]
+        _, signed = signed_request(src.kind, "issues.opened", source=src, delivery_id="again-1")
+        assert (await gw.send("github", "issues.opened", delivery_id="again-1")).status_code == 202
+        [job] = await gw.wait_for_jobs("again-1", count=1)
+        event = src.ingest(to_inbound(signed, "github"))
+        message = event_message("github", event, signed.body, {}, time.time())
+        await asyncio.sleep(1.5)  # past the window
+        # the same event under a message id the broker has not seen: past its window
+        ack = await gw.platform.backends.broker.publish(replace(message, msg_id="after-window"))
+        assert not ack.duplicate
+        store = gw.platform.backends.store
+        deadline = time.monotonic() + 10
+        while await gw.platform.backends.broker.depth(EVENTS):  # the dispatcher took it
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # time for a job message, had one been published, to run
+        assert await gw.platform.backends.broker.depth(JOBS) == 0
+        assert len(await store.list_attempts(job.id)) == 1
+        assert (await store.get_job(job.id)).status == "succeeded"
+    assert len(runs.read_text().splitlines()) == 1  # the applet ran once

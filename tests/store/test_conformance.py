@@ -143,6 +143,22 @@ async def test_dispatch_is_idempotent(store: HistoryStore) -> None:
     assert sorted(j.applet for j in await store.list_jobs(delivery_id="d1")) == ["a", "b"]
 
 
+async def test_dispatch_names_the_jobs_still_to_run(store: HistoryStore) -> None:
+    jobs = [job("d1", x) for x in "abcd"]
+    assert await store.record_dispatch([delivery("d1", 4)], jobs) == {j.id for j in jobs}
+    a, b, c, _ = (j.id for j in jobs)
+    await store.job_started(a, 1, time.time())
+    await store.job_finished(retrying(b, 1))
+    await store.job_finished(succeeded(c, 1))
+    # the event seen again: only the job that never started is handed out again
+    assert await store.record_dispatch([delivery("d1", 4)], jobs) == {"github:d1:d"}
+    many = [job("d2", f"x{i}") for i in range(relational.JOBS_CHUNK + 3)]  # two chunks
+    assert await store.record_dispatch([delivery("d2", len(many))], many) == {j.id for j in many}
+    await store.job_finished(dead(many[-1].id, 1))
+    again = await store.record_dispatch([], many)
+    assert again == {j.id for j in many[:-1]}
+
+
 async def test_dispatch_is_idempotent_under_concurrency(store: HistoryStore) -> None:
     # 50 dispatches of overlapping events at once (redeliveries racing each other)
     def batch(k: int) -> tuple[list[DeliveryRecord], list[JobRecord]]:

@@ -112,7 +112,10 @@ class Dispatcher:
             jobs.extend(j)
             outbound.extend(o)
         # the delivery (which holds the body) is durable before any job message names it
-        await self.store.record_dispatch(deliveries, jobs)
+        to_run = await self.store.record_dispatch(deliveries, jobs)
+        if len(to_run) < len(jobs):
+            outbound = [o for o in outbound if o.headers[m.H_JOB_ID] in to_run]
+            log.info("jobs already run or running not queued again", jobs=len(jobs) - len(to_run))
         if self.bodies is not None:
             for d in deliveries:
                 if d.jobs_total:

@@ -36,8 +36,13 @@ class HistoryStore(ABC):
     @abstractmethod
     async def record_dispatch(
         self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]
-    ) -> None:
-        """Insert deliveries and their jobs; rows that already exist are left as they are."""
+    ) -> set[str]:
+        """Insert deliveries and their jobs; rows that already exist are left as they are.
+
+        Returns the ids of the jobs still to run: those inserted now, and those that existed
+        but are still queued. A job that has started, is waiting to retry or has finished is
+        left out, so an event seen again (a redelivery, or a webhook sent again after the
+        broker's duplicate window) does not run its applets again."""
 
     @abstractmethod
     async def job_started(self, job_id: str, attempt: int, at: float) -> None: ...

@@ -38,6 +38,7 @@ from ghapplets.store.records import (
 T = TypeVar("T")
 P = ParamSpec("P")
 
+JOBS_CHUNK = 400  # job ids per status query
 BODIES_CHUNK = 200  # deliveries per body query (two bound parameters each)
 PRUNE_CHUNK = 256  # deliveries deleted per transaction
 # the clock leases are measured by (the processes' clocks: keep them in sync); tests replace it
@@ -83,15 +84,23 @@ def refresh_delivery(source: str, delivery_id: str) -> Write[None]:
     yield Step("execute", sql.REFRESH_STATUS, params)
 
 
-def record_dispatch(deliveries: list[DeliveryRecord], jobs: list[JobRecord]) -> Write[None]:
+def record_dispatch(deliveries: list[DeliveryRecord], jobs: list[JobRecord]) -> Write[set[str]]:
     # in key order: two replicas inserting overlapping batches wait for each other, not deadlock
     if deliveries:
         rows = [sql.delivery_params(d) for d in sorted(deliveries, key=lambda d: (d.source, d.id))]
         yield Step("many", sql.INSERT_DELIVERY, rows)
+    to_run: set[str] = set()
     if jobs:
-        yield Step("many", sql.INSERT_JOB, [sql.job_params(j) for j in sorted(jobs, key=_id)])
+        ordered = sorted(jobs, key=_id)
+        settled: set[str] = set()
+        for i in range(0, len(ordered), JOBS_CHUNK):
+            statement, params = sql.settled_jobs([j.id for j in ordered[i : i + JOBS_CHUNK]])
+            settled.update(row[0] for row in (yield Step("rows", statement, params)))
+        yield Step("many", sql.INSERT_JOB, [sql.job_params(j) for j in ordered])
+        to_run = {j.id for j in ordered} - settled
     for source, delivery_id in sorted(sql.added_to(deliveries, jobs)):  # a replay's new jobs
         yield from refresh_delivery(source, delivery_id)
+    return to_run
 
 
 def _id(job: JobRecord) -> str:
@@ -178,8 +187,8 @@ class SqlHistoryStore(Relational, HistoryStore):
 
     async def record_dispatch(
         self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]
-    ) -> None:
-        await self._write(record_dispatch, deliveries, jobs)
+    ) -> set[str]:
+        return await self._write(record_dispatch, deliveries, jobs)
 
     async def job_started(self, job_id: str, attempt: int, at: float) -> None:
         await self._write(job_started, job_id, attempt, at)

@@ -211,6 +211,16 @@ def lease_params(name: str, holder: str, ttl: float, now: float) -> dict[str, An
     return {"name": name, "holder": holder, "expires_at": now + ttl, "now": now}
 
 
+def settled_jobs(job_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters that select which of ``job_ids`` exist and are no longer
+    queued (running, retrying or finished: their message exists or is spent)."""
+    params: dict[str, Any] = {f"j{i}": job_id for i, job_id in enumerate(job_ids)}
+    marks = ", ".join(f":{name}" for name in params)
+    params["queued"] = JobStatus.QUEUED
+    # only generated placeholder names go into the text; the ids are bound parameters
+    return f"SELECT id FROM jobs WHERE status != :queued AND id IN ({marks})", params  # noqa: S608
+
+
 def added_to(
     deliveries: Sequence[DeliveryRecord], jobs: Sequence[JobRecord]
 ) -> set[tuple[str, str]]:
