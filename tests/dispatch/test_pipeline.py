@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -344,4 +345,47 @@ async def test_an_event_seen_again_after_the_duplicate_window_runs_nothing_again
         assert await gw.platform.backends.broker.depth(JOBS) == 0
         assert len(await store.list_attempts(job.id)) == 1
         assert (await store.get_job(job.id)).status == "succeeded"
+    assert len(runs.read_text().splitlines()) == 1  # the applet ran once
+
+
+async def test_a_finished_job_whose_ack_was_lost_is_not_run_again(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcome is recorded, then the ack is lost (as when the worker dies between the two):
+    the broker delivers the job again after its ack wait, and the worker settles it unrun."""
+    runs = tmp_path / "runs.log"
+    project.python_applet(
+        "once",
+        f"""
+        from ghapplets import Applet
+        app = Applet("once")
+
+        @app.on("com.github.push")
+        async def handle(ctx):
+            with open({str(runs)!r}, "a") as f:
+                f.write(ctx.idempotency_key + "\\n")
+            return "ran"
+    """,
+    )
+    monkeypatch.setenv("GHAPPLETS_BROKER__ACK_WAIT", "0.3")
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        consumer = gw.platform.worker.consumer
+        real_ack = consumer.ack
+        acks: list[int] = []
+
+        async def lose_the_first_ack(message: Any) -> None:
+            acks.append(message.delivered)
+            if len(acks) > 1:
+                await real_ack(message)
+
+        monkeypatch.setattr(consumer, "ack", lose_the_first_ack)
+        assert (await gw.send("github", "push", delivery_id="lost-ack")).status_code == 202
+        [job] = await gw.wait_for_jobs("lost-ack", count=1)
+        deadline = time.monotonic() + 10
+        while len(acks) < 2:  # delivered again once the lease ran out, then acked
+            assert time.monotonic() < deadline, acks
+            await asyncio.sleep(0.05)
+        assert acks[:2] == [1, 2]
+        assert await gw.platform.backends.broker.depth(JOBS) == 0
+    assert job.status == "succeeded"
     assert len(runs.read_text().splitlines()) == 1  # the applet ran once

@@ -154,6 +154,11 @@ class Worker:
                     log.error("could not nak job", error=str(nak_exc))
 
     async def _run(self, message: Message, applet: str, job_id: str, delivery_id: str) -> None:
+        if message.delivered > 1 and await self._finished_before(job_id):
+            # its outcome was recorded, but the ack was lost (a crash, a lease that ran out)
+            log.info("job already finished; its message is settled without running it again")
+            await self.consumer.ack(message)
+            return
         runtime = self.runtimes.get(applet)
         offset = int(message.headers.get(m.H_ATTEMPT_OFFSET, "0"))
         number = offset + message.delivered
@@ -208,6 +213,12 @@ class Worker:
                 finished - started
             )
         await self._settle(message, spec, job_id, number, started, finished, outcome)
+
+    async def _finished_before(self, job_id: str) -> bool:
+        try:
+            return (await self.store.get_job(job_id)).status.final
+        except NotFound:
+            return False
 
     @staticmethod
     def _label(outcome: AppletOutcome) -> AttemptOutcome:
