@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
-from ghapplets import __version__
-from ghapplets.cli import init, invoke, records, secrets_cmd, send, serve, validate
+from ghapplets import __version__, crashpoints
+from ghapplets.cli import debug, init, invoke, records, secrets_cmd, send, serve, validate
+from ghapplets.exceptions import ConfigError
 
 app = typer.Typer(
     name="ghapplets",
@@ -24,6 +27,7 @@ app.command()(records.replay)
 app.add_typer(records.deliveries_app, name="deliveries")
 app.add_typer(records.jobs_app, name="jobs")
 app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(debug.app, name="debug")
 
 
 def _version(value: bool) -> None:
@@ -39,6 +43,11 @@ def _root(
     ),
 ) -> None:
     """Ghapplets command line."""
+    try:
+        crashpoints.arm(os.environ.get(crashpoints.CRASH_ENV))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:
