@@ -16,14 +16,15 @@ app = typer.Typer(help="Diagnostics for tests and operators.", no_args_is_help=T
 @app.command("crash-points")
 def crash_points(as_json: bool = JsonOpt) -> None:
     """List the crash points that GHAPPLETS_CRASH_AT=<point>[:<n>] can stop a process at."""
-    rows = [
-        {"name": p.point.value, "roles": [r.value for r in p.roles], "durable": p.durable}
-        for p in POINTS
-    ]
     if as_json:
-        print_json_lines(rows)
+        print_json_lines(
+            [
+                {"name": p.point.value, "roles": [r.value for r in p.roles], "durable": p.durable}
+                for p in POINTS
+            ]
+        )
         return
     table = Table("point", "roles", "durable there", title=escape(f"{CRASH_ENV}=<point>[:<n>]"))
-    for row in rows:
-        table.add_row(row["name"], ", ".join(row["roles"]), row["durable"])
+    for p in POINTS:
+        table.add_row(p.point.value, ", ".join(p.roles), p.durable)
     Console().print(table)
