@@ -161,7 +161,8 @@ POINTS: tuple[PointInfo, ...] = (
     PointInfo(
         CrashPoint.MIGRATION_STEP,
         _ANY,
-        "the schema revisions applied so far (each one in its own transaction)",
+        "nothing of this upgrade: one revision is applied, but the caller's transaction "
+        "commits all of them together, so the schema is still the previous one",
     ),
 )
 

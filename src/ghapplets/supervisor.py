@@ -25,6 +25,7 @@ from types import FrameType
 
 from prometheus_client.multiprocess import mark_process_dead
 
+from ghapplets.crashpoints import CRASH_ENV
 from ghapplets.logging import get_logger
 from ghapplets.metrics import MULTIPROC_ENV
 
@@ -109,6 +110,8 @@ class Supervisor:
             code = child.proc.poll()
             if code is None:
                 continue
+            if code == -signal.SIGKILL and os.environ.get(CRASH_ENV):
+                self._die_with(child)
             if time.monotonic() - child.started_at < RESTART_DELAY:
                 continue  # give a crash-looping child a pause before the next try
             shared = child.env.get(MULTIPROC_ENV)
@@ -123,6 +126,16 @@ class Supervisor:
                 restarts=child.restarts,
             )
             child.start()
+
+    def _die_with(self, crashed: Child) -> None:
+        """A child died at an injected crash point: the whole node dies as it did (SIGKILL,
+        no drain), so a test sees the crash instead of a quiet restart."""
+        log.error(
+            "process crashed at an injected crash point; stopping the node", process=crashed.name
+        )
+        for child in self.children:
+            child.signal(signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def _stop_all(self) -> int:
         for child in self.children:

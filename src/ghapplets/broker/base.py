@@ -18,6 +18,11 @@ from ghapplets.logging import get_logger
 log = get_logger("ghapplets.broker")
 
 
+EVENTS = "events"  # verified webhooks, published by the gateway
+JOBS = "jobs"  # one message per (event, applet), published by the dispatcher
+STREAMS = (EVENTS, JOBS)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     stream: str

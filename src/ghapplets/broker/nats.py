@@ -39,12 +39,15 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from ghapplets.broker.base import (
+    EVENTS,
+    STREAMS,
     Broker,
     Consumer,
     Message,
     OutboundMessage,
     PublishAck,
 )
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.exceptions import BrokerUnavailable
 from ghapplets.logging import get_logger
 
@@ -64,7 +67,6 @@ _WARN_EVERY = 10.0  # a failure that goes on is logged as a warning at most this
 _RENEW_AFTER = 3  # consecutive failed fetches after which the pull subscription is replaced
 _MIN_WEBHOOK_PAYLOAD = 25 * 1024 * 1024  # the gateway's default body limit
 # created at start; any other stream is created on its first publish or consumer
-STREAMS = ("events", "jobs")
 
 # Errors after which the same request may succeed: the server is restarting, a stream or
 # consumer leader is being elected, the connection is being re-established.
@@ -400,7 +402,10 @@ class NatsBroker(Broker):
                 raise
             return PublishAck(ack.seq, bool(ack.duplicate))
 
-        return await self._retry_until(deadline, attempt)
+        acked = await self._retry_until(deadline, attempt)
+        if message.stream == EVENTS:
+            reached(CrashPoint.GATEWAY_STORED)
+        return acked
 
     async def publish_many(self, messages: Sequence[OutboundMessage]) -> list[PublishAck]:
         """Publish all of ``messages`` concurrently; raise the first failure once all are done."""

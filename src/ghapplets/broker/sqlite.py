@@ -49,12 +49,14 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from ghapplets.broker.base import (
+    EVENTS,
     Broker,
     Consumer,
     Message,
     OutboundMessage,
     PublishAck,
 )
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.exceptions import BrokerUnavailable, StoreUnavailable
 from ghapplets.logging import get_logger
 from ghapplets.store.database import Database
@@ -405,6 +407,8 @@ class SqliteBroker(Broker):
                 if not future.done():
                     future.set_exception(err)
             return
+        if any(m.stream == EVENTS for m in items):
+            reached(CrashPoint.GATEWAY_STORED)
         streams = {m.stream for m, a in zip(items, acks, strict=True) if not a.duplicate}
         if streams and self.consume:
             for stream in streams:

@@ -16,6 +16,7 @@ import orjson
 
 from ghapplets.applets.model import AppletSpec
 from ghapplets.broker.base import Broker, Message, OutboundMessage
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.events import CloudEvent
@@ -113,6 +114,7 @@ class Dispatcher:
             outbound.extend(o)
         # the delivery (which holds the body) is durable before any job message names it
         to_run = await self.store.record_dispatch(deliveries, jobs)
+        reached(CrashPoint.DISPATCH_RECORDED)
         if len(to_run) < len(jobs):
             outbound = [o for o in outbound if o.headers[m.H_JOB_ID] in to_run]
             log.info("jobs already run or running not queued again", jobs=len(jobs) - len(to_run))
@@ -121,13 +123,16 @@ class Dispatcher:
                 if d.jobs_total:
                     self.bodies.put(d.source, d.id, d.body)
         await self.broker.publish_many(outbound)
+        reached(CrashPoint.DISPATCH_QUEUED)
         await asyncio.gather(*(self.consumer.ack(msg) for msg in batch))
+        reached(CrashPoint.DISPATCH_ACKNOWLEDGED)
 
     async def run(self) -> None:
         while not self._stopping.is_set():
             batch = await self.consumer.next_batch(self.batch, timeout=0.5)
             if not batch:
                 continue
+            reached(CrashPoint.DISPATCH_FETCHED)
             try:
                 await self.dispatch(batch)
             except Exception as exc:

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 
 import orjson
 
+from ghapplets.broker.base import EVENTS as EVENTS  # re-exported: the streams by name
+from ghapplets.broker.base import JOBS as JOBS
 from ghapplets.broker.base import Message, OutboundMessage
 from ghapplets.events import CloudEvent
-
-EVENTS = "events"
-JOBS = "jobs"
 
 H_SOURCE = "ghapplets-source"
 H_VENDOR_HEADERS = "ghapplets-vendor-headers"
