@@ -9,6 +9,7 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
   :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
 - :class:`SecretKeyError` and :class:`UnresolvedReference`: secrets cannot be read or resolved;
+  :class:`InvalidSecret`: a secret's name or value is not acceptable;
 - :class:`VerificationError` and :class:`MalformedPayload`: a webhook is refused (401 / 400);
 - :class:`AppletError`: an applet run ended in error (retryable or permanent).
 """
@@ -53,6 +54,10 @@ class StoreUnavailable(Unavailable):
 
 class SecretKeyError(GhappletsError):
     """The secrets key is missing or malformed, or a stored secret cannot be decrypted."""
+
+
+class InvalidSecret(GhappletsError, ValueError):
+    """A secret's name or value is not acceptable."""
 
 
 class UnresolvedReference(GhappletsError, LookupError):

@@ -9,7 +9,7 @@ import pytest
 
 from ghapplets.backends import Backends, open_backends
 from ghapplets.config.models import ProjectConfig
-from ghapplets.exceptions import NotFound, SecretKeyError, UnresolvedReference
+from ghapplets.exceptions import InvalidSecret, NotFound, SecretKeyError, UnresolvedReference
 from ghapplets.logging import redact
 from ghapplets.secrets.crypto import KEY_ENV, Cipher, load_or_create_key
 from ghapplets.secrets.refs import parse_ref, resolve
@@ -74,13 +74,23 @@ async def test_a_vault_with_another_key_cannot_read(backends: Backends, tmp_path
 
 @pytest.mark.parametrize("name", ["", "-x", "has space", "a/b", "x" * 129, "ünï"])
 async def test_invalid_names(backends: Backends, name: str) -> None:
-    with pytest.raises(ValueError, match="invalid secret name"):
+    with pytest.raises(InvalidSecret, match="invalid secret name"):
         await backends.vault.set(name, "v")
 
 
 async def test_empty_value(backends: Backends) -> None:
-    with pytest.raises(ValueError, match="cannot be empty"):
+    with pytest.raises(InvalidSecret, match="cannot be empty"):
         await backends.vault.set("x", "")
+
+
+@pytest.mark.parametrize("name", ["key", "KEY", "Key"])
+async def test_a_name_that_would_be_the_key_variable_is_refused(
+    backends: Backends, name: str
+) -> None:
+    with pytest.raises(InvalidSecret, match="GHAPPLETS_SECRET_KEY") as exc:
+        await backends.vault.set(name, "value-1234")
+    assert "reserved" in str(exc.value)
+    await backends.vault.set("key-id", "value-1234")  # GHAPPLETS_SECRET_KEY_ID is fine
 
 
 def test_parse_ref() -> None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ghapplets.exceptions import InvalidSecret
 from ghapplets.logging import register_secret
 from ghapplets.secrets.crypto import Cipher
+from ghapplets.secrets.names import check_name
 from ghapplets.store.base import SecretStore
 from ghapplets.store.records import SecretRecord
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +29,12 @@ class SecretVault:
 
     @staticmethod
     def check_name(name: str) -> None:
-        if not NAME_RE.match(name):
-            raise ValueError(
-                f"invalid secret name {name!r}: use letters, digits, '.', '_' or '-' (max 128)"
-            )
+        check_name(name)
 
     async def set(self, name: str, value: str, scope: str = "global") -> None:
-        self.check_name(name)
+        check_name(name)
         if not value:
-            raise ValueError("a secret value cannot be empty")
+            raise InvalidSecret("a secret value cannot be empty")
         now = time.time()
         blob = self.cipher.encrypt(name, value.encode())
         await self.store.put_secret(SecretRecord(name, scope, blob, now, now))
