@@ -87,6 +87,8 @@ def test_values_are_not_stored_in_plain_text(tmp_path: Path) -> None:
         (("set", "ok", "--value", ""), "a secret value cannot be empty"),
         (("set", "key", "--value", "v"), "secret name 'key' is reserved: exec applets would"),
         (("set", "KEY", "--value", "v"), "as GHAPPLETS_SECRET_KEY, the variable that holds"),
+        (("set", "ok", "--value", "v", "--scope", "team-a"), "invalid scope 'team-a'"),
+        (("set", "ok", "--value", "v", "--scope", "applet:"), "use global, applet:<name> or"),
     ],
 )
 def test_set_rejects_bad_input_with_exit_2(tmp_path: Path, args: tuple[str, ...], message: str):
