@@ -23,7 +23,7 @@ from ghapplets.config.loader import load_config
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import UnresolvedReference
 from ghapplets.platform import Platform, Role
-from ghapplets.secrets.crypto import KEY_ENV
+from ghapplets.secrets.crypto import KEY_ENV, generate_key
 from ghapplets.testing.events import fixture_event
 from ghapplets.testing.gateway import running_gateway
 from tests.cli.helpers import Result, cli, logging_restored
@@ -245,3 +245,33 @@ async def test_a_source_may_not_use_an_applet_scoped_secret(
     assert sent.code == 3, sent
     assert "secret 'private-hook' is scoped to applet:deployer" in sent.err
     assert "a source's settings may read only global secrets" in sent.err
+
+
+async def test_a_secret_under_another_key_is_retried_not_buried_at_once(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker still holding the key from before a rotation: its jobs are retried (it gets
+    the new key on a restart), where a missing secret is a permanent error."""
+    project.python_applet(
+        "needs-token",
+        """
+        from ghapplets import Applet
+        app = Applet("needs-token")
+
+        @app.on("com.github.issues.opened")
+        async def handle(ctx):
+            return len(ctx.secrets["tok"])
+        """,
+        "secrets: [tok]\nretry:\n  max_attempts: 2\n  initial_delay: 0.05\n",
+    )
+    root, data = project.build(), tmp_path / "data"
+    await store_secrets(data, {"tok": ("token-value-1234", "global")})
+    monkeypatch.setenv(KEY_ENV, generate_key())  # not the key the secret is under
+    async with running_gateway(root, data) as gw:
+        assert (await gw.send("github", "issues.opened", delivery_id="k-1")).status_code == 202
+        [job] = await gw.wait_for_jobs("k-1", count=1)
+        attempts = await gw.platform.backends.store.list_attempts(job.id)
+    assert job.status == "dead" and job.attempts == 2
+    assert [a.outcome for a in attempts] == ["retryable", "retryable"]
+    assert job.error_type == "SecretUnavailable"
+    assert "secret 'tok' is encrypted with key" in (job.error_message or "")

@@ -29,6 +29,7 @@ from ghapplets.exceptions import (
     ErrorType,
     NotFound,
     SecretKeyError,
+    SecretKeyMismatch,
     SecretScopeError,
 )
 from ghapplets.logging import bind_delivery, get_logger
@@ -192,12 +193,13 @@ class Worker:
             try:
                 secrets = await self.secrets_for(spec.name, spec.secrets) if spec.secrets else {}
             except (NotFound, SecretKeyError, SecretScopeError) as exc:
-                # retrying will not conjure a secret up, nor change its scope
+                # retrying will not conjure a secret up, nor change its scope; but a key
+                # rotated elsewhere is there once this process has the new key
                 detail = exc.args[0] if exc.args else exc
                 outcome = AppletOutcome.failure(
                     ErrorType.SECRET_UNAVAILABLE,
                     f"a declared secret cannot be read: {detail}",
-                    retryable=False,
+                    retryable=isinstance(exc, SecretKeyMismatch),
                 )
             else:
                 outcome = await runtime.invoke_admitted(
