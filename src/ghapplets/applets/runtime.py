@@ -36,7 +36,8 @@ _LOG_KEYS_HIDDEN = frozenset({"event", "delivery_id", "applet", "job_id", "attem
 class Invocation:
     """One attempt of one job: the event, the job id (also the idempotency key), the attempt
     number (1-based), the delivery id (correlation id) and the values of the secrets the applet
-    declared (undeclared entries are ignored by every runtime)."""
+    declared (undeclared entries are ignored by every runtime; all of them are redacted from
+    the outcome)."""
 
     event: CloudEvent
     job_id: str
