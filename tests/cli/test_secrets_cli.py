@@ -66,9 +66,14 @@ def test_set_list_get_reveal_rm(tmp_path: Path) -> None:
     assert revealed.code == 0 and revealed.out == VALUE + "\n"
     assert secrets(tmp_path, "get", "jira", "--reveal").out == OTHER + "\n"
 
-    # set again replaces the value
-    assert secrets(tmp_path, "set", "jira", input="replaced-value\n").code == 0
+    # set again replaces the value, and keeps the scope unless one is given
+    replaced = secrets(tmp_path, "set", "jira", input="replaced-value\n")
+    assert replaced.code == 0 and "stored secret jira (applet:x)" in replaced.out, replaced
     assert secrets(tmp_path, "get", "jira", "--reveal").out == "replaced-value\n"
+    scopes = {r["name"]: r["scope"] for r in secrets(tmp_path, "list", "--json").json_lines()}
+    assert scopes == {"api-token": "global", "jira": "applet:x"}
+    moved = secrets(tmp_path, "set", "jira", "--scope", "global", input="replaced-value\n")
+    assert moved.code == 0 and "stored secret jira (global)" in moved.out, moved
 
     removed = secrets(tmp_path, "rm", "jira")
     assert removed.code == 0 and "removed secret jira" in removed.out

@@ -76,7 +76,7 @@ async def test_set_get_list_delete(backends: Backends) -> None:
         ("b-token", "global"),
     ]
     assert {s.key_id for s in await vault.list()} == {vault.keys.current.key_id}
-    await vault.set("a-token", "value-a-0002")
+    assert await vault.set("a-token", "value-a-0002") == "applet:x"  # a new value keeps the scope
     assert await vault.get("a-token") == "value-a-0002"
     assert dict(await vault.for_applet("x", ["a-token", "b-token"])) == {
         "a-token": "value-a-0002",

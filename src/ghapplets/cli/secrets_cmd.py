@@ -52,7 +52,11 @@ def set_secret(
     value: str | None = typer.Option(
         None, "--value", help="The value (prefer stdin or the prompt: shells keep history)."
     ),
-    scope: str = typer.Option("global", help="global, applet:<name> or blueprint:<name>."),
+    scope: str | None = typer.Option(
+        None,
+        help="global, applet:<name> or blueprint:<name> (default: the secret's scope if it "
+        "exists, else global).",
+    ),
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
@@ -64,10 +68,12 @@ def set_secret(
             value = sys.stdin.read().rstrip("\r\n")
 
     try:  # a malformed key exits 3 from run()
-        with_backends(project, data, lambda b: b.vault.set(name, value or "", scope), create=True)
+        stored = with_backends(
+            project, data, lambda b: b.vault.set(name, value or "", scope), create=True
+        )
     except ValueError as exc:
         fail(str(exc), 2)
-    console.print(f"stored secret [bold]{name}[/] ({scope})")
+    console.print(f"stored secret [bold]{name}[/] ({escape(stored)})")
 
 
 @app.command("get")

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from ghapplets.exceptions import InvalidSecret, SecretKeyMismatch, SecretScopeError
+from ghapplets.exceptions import InvalidSecret, NotFound, SecretKeyMismatch, SecretScopeError
 from ghapplets.logging import register_secret
 from ghapplets.secrets.crypto import KEY_ENV, KEY_FILE, V1, Cipher, Keyring
 from ghapplets.secrets.names import check_name
@@ -94,13 +94,20 @@ class SecretVault:
         return value
 
     # -- writes ----------------------------------------------------------------------------
-    async def set(self, name: str, value: str, scope: str = "global") -> None:
-        """Store ``value`` as ``name`` (scope ``global``, ``applet:<name>`` or
-        ``blueprint:<name>``), encrypted with the key the stored secrets are under."""
+    async def set(self, name: str, value: str, scope: str | None = None) -> str:
+        """Store ``value`` as ``name``, encrypted with the key the stored secrets are under, in
+        ``scope`` (``global``, ``applet:<name>`` or ``blueprint:<name>``); without one, a
+        secret keeps the scope it has (a new one is global), so a new value never widens who
+        may read it. The scope stored."""
         check_name(name)
-        where = str(Scope.parse(scope))
         if not value:
             raise InvalidSecret("a secret value cannot be empty")
+        if scope is None:
+            try:
+                scope = (await self.store.get_secret(name)).scope
+            except NotFound:
+                scope = str(GLOBAL)
+        where = str(Scope.parse(scope))
         now = time.time()
         cipher = self._keys.current
         for last in (False, True):
@@ -115,6 +122,7 @@ class SecretVault:
                     raise self._missing_key(exc.stored, "the stored secrets are") from None
                 cipher = found
         register_secret(value)
+        return where
 
     async def delete(self, name: str) -> bool:
         return await self.store.delete_secret(name)
