@@ -20,7 +20,7 @@ from ghapplets.broker.base import Broker
 from ghapplets.broker.nats import NatsBroker
 from ghapplets.broker.sqlite import SqliteBroker
 from ghapplets.config.models import ProjectConfig
-from ghapplets.secrets.crypto import Cipher, load_or_create_key
+from ghapplets.secrets.crypto import load_keyring
 from ghapplets.secrets.vault import SecretVault
 from ghapplets.store.base import HistoryStore, SecretStore
 from ghapplets.store.database import Database
@@ -107,8 +107,10 @@ class Backends:
     @property
     def vault(self) -> SecretVault:
         if self._vault is None:
-            key = load_or_create_key(self.data_dir, create=self.create_key)
-            self._vault = SecretVault(self.secret_store, Cipher(key))
+            keys = load_keyring(self.data_dir, create=self.create_key)
+            self._vault = SecretVault(
+                self.secret_store, keys, reload=lambda: load_keyring(self.data_dir, create=False)
+            )
         return self._vault
 
     async def start(self) -> None:

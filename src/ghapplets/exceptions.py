@@ -8,7 +8,9 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`NotFound`: a named record (delivery, job, secret, applet) does not exist;
 - :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
   :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
-- :class:`SecretKeyError` and :class:`UnresolvedReference`: secrets cannot be read or resolved;
+- :class:`SecretKeyError` (:class:`SecretKeyMismatch`), :class:`SecretScopeError` and
+  :class:`UnresolvedReference`: secrets cannot be read, may not be read here, or cannot be
+  resolved; :class:`InvalidSecret`: a secret's name, scope or value is not acceptable;
 - :class:`VerificationError` and :class:`MalformedPayload`: a webhook is refused (401 / 400);
 - :class:`AppletError`: an applet run ended in error (retryable or permanent).
 """
@@ -53,6 +55,24 @@ class StoreUnavailable(Unavailable):
 
 class SecretKeyError(GhappletsError):
     """The secrets key is missing or malformed, or a stored secret cannot be decrypted."""
+
+
+class SecretKeyMismatch(SecretKeyError):
+    """The secrets are encrypted with a key this process does not have (``stored``: that key's
+    id), e.g. it still has the key from before ``ghapplets secrets rotate-key``."""
+
+    def __init__(self, message: str, stored: str | None = None) -> None:
+        super().__init__(message)
+        self.stored = stored
+
+
+class SecretScopeError(GhappletsError):
+    """A secret exists but its scope does not let this reader have it (an applet reading a
+    secret of another applet's scope, a source's settings reading a non-global secret)."""
+
+
+class InvalidSecret(GhappletsError, ValueError):
+    """A secret's name, scope or value is not acceptable."""
 
 
 class UnresolvedReference(GhappletsError, LookupError):

@@ -3,13 +3,20 @@
 One correlation id, the delivery id, is bound with :func:`bind_delivery` (a context variable) and
 appears on every line from the webhook request to each job it fans out to. Secret values that
 were registered with :func:`register_secret` are replaced by ``***`` wherever they appear.
+
+:class:`Redactor` applies the same rule to data that is stored or shown (applet results, error
+messages, captured logs), with the values of one invocation added to the registered ones. Only
+values of :data:`MIN_SECRET_LEN` characters or more are redacted: a 1-3 character secret would
+turn ordinary text into asterisks and hide nothing worth hiding (its value is guessable anyway).
+A multi-line value (a PEM key, a JSON credentials file) is also redacted line by line, for each
+line of :data:`MIN_FRAGMENT_LEN` characters or more, since logs are captured a line at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,26 +26,89 @@ _SECRETS: set[str] = set()
 # longest first, so a secret that contains another is replaced whole, not left half visible;
 # a tuple, replaced (never mutated) on registration, so other threads can iterate it safely
 _ORDERED: tuple[str, ...] = ()
-_MIN_SECRET_LEN = 4
+MIN_SECRET_LEN = 4
+MIN_FRAGMENT_LEN = 16
+MASK = "***"
 _PLAIN = (int, float, bool, type(None))
 
 
-def register_secret(value: str | bytes | None) -> None:
-    """Redact ``value`` from every log line from now on."""
-    global _ORDERED
+def redactable(value: str | bytes | None) -> list[str]:
+    """The texts that stand for ``value`` when redacting: itself if it has at least
+    :data:`MIN_SECRET_LEN` characters, and each line of a multi-line value that has at least
+    :data:`MIN_FRAGMENT_LEN` (surrounding blanks stripped)."""
     if not value:
-        return
+        return []
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    if len(text) >= _MIN_SECRET_LEN and text not in _SECRETS:
-        _SECRETS.add(text)
-        _ORDERED = tuple(sorted(_SECRETS, key=len, reverse=True))
+    if len(text) < MIN_SECRET_LEN:
+        return []
+    found = [text]
+    if "\n" in text:
+        lines = (line.strip() for line in text.splitlines())
+        found.extend(line for line in lines if len(line) >= MIN_FRAGMENT_LEN)
+    return found
+
+
+def _longest_first(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(values), key=len, reverse=True))
+
+
+def register_secret(value: str | bytes | None) -> None:
+    """Redact ``value`` from every log line (and every :class:`Redactor`) from now on."""
+    global _ORDERED
+    new = [text for text in redactable(value) if text not in _SECRETS]
+    if new:
+        _SECRETS.update(new)
+        _ORDERED = _longest_first(_SECRETS)
+
+
+def _replace(text: str, ordered: tuple[str, ...]) -> str:
+    for secret in ordered:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def redact(text: str) -> str:
-    for secret in _ORDERED:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
+    """``text`` with every registered secret value replaced by ``***``."""
+    return _replace(text, _ORDERED)
+
+
+class Redactor:
+    """Replaces secret values by ``***``: those registered with :func:`register_secret` (as of
+    its creation) and ``values`` (which need not be registered, and are not by this)."""
+
+    __slots__ = ("_ordered",)
+
+    def __init__(self, values: Iterable[str | bytes | None] = ()) -> None:
+        extra = [text for value in values for text in redactable(value)]
+        self._ordered = _longest_first([*_ORDERED, *extra]) if extra else _ORDERED
+
+    def text(self, text: str) -> str:
+        return _replace(text, self._ordered)
+
+    def json(self, value: Any) -> Any:
+        """A JSON value with secrets redacted at any depth: in strings and object keys (each
+        occurrence replaced by ``***``), and a number whose decimal text contains a secret is
+        replaced by the string ``***``. Booleans and null are left alone."""
+        if not self._ordered:
+            return value
+        return self._json(value)
+
+    def _json(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int | float):
+            shown = str(value)
+            return MASK if self.text(shown) != shown else value
+        if isinstance(value, dict):
+            return {
+                (self.text(k) if isinstance(k, str) else k): self._json(v) for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self._json(v) for v in value]
+        return value
 
 
 def _redact_value(value: Any) -> Any:

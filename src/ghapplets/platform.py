@@ -36,10 +36,12 @@ from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.dispatcher import Dispatcher
 from ghapplets.dispatch.worker import Worker
+from ghapplets.exceptions import GhappletsError
 from ghapplets.gateway.app import GatewayApp
 from ghapplets.gateway.ingest import IngestHandler
-from ghapplets.logging import get_logger
+from ghapplets.logging import get_logger, register_secret
 from ghapplets.metrics import Metrics
+from ghapplets.secrets.refs import resolve
 from ghapplets.sources.base import Source
 from ghapplets.sources.registry import build_sources
 
@@ -101,7 +103,9 @@ class Platform:
         b = self.backends
         await b.start()
         if Role.GATEWAY in self.roles:
-            self.sources.update(await build_sources(self.loaded.sources, b.vault.get))
+            self.sources.update(await build_sources(self.loaded.sources, b.vault.get_global))
+        else:
+            await self._learn_source_secrets()
         if Role.WORKER in self.roles:
             await self._start_worker()
         log.info(
@@ -111,6 +115,25 @@ class Platform:
             applets=sorted(self.runtimes),
             data_dir=str(self.data_dir),
         )
+
+    async def _learn_source_secrets(self) -> None:
+        """Register the sources' webhook secrets for redaction in a process without the gateway
+        role (which registers them as it builds the sources), so an applet that echoes one has
+        it redacted from its result and logs here too. A reference this process cannot resolve
+        (an ``${env:X}`` only the gateways have) is skipped with a warning: a worker does not
+        need the secret to work."""
+        for name, settings in self.loaded.sources.items():
+            for ref in (settings.secret, settings.previous_secret):
+                if not ref:
+                    continue
+                try:
+                    register_secret(await resolve(ref, self.backends.vault.get_global))
+                except GhappletsError as exc:
+                    log.warning(
+                        "a webhook secret is unknown to this worker and not redacted here",
+                        source=name,
+                        error=str(exc),
+                    )
 
     async def _start_worker(self) -> None:
         b = self.backends
@@ -134,7 +157,7 @@ class Platform:
             b.store,
             self.runtimes,
             metrics=self.metrics,
-            secrets_for=b.vault.get_many,
+            secrets_for=b.vault.for_applet,
             bodies=bodies,
             lease_refresh=self.config.broker.ack_wait / 3,
         )

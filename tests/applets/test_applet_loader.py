@@ -168,6 +168,28 @@ on:
     )
 
 
+@pytest.mark.parametrize("name", ["key", "KEY", "Key"])
+def test_a_secret_named_like_the_key_variable_is_refused(tmp_path: Path, name: str) -> None:
+    """It would reach an exec applet as GHAPPLETS_SECRET_KEY, the platform's own variable."""
+    path = write(
+        tmp_path / "k",
+        f"""
+name: k
+runtime: exec
+command: [./run.sh]
+on: [a.b]
+secrets: [ok-token, {name}]
+""",
+        run_sh="#!/bin/sh\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_manifest(path)
+    assert problems(err) == [
+        f"{path}:5:21: secrets.1: secret name {name!r} is reserved: exec applets would get it "
+        "as GHAPPLETS_SECRET_KEY, the variable that holds the secrets key; choose another name"
+    ]
+
+
 def test_not_a_mapping_and_empty_file(tmp_path: Path) -> None:
     path = write(tmp_path / "l", "- just\n- a list\n")
     with pytest.raises(ConfigError, match=r"1:1: expected a mapping"):

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import stat
 from pathlib import Path
 
 import pytest
 
-from ghapplets.secrets.crypto import generate_key
+from ghapplets.backends import open_backends
+from ghapplets.config.models import ProjectConfig
+from ghapplets.secrets.crypto import (
+    Cipher,
+    encode_key,
+    generate_key,
+    key_id,
+    read_key_file,
+    write_key_file,
+)
+from ghapplets.secrets.vault import SecretVault
+from ghapplets.store.records import SecretRecord
 from tests.cli.helpers import Result, clean_env, cli, ghapplets
 
 VALUE = "s3cr3t-Value_with spaces & symbols!"
@@ -38,7 +52,8 @@ def test_set_list_get_reveal_rm(tmp_path: Path) -> None:
         ("api-token", "global"),
         ("jira", "applet:x"),
     ]
-    assert all(set(r) == {"name", "scope", "created_at", "updated_at"} for r in rows)
+    assert all(set(r) == {"name", "scope", "created_at", "updated_at", "key_id"} for r in rows)
+    assert len({r["key_id"] for r in rows}) == 1
     for result in (listed, piped):
         assert VALUE not in result.out + result.err
 
@@ -51,9 +66,14 @@ def test_set_list_get_reveal_rm(tmp_path: Path) -> None:
     assert revealed.code == 0 and revealed.out == VALUE + "\n"
     assert secrets(tmp_path, "get", "jira", "--reveal").out == OTHER + "\n"
 
-    # set again replaces the value
-    assert secrets(tmp_path, "set", "jira", input="replaced-value\n").code == 0
+    # set again replaces the value, and keeps the scope unless one is given
+    replaced = secrets(tmp_path, "set", "jira", input="replaced-value\n")
+    assert replaced.code == 0 and "stored secret jira (applet:x)" in replaced.out, replaced
     assert secrets(tmp_path, "get", "jira", "--reveal").out == "replaced-value\n"
+    scopes = {r["name"]: r["scope"] for r in secrets(tmp_path, "list", "--json").json_lines()}
+    assert scopes == {"api-token": "global", "jira": "applet:x"}
+    moved = secrets(tmp_path, "set", "jira", "--scope", "global", input="replaced-value\n")
+    assert moved.code == 0 and "stored secret jira (global)" in moved.out, moved
 
     removed = secrets(tmp_path, "rm", "jira")
     assert removed.code == 0 and "removed secret jira" in removed.out
@@ -85,6 +105,10 @@ def test_values_are_not_stored_in_plain_text(tmp_path: Path) -> None:
     [
         (("set", "bad name", "--value", "x"), "invalid secret name 'bad name'"),
         (("set", "ok", "--value", ""), "a secret value cannot be empty"),
+        (("set", "key", "--value", "v"), "secret name 'key' is reserved: exec applets would"),
+        (("set", "KEY", "--value", "v"), "as GHAPPLETS_SECRET_KEY, the variable that holds"),
+        (("set", "ok", "--value", "v", "--scope", "team-a"), "invalid scope 'team-a'"),
+        (("set", "ok", "--value", "v", "--scope", "applet:"), "use global, applet:<name> or"),
     ],
 )
 def test_set_rejects_bad_input_with_exit_2(tmp_path: Path, args: tuple[str, ...], message: str):
@@ -103,8 +127,8 @@ def test_a_wrong_key_is_a_clear_error(tmp_path: Path) -> None:
     env = clean_env(GHAPPLETS_SECRET_KEY=generate_key())
     result = ghapplets("secrets", "get", "api-token", "--reveal", cwd=tmp_path, env=env)
     assert result.code == 3, result
-    assert "secret 'api-token' does not decrypt with this key" in result.err
-    assert "GHAPPLETS_SECRET_KEY" in result.err
+    assert "secret 'api-token' is encrypted with key " in result.err
+    assert "wrong GHAPPLETS_SECRET_KEY or secret.key?" in result.err
     assert VALUE not in result.out + result.err
 
 
@@ -141,3 +165,146 @@ def test_a_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:
     result = secrets(tmp_path, "get", "x")
     assert result.code == 3, result
     assert "secret.key" in result.err
+
+
+# -- rotate-key ------------------------------------------------------------------------------
+def key_path(project: Path, name: str = "secret.key") -> Path:
+    return project / ".ghapplets" / name
+
+
+def key_ids(project: Path, env: dict[str, str] | None = None) -> set[str]:
+    return {r["key_id"] for r in secrets(project, "list", "--json", env=env).json_lines()}
+
+
+def test_rotate_key_re_encrypts_every_secret_and_replaces_the_key_file(tmp_path: Path) -> None:
+    values = {f"token-{i}": f"{VALUE}-{i}" for i in range(3)}
+    for name, value in values.items():
+        assert secrets(tmp_path, "set", name, "--value", value).code == 0
+    old_key = read_key_file(key_path(tmp_path))
+    stored_before = db_bytes(tmp_path)
+
+    result = secrets(tmp_path, "rotate-key")
+    assert result.code == 0, result
+    new_key = read_key_file(key_path(tmp_path))
+    assert new_key != old_key
+    assert read_key_file(key_path(tmp_path, "secret.key.old")) == old_key
+    assert not key_path(tmp_path, "secret.key.new").exists()
+    for name in ("secret.key", "secret.key.old"):
+        assert stat.S_IMODE(key_path(tmp_path, name).stat().st_mode) == 0o600
+    assert f"re-encrypted 3 secrets under key {key_id(new_key)} (was {key_id(old_key)})" in (
+        result.out
+    )
+    old_file = key_path(tmp_path, "secret.key.old")
+    assert f"To roll back: ghapplets secrets rotate-key --key-file {old_file}" in result.out
+    for key in (new_key, old_key):  # the key itself is never printed
+        assert encode_key(key) not in result.out + result.err
+    assert key_ids(tmp_path) == {key_id(new_key)}
+    for name, value in values.items():
+        assert secrets(tmp_path, "get", name, "--reveal").out == value + "\n"
+    stored_after = db_bytes(tmp_path)
+    for value in values.values():
+        assert value.encode() not in stored_after
+    assert stored_after != stored_before
+
+    # roll back: rotate again, to the previous key
+    back = secrets(tmp_path, "rotate-key", "--key-file", old_file)
+    assert back.code == 0, back
+    assert read_key_file(key_path(tmp_path)) == old_key
+    assert read_key_file(old_file) == new_key
+    assert key_ids(tmp_path) == {key_id(old_key)}
+    assert secrets(tmp_path, "get", "token-1", "--reveal").out == values["token-1"] + "\n"
+
+
+def test_rotate_key_as_a_subprocess(tmp_path: Path) -> None:
+    assert secrets(tmp_path, "set", "api-token", "--value", VALUE).code == 0
+    result = ghapplets("secrets", "rotate-key", cwd=tmp_path)
+    assert result.code == 0, result
+    assert "re-encrypted 1 secret under key" in result.out
+    again = ghapplets("secrets", "get", "api-token", "--reveal", cwd=tmp_path)
+    assert again.out == VALUE + "\n"
+
+
+def test_rotate_key_with_the_key_in_the_environment(tmp_path: Path) -> None:
+    env = {"GHAPPLETS_SECRET_KEY": generate_key()}
+    assert secrets(tmp_path, "set", "api-token", "--value", VALUE, env=env).code == 0
+
+    refused = secrets(tmp_path, "rotate-key", env=env)
+    assert refused.code == 2, refused
+    assert "the key is in GHAPPLETS_SECRET_KEY" in refused.err
+    assert "--new-key-file PATH" in refused.err
+
+    new_file = tmp_path / "new.key"
+    done = secrets(tmp_path, "rotate-key", "--new-key-file", new_file, env=env)
+    assert done.code == 0, done
+    new_key = read_key_file(new_file)
+    assert stat.S_IMODE(new_file.stat().st_mode) == 0o600
+    assert encode_key(new_key) not in done.out + done.err
+    assert f"now set GHAPPLETS_SECRET_KEY to the key in {new_file}" in done.out
+    assert not key_path(tmp_path).exists()  # no key file appears: the key lives in the env
+    stale = secrets(tmp_path, "get", "api-token", "--reveal", env=env)
+    assert stale.code == 3 and f"encrypted with key {key_id(new_key)}" in stale.err, stale
+    fresh = {"GHAPPLETS_SECRET_KEY": encode_key(new_key)}
+    assert secrets(tmp_path, "get", "api-token", "--reveal", env=fresh).out == VALUE + "\n"
+
+    taken = secrets(tmp_path, "rotate-key", "--new-key-file", new_file, env=fresh)
+    assert taken.code == 2 and "exists: name a new file" in taken.err, taken
+    assert read_key_file(new_file) == new_key
+    file_mode = secrets(tmp_path, "rotate-key", "--new-key-file", tmp_path / "x.key")
+    assert file_mode.code == 2 and "--new-key-file is for a key in" in file_mode.err
+
+
+async def _rotate_without_installing(project: Path, key: bytes) -> None:
+    """What a rotate-key killed after its commit leaves: rows under the new key, the new key
+    in secret.key.new, secret.key still the old one."""
+    data = project / ".ghapplets"
+    write_key_file(data / "secret.key.new", key)
+    async with open_backends(ProjectConfig(), data) as b:
+        await b.vault.rotate(key)
+
+
+def test_an_interrupted_rotation_reads_and_is_finished_by_running_it_again(
+    tmp_path: Path,
+) -> None:
+    assert secrets(tmp_path, "set", "api-token", "--value", VALUE).code == 0
+    old_key = read_key_file(key_path(tmp_path))
+    key = base64.urlsafe_b64decode(generate_key())
+    asyncio.run(_rotate_without_installing(tmp_path, key))
+    assert secrets(tmp_path, "get", "api-token", "--reveal").out == VALUE + "\n"
+
+    given = secrets(tmp_path, "rotate-key", "--key-file", key_path(tmp_path))
+    assert given.code == 2 and "interrupted rotation" in given.err, given
+    result = secrets(tmp_path, "rotate-key")
+    assert result.code == 0, result
+    assert "finishing the rotation" in result.out
+    assert read_key_file(key_path(tmp_path)) == key
+    assert read_key_file(key_path(tmp_path, "secret.key.old")) == old_key
+    assert not key_path(tmp_path, "secret.key.new").exists()
+    assert secrets(tmp_path, "get", "api-token", "--reveal").out == VALUE + "\n"
+
+
+async def _store_under_an_unknown_key(project: Path) -> None:
+    async with open_backends(ProjectConfig(), project / ".ghapplets") as b:
+        stranger = Cipher(base64.urlsafe_b64decode(generate_key()))
+        blob = stranger.encrypt("lost", "global", b"lost-value")
+        await b.secret_store.put_secret(SecretRecord("lost", "global", blob, 1.0, 1.0))
+        assert isinstance(b.vault, SecretVault)
+
+
+def test_a_failed_rotation_changes_nothing(tmp_path: Path) -> None:
+    assert secrets(tmp_path, "set", "api-token", "--value", VALUE).code == 0
+    asyncio.run(_store_under_an_unknown_key(tmp_path))
+    key_before = read_key_file(key_path(tmp_path))
+    rows_before = secrets(tmp_path, "list", "--json").json_lines()
+    result = secrets(tmp_path, "rotate-key")
+    assert result.code == 3, result
+    assert "secret 'lost' does not decrypt" in result.err
+    assert "the secrets were not changed" in result.err
+    assert read_key_file(key_path(tmp_path)) == key_before
+    assert sorted(p.name for p in (tmp_path / ".ghapplets").glob("secret.key*")) == ["secret.key"]
+    assert secrets(tmp_path, "list", "--json").json_lines() == rows_before
+    assert secrets(tmp_path, "get", "api-token", "--reveal").out == VALUE + "\n"
+
+
+def test_rotate_key_needs_a_key(tmp_path: Path) -> None:
+    result = secrets(tmp_path, "rotate-key")
+    assert result.code == 4 and "no key to rotate" in result.err, result

@@ -293,7 +293,8 @@ def test_serve_with_the_wrong_key_says_so(scaffolded: Path) -> None:
     from ghapplets.secrets.crypto import generate_key
 
     err = _serve_fails(scaffolded, clean_env(GHAPPLETS_SECRET_KEY=generate_key()))
-    assert "does not decrypt with this key" in err
+    assert "secret 'github-webhook' is encrypted with key" in err
+    assert "wrong GHAPPLETS_SECRET_KEY or secret.key?" in err
 
 
 def test_serve_with_a_broken_manifest_names_the_line(scaffolded: Path) -> None:

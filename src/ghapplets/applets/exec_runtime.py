@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import re
 import shutil
 import signal
 from pathlib import Path
@@ -34,6 +33,9 @@ from ghapplets.applets.runtime import (
     result_from_document,
 )
 from ghapplets.exceptions import ErrorType, PermanentError, RetryableError
+from ghapplets.secrets.names import secret_env_name
+
+__all__ = ["ExecRuntime", "build_env", "resolve_program", "secret_env_name"]
 
 EX_TEMPFAIL = 75
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -41,11 +43,6 @@ INHERITED = ("HOME", "LANG", "TZ")
 _CHUNK = 65536
 _MAX_STDERR_LINE = 8192
 _TAIL_LINES = 5
-
-
-def secret_env_name(name: str) -> str:
-    """``GHAPPLETS_SECRET_<NAME>``: upper case, every non-alphanumeric character -> ``_``."""
-    return "GHAPPLETS_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
 def inherited_path() -> str:
@@ -60,7 +57,7 @@ def build_env(spec: AppletSpec, inv: Invocation) -> dict[str, str]:
     env.update({k: os.environ[k] for k in INHERITED if k in os.environ})
     env.update(spec.env)
     for name, value in declared_secrets(spec, inv).items():
-        env[secret_env_name(name)] = value
+        env[secret_env_name(name)] = value  # never a platform variable: see AppletSpec.secrets
     env.update(
         GHAPPLETS_JOB_ID=inv.job_id,
         GHAPPLETS_IDEMPOTENCY_KEY=inv.job_id,

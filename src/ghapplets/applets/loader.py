@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ghapplets.applets.exec_runtime import secret_env_name
 from ghapplets.applets.http_runtime import SECRET_REF
 from ghapplets.applets.matching import compile_jq
 from ghapplets.applets.model import AppletSpec, RetryPolicy, Subscription
 from ghapplets.config.located import Locator, Problem, load_yaml, validate
 from ghapplets.exceptions import ConfigError
+from ghapplets.secrets.names import secret_env_name
 
 MANIFEST = "applet.yaml"
 _SKIP_DIRS = {"__pycache__", "node_modules"}

@@ -9,9 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+def _secret_name(name: str) -> str:
+    from ghapplets.secrets.names import check_name  # light: no cryptography, no I/O
+
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return name
+
+
+SecretName = Annotated[str, AfterValidator(_secret_name)]
 
 
 class Subscription(BaseModel):
@@ -56,7 +69,7 @@ class AppletSpec(BaseModel):
     # python
     entry: str | None = None
     # common
-    secrets: list[str] = Field(default_factory=list)
+    secrets: list[SecretName] = Field(default_factory=list)
     timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 4
     retry: RetryPolicy = Field(default_factory=RetryPolicy)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ghapplets.exceptions import AppletError
+from ghapplets.logging import Redactor
 
 
 @dataclass(slots=True)
@@ -50,6 +51,17 @@ class AppletOutcome:
         return cls.failure(
             exc.type, exc.message, retryable=exc.retryable, retry_after=exc.retry_after, logs=logs
         )
+
+    def redact(self, redactor: Redactor) -> AppletOutcome:
+        """Replace secret values by ``***`` in everything the outcome carries that comes from
+        the applet: the result (recursively), the error type and message, and the logs."""
+        self.result = redactor.json(self.result)
+        if self.error_type:
+            self.error_type = redactor.text(self.error_type)
+        if self.error_message:
+            self.error_message = redactor.text(self.error_message)
+        self.logs = [redactor.text(line) for line in self.logs]
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         if self.ok:

@@ -1,9 +1,10 @@
 """The runtime interface every applet runtime implements, and what they share.
 
 This module owns :class:`Invocation` (one attempt of one job), the :class:`Runtime` base class
-(timeout, concurrency limit, mapping of exceptions to an :class:`AppletOutcome`, capped and
-redacted log capture), the result-document rules shared by the ``exec`` and ``http`` runtimes,
-and :func:`build_runtime`, which picks the runtime for an :class:`AppletSpec`.
+(timeout, concurrency limit, mapping of exceptions to an :class:`AppletOutcome`, capped log
+capture, redaction of secret values from every outcome), the result-document rules shared by
+the ``exec`` and ``http`` runtimes, and :func:`build_runtime`, which picks the runtime for an
+:class:`AppletSpec`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.events.cloudevent import CloudEvent
 from ghapplets.exceptions import AppletError, ErrorType
-from ghapplets.logging import get_logger, redact, register_secret
+from ghapplets.logging import Redactor, get_logger, register_secret
 
 if TYPE_CHECKING:
     import httpx
@@ -35,7 +36,8 @@ _LOG_KEYS_HIDDEN = frozenset({"event", "delivery_id", "applet", "job_id", "attem
 class Invocation:
     """One attempt of one job: the event, the job id (also the idempotency key), the attempt
     number (1-based), the delivery id (correlation id) and the values of the secrets the applet
-    declared (undeclared entries are ignored by every runtime)."""
+    declared (undeclared entries are ignored by every runtime; all of them are redacted from
+    the outcome)."""
 
     event: CloudEvent
     job_id: str
@@ -50,7 +52,8 @@ class Invocation:
 
 class LogSink:
     """The log lines of one invocation returned in ``AppletOutcome.logs``: the last
-    :data:`MAX_LOG_LINES` lines, each cut at :data:`MAX_LOG_LINE_CHARS`, redacted."""
+    :data:`MAX_LOG_LINES` lines, each cut at :data:`MAX_LOG_LINE_CHARS`. They are raw here;
+    :meth:`Runtime.invoke_admitted` redacts the outcome they end up in."""
 
     def __init__(self, max_lines: int = MAX_LOG_LINES) -> None:
         self._lines: collections.deque[str] = collections.deque(maxlen=max_lines)
@@ -64,10 +67,10 @@ class LogSink:
         self._lines.append(line)
 
     def tail(self, n: int) -> list[str]:
-        return [redact(line) for line in list(self._lines)[-n:]]
+        return list(self._lines)[-n:]
 
     def lines(self) -> list[str]:
-        out = [redact(line) for line in self._lines]
+        out = list(self._lines)
         if self._dropped:
             out.insert(0, f"[{self._dropped} earlier log lines dropped]")
         return out
@@ -165,7 +168,13 @@ class Runtime(ABC):
             return await self.invoke_admitted(inv)
 
     async def invoke_admitted(self, inv: Invocation) -> AppletOutcome:
-        """:meth:`invoke` for a caller that already holds :meth:`slot`."""
+        """:meth:`invoke` for a caller that already holds :meth:`slot`.
+
+        The outcome is redacted here, for every runtime and every caller (the worker, on the way
+        to the store; ``ghapplets invoke``; the test kit): each secret value handed to the
+        invocation, and each registered one (webhook secrets, secrets read in this process),
+        is replaced by ``***`` in the result, the error and the captured logs. The declared
+        values are also registered, so the process's own log lines are redacted."""
         for value in declared_secrets(self.spec, inv).values():
             register_secret(value)
         sink = LogSink()
@@ -182,10 +191,8 @@ class Runtime(ABC):
             outcome = AppletOutcome.from_error(exc)
         except Exception as exc:
             outcome = self._unexpected(exc, inv)
-        if outcome.error_message:
-            outcome.error_message = redact(outcome.error_message)
-        outcome.logs = sink.lines() + [redact(line) for line in outcome.logs]
-        return outcome
+        outcome.logs = sink.lines() + outcome.logs
+        return outcome.redact(Redactor(inv.secrets.values()))
 
     def _timeout(self) -> AppletOutcome:
         return AppletOutcome.failure(

@@ -13,7 +13,7 @@ from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import run_once
 from ghapplets.cli.project import DataDirOpt, ProjectOpt, backends, console, fail, load, run
 from ghapplets.events import CloudEvent
-from ghapplets.exceptions import ConfigError, NotFound
+from ghapplets.exceptions import ConfigError, NotFound, SecretScopeError
 from ghapplets.logging import configure
 from ghapplets.testing.events import fixture_event
 
@@ -52,9 +52,11 @@ async def _invoke(
     if spec.secrets:
         async with backends(project, data) as b:
             try:
-                secrets = dict(await b.vault.get_many(spec.secrets))
+                secrets = dict(await b.vault.for_applet(spec.name, spec.secrets))
             except NotFound as exc:
                 fail(f"applet {applet!r} declares a secret that is not stored: {exc}", 4)
+            except SecretScopeError as exc:
+                fail(str(exc), 3)
     return await run_once(spec, event, job_id=f"invoke:{uuid.uuid4().hex[:12]}", secrets=secrets)
 
 

@@ -1,7 +1,10 @@
-"""``ghapplets secrets``: set, get (masked unless --reveal), list and remove stored secrets."""
+"""``ghapplets secrets``: set, get (masked unless --reveal), list, remove, rotate the key."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,12 +17,27 @@ from ghapplets.cli.project import (
     DataDirOpt,
     JsonOpt,
     ProjectOpt,
+    backends,
     console,
+    data_dir,
     fail,
     print_json_lines,
+    run,
     with_backends,
 )
-from ghapplets.exceptions import NotFound
+from ghapplets.exceptions import GhappletsError, NotFound, SecretKeyError
+from ghapplets.secrets.crypto import (
+    KEY_ENV,
+    KEY_FILE,
+    NEW_KEY_FILE,
+    OLD_KEY_FILE,
+    generate_key,
+    install_new_key,
+    key_id,
+    read_key_file,
+    write_key_file,
+)
+from ghapplets.secrets.vault import Rotation
 
 app = typer.Typer(help="Encrypted secrets: tokens, webhook secrets, keys.", no_args_is_help=True)
 
@@ -34,7 +52,11 @@ def set_secret(
     value: str | None = typer.Option(
         None, "--value", help="The value (prefer stdin or the prompt: shells keep history)."
     ),
-    scope: str = typer.Option("global", help="global, applet:<name> or blueprint:<name>."),
+    scope: str | None = typer.Option(
+        None,
+        help="global, applet:<name> or blueprint:<name> (default: the secret's scope if it "
+        "exists, else global).",
+    ),
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
@@ -46,10 +68,12 @@ def set_secret(
             value = sys.stdin.read().rstrip("\r\n")
 
     try:  # a malformed key exits 3 from run()
-        with_backends(project, data, lambda b: b.vault.set(name, value or "", scope), create=True)
+        stored = with_backends(
+            project, data, lambda b: b.vault.set(name, value or "", scope), create=True
+        )
     except ValueError as exc:
         fail(str(exc), 2)
-    console.print(f"stored secret [bold]{name}[/] ({scope})")
+    console.print(f"stored secret [bold]{name}[/] ({escape(stored)})")
 
 
 @app.command("get")
@@ -86,17 +110,19 @@ def list_secrets(
                     "scope": r.scope,
                     "created_at": r.created_at,
                     "updated_at": r.updated_at,
+                    "key_id": r.key_id,
                 }
                 for r in rows
             ]
         )
         return
-    table = Table("name", "scope", "updated")
+    table = Table("name", "scope", "updated", "key")
     for r in rows:
         table.add_row(
             r.name,
             escape(r.scope),
             datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            r.key_id or "(before key ids)",
         )
     console.print(table)
 
@@ -112,3 +138,145 @@ def remove_secret(
     if not with_backends(project, data, lambda b: b.vault.delete(name)):
         fail(f"no secret named {name!r}", 4)
     console.print(f"removed secret [bold]{name}[/]")
+
+
+def _random_key() -> bytes:
+    return base64.urlsafe_b64decode(generate_key())
+
+
+def _read_given_key(path: Path) -> bytes:
+    try:
+        return read_key_file(path)
+    except SecretKeyError as exc:
+        fail(str(exc), 2)
+
+
+def _target_key(
+    folder: Path, in_env: bool, given: bytes | None, new_key_file: Path | None
+) -> tuple[bytes, Path | None]:
+    """The key to rotate to, written down before any secret is re-encrypted with it, and the
+    file this run wrote it to (to remove if the rotation does not happen)."""
+    if in_env:
+        target = given if given is not None else _random_key()
+        if new_key_file is None:
+            return target, None
+        try:
+            write_key_file(new_key_file, target)
+        except FileExistsError:
+            fail(f"{new_key_file} exists: name a new file for the new key", 2)
+        return target, new_key_file
+    pending = folder / NEW_KEY_FILE
+    if pending.exists():  # a rotation was interrupted: finish it, to the same key
+        target = read_key_file(pending)
+        if given is not None and given != target:
+            fail(
+                f"{pending} is left from an interrupted rotation: run rotate-key without "
+                "--key-file to finish it first",
+                2,
+            )
+        console.print(f"finishing the rotation to the key in {escape(str(pending))}")
+        return target, None
+    target = given if given is not None else _random_key()
+    write_key_file(pending, target)
+    return target, pending
+
+
+async def _rotate(
+    project: Path | None, data: Path | None, target: bytes, staged: Path | None, in_env: bool
+) -> tuple[str, Rotation]:
+    """Re-encrypt every secret under ``target``; the id of the key before, and what was done.
+    ``staged`` (the key file this run wrote) is removed if the secrets did not change."""
+    attempted = False
+    try:
+        async with backends(project, data) as b:
+            was = b.vault.keys.current.key_id
+            attempted = True
+            try:
+                return was, await b.vault.rotate(target)
+            except GhappletsError as exc:
+                code = 3 if isinstance(exc, SecretKeyError) else 1
+                try:  # a lost answer may hide a commit: is any secret under the new key?
+                    used = await b.vault.uses_key(key_id(target))
+                except GhappletsError:
+                    used = True
+                if not used:
+                    if staged is not None:
+                        await asyncio.to_thread(staged.unlink, missing_ok=True)
+                    fail(f"{exc}; the secrets were not changed", code)
+                again = "--key-file FILE-WITH-THE-NEW-KEY" if in_env else "(it finishes)"
+                fail(f"{exc}; the rotation may have committed: run rotate-key again {again}", code)
+    except BaseException:
+        if staged is not None and not attempted:
+            await asyncio.to_thread(staged.unlink, missing_ok=True)
+        raise
+
+
+@app.command("rotate-key")
+def rotate_key(
+    key_file: Path | None = typer.Option(
+        None,
+        "--key-file",
+        help="Re-encrypt under the key in this file instead of a new random one "
+        "(e.g. secret.key.old, to roll back).",
+    ),
+    new_key_file: Path | None = typer.Option(
+        None,
+        "--new-key-file",
+        help=f"With {KEY_ENV} set: write the new random key to this new file (mode 0600).",
+    ),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+) -> None:
+    """Re-encrypt every secret under a new key, in one transaction, and replace the key.
+
+    With the key in <data dir>/secret.key: the new key is written to secret.key.new first, the
+    secrets are re-encrypted, then secret.key is replaced (the previous key kept as
+    secret.key.old). With GHAPPLETS_SECRET_KEY set, give --new-key-file (or --key-file) and set
+    the variable to the new key everywhere afterwards. The key itself is never printed."""
+    folder = data_dir(project, data)
+    in_env = bool(os.environ.get(KEY_ENV))
+    if key_file is not None and new_key_file is not None:
+        fail("give --key-file (a key you have) or --new-key-file (where to put a new one)", 2)
+    if in_env and key_file is None and new_key_file is None:
+        fail(
+            f"the key is in {KEY_ENV}, so the new key cannot replace a key file: give "
+            "--new-key-file PATH (a new random key is written there, owner-only, before any "
+            f"secret is re-encrypted; then set {KEY_ENV} to it everywhere) or --key-file PATH",
+            2,
+        )
+    if not in_env and new_key_file is not None:
+        fail(
+            f"--new-key-file is for a key in {KEY_ENV}; without it the new key replaces "
+            f"{folder / KEY_FILE} (use --key-file to choose the key)",
+            2,
+        )
+    if not in_env and not (folder / KEY_FILE).exists():
+        fail(f"no key to rotate: {folder / KEY_FILE} does not exist and {KEY_ENV} is not set", 4)
+    given = _read_given_key(key_file) if key_file is not None else None
+    target, staged = _target_key(folder, in_env, given, new_key_file)
+    was, done = run(_rotate(project, data, target, staged, in_env))
+    if not in_env:
+        install_new_key(folder)
+    plural = "" if done.count == 1 else "s"
+    upgraded = f"; {done.upgraded} from the v1 format" if done.upgraded else ""
+    lines = [
+        f"re-encrypted {done.count} secret{plural} under key {done.key_id} (was {was}{upgraded})"
+    ]
+    if in_env:
+        where = escape(str(new_key_file or key_file))
+        lines += [
+            f"now set {KEY_ENV} to the key in {where} for every process and restart them "
+            "(until then they cannot read the secrets; jobs that need one are retried), then "
+            "delete that file",
+            "To roll back: ghapplets secrets rotate-key --key-file FILE-WITH-THE-PREVIOUS-KEY",
+        ]
+    else:
+        old = escape(str(folder / OLD_KEY_FILE))
+        lines += [
+            f"{escape(str(folder / KEY_FILE))} holds the new key; the previous one is kept in "
+            f"{old}. Processes that read the key file pick up the new key by themselves.",
+            f"To roll back: ghapplets secrets rotate-key --key-file {old}",
+            f"Delete {old} once every process runs with the new key and the new key is backed up.",
+        ]
+    for line in lines:
+        console.print(line, soft_wrap=True)

@@ -25,17 +25,24 @@ from ghapplets.broker.base import Broker, Message
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.retry import backoff_delay, should_retry
-from ghapplets.exceptions import ErrorType, NotFound, SecretKeyError
+from ghapplets.exceptions import (
+    ErrorType,
+    NotFound,
+    SecretKeyError,
+    SecretKeyMismatch,
+    SecretScopeError,
+)
 from ghapplets.logging import bind_delivery, get_logger
 from ghapplets.metrics import Metrics
 from ghapplets.store.base import HistoryStore
 from ghapplets.store.records import AttemptOutcome, AttemptRecord, JobStatus, JobUpdate
 
 log = get_logger("ghapplets.worker")
-SecretsFor = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
+# (applet, declared names) -> values: only the global secrets and those of the applet's scope
+SecretsFor = Callable[[str, Sequence[str]], Awaitable[Mapping[str, str]]]
 
 
-async def _no_secrets(names: Sequence[str]) -> Mapping[str, str]:
+async def _no_secrets(applet: str, names: Sequence[str]) -> Mapping[str, str]:
     return {}
 
 
@@ -189,13 +196,15 @@ class Worker:
             self._background_task(self.store.job_started(job_id, number, started))
             event = m.event_of(message, body=body)
             try:
-                secrets = await self.secrets_for(spec.secrets) if spec.secrets else {}
-            except (NotFound, SecretKeyError) as exc:  # retrying will not conjure it up
+                secrets = await self.secrets_for(spec.name, spec.secrets) if spec.secrets else {}
+            except (NotFound, SecretKeyError, SecretScopeError) as exc:
+                # retrying will not conjure a secret up, nor change its scope; but a key
+                # rotated elsewhere is there once this process has the new key
                 detail = exc.args[0] if exc.args else exc
                 outcome = AppletOutcome.failure(
                     ErrorType.SECRET_UNAVAILABLE,
                     f"a declared secret cannot be read: {detail}",
-                    retryable=False,
+                    retryable=isinstance(exc, SecretKeyMismatch),
                 )
             else:
                 outcome = await runtime.invoke_admitted(

@@ -1,7 +1,9 @@
 """References to secret values in configuration: ``${env:NAME}`` and ``${secret:name}``.
 
 A value that is exactly one reference is replaced by what it names; any other string is a
-literal. Unknown variables or secrets are errors that name the reference, never its value.
+literal. Unknown variables or secrets are errors that name the reference, never its value, and
+so is a secret the lookup may not hand out (a source's settings read global secrets only:
+:meth:`ghapplets.secrets.vault.SecretVault.get_global`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 
-from ghapplets.exceptions import NotFound, UnresolvedReference
+from ghapplets.exceptions import NotFound, SecretScopeError, UnresolvedReference
 
 REF_RE = re.compile(r"^\$\{(env|secret):([A-Za-z0-9_.-]+)\}$")
 
@@ -37,3 +39,5 @@ async def resolve(value: str, secret_lookup: Callable[[str], Awaitable[str]]) ->
             f"no stored secret named {name!r} (from {value}); add it with "
             f"'ghapplets secrets set {name}'"
         ) from None
+    except SecretScopeError as exc:
+        raise UnresolvedReference(f"{exc} (from {value})") from None

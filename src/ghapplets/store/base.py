@@ -15,7 +15,7 @@ unreachable) raises :class:`ghapplets.exceptions.StoreUnavailable`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ghapplets.store.records import (
     AttemptRecord,
@@ -108,10 +108,17 @@ class HistoryStore(ABC):
         """Let go of ``name`` if ``holder`` holds it (another may claim it at once)."""
 
 
+# every stored secret in, the same secrets re-encrypted (new ciphertext and key id) out
+Reencrypt = Callable[[list[SecretRecord]], list[SecretRecord]]
+
+
 class SecretStore(ABC):
     @abstractmethod
     async def put_secret(self, record: SecretRecord) -> None:
-        """Insert or replace; a replaced secret keeps its ``created_at``."""
+        """Insert or replace; a replaced secret keeps its ``created_at``. All secrets are kept
+        under one key: a record with a ``key_id`` is refused with
+        :class:`~ghapplets.exceptions.SecretKeyMismatch` (naming the stored key id) while a
+        secret under another key id is stored."""
 
     @abstractmethod
     async def get_secret(self, name: str) -> SecretRecord:
@@ -122,3 +129,10 @@ class SecretStore(ABC):
 
     @abstractmethod
     async def delete_secret(self, name: str) -> bool: ...
+
+    @abstractmethod
+    async def reencrypt_secrets(self, transform: Reencrypt) -> int:
+        """Rewrite every secret's ciphertext and key id with ``transform`` (given them all, in
+        name order), in one transaction that no other secret write interleaves with; the
+        number rewritten. If ``transform`` raises, nothing changes. It may be called more than
+        once, so it must be a pure function of its argument."""

@@ -102,8 +102,12 @@ class JobUpdate:
 
 @dataclass(slots=True)
 class SecretRecord:
+    """A stored secret: ``ciphertext`` is the vault's (format version in its first bytes),
+    ``key_id`` the id of the key that encrypted it (None: stored before key ids were)."""
+
     name: str
     scope: str
     ciphertext: bytes = field(repr=False)
     created_at: float = 0.0
     updated_at: float = 0.0
+    key_id: str | None = None

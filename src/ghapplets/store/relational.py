@@ -22,9 +22,9 @@ from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import Select
 
-from ghapplets.exceptions import NotFound
+from ghapplets.exceptions import NotFound, SecretKeyMismatch
 from ghapplets.store import sql
-from ghapplets.store.base import HistoryStore, SecretStore
+from ghapplets.store.base import HistoryStore, Reencrypt, SecretStore
 from ghapplets.store.records import (
     AttemptRecord,
     DeliveryRecord,
@@ -50,8 +50,8 @@ class Step(NamedTuple):
 
     ``kind``: ``execute`` (the row count back), ``many`` (one statement per parameter set,
     nothing back), ``first`` (the first row or None), ``rows`` (every row), ``lock`` (a
-    ``SELECT`` for its row locks only: PostgreSQL runs it, SQLite skips it). ``lock`` on a
-    reading step is the locking clause PostgreSQL appends (``FOR UPDATE``...).
+    ``SELECT`` for its row locks only, or a ``LOCK TABLE``: PostgreSQL runs it, SQLite skips
+    it). ``lock`` on a reading step is the locking clause PostgreSQL appends (``FOR UPDATE``...).
     """
 
     kind: Literal["execute", "many", "first", "rows", "lock"]
@@ -162,7 +162,26 @@ def release_lease(name: str, holder: str) -> Write[None]:
 
 
 def put_secret(record: SecretRecord) -> Write[None]:
+    yield Step("lock", sql.LOCK_SECRETS, {})
+    if record.key_id is not None:
+        other = yield Step("first", sql.OTHER_KEY, {"key_id": record.key_id})
+        if other is not None:
+            raise SecretKeyMismatch(
+                f"cannot store secret {record.name!r} with key {record.key_id}: the stored "
+                f"secrets are encrypted with key {other['key_id']} (rotated?)",
+                other["key_id"],
+            )
     yield Step("execute", sql.PUT_SECRET, sql.secret_params(record))
+
+
+def reencrypt_secrets(transform: Reencrypt) -> Write[int]:
+    yield Step("lock", sql.LOCK_SECRETS, {})
+    rows = yield Step("rows", sql.ALL_SECRETS, {})
+    rewritten = transform([sql.secret_of(row) for row in rows])
+    params = [{"name": r.name, "ciphertext": r.ciphertext, "key_id": r.key_id} for r in rewritten]
+    if params:
+        yield Step("many", sql.REKEY_SECRET, params)
+    return len(params)
 
 
 def delete_secret(name: str) -> Write[bool]:
@@ -284,3 +303,6 @@ class SqlSecretStore(Relational, SecretStore):
 
     async def delete_secret(self, name: str) -> bool:
         return await self._write(delete_secret, name)
+
+    async def reencrypt_secrets(self, transform: Reencrypt) -> int:
+        return await self._write(reencrypt_secrets, transform)

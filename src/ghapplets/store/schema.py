@@ -123,6 +123,9 @@ secrets = Table(
     Column("ciphertext", LargeBinary, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # the id of the key that encrypted it (ghapplets.secrets.crypto.key_id); NULL for secrets
+    # stored before migration 0004 (encrypted with the key in use then)
+    Column("key_id", String(64), nullable=True),
 )
 
 # who holds a named lease (e.g. "retention") until when (epoch seconds): HistoryStore.claim_lease

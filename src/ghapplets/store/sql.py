@@ -106,12 +106,24 @@ DELETE_DELIVERY_JOBS = "DELETE FROM jobs WHERE source = :source AND delivery_id 
 DELETE_DELIVERY = "DELETE FROM deliveries WHERE source = :source AND id = :delivery_id"
 # a replaced secret keeps its created_at
 PUT_SECRET = (
-    "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at)"  # noqa: S105
-    " VALUES (:name, :scope, :ciphertext, :created_at, :updated_at) ON CONFLICT (name) DO UPDATE"
+    "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at, key_id)"  # noqa: S105
+    " VALUES (:name, :scope, :ciphertext, :created_at, :updated_at, :key_id)"
+    " ON CONFLICT (name) DO UPDATE"
     " SET scope = excluded.scope, ciphertext = excluded.ciphertext,"
-    " updated_at = excluded.updated_at"
+    " updated_at = excluded.updated_at, key_id = excluded.key_id"
 )
 DELETE_SECRET = "DELETE FROM secrets WHERE name = :name"  # noqa: S105 - SQL, not a secret
+# writers of secrets take turns on PostgreSQL (SQLite's writer holds the whole database), so a
+# key check and the write after it, or a rotation, see no other writer's change in between
+LOCK_SECRETS = "LOCK TABLE secrets IN SHARE ROW EXCLUSIVE MODE"
+OTHER_KEY = "SELECT key_id FROM secrets WHERE key_id IS NOT NULL AND key_id <> :key_id LIMIT 1"
+ALL_SECRETS = (
+    "SELECT name, scope, ciphertext, created_at, updated_at, key_id FROM secrets ORDER BY name"
+)
+REKEY_SECRET = (
+    "UPDATE secrets SET ciphertext = :ciphertext, key_id = :key_id"  # noqa: S105 - SQL
+    " WHERE name = :name"
+)
 # taken when free, expired or already ours; the caller reads the holder back in the same
 # transaction (no RETURNING: SQLite has it only from 3.35)
 CLAIM_LEASE = (
@@ -204,7 +216,7 @@ def refresh_params(source: str, delivery_id: str) -> dict[str, Any]:
 
 
 def secret_params(r: SecretRecord) -> dict[str, Any]:
-    return _fields(r, "name", "scope", "ciphertext", "created_at", "updated_at")
+    return _fields(r, "name", "scope", "ciphertext", "created_at", "updated_at", "key_id")
 
 
 def lease_params(name: str, holder: str, ttl: float, now: float) -> dict[str, Any]:
