@@ -12,6 +12,7 @@ import uuid
 
 from ghapplets.applets.matching import Matcher
 from ghapplets.broker.base import Broker
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.dispatch import messages as m
 from ghapplets.events import CloudEvent
 from ghapplets.store.base import HistoryStore
@@ -33,6 +34,7 @@ async def replay_job(store: HistoryStore, broker: Broker, job_id: str) -> JobRec
     job = await store.get_job(job_id)
     delivery = await store.get_delivery(job.delivery_id, job.source)
     job = await store.requeue_job(job_id)
+    reached(CrashPoint.REPLAY_QUEUED)
     await broker.publish(
         m.job_message(
             _event_headers(delivery),
@@ -81,6 +83,7 @@ async def replay_delivery(
         )
     if new_jobs:
         await store.record_dispatch([], new_jobs)
+        reached(CrashPoint.REPLAY_QUEUED)
         await broker.publish_many(
             [
                 m.job_message(_event_headers(delivery), j.source, j.delivery_id, j.applet)

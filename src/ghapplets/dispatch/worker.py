@@ -22,6 +22,7 @@ from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import Invocation, Runtime
 from ghapplets.broker.base import Broker, Message
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.retry import backoff_delay, should_retry
@@ -88,6 +89,8 @@ class Worker:
                     await self._room.wait()
                     continue
                 batch = await self.consumer.next_batch(free, timeout=0.5)
+                if batch:
+                    reached(CrashPoint.WORKER_FETCHED)
                 await self._prefetch_bodies(batch)
                 for message in batch:
                     task = asyncio.create_task(self._handle(message))
@@ -194,6 +197,7 @@ class Worker:
                 received = float(message.headers.get(m.H_RECEIVED_AT, started))
                 self.metrics.job_start_latency.observe(max(0.0, started - received))
             self._background_task(self.store.job_started(job_id, number, started))
+            reached(CrashPoint.WORKER_CLAIMED)
             event = m.event_of(message, body=body)
             try:
                 secrets = await self.secrets_for(spec.name, spec.secrets) if spec.secrets else {}
@@ -217,6 +221,7 @@ class Worker:
                     )
                 )
             finished = time.time()
+        reached(CrashPoint.WORKER_APPLET_RETURNED)
         if self.metrics is not None:
             self.metrics.job_duration.labels(applet, self._label(outcome)).observe(
                 finished - started
@@ -264,6 +269,7 @@ class Worker:
             await self.store.job_finished(
                 JobUpdate(job_id, JobStatus.RETRYING, record, next_attempt_at=finished + delay)
             )
+            reached(CrashPoint.RETRY_SCHEDULED)
             await self.consumer.nak(message, delay)
             if self.metrics is not None:
                 self.metrics.retries.labels(spec.name).inc()
@@ -297,12 +303,18 @@ class Worker:
         await self.store.job_finished(
             JobUpdate(job_id, status, record, result=result, dead_reason=reason)
         )
+        reached(
+            CrashPoint.DEAD_LETTERED
+            if status == JobStatus.DEAD
+            else CrashPoint.WORKER_RESULT_RECORDED
+        )
         if status == JobStatus.DEAD:
             await self.consumer.term(message, reason or "dead")
             if self.metrics is not None:
                 self.metrics.dead_letters.labels(message.headers.get(m.H_APPLET, "")).inc()
         else:
             await self.consumer.ack(message)
+            reached(CrashPoint.WORKER_ACKNOWLEDGED)
 
     def _background_task(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
