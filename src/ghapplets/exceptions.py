@@ -10,7 +10,8 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
   :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
 - :class:`SecretKeyError` and :class:`UnresolvedReference`: secrets cannot be read or resolved;
 - :class:`VerificationError` and :class:`MalformedPayload`: a webhook is refused (401 / 400);
-- :class:`AppletError`: an applet run ended in error (retryable or permanent).
+- :class:`AppletError`: an applet run ended in error (retryable or permanent), or could not
+  start (:class:`AppletStalled`).
 """
 
 from __future__ import annotations
@@ -119,3 +120,11 @@ class PermanentError(AppletError):
     """A failure that retrying will not fix: the job is dead-lettered at once."""
 
     retryable = False
+
+
+class AppletStalled(RetryableError):
+    """No slot of the applet freed in time while its slots are held by calls past their
+    timeout whose handlers have not returned (a retryable ``Timeout``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=ErrorType.TIMEOUT)

@@ -118,7 +118,7 @@ class Platform:
         for spec in self.specs:
             if not spec.enabled:
                 continue
-            runtime = build_runtime(spec, http=self.http)
+            runtime = build_runtime(spec, http=self.http, metrics=self.metrics)
             await runtime.start()
             self.runtimes[spec.name] = runtime
         bodies = BodyCache(b.store)
