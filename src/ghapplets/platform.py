@@ -5,7 +5,9 @@
 - :attr:`Role.GATEWAY`: the configured sources and the ingest handler (``POST /hooks/{source}``).
   Stateless: it verifies, normalises and publishes, then answers.
 - :attr:`Role.WORKER`: the discovered applets and their runtimes, the dispatcher and worker loops,
-  and housekeeping (retention), claimed by a lease so any number of workers can run.
+  and housekeeping (retention), claimed by a lease so any number of workers can run. Each
+  runtime opens its own HTTP client (``ctx.http``, the ``http`` runtime's calls): applets share
+  no cookie jar, so a cookie one applet's server sets is never sent by another.
 
 Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics``.
 ``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM).
@@ -23,8 +25,6 @@ from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from ghapplets.applets.loader import discover
 from ghapplets.applets.matching import Matcher
@@ -76,7 +76,6 @@ class Platform:
         self._specs = list(applets) if applets is not None else None
         self.sources: dict[str, Source] = {}
         self.runtimes: dict[str, Runtime] = {}
-        self.http: httpx.AsyncClient | None = None
         self.dispatcher: Dispatcher | None = None
         self.worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,11 +113,11 @@ class Platform:
 
     async def _start_worker(self) -> None:
         b = self.backends
-        self.http = httpx.AsyncClient(timeout=30.0)
         for spec in self.specs:
             if not spec.enabled:
                 continue
-            runtime = build_runtime(spec, http=self.http, metrics=self.metrics)
+            # no shared client: each applet has its own connections and cookie jar
+            runtime = build_runtime(spec, metrics=self.metrics)
             await runtime.start()
             self.runtimes[spec.name] = runtime
         bodies = BodyCache(b.store)
@@ -181,8 +180,6 @@ class Platform:
         for runtime in self.runtimes.values():
             with contextlib.suppress(Exception):
                 await runtime.close()
-        if self.http is not None:
-            await self.http.aclose()
         with contextlib.suppress(Exception):  # another replica may prune now, not in an hour
             await self.backends.store.release_lease(RETENTION_LEASE, self.instance)
         await self.backends.close()

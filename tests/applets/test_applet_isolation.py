@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +17,7 @@ from ghapplets.applets.python_runtime import load_applet
 from ghapplets.applets.runtime import Runtime, build_runtime
 from ghapplets.metrics import Metrics
 from ghapplets.testing.gateway import running_gateway
-from tests.conftest import ProjectBuilder
+from tests.conftest import ProjectBuilder, write
 
 if TYPE_CHECKING:
     from tests.applets.conftest import MakeInvocation
@@ -179,3 +182,87 @@ async def test_the_worker_sends_a_stalled_applets_jobs_back_without_running_them
             assert abandoned(metrics, "stuck") == 1
         finally:
             state["RELEASE"].set()
+
+
+class _CookieServer(BaseHTTPRequestHandler):
+    """``/login`` sets a session cookie; every request's ``Cookie`` header is recorded."""
+
+    seen: list[tuple[str, str | None]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        type(self).seen.append((self.path, self.headers.get("Cookie")))
+        self.send_response(200)
+        if self.path == "/login":
+            self.send_header("Set-Cookie", "session=applet-a-secret; Path=/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = _answer
+
+
+@contextlib.contextmanager
+def cookie_server() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    seen: list[tuple[str, str | None]] = []
+    handler = type("Handler", (_CookieServer,), {"seen": seen})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+async def test_a_cookie_set_for_one_applet_is_never_sent_by_another(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    with cookie_server() as (url, seen):
+        project.python_applet(
+            "login",
+            f"""
+            from ghapplets import Applet, Context
+            app = Applet("login")
+
+            @app.on("com.github.issues.opened")
+            async def login(ctx: Context) -> None:
+                (await ctx.http.get("{url}/login")).raise_for_status()
+
+            @app.on("com.github.issues.reopened")
+            async def again(ctx: Context) -> None:
+                (await ctx.http.get("{url}/login-again")).raise_for_status()
+            """,
+        )
+        project.python_applet(
+            "peek",
+            f"""
+            from ghapplets import Applet, Context
+            app = Applet("peek")
+
+            @app.on("com.github.issues.closed")
+            async def peek(ctx: Context) -> None:
+                (await ctx.http.get("{url}/peek")).raise_for_status()
+            """,
+        )
+        write(
+            project.root / "applets" / "fn" / "applet.yaml",
+            f"name: fn\nruntime: http\nurl: {url}/fn\non: com.github.issues.closed\n",
+        )
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            for action in ("opened", "closed", "reopened"):
+                sent = await gw.send("github", f"issues.{action}")
+                jobs = await gw.wait_for_jobs(sent.json()["id"])
+                assert all(j.status == "succeeded" for j in jobs), jobs
+    cookies = dict(seen)
+    assert cookies["/login"] is None
+    assert cookies["/peek"] is None  # another applet's request: no cookie of "login"
+    assert cookies["/fn"] is None  # nor on an http applet's call
+    assert cookies["/login-again"] == "session=applet-a-secret"  # its own jar keeps it

@@ -336,7 +336,8 @@ def build_runtime(
     spec: AppletSpec, *, http: httpx.AsyncClient | None = None, metrics: Metrics | None = None
 ) -> Runtime:
     """The runtime for ``spec``. ``http`` is a client for the ``http`` runtime and for
-    ``ctx.http`` in Python applets; without it each runtime opens (and closes) its own.
+    ``ctx.http`` in Python applets; without it each runtime opens (and closes) its own. A
+    client is used as it is, cookie jar included: never give one to several applets.
     ``metrics`` counts the applet's abandoned calls."""
     if spec.runtime == "exec":
         from ghapplets.applets.exec_runtime import ExecRuntime
