@@ -252,6 +252,8 @@ class SqliteBroker(Broker):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(address)
             sock.bind(address)
+            if isinstance(address, str):
+                os.chmod(address, 0o600)  # only the owner's processes may wake us
         except OSError as exc:  # e.g. no abstract namespace (not Linux): polling only
             sock.close()
             log.warning(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -37,16 +38,28 @@ def _decode_key(text: str, origin: str) -> bytes:
     return key
 
 
+def _refuse_loose_key_file(path: Path) -> None:
+    """Like ssh with a private key: a key file that group or others may access is refused."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SecretKeyError(
+            f"the key file {path} is accessible by other users (mode {mode:04o}); it must be "
+            f"private: run 'chmod 600 {path}' (and, if others may have read it, rotate the key)"
+        )
+
+
 def load_or_create_key(data_dir: Path, *, create: bool = True) -> bytes:
     env = os.environ.get(KEY_ENV)
     if env:
         return _decode_key(env, KEY_ENV)
     path = data_dir / KEY_FILE
     if path.exists():
-        return _decode_key(path.read_text(), str(path))
+        key = _decode_key(path.read_text(), str(path))
+        _refuse_loose_key_file(path)
+        return key
     if not create:
         raise SecretKeyError(f"no key: set {KEY_ENV} or run 'ghapplets init' (looked for {path})")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(generate_key() + "\n")
