@@ -8,6 +8,7 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`NotFound`: a named record (delivery, job, secret, applet) does not exist;
 - :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
   :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
+- :class:`DataFolderBusy`: another server holds the embedded data folder;
 - :class:`SecretKeyError` and :class:`UnresolvedReference`: secrets cannot be read or resolved;
 - :class:`VerificationError` and :class:`MalformedPayload`: a webhook is refused (401 / 400);
 - :class:`AppletError`: an applet run ended in error (retryable or permanent), or could not
@@ -50,6 +51,15 @@ class BrokerUnavailable(Unavailable):
 
 class StoreUnavailable(Unavailable):
     """The store cannot take reads or writes (closed, unreachable, or the disk refuses them)."""
+
+
+class DataFolderBusy(GhappletsError):
+    """Another server (``serve``, ``gateway`` or ``worker``) holds the embedded data folder;
+    ``pid`` is its process id when it wrote it into the lock file."""
+
+    def __init__(self, message: str, *, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class SecretKeyError(GhappletsError):
