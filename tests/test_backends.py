@@ -16,7 +16,15 @@ from ghapplets.config.loader import LoadedConfig
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.platform import RETENTION_EVERY, Platform
-from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
+from ghapplets.store.records import (
+    AttemptOutcome,
+    AttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    JobRecord,
+    JobStatus,
+    JobUpdate,
+)
 from ghapplets.store.sqlite import SqliteHistoryStore
 from tests.conftest import LeaseClock
 
@@ -122,5 +130,34 @@ async def test_readiness_reports_the_store(pg_url: str, tmp_path: Path) -> None:
         assert checks["store"].startswith("unavailable")
         with pytest.raises(StoreUnavailable):
             await platform.backends.store.ping()
+    finally:
+        await platform.backends.close()
+
+
+async def test_retention_prunes_dead_letters_after_their_own_setting(tmp_path: Path) -> None:
+    config = ProjectConfig(storage={"retention_days": 10, "dead_letter_retention_days": 60})
+    platform = Platform(LoadedConfig(config, {}, tmp_path / "ghapplets.yaml"), tmp_path / "d")
+    await platform.backends.start()
+    store = platform.backends.store
+    now = time.time()
+    try:
+        for i, days in (("d70", 70), ("d50", 50)):
+            d = delivery(i, now - days * 86400)
+            d.status = DeliveryStatus.DISPATCHED
+            d.jobs_total = 1
+            await store.record_dispatch(
+                [d], [JobRecord(f"github:{i}:a", "github", i, "a", JobStatus.QUEUED, now, now)]
+            )
+            await store.job_finished(
+                JobUpdate(
+                    f"github:{i}:a",
+                    JobStatus.DEAD,
+                    AttemptRecord(f"github:{i}:a", 1, now, now, AttemptOutcome.PERMANENT, "E", "x"),
+                )
+            )
+        await store.record_dispatch([delivery("u20", now - 20 * 86400)], [])
+        assert await platform.retention() == 2  # d70 (a dead letter past 60 days) and u20
+        assert [d.id for d in await store.list_deliveries()] == ["d50"]
+        assert await store.dead_letter_count() == 1
     finally:
         await platform.backends.close()

@@ -150,16 +150,21 @@ class Platform:
             await asyncio.sleep(every)
 
     async def retention(self, *, lease_ttl: float = 2 * RETENTION_EVERY) -> int | None:
-        """Delete finished history older than ``storage.retention_days``, if this replica holds
+        """Delete finished history older than ``storage.retention_days`` (and deliveries with
+        dead letters older than ``storage.dead_letter_retention_days``), if this replica holds
         the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the number of
         deliveries deleted, or None when another replica holds it. A holder that dies lets it
         expire, and another replica takes over at its next round."""
         store = self.backends.store
-        cutoff = time.time() - self.config.storage.retention_days * 86400
+        storage = self.config.storage
+        now = time.time()
         try:
             if not await store.claim_lease(RETENTION_LEASE, self.instance, lease_ttl):
                 return None
-            pruned = await store.prune(cutoff)
+            pruned = await store.prune(
+                now - storage.retention_days * 86400,
+                dead_older_than=now - storage.dead_letter_retention_days * 86400,
+            )
         except Exception as exc:
             log.warning("pruning failed", error=str(exc))
             return None

@@ -38,6 +38,7 @@ class StorageConfig(BaseModel):
     synchronous: Literal["normal", "full"] = "normal"
     batch_max: Annotated[int, Field(ge=1, le=10000)] = 512
     retention_days: Annotated[float, Field(gt=0)] = 30.0
+    dead_letter_retention_days: Annotated[float, Field(gt=0)] = 90.0
 
     @model_validator(mode="after")
     def _url_for_postgresql(self) -> StorageConfig:
