@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ghapplets.cli.project import (
@@ -16,6 +15,7 @@ from ghapplets.cli.project import (
     ProjectOpt,
     console,
     fail,
+    literal,
     print_json_lines,
     with_backends,
 )
@@ -49,7 +49,7 @@ def set_secret(
         with_backends(project, data, lambda b: b.vault.set(name, value or "", scope), create=True)
     except ValueError as exc:
         fail(str(exc), 2)
-    console.print(f"stored secret [bold]{name}[/] ({scope})")
+    console.print(f"stored secret [bold]{literal(name)}[/] ({literal(scope)})")
 
 
 @app.command("get")
@@ -68,7 +68,7 @@ def get_secret(
     if reveal:
         sys.stdout.write(value + "\n")
     else:
-        console.print(f"{name}: {_mask(value)}  (use --reveal to print it)")
+        console.print(f"{literal(name)}: {_mask(value)}  (use --reveal to print it)")
 
 
 @app.command("list")
@@ -94,8 +94,8 @@ def list_secrets(
     table = Table("name", "scope", "updated")
     for r in rows:
         table.add_row(
-            r.name,
-            escape(r.scope),
+            literal(r.name),
+            literal(r.scope),
             datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)
@@ -111,4 +111,4 @@ def remove_secret(
 
     if not with_backends(project, data, lambda b: b.vault.delete(name)):
         fail(f"no secret named {name!r}", 4)
-    console.print(f"removed secret [bold]{name}[/]")
+    console.print(f"removed secret [bold]{literal(name)}[/]")
