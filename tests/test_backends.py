@@ -161,3 +161,39 @@ async def test_retention_prunes_dead_letters_after_their_own_setting(tmp_path: P
         assert await store.dead_letter_count() == 1
     finally:
         await platform.backends.close()
+
+
+def sqlite_synchronous(backends: Backends) -> int:
+    assert backends.db is not None
+    return int(backends.db.read_sync(lambda c: c.exec_driver_sql("PRAGMA synchronous").scalar()))
+
+
+@pytest.mark.parametrize(
+    ("storage", "pragma"),
+    [
+        ({}, 1),  # NORMAL
+        ({"sync": "normal"}, 1),
+        ({"sync": "full"}, 2),  # FULL
+        ({"synchronous": "full"}, 2),  # the old name still works
+        ({"sync": "full", "synchronous": "full"}, 2),
+    ],
+)
+async def test_storage_sync_reaches_the_database(
+    tmp_path: Path, storage: dict[str, str], pragma: int
+) -> None:
+    async with open_backends(ProjectConfig(storage=storage), tmp_path) as b:
+        assert sqlite_synchronous(b) == pragma
+        assert b.db is not None
+        written = await b.db.write(lambda c: c.exec_driver_sql("PRAGMA synchronous").scalar())
+        assert written == pragma  # the writer's own connection too
+
+
+def test_the_old_name_of_storage_sync_is_noted_and_may_not_contradict(tmp_path: Path) -> None:
+    assert ProjectConfig(storage={"sync": "full"}).deprecations() == []
+    old = ProjectConfig(storage={"synchronous": "full"})
+    assert old.storage.sync == "full"
+    assert old.deprecations() == [
+        "storage.synchronous is deprecated: write 'storage.sync: full' instead"
+    ]
+    with pytest.raises(ValueError, match=r"storage\.synchronous is the old name of storage\.sync"):
+        ProjectConfig(storage={"sync": "normal", "synchronous": "full"})

@@ -67,7 +67,7 @@ class Backends:
         if embedded(self.config):
             self.db = Database(
                 self.data_dir / DB_FILE,
-                synchronous=storage.synchronous,
+                synchronous=storage.sync,
                 batch_max=storage.batch_max,
             )
         self.broker = self._broker()

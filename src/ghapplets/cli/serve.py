@@ -31,7 +31,7 @@ from ghapplets.logging import configure, get_logger
 from ghapplets.metrics import MULTIPROC_ENV
 from ghapplets.platform import BOTH, Platform, Role
 from ghapplets.sources.registry import build_sources
-from ghapplets.supervisor import Child, Supervisor, die_with_parent, listen
+from ghapplets.supervisor import PARENT_ENV, Child, Supervisor, die_with_parent, listen
 
 log = get_logger("ghapplets.serve")
 WORKER_NICE = 10  # serve's worker: applets get the CPU the gateways leave
@@ -59,6 +59,9 @@ def _prepare(
     loaded = load(project)
     cfg = loaded.config
     configure(log_format or cfg.logging.format, cfg.logging.level)
+    if not os.environ.get(PARENT_ENV):  # said once, by the supervisor
+        for note in cfg.deprecations():
+            log.warning(note)
     target = data_dir(project, data)
     platform = Platform(loaded, target, roles=roles)
     if Role.WORKER in roles:

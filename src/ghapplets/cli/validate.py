@@ -24,6 +24,8 @@ def validate(project: Path | None = ProjectOpt) -> None:
         f"{len(specs)} applet(s)",
         soft_wrap=True,
     )
+    for note in loaded.config.deprecations():
+        console.print(f"[yellow]note:[/] {literal(note)}", soft_wrap=True)
     for spec in specs:
         subs = ", ".join(s.type + (f" when {s.when}" if s.when else "") for s in spec.on)
         console.print(

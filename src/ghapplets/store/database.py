@@ -10,8 +10,10 @@ transaction so one bad write never fails its neighbours.
 Files: a new database is created ``0600`` in a folder created ``0700`` (its ``-wal`` and ``-shm``
 files and lock files are ``0600`` too): it holds every event received.
 
-Durability: WAL with ``synchronous=NORMAL`` survives a crash (``kill -9``) of the process at any
-moment; ``synchronous=FULL`` also survives power loss, at the cost of an fsync per commit.
+Durability (``storage.sync``): WAL with ``synchronous=NORMAL`` survives a crash (``kill -9``) of
+the process at any moment, but a power loss may roll back the commits since the WAL was last
+synced (at a checkpoint); ``synchronous=FULL`` also survives power loss, at the cost of an fsync
+per (group) commit.
 
 Several processes may write the same file (gateway processes publish, the worker consumes).
 SQLite lets one transaction write at a time; a writer that finds the lock taken sleeps in
