@@ -134,13 +134,6 @@ def _take_consumer_lock(db_path: Path) -> int:
     return fd
 
 
-def ensure_no_consumer(db_path: Path) -> None:
-    """Raise :class:`BrokerBusy` if a live process consumes ``db_path`` now (a preflight check
-    for a clear message; starting a consuming broker checks again)."""
-    if Path(db_path).parent.is_dir():
-        os.close(_take_consumer_lock(db_path))
-
-
 def _cursor(conn: Connection) -> Any:
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
