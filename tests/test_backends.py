@@ -16,7 +16,15 @@ from ghapplets.config.loader import LoadedConfig
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.platform import RETENTION_EVERY, Platform
-from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
+from ghapplets.store.records import (
+    AttemptOutcome,
+    AttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    JobRecord,
+    JobStatus,
+    JobUpdate,
+)
 from ghapplets.store.sqlite import SqliteHistoryStore
 from ghapplets.testing.gateway import running_gateway
 from tests.conftest import LeaseClock, ProjectBuilder
@@ -159,3 +167,68 @@ async def test_a_nats_broker_beside_the_embedded_store(
     finally:
         server.kill()
     assert (tmp_path / "data" / DB_FILE).exists()
+
+
+async def test_retention_prunes_dead_letters_after_their_own_setting(tmp_path: Path) -> None:
+    config = ProjectConfig(storage={"retention_days": 10, "dead_letter_retention_days": 60})
+    platform = Platform(LoadedConfig(config, {}, tmp_path / "ghapplets.yaml"), tmp_path / "d")
+    await platform.backends.start()
+    store = platform.backends.store
+    now = time.time()
+    try:
+        for i, days in (("d70", 70), ("d50", 50)):
+            d = delivery(i, now - days * 86400)
+            d.status = DeliveryStatus.DISPATCHED
+            d.jobs_total = 1
+            await store.record_dispatch(
+                [d], [JobRecord(f"github:{i}:a", "github", i, "a", JobStatus.QUEUED, now, now)]
+            )
+            await store.job_finished(
+                JobUpdate(
+                    f"github:{i}:a",
+                    JobStatus.DEAD,
+                    AttemptRecord(f"github:{i}:a", 1, now, now, AttemptOutcome.PERMANENT, "E", "x"),
+                )
+            )
+        await store.record_dispatch([delivery("u20", now - 20 * 86400)], [])
+        assert await platform.retention() == 2  # d70 (a dead letter past 60 days) and u20
+        assert [d.id for d in await store.list_deliveries()] == ["d50"]
+        assert await store.dead_letter_count() == 1
+    finally:
+        await platform.backends.close()
+
+
+def sqlite_synchronous(backends: Backends) -> int:
+    assert backends.db is not None
+    return int(backends.db.read_sync(lambda c: c.exec_driver_sql("PRAGMA synchronous").scalar()))
+
+
+@pytest.mark.parametrize(
+    ("storage", "pragma"),
+    [
+        ({}, 1),  # NORMAL
+        ({"sync": "normal"}, 1),
+        ({"sync": "full"}, 2),  # FULL
+        ({"synchronous": "full"}, 2),  # the old name still works
+        ({"sync": "full", "synchronous": "full"}, 2),
+    ],
+)
+async def test_storage_sync_reaches_the_database(
+    tmp_path: Path, storage: dict[str, str], pragma: int
+) -> None:
+    async with open_backends(ProjectConfig(storage=storage), tmp_path) as b:
+        assert sqlite_synchronous(b) == pragma
+        assert b.db is not None
+        written = await b.db.write(lambda c: c.exec_driver_sql("PRAGMA synchronous").scalar())
+        assert written == pragma  # the writer's own connection too
+
+
+def test_the_old_name_of_storage_sync_is_noted_and_may_not_contradict(tmp_path: Path) -> None:
+    assert ProjectConfig(storage={"sync": "full"}).deprecations() == []
+    old = ProjectConfig(storage={"synchronous": "full"})
+    assert old.storage.sync == "full"
+    assert old.deprecations() == [
+        "storage.synchronous is deprecated: write 'storage.sync: full' instead"
+    ]
+    with pytest.raises(ValueError, match=r"storage\.synchronous is the old name of storage\.sync"):
+        ProjectConfig(storage={"sync": "normal", "synchronous": "full"})

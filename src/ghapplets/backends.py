@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 DB_FILE = "ghapplets.db"
 
 
+def embedded(config: ProjectConfig) -> bool:
+    """Does the project keep a backend (store or broker) in the data folder's database?"""
+    return config.storage.backend == "sqlite" or config.broker.backend == "sqlite"
+
+
 class Backends:
     """The broker, the stores and the secret vault of one project, opened from its config."""
 
@@ -59,10 +64,10 @@ class Backends:
 
     def _build(self) -> None:
         storage = self.config.storage
-        if storage.backend == "sqlite" or self.config.broker.backend == "sqlite":
+        if embedded(self.config):
             self.db = Database(
                 self.data_dir / DB_FILE,
-                synchronous=storage.synchronous,
+                synchronous=storage.sync,
                 batch_max=storage.batch_max,
             )
         self.broker = self._broker()

@@ -8,11 +8,13 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`NotFound`: a named record (delivery, job, secret, applet) does not exist;
 - :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
   :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
+- :class:`DataFolderBusy`: another server holds the embedded data folder;
 - :class:`SecretKeyError` (:class:`SecretKeyMismatch`), :class:`SecretScopeError` and
   :class:`UnresolvedReference`: secrets cannot be read, may not be read here, or cannot be
   resolved; :class:`InvalidSecret`: a secret's name, scope or value is not acceptable;
 - :class:`VerificationError` and :class:`MalformedPayload`: a webhook is refused (401 / 400);
-- :class:`AppletError`: an applet run ended in error (retryable or permanent).
+- :class:`AppletError`: an applet run ended in error (retryable or permanent), or could not
+  start (:class:`AppletStalled`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ class BrokerUnavailable(Unavailable):
 
 class StoreUnavailable(Unavailable):
     """The store cannot take reads or writes (closed, unreachable, or the disk refuses them)."""
+
+
+class DataFolderBusy(GhappletsError):
+    """Another server (``serve``, ``gateway`` or ``worker``) holds the embedded data folder;
+    ``pid`` is its process id when it wrote it into the lock file."""
+
+    def __init__(self, message: str, *, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class SecretKeyError(GhappletsError):
@@ -139,3 +150,11 @@ class PermanentError(AppletError):
     """A failure that retrying will not fix: the job is dead-lettered at once."""
 
     retryable = False
+
+
+class AppletStalled(RetryableError):
+    """No slot of the applet freed in time while its slots are held by calls past their
+    timeout whose handlers have not returned (a retryable ``Timeout``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=ErrorType.TIMEOUT)

@@ -76,6 +76,13 @@ class Metrics:
         self.dead_letters = Counter(
             "ghapplets_dead_letters", "Jobs dead-lettered", ["applet"], registry=r
         )
+        self.abandoned_calls = Counter(
+            "ghapplets_applet_calls_abandoned",
+            "Calls past their timeout whose handler could not be stopped (a sync Python "
+            "handler's thread): each keeps one of its applet's slots until it returns",
+            ["applet"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         shared = os.environ.get(MULTIPROC_ENV)

@@ -5,7 +5,9 @@
 - :attr:`Role.GATEWAY`: the configured sources and the ingest handler (``POST /hooks/{source}``).
   Stateless: it verifies, normalises and publishes, then answers.
 - :attr:`Role.WORKER`: the discovered applets and their runtimes, the dispatcher and worker loops,
-  and housekeeping (retention), claimed by a lease so any number of workers can run.
+  and housekeeping (retention), claimed by a lease so any number of workers can run. Each
+  runtime opens its own HTTP client (``ctx.http``, the ``http`` runtime's calls): applets share
+  no cookie jar, so a cookie one applet's server sets is never sent by another.
 
 Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics``.
 ``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM).
@@ -23,8 +25,6 @@ from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from ghapplets.applets.loader import discover
 from ghapplets.applets.matching import Matcher
@@ -78,7 +78,6 @@ class Platform:
         self._specs = list(applets) if applets is not None else None
         self.sources: dict[str, Source] = {}
         self.runtimes: dict[str, Runtime] = {}
-        self.http: httpx.AsyncClient | None = None
         self.dispatcher: Dispatcher | None = None
         self.worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -137,11 +136,11 @@ class Platform:
 
     async def _start_worker(self) -> None:
         b = self.backends
-        self.http = httpx.AsyncClient(timeout=30.0)
         for spec in self.specs:
             if not spec.enabled:
                 continue
-            runtime = build_runtime(spec, http=self.http)
+            # no shared client: each applet has its own connections and cookie jar
+            runtime = build_runtime(spec, metrics=self.metrics)
             await runtime.start()
             self.runtimes[spec.name] = runtime
         bodies = BodyCache(b.store)
@@ -174,16 +173,21 @@ class Platform:
             await asyncio.sleep(every)
 
     async def retention(self, *, lease_ttl: float = 2 * RETENTION_EVERY) -> int | None:
-        """Delete finished history older than ``storage.retention_days``, if this replica holds
+        """Delete finished history older than ``storage.retention_days`` (and deliveries with
+        dead letters older than ``storage.dead_letter_retention_days``), if this replica holds
         the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the number of
         deliveries deleted, or None when another replica holds it. A holder that dies lets it
         expire, and another replica takes over at its next round."""
         store = self.backends.store
-        cutoff = time.time() - self.config.storage.retention_days * 86400
+        storage = self.config.storage
+        now = time.time()
         try:
             if not await store.claim_lease(RETENTION_LEASE, self.instance, lease_ttl):
                 return None
-            pruned = await store.prune(cutoff)
+            pruned = await store.prune(
+                now - storage.retention_days * 86400,
+                dead_older_than=now - storage.dead_letter_retention_days * 86400,
+            )
         except Exception as exc:
             log.warning("pruning failed", error=str(exc))
             return None
@@ -204,8 +208,6 @@ class Platform:
         for runtime in self.runtimes.values():
             with contextlib.suppress(Exception):
                 await runtime.close()
-        if self.http is not None:
-            await self.http.aclose()
         with contextlib.suppress(Exception):  # another replica may prune now, not in an hour
             await self.backends.store.release_lease(RETENTION_LEASE, self.instance)
         await self.backends.close()

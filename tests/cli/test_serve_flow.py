@@ -341,5 +341,6 @@ def test_a_second_server_on_the_same_data_folder_is_refused(flow: Flow) -> None:
     port = free_port()
     second = ghapplets("serve", "--port", port, cwd=flow.root, env=flow.env, timeout=30)
     assert second.code == 1, second
-    assert "another Ghapplets worker is already running on the data folder" in second.err
-    assert str(flow.root / ".ghapplets") in second.err.replace("\n", "")
+    data = flow.root / ".ghapplets"
+    assert f"the data folder {data} is in use by another Ghapplets process" in second.err
+    assert f"(PID {flow.server.proc.pid}: ghapplets serve " in second.err

@@ -203,3 +203,18 @@ def test_unrelated_ghapplets_variables_are_not_overrides(scaffolded: Path) -> No
     env = clean_env(GHAPPLETS_SEND_SECRET="s", GHAPPLETS_JOB_ID="j", GHAPPLETS_SECRET_TOKEN="t")
     result = ghapplets("validate", cwd=scaffolded, env=env)
     assert result.code == 0, result
+
+
+def test_validate_notes_the_old_name_of_storage_sync(scaffolded: Path) -> None:
+    config = scaffolded / "ghapplets.yaml"
+    config.write_text(config.read_text() + "storage:\n  synchronous: full\n")
+    result = cli("validate", "-p", scaffolded)
+    assert result.code == 0, result
+    assert "note: storage.synchronous is deprecated: write 'storage.sync: full' instead" in (
+        result.out
+    )
+    config.write_text(config.read_text().replace("synchronous: full", "sync: full"))
+    result = cli("validate", "-p", scaffolded)
+    assert result.code == 0 and "note:" not in result.out, result
+    wrong = cli("validate", "-p", scaffolded, env={"GHAPPLETS_STORAGE__SYNC": "always"})
+    assert wrong.code == 3 and "storage.sync" in wrong.err, wrong

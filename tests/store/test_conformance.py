@@ -358,6 +358,50 @@ async def test_prune_keeps_unfinished_and_recent_history(
     assert await store.prune(time.time() - 30 * 86400) == 0
 
 
+async def test_dead_letters_are_pruned_after_their_own_retention(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relational, "PRUNE_CHUNK", 2)  # several chunks
+    now = time.time()
+    ages = {"dead100a": 100, "dead100b": 100, "dead100c": 100, "dead60": 60, "mixed100": 100}
+    await store.record_dispatch(
+        [delivery(i, 1, now - days * 86400) for i, days in ages.items()]
+        + [delivery("ok100", 1, now - 100 * 86400)],
+        [job(i, "a") for i in ages] + [job("mixed100", "b"), job("ok100", "a")],
+    )
+    for i in ages:
+        await store.job_finished(retrying(f"github:{i}:a", 1))
+        await store.job_finished(dead(f"github:{i}:a", 2))
+    await store.job_finished(succeeded("github:mixed100:b", 1))
+    await store.job_finished(succeeded("github:ok100:a", 1))
+    assert await store.dead_letter_count() == 5
+
+    # without a dead-letter cutoff, failed deliveries stay
+    assert await store.prune(now - 30 * 86400) == 1  # ok100
+    assert await store.dead_letter_count() == 5
+
+    pruned = await store.prune(now - 30 * 86400, dead_older_than=now - 90 * 86400)
+    assert pruned == 4
+    left = await store.list_deliveries()
+    assert [(d.id, d.status) for d in left] == [("dead60", "failed")]
+    assert await store.dead_letter_count() == 1
+    for gone in ("github:dead100a:a", "github:mixed100:a", "github:mixed100:b"):
+        with pytest.raises(NotFound):
+            await store.get_job(gone)
+        assert await store.list_attempts(gone) == []
+    assert len(await store.list_attempts("github:dead60:a")) == 2
+    assert await store.prune(now - 30 * 86400, dead_older_than=now - 90 * 86400) == 0
+
+
+async def test_a_replayed_dead_letter_is_not_pruned_while_it_runs(store: HistoryStore) -> None:
+    old = time.time() - 100 * 86400
+    await store.record_dispatch([delivery("again", 1, old)], [job("again", "a")])
+    await store.job_finished(dead("github:again:a", 1))
+    await store.requeue_job("github:again:a")  # a replay: the delivery is unfinished again
+    assert await store.prune(time.time(), dead_older_than=time.time()) == 0
+    assert (await store.get_delivery("again")).status == "dispatched"
+
+
 # -- leases --------------------------------------------------------------------------------------
 async def test_lease_is_held_renewed_and_released(store: HistoryStore, lease_clock: Clock) -> None:
     assert await store.claim_lease("retention", "a", 60)

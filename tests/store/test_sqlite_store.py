@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ghapplets.store import sql
+from ghapplets.store import sqlite as sqlite_store
 from ghapplets.store.database import Database
 from ghapplets.store.sqlite import SqliteHistoryStore
 
@@ -39,3 +41,54 @@ async def test_prune_also_removes_settled_broker_messages(store: SqliteHistorySt
         lambda c: sorted(r[0] for r in c.exec_driver_sql("SELECT msg_id FROM broker_messages"))
     )
     assert left == ["new", "old-pending"]
+
+
+async def test_settled_broker_messages_are_pruned_a_chunk_per_transaction(
+    store: SqliteHistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "BROKER_PRUNE_CHUNK", 3)
+    old, new = time.time() - 100 * 86400, time.time()
+    # the oldest message is still pending (a long retry delay): it does not stop the rest
+    rows = [("pending", old, 0)] + [(f"old{i}", old + i, 1 + i % 2) for i in range(10)]
+    rows += [(f"new{i}", new, 1) for i in range(3)]
+
+    def insert(conn):  # type: ignore[no-untyped-def]
+        for msg_id, at, state in rows:
+            conn.exec_driver_sql(
+                "INSERT INTO broker_messages (stream, msg_id, headers, data, created_at,"
+                " available_at, delivered, state) VALUES ('jobs', ?, '{}', x'', ?, ?, 0, ?)",
+                (msg_id, at, at, state),
+            )
+
+    await store.db.write(insert)
+    commits = store.db.commits
+    await store.prune(time.time() - 30 * 86400)
+    left = await store.db.read(
+        lambda c: sorted(r[0] for r in c.exec_driver_sql("SELECT msg_id FROM broker_messages"))
+    )
+    assert left == ["new0", "new1", "new2", "pending"]
+    # 11 old messages and the first new one, 3 a transaction: 4 broker transactions (plus
+    # one per history chunk)
+    assert store.db.commits - commits >= 4
+
+
+def plan(store: SqliteHistoryStore, query: str, params: dict[str, object]) -> str:
+    def explain(conn):  # type: ignore[no-untyped-def]
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + query, params).all()
+        return " | ".join(str(r[-1]) for r in rows)
+
+    return store.db.read_sync(explain)
+
+
+async def test_retention_reads_only_the_rows_it_deletes_by_an_index(
+    store: SqliteHistoryStore,
+) -> None:
+    """Each chunk is a range scan of (status, received_at): the old rows retention keeps
+    (unfinished, or failed and younger than their retention) are never read again."""
+    for query, statuses in (
+        (sql.PRUNABLE_DELIVERIES, sql.PRUNABLE),
+        (sql.PRUNABLE_FAILED, sql.PRUNABLE_FAILED_STATUS),
+    ):
+        params = {"older_than": 0.0, "limit": 256, **statuses}
+        shown = plan(store, query, params)
+        assert "USING INDEX ix_deliveries_status_received (status=? AND received_at<?)" in shown

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -30,6 +30,9 @@ from ghapplets.applets.runtime import (
     result_from_document,
 )
 from ghapplets.exceptions import ErrorType, PermanentError, RetryableError
+
+if TYPE_CHECKING:
+    from ghapplets.metrics import Metrics
 
 SECRET_REF = re.compile(r"\$\{\s*secrets\.([A-Za-z0-9_.-]+)\s*\}")
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -86,8 +89,14 @@ class HttpRuntime(Runtime):
 
     kind = "http"
 
-    def __init__(self, spec: AppletSpec, *, http: httpx.AsyncClient | None = None) -> None:
-        super().__init__(spec)
+    def __init__(
+        self,
+        spec: AppletSpec,
+        *,
+        http: httpx.AsyncClient | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        super().__init__(spec, metrics=metrics)
         self._shared = http
         self._own: httpx.AsyncClient | None = None
 

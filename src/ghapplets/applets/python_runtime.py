@@ -12,19 +12,30 @@ The entry object is the single :class:`~ghapplets.sdk.Applet` instance in the mo
 named after ``:``, or a plain function named after ``:`` (then subscribed to the manifest's
 ``on:``). Every handler whose subscription matches the event runs, in registration order; one
 handler gives its result, several a list of results.
+
+``async def`` handlers run on the event loop. Plain (sync) handlers run in the applet's own
+threads (:class:`HandlerThreads`, at most ``concurrency`` of them), never in a pool shared with
+other applets or with the platform: a sync handler past its timeout cannot be stopped, so its
+call is abandoned and its thread keeps one of the applet's slots until the handler returns
+(see :class:`~ghapplets.applets.runtime.Slots`). A stuck applet stalls only itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import hashlib
 import importlib.util
+import queue
 import re
 import sys
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -39,6 +50,9 @@ from ghapplets.sdk.context import Context, Secrets
 if TYPE_CHECKING:
     import httpx
 
+    from ghapplets.metrics import Metrics
+
+T = TypeVar("T")
 _ENTRY = re.compile(r"^(?P<file>[^:]+\.py)(?::(?P<attr>[A-Za-z_][A-Za-z0-9_]*))?$")
 _CACHE: dict[tuple[Path, str | None], Applet] = {}
 _CACHE_LOCK = threading.Lock()
@@ -153,18 +167,91 @@ def _jsonable(value: Any) -> Any:
         ) from None
 
 
+class HandlerThreads:
+    """The threads that run one applet's sync handlers: at most ``size``, started on demand.
+
+    Daemon threads: a handler that never returns must not keep the process from exiting (a
+    ``concurrent.futures`` pool's threads are joined at exit, and ``asyncio.run`` waits for the
+    default executor's). A thread is counted free from the moment its handler returns, before
+    its future resolves, so a slot freed by that future always finds a thread.
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._busy = 0  # submitted and not finished
+        self._closed = False
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the threads of applet {self.name!r} are closed")
+            self._busy += 1
+            if self._busy > self._threads and self._threads < self.size:
+                self._threads += 1
+                threading.Thread(
+                    target=self._serve,
+                    name=f"applet-{self.name}-{self._threads}",
+                    daemon=True,
+                ).start()
+            self._work.put((future, fn))
+        return future
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, fn = item
+            ok, value = False, None
+            run = future.set_running_or_notify_cancel()
+            if run:
+                try:
+                    value, ok = fn(), True
+                except BaseException as exc:  # handed to the awaiting call, as run_in_executor
+                    value = exc
+            with self._lock:
+                self._busy -= 1
+            if run and ok:
+                future.set_result(value)
+            elif run:
+                future.set_exception(value)  # type: ignore[arg-type]
+            del item, future, fn, value
+
+    def close(self) -> None:
+        """Let every thread end once its handler returns (a stuck one ends with the process)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for _ in range(self._threads):
+                self._work.put(None)
+
+
 class PythonRuntime(Runtime):
     """Calls the handlers of an in-process :class:`Applet`."""
 
     kind = "python"
 
-    def __init__(self, spec: AppletSpec, *, http: httpx.AsyncClient | None = None) -> None:
-        super().__init__(spec)
+    def __init__(
+        self,
+        spec: AppletSpec,
+        *,
+        http: httpx.AsyncClient | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        super().__init__(spec, metrics=metrics)
         self._http = http
         self._own_http: httpx.AsyncClient | None = None
         self._handlers: list[tuple[Handler, list[CompiledSubscription]]] | None = None
+        self._threads: HandlerThreads | None = None
 
     async def start(self) -> None:
+        if self._threads is None:
+            self._threads = HandlerThreads(self.spec.name, self.spec.concurrency)
         if self._handlers is not None:
             return
         try:
@@ -179,9 +266,24 @@ class PythonRuntime(Runtime):
         ]
 
     async def close(self) -> None:
+        if self._threads is not None:
+            self._threads.close()
+            self._threads = None
         if self._own_http is not None:
             await self._own_http.aclose()
             self._own_http = None
+
+    async def _call_sync(self, func: Callable[[Context], Any], ctx: Context) -> Any:
+        """``func(ctx)`` in one of the applet's threads, with this task's context variables.
+        Cancelled (the timeout) while it runs, the call is abandoned: see :class:`Slots`."""
+        assert self._threads is not None
+        work = self._threads.submit(functools.partial(contextvars.copy_context().run, func, ctx))
+        try:
+            return await asyncio.wrap_future(work)
+        except asyncio.CancelledError:
+            if not work.cancel() and not work.done():  # running: it cannot be stopped
+                self._abandon(work)
+            raise
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is not None:
@@ -220,7 +322,7 @@ class PythonRuntime(Runtime):
             if handler.is_async:
                 result = await handler.func(ctx)
             else:
-                result = await asyncio.to_thread(handler.func, ctx)
+                result = await self._call_sync(handler.func, ctx)
                 if asyncio.iscoroutine(result):
                     result = await result
             results.append(_jsonable(result))

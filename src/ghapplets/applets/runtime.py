@@ -2,8 +2,9 @@
 
 This module owns :class:`Invocation` (one attempt of one job), the :class:`Runtime` base class
 (timeout, concurrency limit, mapping of exceptions to an :class:`AppletOutcome`, capped log
-capture, redaction of secret values from every outcome), the result-document rules shared by
-the ``exec`` and ``http`` runtimes, and :func:`build_runtime`, which picks the runtime for an
+capture, redaction of secret values from every outcome), the applet's :class:`Slots`, the
+result-document rules shared by the ``exec`` and ``http`` runtimes, and :func:`build_runtime`,
+which picks the runtime for an
 :class:`AppletSpec`.
 """
 
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, MutableMapping
+from collections.abc import AsyncIterator, Mapping, MutableMapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +25,13 @@ import structlog
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.events.cloudevent import CloudEvent
-from ghapplets.exceptions import AppletError, ErrorType
+from ghapplets.exceptions import AppletError, AppletStalled, ErrorType
 from ghapplets.logging import Redactor, get_logger, register_secret
 
 if TYPE_CHECKING:
     import httpx
+
+    from ghapplets.metrics import Metrics
 
 MAX_LOG_LINES = 200
 MAX_LOG_LINE_CHARS = 2000
@@ -133,16 +139,89 @@ def result_from_document(doc: Any, logs: list[str] | None = None) -> AppletOutco
     return AppletOutcome.success(doc, logs=logs)
 
 
+class Slots:
+    """The admission limit of one applet: ``size`` slots (``spec.concurrency``).
+
+    A call holds a slot while it runs. A call that outlives its timeout in work that cannot be
+    stopped (a sync Python handler's thread) is *abandoned*: its caller gets a ``Timeout`` and
+    lets go, but the work keeps a slot (:meth:`keep`) until it really returns (:meth:`unkeep`).
+    So a stuck applet can only ever tie up its own ``size`` slots. A freed slot is handed to the
+    longest waiter. A waiter waits as long as it takes while the slots are held by calls in
+    progress (a busy applet queues its work), but gives up with :class:`TimeoutError` once it
+    has waited ``patience`` seconds while some of them are kept by abandoned calls.
+
+    Used from one event loop; :meth:`unkeep` too (call it through ``call_soon_threadsafe``).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.taken = 0  # held by calls, plus kept by abandoned calls
+        self.kept = 0  # kept by abandoned calls whose work still runs
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def free(self) -> int:
+        return max(0, self.size - self.taken)
+
+    async def acquire(self, patience: float | None = None) -> None:
+        if self.taken < self.size and not self._waiters:
+            self.taken += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=patience)
+                if done:
+                    return  # a releasing holder passed its slot on to us
+                if self.kept:
+                    raise TimeoutError
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed to us as we gave up: pass it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        self.taken -= 1
+        while self.taken < self.size and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes to the longest waiter
+                self.taken += 1
+
+    def keep(self) -> None:
+        """One more slot, kept by an abandoned call until :meth:`unkeep` (whose caller still
+        releases its own slot as usual)."""
+        self.taken += 1
+        self.kept += 1
+
+    def unkeep(self) -> None:
+        self.kept -= 1
+        self.release()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Runtime(ABC):
     """Runs one applet. ``invoke`` never raises for applet failures: every error, including the
     ``spec.timeout`` (retryable ``Timeout``), becomes an :class:`AppletOutcome`. At most
-    ``spec.concurrency`` invocations run at once; the timeout starts when one is admitted."""
+    ``spec.concurrency`` invocations run at once (:class:`Slots`); the timeout starts when one
+    is admitted. ``metrics`` counts abandoned calls."""
 
     kind: str = ""
 
-    def __init__(self, spec: AppletSpec) -> None:
+    def __init__(self, spec: AppletSpec, *, metrics: Metrics | None = None) -> None:
         self.spec = spec
-        self._slots = asyncio.Semaphore(spec.concurrency)
+        self.metrics = metrics
+        self._slots = Slots(spec.concurrency)
         self._log = get_logger("ghapplets.runtime", applet=spec.name, runtime=self.kind)
 
     async def start(self) -> None:  # noqa: B027 - optional hook
@@ -158,17 +237,38 @@ class Runtime(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def slot(self) -> asyncio.Semaphore:
-        """The admission limit (``spec.concurrency``). A caller that wants to act once admitted
-        (the worker marks the job running) holds it and calls :meth:`invoke_admitted`."""
+    def slot(self) -> Slots:
+        """The admission limit (``spec.concurrency``)."""
         return self._slots
 
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold one of the applet's slots. A caller that wants to act once admitted (the
+        worker marks the job running) holds it and calls :meth:`invoke_admitted`. Raises
+        :class:`AppletStalled` (a retryable ``Timeout``) when the applet's slots are kept by
+        abandoned calls and none frees within ``spec.timeout``."""
+        try:
+            await self._slots.acquire(patience=self.spec.timeout)
+        except TimeoutError:
+            raise AppletStalled(
+                f"applet {self.spec.name!r} is stalled: {self._slots.kept} of its "
+                f"{self.spec.concurrency} slots are held by calls past their timeout whose "
+                f"handlers have not returned, and none freed within {self.spec.timeout:g}s"
+            ) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
     async def invoke(self, inv: Invocation) -> AppletOutcome:
-        async with self._slots:
-            return await self.invoke_admitted(inv)
+        try:
+            async with self.admitted():
+                return await self.invoke_admitted(inv)
+        except AppletStalled as exc:
+            return AppletOutcome.from_error(exc)
 
     async def invoke_admitted(self, inv: Invocation) -> AppletOutcome:
-        """:meth:`invoke` for a caller that already holds :meth:`slot`.
+        """:meth:`invoke` for a caller that already holds a slot (:meth:`admitted`).
 
         The outcome is redacted here, for every runtime and every caller (the worker, on the way
         to the store; ``ghapplets invoke``; the test kit): each secret value handed to the
@@ -194,6 +294,30 @@ class Runtime(ABC):
         outcome.logs = sink.lines() + outcome.logs
         return outcome.redact(Redactor(inv.secrets.values()))
 
+    def _abandon(self, work: Future[Any]) -> None:
+        """``work``, running this applet's code in a thread that cannot be stopped, outlived
+        its call: it keeps a slot until it returns, and the metric counts it."""
+        loop = asyncio.get_running_loop()
+        since = time.monotonic()
+        self._slots.keep()
+        if self.metrics is not None:
+            self.metrics.abandoned_calls.labels(self.spec.name).inc()
+        self._log.warning(
+            "applet call abandoned: its handler is still running past the timeout and keeps "
+            "a slot until it returns",
+            timeout=self.spec.timeout,
+            slots_kept=self._slots.kept,
+        )
+
+        def returned(_: Future[Any]) -> None:
+            self._log.info(
+                "abandoned applet call returned", after_s=round(time.monotonic() - since, 3)
+            )
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits now
+                loop.call_soon_threadsafe(self._slots.unkeep)
+
+        work.add_done_callback(returned)
+
     def _timeout(self) -> AppletOutcome:
         return AppletOutcome.failure(
             ErrorType.TIMEOUT,
@@ -215,21 +339,25 @@ class Runtime(ABC):
         Lines appended to ``sink`` end up in ``outcome.logs``."""
 
 
-def build_runtime(spec: AppletSpec, *, http: httpx.AsyncClient | None = None) -> Runtime:
-    """The runtime for ``spec``. ``http`` is a shared client for the ``http`` runtime and for
-    ``ctx.http`` in Python applets; without it each runtime opens (and closes) its own."""
+def build_runtime(
+    spec: AppletSpec, *, http: httpx.AsyncClient | None = None, metrics: Metrics | None = None
+) -> Runtime:
+    """The runtime for ``spec``. ``http`` is a client for the ``http`` runtime and for
+    ``ctx.http`` in Python applets; without it each runtime opens (and closes) its own. A
+    client is used as it is, cookie jar included: never give one to several applets.
+    ``metrics`` counts the applet's abandoned calls."""
     if spec.runtime == "exec":
         from ghapplets.applets.exec_runtime import ExecRuntime
 
-        return ExecRuntime(spec)
+        return ExecRuntime(spec, metrics=metrics)
     if spec.runtime == "http":
         from ghapplets.applets.http_runtime import HttpRuntime
 
-        return HttpRuntime(spec, http=http)
+        return HttpRuntime(spec, http=http, metrics=metrics)
     if spec.runtime == "python":
         from ghapplets.applets.python_runtime import PythonRuntime
 
-        return PythonRuntime(spec, http=http)
+        return PythonRuntime(spec, http=http, metrics=metrics)
     raise ValueError(f"applet {spec.name!r}: unknown runtime {spec.runtime!r}")
 
 

@@ -136,13 +136,6 @@ def _take_consumer_lock(db_path: Path) -> int:
     return fd
 
 
-def ensure_no_consumer(db_path: Path) -> None:
-    """Raise :class:`BrokerBusy` if a live process consumes ``db_path`` now (a preflight check
-    for a clear message; starting a consuming broker checks again)."""
-    if Path(db_path).parent.is_dir():
-        os.close(_take_consumer_lock(db_path))
-
-
 def _cursor(conn: Connection) -> Any:
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
@@ -254,6 +247,8 @@ class SqliteBroker(Broker):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(address)
             sock.bind(address)
+            if isinstance(address, str):
+                os.chmod(address, 0o600)  # only the owner's processes may wake us
         except OSError as exc:  # e.g. no abstract namespace (not Linux): polling only
             sock.close()
             log.warning(

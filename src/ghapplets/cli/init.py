@@ -8,10 +8,9 @@ import secrets
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from ghapplets.applets.model import NAME_PATTERN
-from ghapplets.cli.project import DataDirOpt, backends, console, data_dir, fail, run
+from ghapplets.cli.project import DataDirOpt, backends, console, data_dir, fail, literal, run
 from ghapplets.exceptions import SecretKeyError
 from ghapplets.scaffold import scaffold
 from ghapplets.secrets.crypto import KEY_ENV, KEY_FILE, load_or_create_key
@@ -60,11 +59,11 @@ def init(
 
     created = run(store_secret())
     for path in written:
-        console.print(f"  created {escape(str(path.relative_to(folder)))}")
+        console.print(f"  created {literal(path.relative_to(folder))}")
     stored = "is stored encrypted" if created else "was already stored (kept)"
-    key = KEY_ENV if os.environ.get(KEY_ENV) else escape(str(target / KEY_FILE))
+    key = KEY_ENV if os.environ.get(KEY_ENV) else literal(target / KEY_FILE)
     console.print(
-        f"\nProject [bold]{project}[/] is ready in {escape(str(folder))}.\n"
+        f"\nProject [bold]{literal(project)}[/] is ready in {literal(folder)}.\n"
         f"A webhook secret {stored} as [bold]{WEBHOOK_SECRET_NAME}[/] "
         f"(key in {key}; keep it out of version control).\n\n"
         "Next:\n"

@@ -44,17 +44,24 @@ DataDirOpt = typer.Option(
 JsonOpt = typer.Option(False, "--json", help="Print JSON Lines for scripts.")
 
 
+def literal(value: object) -> str:
+    """``value`` (stored or given text: ids, types, subjects, error messages, names, statuses)
+    ready to go into a Rich markup string: escaped, so ``[bold red]`` or ``[/]`` in it prints
+    as it is and never raises a MarkupError. Such text meets markup only through here."""
+    return escape("" if value is None else str(value))
+
+
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     # the message is plain text (paths, YAML, "[program, args...]"), never Rich markup, and is
     # not hard-wrapped at 80 columns, so scripts and CI logs can grep it
-    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {literal(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
 def print_problems(exc: ConfigError) -> None:
     """One ``file:line:col: where: message`` line per problem, on stderr."""
     for problem in exc.problems:
-        errors.print(f"[red]{escape(str(problem))}[/]", soft_wrap=True)
+        errors.print(f"[red]{literal(problem)}[/]", soft_wrap=True)
 
 
 def project_root(project: Path | None) -> Path:

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ghapplets.applets.loader import discover
@@ -21,6 +20,7 @@ from ghapplets.cli.project import (
     backends,
     console,
     fail,
+    literal,
     load,
     print_json_lines,
     run,
@@ -55,7 +55,7 @@ def _when(ts: float) -> str:
 
 
 def _styled(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    return f"[{STATUS_STYLE.get(status, 'white')}]{literal(status)}[/]"
 
 
 def _delivery_row(d: DeliveryRecord) -> dict[str, Any]:
@@ -108,12 +108,12 @@ def deliveries(
         return
     table = Table("received", "source", "id", "type", "subject", "status", "jobs")
     for d in rows:
-        table.add_row(
+        table.add_row(  # cells are markup; ids, types, subjects come from webhooks
             _when(d.received_at),
-            d.source,
-            escape(d.id),  # ids, types, subjects and errors come from webhooks: not markup
-            escape(d.type),
-            escape(d.subject or ""),
+            literal(d.source),
+            literal(d.id),
+            literal(d.type),
+            literal(d.subject),
             _styled(d.status),
             f"{d.jobs_succeeded}/{d.jobs_total}",
         )
@@ -184,13 +184,13 @@ def jobs(
     table = Table("updated", "job", "applet", "status", "attempts", "error")
     for j in rows:
         error = f"{j.error_type}: {j.error_message}" if j.error_type else ""
-        table.add_row(
+        table.add_row(  # cells are markup; ids and errors come from webhooks and applets
             _when(j.updated_at),
-            escape(j.id),
-            j.applet,
+            literal(j.id),
+            literal(j.applet),
             _styled(j.status),
             str(j.attempts),
-            escape(error[:80]),
+            literal(error[:80]),
         )
     console.print(table)
 
@@ -255,4 +255,4 @@ def replay(
     if not queued:
         console.print("no applet matches this delivery now; nothing queued")
     for j in queued:
-        console.print(f"queued [bold]{j.id}[/] (applet {j.applet})")
+        console.print(f"queued [bold]{literal(j.id)}[/] (applet {literal(j.applet)})")

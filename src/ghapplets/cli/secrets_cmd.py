@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ghapplets.cli.project import (
@@ -21,6 +20,7 @@ from ghapplets.cli.project import (
     console,
     data_dir,
     fail,
+    literal,
     print_json_lines,
     run,
     with_backends,
@@ -73,7 +73,7 @@ def set_secret(
         )
     except ValueError as exc:
         fail(str(exc), 2)
-    console.print(f"stored secret [bold]{name}[/] ({escape(stored)})")
+    console.print(f"stored secret [bold]{literal(name)}[/] ({literal(stored)})")
 
 
 @app.command("get")
@@ -92,7 +92,7 @@ def get_secret(
     if reveal:
         sys.stdout.write(value + "\n")
     else:
-        console.print(f"{name}: {_mask(value)}  (use --reveal to print it)")
+        console.print(f"{literal(name)}: {_mask(value)}  (use --reveal to print it)")
 
 
 @app.command("list")
@@ -119,8 +119,8 @@ def list_secrets(
     table = Table("name", "scope", "updated", "key")
     for r in rows:
         table.add_row(
-            r.name,
-            escape(r.scope),
+            literal(r.name),
+            literal(r.scope),
             datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
             r.key_id or "(before key ids)",
         )
@@ -137,7 +137,7 @@ def remove_secret(
 
     if not with_backends(project, data, lambda b: b.vault.delete(name)):
         fail(f"no secret named {name!r}", 4)
-    console.print(f"removed secret [bold]{name}[/]")
+    console.print(f"removed secret [bold]{literal(name)}[/]")
 
 
 def _random_key() -> bytes:
@@ -174,7 +174,7 @@ def _target_key(
                 "--key-file to finish it first",
                 2,
             )
-        console.print(f"finishing the rotation to the key in {escape(str(pending))}")
+        console.print(f"finishing the rotation to the key in {literal(pending)}")
         return target, None
     target = given if given is not None else _random_key()
     write_key_file(pending, target)
@@ -263,7 +263,7 @@ def rotate_key(
         f"re-encrypted {done.count} secret{plural} under key {done.key_id} (was {was}{upgraded})"
     ]
     if in_env:
-        where = escape(str(new_key_file or key_file))
+        where = literal(new_key_file or key_file)
         lines += [
             f"now set {KEY_ENV} to the key in {where} for every process and restart them "
             "(until then they cannot read the secrets; jobs that need one are retried), then "
@@ -271,9 +271,9 @@ def rotate_key(
             "To roll back: ghapplets secrets rotate-key --key-file FILE-WITH-THE-PREVIOUS-KEY",
         ]
     else:
-        old = escape(str(folder / OLD_KEY_FILE))
+        old = literal(folder / OLD_KEY_FILE)
         lines += [
-            f"{escape(str(folder / KEY_FILE))} holds the new key; the previous one is kept in "
+            f"{literal(folder / KEY_FILE)} holds the new key; the previous one is kept in "
             f"{old}. Processes that read the key file pick up the new key by themselves.",
             f"To roll back: ghapplets secrets rotate-key --key-file {old}",
             f"Delete {old} once every process runs with the new key and the new key is backed up.",

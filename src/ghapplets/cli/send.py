@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import orjson
 import typer
-from rich.markup import escape
 
 from ghapplets.cli.project import (
     DataDirOpt,
@@ -19,6 +18,7 @@ from ghapplets.cli.project import (
     console,
     errors,
     fail,
+    literal,
     load,
     run,
 )
@@ -105,7 +105,7 @@ def send(
             failures += 0 if expected else 1
             if count == 1 or not expected:
                 style = "green" if expected else "red"
-                answer = escape(f"{target} {resp.text.strip()}")
+                answer = literal(f"{target} {resp.text.strip()}")
                 console.print(f"[{style}]{resp.status_code}[/] {answer}", soft_wrap=True)
     if count > 1:
         elapsed = time.perf_counter() - started

@@ -4,6 +4,9 @@
 - ``worker``: the dispatcher and the applets; any number of replicas on NATS + PostgreSQL.
 - ``serve``: both on one machine: ``--processes`` gateway processes sharing the port, plus one
   worker process whose applet work yields the CPU to the acknowledgement path under a burst.
+
+On the embedded backends each of them holds the data folder (:func:`ghapplets.datadir.hold`):
+one server per data folder; a supervisor's children adopt its lock.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from ghapplets.backends import DB_FILE, open_backends
-from ghapplets.broker.sqlite import BrokerBusy, ensure_no_consumer
+from ghapplets import datadir
+from ghapplets.backends import embedded, open_backends
 from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load, run
 from ghapplets.config.loader import LoadedConfig
-from ghapplets.exceptions import ConfigError
+from ghapplets.exceptions import ConfigError, DataFolderBusy
 from ghapplets.logging import configure, get_logger
 from ghapplets.metrics import MULTIPROC_ENV
 from ghapplets.platform import BOTH, Platform, Role
@@ -56,6 +59,9 @@ def _prepare(
     loaded = load(project)
     cfg = loaded.config
     configure(log_format or cfg.logging.format, cfg.logging.level)
+    if not os.environ.get(PARENT_ENV):  # said once, by the supervisor
+        for note in cfg.deprecations():
+            log.warning(note)
     target = data_dir(project, data)
     platform = Platform(loaded, target, roles=roles)
     if Role.WORKER in roles:
@@ -64,6 +70,18 @@ def _prepare(
         except ConfigError as exc:
             fail(str(exc), 3)
     return loaded, target, platform
+
+
+def _hold_data_folder(loaded: LoadedConfig, data: Path) -> int | None:
+    """On the embedded backends, hold the data folder for this process (and the children it
+    hands the descriptor to), or exit 1 naming the process that holds it. None on NATS and
+    PostgreSQL, whose processes are stateless."""
+    if not embedded(loaded.config):
+        return None
+    try:
+        return datadir.hold(data)
+    except DataFolderBusy as exc:
+        fail(str(exc), 1)
 
 
 def _uvicorn(platform: Platform, host: str, port: int, sock: socket.socket | None) -> None:
@@ -115,6 +133,7 @@ def _supervise(
     log_format: str | None,
     *,
     with_worker: bool,
+    lock_fd: int | None,
 ) -> None:
     try:
         sock = listen(host, port)
@@ -130,12 +149,16 @@ def _supervise(
         shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     shared = {MULTIPROC_ENV: str(metrics_dir)}
+    held: tuple[int, ...] = ()
+    if lock_fd is not None:  # the children adopt the data folder's lock we hold
+        shared[datadir.LOCK_FD_ENV] = str(lock_fd)
+        held = (lock_fd,)
     fd = str(sock.fileno())
     children = [
         Child(
             f"gateway-{i + 1}",
             _child(Role.GATEWAY, loaded, data, "--processes", "1", "--fd", fd, *fmt),
-            pass_fds=(sock.fileno(),),
+            pass_fds=(sock.fileno(), *held),
             env=shared,
         )
         for i in range(processes)
@@ -145,6 +168,7 @@ def _supervise(
             Child(
                 "worker",
                 _child(Role.WORKER, loaded, data, "--nice", str(WORKER_NICE), *fmt),
+                pass_fds=held,
                 env=shared,
             )
         )
@@ -153,17 +177,6 @@ def _supervise(
     code = Supervisor(children, drain_timeout=loaded.config.server.drain_timeout).run()
     sock.close()
     raise typer.Exit(code)
-
-
-def _one_embedded_worker(loaded: LoadedConfig, data: Path) -> None:
-    """On the embedded broker one worker consumes a data folder: say so plainly, before
-    binding, rather than in a restarting child's traceback."""
-    if loaded.config.broker.backend != "sqlite":
-        return
-    try:
-        ensure_no_consumer(data / DB_FILE)
-    except BrokerBusy as exc:
-        fail(str(exc), 1)
 
 
 def serve(
@@ -177,7 +190,7 @@ def serve(
     """Serve the project on this machine: gateway processes on every core, and one worker."""
     loaded, target, _ = _prepare(project, data, log_format, BOTH)
     run(_check_startup(loaded, target))  # exits 3 on an unresolvable secret
-    _one_embedded_worker(loaded, target)
+    lock_fd = _hold_data_folder(loaded, target)
     cfg = loaded.config
     _supervise(
         loaded,
@@ -187,6 +200,7 @@ def serve(
         processes or os.cpu_count() or 1,
         log_format,
         with_worker=True,
+        lock_fd=lock_fd,
     )
 
 
@@ -205,15 +219,17 @@ def gateway(
     cfg = loaded.config
     host = host or cfg.server.host
     port = cfg.server.port if port is None else port
-    if fd is not None:
+    if fd is not None:  # a child of serve or gateway --processes N: it adopts their lock
+        _hold_data_folder(loaded, target)
         _uvicorn(platform, host, port, socket.socket(fileno=fd))
         return
     run(_check_startup(loaded, target))
+    lock_fd = _hold_data_folder(loaded, target)
     count = processes or os.cpu_count() or 1
     if count == 1:
         _uvicorn(platform, host, port, None)
         return
-    _supervise(loaded, target, host, port, count, log_format, with_worker=False)
+    _supervise(loaded, target, host, port, count, log_format, with_worker=False, lock_fd=lock_fd)
 
 
 async def _run_until_signalled(platform: Platform) -> None:
@@ -243,8 +259,7 @@ def worker(
     if nice:
         os.nice(nice)
     loaded, target, platform = _prepare(project, data, log_format, frozenset({Role.WORKER}))
-    if not os.environ.get(PARENT_ENV):  # serve's supervisor checked before starting us
-        _one_embedded_worker(loaded, target)
+    _hold_data_folder(loaded, target)
     if port is not None:
         _uvicorn(platform, host or loaded.config.server.host, port, None)
         return

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from ghapplets.applets.loader import discover
-from ghapplets.cli.project import ProjectOpt, console, load, print_problems
+from ghapplets.cli.project import ProjectOpt, console, literal, load, print_problems
 from ghapplets.exceptions import ConfigError
 
 
@@ -21,12 +20,15 @@ def validate(project: Path | None = ProjectOpt) -> None:
         print_problems(exc)
         raise typer.Exit(3) from None
     console.print(
-        f"[green]ok[/] {escape(str(loaded.path))}: {len(loaded.sources)} source(s), "
+        f"[green]ok[/] {literal(loaded.path)}: {len(loaded.sources)} source(s), "
         f"{len(specs)} applet(s)",
         soft_wrap=True,
     )
+    for note in loaded.config.deprecations():
+        console.print(f"[yellow]note:[/] {literal(note)}", soft_wrap=True)
     for spec in specs:
         subs = ", ".join(s.type + (f" when {s.when}" if s.when else "") for s in spec.on)
         console.print(
-            f"  {spec.name} ({spec.runtime}): {escape(subs or 'no subscriptions')}", soft_wrap=True
+            f"  {literal(spec.name)} ({spec.runtime}): {literal(subs or 'no subscriptions')}",
+            soft_wrap=True,
         )

@@ -6,6 +6,7 @@ their kind's own settings model by :mod:`ghapplets.config.loader`, so errors nam
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,6 +28,19 @@ class ServerConfig(BaseModel):
     trust_forwarded_for: bool = False
 
 
+class SyncMode(StrEnum):
+    """How the embedded SQLite database commits (its ``PRAGMA synchronous``).
+
+    ``normal``: a commit reaches the operating system before it is acknowledged; it survives a
+    crash or ``kill -9`` of any process, but a power loss or kernel crash may lose the last
+    commits before it (never corrupting the file). ``full``: every commit is also flushed to
+    the disk (an fsync) first, so it survives a power loss too, at the cost of that fsync.
+    """
+
+    NORMAL = "normal"
+    FULL = "full"
+
+
 class StorageConfig(BaseModel):
     """Where deliveries, jobs and secrets are kept: the embedded SQLite file or PostgreSQL."""
 
@@ -35,9 +49,12 @@ class StorageConfig(BaseModel):
     backend: Literal["sqlite", "postgresql"] = "sqlite"
     url: str | None = None  # postgresql://user@host:5432/db (postgresql only)
     pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
-    synchronous: Literal["normal", "full"] = "normal"
+    sync: SyncMode = SyncMode.NORMAL
+    # the old name of ``sync``, still read (see ProjectConfig.deprecations)
+    synchronous: SyncMode | None = None
     batch_max: Annotated[int, Field(ge=1, le=10000)] = 512
     retention_days: Annotated[float, Field(gt=0)] = 30.0
+    dead_letter_retention_days: Annotated[float, Field(gt=0)] = 90.0
 
     @model_validator(mode="after")
     def _url_for_postgresql(self) -> StorageConfig:
@@ -45,6 +62,17 @@ class StorageConfig(BaseModel):
             raise ValueError("storage.url is required with backend: postgresql")
         if self.url and not self.url.startswith(("postgresql://", "postgres://")):
             raise ValueError("storage.url must start with postgresql://")
+        return self
+
+    @model_validator(mode="after")
+    def _old_sync_name(self) -> StorageConfig:
+        if self.synchronous is None:
+            return self
+        if "sync" in self.model_fields_set and self.sync != self.synchronous:
+            raise ValueError(
+                "storage.synchronous is the old name of storage.sync: give only storage.sync"
+            )
+        self.sync = self.synchronous
         return self
 
 
@@ -114,3 +142,13 @@ class ProjectConfig(BaseModel):
 
     def applet_dirs(self) -> list[Path]:
         return [(self.root / p).resolve() for p in self.applets]
+
+    def deprecations(self) -> list[str]:
+        """Old spellings still accepted, each with what to write instead."""
+        notes = []
+        if self.storage.synchronous is not None:
+            notes.append(
+                f"storage.synchronous is deprecated: write 'storage.sync: "
+                f"{self.storage.synchronous.value}' instead"
+            )
+        return notes

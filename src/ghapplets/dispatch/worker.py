@@ -6,6 +6,11 @@ it; a retryable error naks it with an exponential, jittered delay until the appl
 dead letter. Every attempt is recorded in the store. :meth:`Worker.drain` stops fetching and
 waits for the jobs in flight, for a graceful SIGTERM.
 
+A job waits for a slot of its applet (``spec.concurrency``) as long as the slots are busy, but
+not while they are held by calls past their timeout that cannot be stopped (a stuck sync
+handler): after ``spec.timeout`` it gives up with a retryable ``Timeout`` and goes back to the
+queue with its backoff, so a stuck applet's jobs do not pile up in the worker.
+
 A fetched job is leased (JetStream's AckWait): unless it is settled or extended in time, the
 broker delivers it again. Jobs can run, or wait for their applet's concurrency slot, longer than
 that, so every ``lease_refresh`` seconds the worker extends the lease of each job it holds
@@ -27,6 +32,7 @@ from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.retry import backoff_delay, should_retry
 from ghapplets.exceptions import (
+    AppletStalled,
     ErrorType,
     NotFound,
     SecretKeyError,
@@ -191,36 +197,42 @@ class Worker:
             return
         spec = runtime.spec
         body = await self.bodies.get(message.headers.get(m.H_SOURCE, ""), delivery_id)
-        async with runtime.slot():  # the applet's concurrency limit
-            started = time.time()
-            if self.metrics is not None and message.delivered == 1 and offset == 0:
-                received = float(message.headers.get(m.H_RECEIVED_AT, started))
-                self.metrics.job_start_latency.observe(max(0.0, started - received))
-            self._background_task(self.store.job_started(job_id, number, started))
-            reached(CrashPoint.WORKER_CLAIMED)
-            event = m.event_of(message, body=body)
-            try:
-                secrets = await self.secrets_for(spec.name, spec.secrets) if spec.secrets else {}
-            except (NotFound, SecretKeyError, SecretScopeError) as exc:
-                # retrying will not conjure a secret up, nor change its scope; but a key
-                # rotated elsewhere is there once this process has the new key
-                detail = exc.args[0] if exc.args else exc
-                outcome = AppletOutcome.failure(
-                    ErrorType.SECRET_UNAVAILABLE,
-                    f"a declared secret cannot be read: {detail}",
-                    retryable=isinstance(exc, SecretKeyMismatch),
-                )
-            else:
-                outcome = await runtime.invoke_admitted(
-                    Invocation(
-                        event=event,
-                        job_id=job_id,
-                        attempt=number,
-                        delivery_id=delivery_id,
-                        secrets=secrets,
+        try:
+            async with runtime.admitted():  # the applet's concurrency limit
+                started = time.time()
+                if self.metrics is not None and message.delivered == 1 and offset == 0:
+                    received = float(message.headers.get(m.H_RECEIVED_AT, started))
+                    self.metrics.job_start_latency.observe(max(0.0, started - received))
+                self._background_task(self.store.job_started(job_id, number, started))
+                reached(CrashPoint.WORKER_CLAIMED)
+                event = m.event_of(message, body=body)
+                try:
+                    secrets = (
+                        await self.secrets_for(spec.name, spec.secrets) if spec.secrets else {}
                     )
-                )
-            finished = time.time()
+                except (NotFound, SecretKeyError, SecretScopeError) as exc:
+                    # retrying will not conjure a secret up, nor change its scope; but a key
+                    # rotated elsewhere is there once this process has the new key
+                    detail = exc.args[0] if exc.args else exc
+                    outcome = AppletOutcome.failure(
+                        ErrorType.SECRET_UNAVAILABLE,
+                        f"a declared secret cannot be read: {detail}",
+                        retryable=isinstance(exc, SecretKeyMismatch),
+                    )
+                else:
+                    outcome = await runtime.invoke_admitted(
+                        Invocation(
+                            event=event,
+                            job_id=job_id,
+                            attempt=number,
+                            delivery_id=delivery_id,
+                            secrets=secrets,
+                        )
+                    )
+                finished = time.time()
+        except AppletStalled as exc:  # its slots are kept by stuck calls: back to the queue
+            started = finished = time.time()
+            outcome = AppletOutcome.from_error(exc)
         reached(CrashPoint.WORKER_APPLET_RETURNED)
         if self.metrics is not None:
             self.metrics.job_duration.labels(applet, self._label(outcome)).observe(

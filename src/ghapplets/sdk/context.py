@@ -1,7 +1,7 @@
 """What a Python applet handler receives: :class:`Context` (and its :class:`Secrets`).
 
 Kept deliberately small, the gidgethub/Probot way: the event and its common attributes, a logger
-bound to the delivery, the applet's declared secrets, a shared HTTP client, and the idempotency
+bound to the delivery, the applet's declared secrets, its own HTTP client, and the idempotency
 key and attempt number for writing safe, retryable side effects. It imports nothing heavy.
 """
 
@@ -62,7 +62,7 @@ class Context:
 
     ``event`` the CloudEvent; ``data``/``type``/``id``/``subject`` its common attributes;
     ``log`` a structlog logger bound to ``delivery_id``, ``applet`` and ``job_id``;
-    ``secrets`` the declared secrets; ``http`` a shared :class:`httpx.AsyncClient`;
+    ``secrets`` the declared secrets; ``http`` the applet's own :class:`httpx.AsyncClient`;
     ``idempotency_key`` stable across the retries of one job (send it to APIs that accept
     one); ``attempt`` 1 for the first try.
     """
@@ -95,7 +95,8 @@ class Context:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The shared HTTP client (connection pooling, sane timeouts). Do not close it."""
+        """The applet's HTTP client (connection pooling, sane timeouts, a cookie jar no other
+        applet shares). Do not close it."""
         if self.http_client is None:
             raise RuntimeError("this Context has no HTTP client (pass http_client=...)")
         return self.http_client

@@ -27,6 +27,7 @@ import binascii
 import contextlib
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -121,13 +122,25 @@ def write_key_file(path: Path, key: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _refuse_loose_key_file(path: Path) -> None:
+    """Like ssh with a private key: a key file that group or others may access is refused."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SecretKeyError(
+            f"the key file {path} is accessible by other users (mode {mode:04o}); it must be "
+            f"private: run 'chmod 600 {path}' (and, if others may have read it, rotate the key)"
+        )
+
+
 def load_or_create_key(data_dir: Path, *, create: bool = True) -> bytes:
     env = os.environ.get(KEY_ENV)
     if env:
         return _decode_key(env, KEY_ENV)
     path = data_dir / KEY_FILE
     if path.exists():
-        return read_key_file(path)
+        key = read_key_file(path)
+        _refuse_loose_key_file(path)
+        return key
     if not create:
         raise SecretKeyError(f"no key: set {KEY_ENV} or run 'ghapplets init' (looked for {path})")
     leftovers = [name for name in (NEW_KEY_FILE, OLD_KEY_FILE) if (data_dir / name).exists()]
@@ -137,6 +150,7 @@ def load_or_create_key(data_dir: Path, *, create: bool = True) -> bytes:
             f"{KEY_FILE} from a backup (or from {NEW_KEY_FILE} after an interrupted rotation) "
             "instead of letting a new key be created"
         )
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
         write_key_file(path, base64.urlsafe_b64decode(generate_key()))
     return read_key_file(path)

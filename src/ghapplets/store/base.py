@@ -94,8 +94,12 @@ class HistoryStore(ABC):
     async def dead_letter_count(self) -> int: ...
 
     @abstractmethod
-    async def prune(self, older_than: float) -> int:
-        """Delete finished history recorded before the epoch time ``older_than``."""
+    async def prune(self, older_than: float, *, dead_older_than: float | None = None) -> int:
+        """Delete finished history received before the epoch time ``older_than`` (deliveries
+        whose jobs all succeeded, or that matched no applet), and, with ``dead_older_than``,
+        deliveries received before it whose jobs all finished and some were dead-lettered
+        (with their dead letters). Unfinished deliveries are kept. In small transactions, by
+        an index on the time received; the number of deliveries deleted."""
 
     @abstractmethod
     async def claim_lease(self, name: str, holder: str, ttl: float) -> bool:

@@ -7,8 +7,13 @@ therefore bounded by commits per second times the batch size, not by one commit 
 If any write in a batch fails, the batch is rolled back and each write is retried in its own
 transaction so one bad write never fails its neighbours.
 
-Durability: WAL with ``synchronous=NORMAL`` survives a crash (``kill -9``) of the process at any
-moment; ``synchronous=FULL`` also survives power loss, at the cost of an fsync per commit.
+Files: a new database is created ``0600`` in a folder created ``0700`` (its ``-wal`` and ``-shm``
+files and lock files are ``0600`` too): it holds every event received.
+
+Durability (``storage.sync``): WAL with ``synchronous=NORMAL`` survives a crash (``kill -9``) of
+the process at any moment, but a power loss may roll back the commits since the WAL was last
+synced (at a checkpoint); ``synchronous=FULL`` also survives power loss, at the cost of an fsync
+per (group) commit.
 
 Several processes may write the same file (gateway processes publish, the worker consumes).
 SQLite lets one transaction write at a time; a writer that finds the lock taken sleeps in
@@ -44,6 +49,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from ghapplets.datadir import create_private_file, private_dir
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store.migrations import upgrade
 
@@ -175,7 +181,9 @@ class Database:
         """Create the file if needed, migrate it to the newest schema, start the writer."""
         if not self._closed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # owner-only: SQLite gives the -wal and -shm files the database file's mode
+        private_dir(self.path.parent)
+        create_private_file(self.path)
         # processes starting together must not both apply the same migration
         with self.write_lock.held(), self.engine.connect() as conn:
             upgrade(conn)

@@ -22,6 +22,7 @@ from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import Select
 
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.exceptions import NotFound, SecretKeyMismatch
 from ghapplets.store import sql
 from ghapplets.store.base import HistoryStore, Reencrypt, SecretStore
@@ -137,14 +138,22 @@ def requeue_job(job_id: str) -> Write[JobRecord]:
     return job
 
 
-def prune_chunk(older_than: float, limit: int) -> Write[int]:
-    """Delete up to ``limit`` finished deliveries received before ``older_than``, with their
-    jobs and attempts; PostgreSQL skips deliveries another transaction holds."""
-    params = {"older_than": older_than, "limit": limit, **sql.PRUNABLE}
-    old = yield Step("rows", sql.PRUNABLE_DELIVERIES, params, "FOR UPDATE SKIP LOCKED")
+def prune_chunk(older_than: float, limit: int, *, failed: bool = False) -> Write[int]:
+    """Delete up to ``limit`` finished deliveries received before ``older_than`` (those whose
+    jobs all succeeded or that matched nothing; with ``failed``, those whose jobs all finished
+    and some died), with their jobs, attempts and dead letters. PostgreSQL skips deliveries
+    another transaction holds."""
+    query, statuses = (
+        (sql.PRUNABLE_FAILED, sql.PRUNABLE_FAILED_STATUS)
+        if failed
+        else (sql.PRUNABLE_DELIVERIES, sql.PRUNABLE)
+    )
+    params = {"older_than": older_than, "limit": limit, **statuses}
+    old = yield Step("rows", query, params, "FOR UPDATE SKIP LOCKED")
     keys = [{"source": r["source"], "delivery_id": r["id"]} for r in old]
     if keys:
         yield Step("many", sql.DELETE_DELIVERY_ATTEMPTS, keys)
+        yield Step("many", sql.DELETE_DELIVERY_DEAD_LETTERS, keys)
         yield Step("many", sql.DELETE_DELIVERY_JOBS, keys)
         yield Step("many", sql.DELETE_DELIVERY, keys)
     return len(keys)
@@ -269,12 +278,19 @@ class SqlHistoryStore(Relational, HistoryStore):
         rows = await self._query(sql.DEAD_LETTER_COUNT)
         return int(rows[0]["count"])
 
-    async def prune(self, older_than: float) -> int:
+    async def prune(self, older_than: float, *, dead_older_than: float | None = None) -> int:
         """In chunks of :data:`PRUNE_CHUNK` deliveries, each its own transaction, so retention
-        never holds the writer (or row locks) for long."""
+        never holds the writer (or row locks) for long and ingestion goes on between them."""
+        total = await self._prune(older_than, failed=False)
+        if dead_older_than is not None:
+            total += await self._prune(dead_older_than, failed=True)
+        return total
+
+    async def _prune(self, older_than: float, *, failed: bool) -> int:
         total = 0
         while True:
-            pruned = await self._write(prune_chunk, older_than, PRUNE_CHUNK)
+            pruned = await self._write(prune_chunk, older_than, PRUNE_CHUNK, failed=failed)
+            reached(CrashPoint.RETENTION_BATCH)
             total += pruned
             if pruned < PRUNE_CHUNK:
                 return total

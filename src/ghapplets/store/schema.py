@@ -69,6 +69,8 @@ deliveries = Table(
     Column("body", LargeBinary, nullable=False),
 )
 Index("ix_deliveries_received", deliveries.c.received_at)
+# retention: the oldest deliveries of one status, a range scan however many others are kept
+Index("ix_deliveries_status_received", deliveries.c.status, deliveries.c.received_at)
 
 jobs = Table(
     "jobs",

@@ -94,12 +94,22 @@ REFRESH_STATUS = (
     " WHEN jobs_succeeded + jobs_dead = jobs_total THEN :failed ELSE :dispatched END"
     " WHERE source = :source AND id = :delivery_id"
 )
-PRUNABLE_DELIVERIES = (  # finished history
-    "SELECT source, id FROM deliveries WHERE received_at < :older_than"
-    " AND status IN (:succeeded, :unmatched) LIMIT :limit"
+# finished history, oldest first: range scans of ix_deliveries_status_received (status,
+# received_at), which skip the rows retention keeps (unfinished, or failed and younger)
+PRUNABLE_DELIVERIES = (  # every job succeeded, or nothing matched
+    "SELECT source, id FROM deliveries WHERE status IN (:succeeded, :unmatched)"
+    " AND received_at < :older_than LIMIT :limit"
+)
+PRUNABLE_FAILED = (  # every job finished, some dead: kept for the dead-letter retention
+    "SELECT source, id FROM deliveries WHERE status = :failed"
+    " AND received_at < :older_than LIMIT :limit"
 )
 DELETE_DELIVERY_ATTEMPTS = (
     "DELETE FROM attempts WHERE job_id IN"
+    " (SELECT id FROM jobs WHERE source = :source AND delivery_id = :delivery_id)"
+)
+DELETE_DELIVERY_DEAD_LETTERS = (
+    "DELETE FROM dead_letters WHERE job_id IN"
     " (SELECT id FROM jobs WHERE source = :source AND delivery_id = :delivery_id)"
 )
 DELETE_DELIVERY_JOBS = "DELETE FROM jobs WHERE source = :source AND delivery_id = :delivery_id"
@@ -145,6 +155,7 @@ REFRESH_STATUSES = {
     "dispatched": DeliveryStatus.DISPATCHED,
 }
 PRUNABLE = {"succeeded": DeliveryStatus.SUCCEEDED, "unmatched": DeliveryStatus.UNMATCHED}
+PRUNABLE_FAILED_STATUS = {"failed": DeliveryStatus.FAILED}
 
 
 def _json(value: Any) -> str:
