@@ -11,13 +11,10 @@ them. Children die with the supervisor, even on ``kill -9`` of the supervisor al
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,11 +25,11 @@ from prometheus_client.multiprocess import mark_process_dead
 from ghapplets.crashpoints import CRASH_ENV
 from ghapplets.logging import get_logger
 from ghapplets.metrics import MULTIPROC_ENV
+from ghapplets.parentdeath import die_with_parent_now
 
 log = get_logger("ghapplets.supervisor")
 PARENT_ENV = "GHAPPLETS_SUPERVISOR_PID"
 RESTART_DELAY = 1.0  # seconds between restarts of a child that keeps dying
-_PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> None:
@@ -41,10 +38,7 @@ def die_with_parent() -> None:
     expected = os.environ.get(PARENT_ENV)
     if not expected:
         return
-    libc_name = ctypes.util.find_library("c")
-    if libc_name and sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    die_with_parent_now()
     if str(os.getppid()) != expected:  # it died before we asked to follow it
         os._exit(1)
 

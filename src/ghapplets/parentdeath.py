@@ -1,0 +1,42 @@
+"""Tie a process's life to its parent's: on Linux, the kernel kills it when the parent dies.
+
+Used by the supervisor's children (a gateway or worker does not outlive ``serve``, even after a
+``kill -9`` of ``serve`` alone) and by ``exec`` applets (an applet does not outlive the worker
+that ran it, so a crashed worker's applets stop instead of running beside their retries).
+Elsewhere it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import signal
+import sys
+from collections.abc import Callable
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    func: Callable[..., int] = ctypes.CDLL(name, use_errno=True).prctl
+    return func
+
+
+_PRCTL = _prctl()  # resolved once, in the parent: the child of a fork only calls it
+
+
+def die_with_parent_now() -> None:
+    """From now on, this process gets SIGKILL when its parent dies (Linux only)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def child_dies_with_us() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for a child process that must die with this one, or None when the
+    platform cannot do it. It makes one system call between fork and exec."""
+    return die_with_parent_now if _PRCTL is not None else None
