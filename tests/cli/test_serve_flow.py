@@ -344,3 +344,10 @@ def test_a_second_server_on_the_same_data_folder_is_refused(flow: Flow) -> None:
     data = flow.root / ".ghapplets"
     assert f"the data folder {data} is in use by another Ghapplets process" in second.err
     assert f"(PID {flow.server.proc.pid}: ghapplets serve " in second.err
+
+
+def test_replay_of_unknown_ids_exits_4(flow: Flow) -> None:
+    delivery = cli("replay", "no-such-delivery", "-p", flow.root)
+    assert delivery.code == 4 and "no delivery 'no-such-delivery'" in delivery.err, delivery
+    job = cli("replay", "--job", "github:no-such:echo", "-p", flow.root)
+    assert job.code == 4 and "no job 'github:no-such:echo'" in job.err, job
