@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from ghapplets.exceptions import MalformedPayload, VerificationError
+from ghapplets.sources.common import to_inbound
 from ghapplets.sources.fixtures import Fixture, iter_fixtures, load
 from tests.sources._helpers import PREVIOUS, SECRET, STALE, make, request, send, signed_inbound
 
@@ -225,3 +226,13 @@ def test_not_json_is_malformed_after_verification() -> None:
     }
     with pytest.raises(MalformedPayload):
         source.ingest(request(VECTOR_BODY, headers))
+
+
+def test_a_long_event_name_is_cut_to_100_characters_per_type_segment() -> None:
+    """A sender controls the event header: each CloudEvent ``type`` segment is bounded, so a
+    stranger cannot make types (and the subscriptions and metrics keyed on them) grow."""
+    source = make("github")
+    body = b'{"action": "' + b"b" * 150 + b'", "repository": {"full_name": "o/r"}}'
+    signed = source.sign("x" * 150, orjson.loads(body), "d-long")
+    event = source.ingest(to_inbound(signed, "github"))
+    assert event.type == "com.github." + "x" * 100 + "." + "b" * 100
