@@ -341,10 +341,18 @@ async def test_concurrent_invocations(
 ) -> None:
     import asyncio
 
-    write_exec("h.sh", '#!/bin/sh\ncat >/dev/null\necho "{\\"job\\": \\"$GHAPPLETS_JOB_ID\\"}"\n')
+    # each run marks itself running, waits, counts the runs marked at that moment, unmarks
+    write_exec(
+        "h.sh",
+        "#!/bin/sh\ncat >/dev/null\ntouch running.$GHAPPLETS_JOB_ID\nsleep 0.3\n"
+        "n=$(ls running.* | wc -l)\nrm running.$GHAPPLETS_JOB_ID\n"
+        'echo "{\\"job\\": \\"$GHAPPLETS_JOB_ID\\", \\"together\\": $n}"\n',
+    )
     rt = build_runtime(exec_spec("./h.sh", concurrency=3))
     outcomes = await asyncio.gather(*(rt.invoke(invocation(job_id=f"j{i}")) for i in range(8)))
-    assert [o.result for o in outcomes] == [{"job": f"j{i}"} for i in range(8)]
+    assert [o.result["job"] for o in outcomes] == [f"j{i}" for i in range(8)]
+    together = [o.result["together"] for o in outcomes]
+    assert max(together) == 3  # they ran side by side, never more than the limit
 
 
 async def test_binary_event_data_goes_as_data_base64(

@@ -114,7 +114,11 @@ def test_bad_jq_program_raises_at_construction() -> None:
 
 
 def test_disabled_applet_with_bad_jq_is_ignored() -> None:
-    Matcher([spec("off", {"type": "a.b", "when": "(("}, enabled=False)])
+    bad = {"type": "a.b", "when": "(("}
+    matcher = Matcher([spec("off", bad, enabled=False), spec("on", "a.b")])  # no error
+    assert names(matcher.match(ev("a.b"))) == ["on"]  # and the disabled one never matches
+    with pytest.raises(ValueError, match="invalid jq"):  # the same program, enabled
+        Matcher([spec("off", bad)])
 
 
 def test_binary_data_is_seen_as_data_base64() -> None:

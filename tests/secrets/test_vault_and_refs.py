@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+import ghapplets.logging as ghapplets_logging
 from ghapplets.backends import Backends, open_backends
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import (
@@ -90,9 +91,18 @@ async def test_set_get_list_delete(backends: Backends) -> None:
         await vault.for_applet("x", ["b-token", "a-token"])
 
 
-async def test_values_read_or_written_are_redacted_from_logs(backends: Backends) -> None:
+async def test_values_read_or_written_are_redacted_from_logs(
+    backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await backends.vault.set("t", "written-value-77aa")
     assert redact("x written-value-77aa y") == "x *** y"
+    await backends.vault.set("r", "read-value-88bb")
+    # as in a process that only reads it
+    monkeypatch.setattr(ghapplets_logging, "_SECRETS", set())
+    monkeypatch.setattr(ghapplets_logging, "_ORDERED", ())
+    assert redact("x read-value-88bb y") == "x read-value-88bb y"
+    assert await backends.vault.get("r") == "read-value-88bb"
+    assert redact("x read-value-88bb y") == "x *** y"
 
 
 async def test_the_stored_bytes_are_ciphertext_bound_to_name_and_scope(
