@@ -30,7 +30,7 @@ import orjson
 from pydantic import Field, field_validator
 
 from ghapplets.events import CloudEvent, InboundRequest
-from ghapplets.exceptions import VerificationError
+from ghapplets.exceptions import ClientNotAllowed
 from ghapplets.sources.base import SignedRequest, Source, SourceSettings
 from ghapplets.sources.common import (
     as_object,
@@ -88,11 +88,16 @@ class SplunkSource(Source):
             ipaddress.ip_network(c, strict=False) for c in self.config.allowed_ips
         )
 
+    @property
+    def credential_params(self) -> frozenset[str]:
+        return frozenset({self.config.token_param})
+
+    def verify_headers(self, request: InboundRequest) -> None:
+        self.verify(request)  # address and token: checked before the body is read
+
     def verify(self, request: InboundRequest) -> None:
         if self.networks and not ip_allowed(request.client_ip, self.networks):
-            raise VerificationError(
-                "ip_not_allowed", f"client address {request.client_ip!r} is not in allowed_ips"
-            )
+            raise ClientNotAllowed(f"client address {request.client_ip!r} is not in allowed_ips")
         param = self.config.token_param
         verify_token(request.query.get(param), self.secrets, where=f"query parameter {param!r}")
 
