@@ -37,6 +37,7 @@ from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.dispatcher import Dispatcher
 from ghapplets.dispatch.worker import Worker
 from ghapplets.gateway.app import GatewayApp
+from ghapplets.gateway.forwarded import TrustedProxies
 from ghapplets.gateway.ingest import IngestHandler
 from ghapplets.logging import get_logger
 from ghapplets.metrics import Metrics
@@ -88,7 +89,7 @@ class Platform:
             self.metrics,
             max_body=self.config.server.max_body_bytes,
             body_timeout=self.config.server.body_timeout,
-            trust_forwarded_for=self.config.server.trust_forwarded_for,
+            trusted_proxies=TrustedProxies(self.config.server.trusted_proxies),
         )
 
     @property

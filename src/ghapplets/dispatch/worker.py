@@ -27,7 +27,7 @@ from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.retry import backoff_delay, should_retry
 from ghapplets.exceptions import ErrorType, NotFound, SecretKeyError
 from ghapplets.logging import bind_delivery, get_logger
-from ghapplets.metrics import Metrics
+from ghapplets.metrics import UNKNOWN, Metrics
 from ghapplets.store.base import HistoryStore
 from ghapplets.store.records import AttemptOutcome, AttemptRecord, JobStatus, JobUpdate
 
@@ -280,7 +280,10 @@ class Worker:
         if status == JobStatus.DEAD:
             await self.consumer.term(message, reason or "dead")
             if self.metrics is not None:
-                self.metrics.dead_letters.labels(message.headers.get(m.H_APPLET, "")).inc()
+                applet = message.headers.get(m.H_APPLET, "")
+                self.metrics.dead_letters.labels(
+                    applet if applet in self.runtimes else UNKNOWN
+                ).inc()
         else:
             await self.consumer.ack(message)
 
