@@ -84,6 +84,10 @@ class RejectReason(StrEnum):
     MALFORMED = "malformed"
     NORMALISE_ERROR = "normalise_error"
     UNAVAILABLE = "unavailable"
+    # the connection, before a request reaches a source (counted under source="_unknown")
+    HEADERS_TOO_LARGE = "headers_too_large"
+    HEADER_TIMEOUT = "header_timeout"
+    OVERLOADED = "overloaded"
 
 
 class VerificationError(GhappletsError):

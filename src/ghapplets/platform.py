@@ -7,7 +7,9 @@
 - :attr:`Role.WORKER`: the discovered applets and their runtimes, the dispatcher and worker loops,
   and housekeeping (retention), claimed by a lease so any number of workers can run.
 
-Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics``.
+Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics`` (on
+the webhook port, or on ``server.metrics_address`` when set), behind the HTTP limits of
+:meth:`Platform.http_protocol`.
 ``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM).
 """
 
@@ -36,11 +38,13 @@ from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.dispatcher import Dispatcher
 from ghapplets.dispatch.worker import Worker
+from ghapplets.exceptions import RejectReason
 from ghapplets.gateway.app import GatewayApp
 from ghapplets.gateway.forwarded import TrustedProxies
 from ghapplets.gateway.ingest import IngestHandler
+from ghapplets.gateway.protocol import GuardedProtocol, HttpLimits, guarded_protocol
 from ghapplets.logging import get_logger
-from ghapplets.metrics import Metrics
+from ghapplets.metrics import UNKNOWN, Metrics
 from ghapplets.sources.base import Source
 from ghapplets.sources.registry import build_sources
 
@@ -224,3 +228,19 @@ class Platform:
 
     def asgi(self) -> GatewayApp:
         return GatewayApp(self.ingest, self.ready, self.render_metrics, lifespan=self.lifespan)
+
+    def http_protocol(self) -> type[GuardedProtocol]:
+        """The HTTP protocol for uvicorn, with the ``server.*`` limits; what it refuses is
+        counted in ``ghapplets_webhooks_rejected_total{source="_unknown"}``."""
+        server = self.config.server
+        limits = HttpLimits(
+            header_timeout=server.header_timeout,
+            max_headers=server.max_headers,
+            max_header_bytes=server.max_header_bytes,
+            keep_alive_timeout=server.keep_alive_timeout,
+            max_connections=server.max_connections,
+        )
+        return guarded_protocol(limits, self._refused)
+
+    def _refused(self, reason: RejectReason) -> None:
+        self.metrics.rejected.labels(UNKNOWN, reason.value).inc()
