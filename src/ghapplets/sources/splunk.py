@@ -3,9 +3,13 @@
 Splunk's webhook alert action signs nothing, so this module owns a substitute: a shared token
 in the URL query (``?token=...``, parameter name ``token_param``) compared in constant time
 against every secret (``missing_token`` / ``bad_token``), plus an optional ``allowed_ips``
-list of CIDRs that ``client_ip`` must fall in (``ip_not_allowed``; an absent or unparsable
-client address is denied; IPv4-mapped IPv6 addresses match IPv4 networks). The address check
-runs first, so a caller outside the list learns nothing about the token.
+list of CIDRs that ``client_ip`` must fall in (``ip_not_allowed``, :class:`ClientNotAllowed`,
+HTTP 403; an absent or unparsable client address is denied; IPv4-mapped IPv6 addresses match
+IPv4 networks). The address check runs first, so a caller outside the list learns nothing about
+the token. Both need no body, so the gateway runs them before reading it
+(:meth:`SplunkSource.verify_headers`); behind a proxy ``client_ip`` comes from
+``X-Forwarded-For`` only through ``server.trusted_proxies``. The token parameter is a
+credential (:attr:`SplunkSource.credential_params`): never stored.
 
 Mapping to a CloudEvent (payload ``{"sid", "search_name", "app", "owner", "results_link",
 "result"}``):
