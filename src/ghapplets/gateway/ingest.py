@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -139,7 +138,7 @@ class IngestHandler:
             self._reject(name, RejectReason.DISCONNECTED)
             return
         received_at = time.time()
-        request = replace(head, body=body)
+        request = InboundRequest(name, headers, body, head.query, head.client_ip)
         try:
             event = source.ingest(request)
         except VerificationError as exc:

@@ -5,15 +5,17 @@ uvicorn parses the request head without bounds: no limit on the number of header
 size, no deadline for a head that never ends (a connection that sends nothing is kept forever),
 and ``limit_concurrency`` answers 503 without ``Retry-After``. :func:`guarded_protocol` builds a
 subclass of :class:`~uvicorn.protocols.http.httptools_impl.HttpToolsProtocol` that adds, per
-connection and at no cost on the normal path beyond a few integer additions:
+connection, at the cost of three Python calls per request on the normal path:
 
 - **header deadline** (``header_timeout``): the head of each request must arrive within this
   many seconds of the connection's start, or of its first byte on a kept-alive connection; else
-  ``408`` and the connection is closed;
+  ``408`` and the connection is closed. One timer per server sweeps the connections (every
+  quarter of the timeout, at most every second) instead of a timer per request;
 - **header limits** (``max_headers`` lines, ``max_header_bytes`` for the request line and the
-  header lines together): checked as the parser hands over each line and, for a line that never
-  ends, on the bytes received; beyond them ``431`` and the connection is closed, before the
-  request reaches the application;
+  header lines together): checked once the head is parsed and, for a head that is not complete
+  yet (a flood of lines, a line that never ends), on the bytes received; beyond them ``431``
+  and the connection is closed, before the request reaches the application. The parser never
+  works on more than ``max_header_bytes`` plus one read (at most 256 KiB) of a head;
 - **keep-alive** (``keep_alive_timeout``): an idle kept-alive connection is closed after it;
 - **connections** (``max_connections`` open at once in this process): a connection beyond them
   is answered ``503`` with ``Retry-After`` and closed, without running the application.
@@ -118,16 +120,15 @@ class _Transport:
 class GuardedProtocol(HttpToolsProtocol):
     limits: ClassVar[HttpLimits] = HttpLimits()
     on_refused: ClassVar[Callable[[RejectReason], None] | None] = None
+    _sweeper: ClassVar[asyncio.TimerHandle | None] = None  # one per server (per class)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]
         self._real: asyncio.Transport | None = None
-        self._head_timer: asyncio.TimerHandle | None = None
         self._reading_head = True
+        self._head_started = self.loop.time()
         self._head_received = 0  # bytes received while the head is incomplete
-        self._head_bytes = 0  # request line and header lines handed over by the parser
-        self._head_lines = 0
         self._head_too_large = False
         self._lingering = False
         self._lingered = 0
@@ -142,14 +143,16 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._real = transport
         super().connection_made(cast(asyncio.Transport, _Transport(transport, self)))
+        self._head_started = self.loop.time()
         if len(self.connections) > self.limits.max_connections:
             self.app = _overloaded  # answered once its head is in, then closed
             self._refused(RejectReason.OVERLOADED)
-        self._arm_head_timer()
+        cls = type(self)
+        if cls._sweeper is None:
+            cls._sweeper = self.loop.call_later(self._sweep_every(), self._sweep)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._cancel_head_timer()
         super().connection_lost(exc)
 
     def eof_received(self) -> None:
@@ -166,26 +169,27 @@ class GuardedProtocol(HttpToolsProtocol):
             real.close()
             return
         self._lingering = True
-        self._cancel_head_timer()
         self.flow.resume_reading()  # uvicorn pauses reading while a body waits for the app
         real.write_eof()  # the answer, then FIN: the client reads it, then its end
         self.loop.call_later(LINGER_SECONDS, real.close)
 
     # -- the head's deadline ----------------------------------------------------------------
-    def _arm_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(
-                self.limits.header_timeout, self._head_timed_out
-            )
+    def _sweep_every(self) -> float:
+        return min(1.0, self.limits.header_timeout / 4)
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _sweep(self) -> None:
+        """Cut off every connection whose head is overdue; again later while any is open."""
+        cls = type(self)
+        cls._sweeper = None
+        deadline = self.loop.time() - self.limits.header_timeout
+        for conn in list(self.connections):
+            if isinstance(conn, GuardedProtocol) and conn._head_started <= deadline:
+                conn._head_timed_out()
+        if self.connections:
+            cls._sweeper = self.loop.call_later(self._sweep_every(), self._sweep)
 
     def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self._reading_head and not self.transport.is_closing() and not self._lingering:
+        if self._reading_head and not self._lingering and not self.transport.is_closing():
             self._refused(RejectReason.HEADER_TIMEOUT)
             self.transport.write(HEAD_TIMEOUT)
             self.transport.close()
@@ -201,7 +205,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if reading:
             self._head_received += len(data)
         super().data_received(data)
-        # a line that never ends is not handed over by the parser: count what came in
+        # a head not complete yet (a flood of lines, a line that never ends): the bytes so far
         if (
             reading
             and self._reading_head
@@ -222,33 +226,22 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._reading_head = True
-        self._head_lines = 0
-        self._head_bytes = 0
-        self._arm_head_timer()
-
-    def on_url(self, url: bytes) -> None:
-        self._head_bytes += len(url)
-        if self._head_bytes > self.limits.max_header_bytes:
-            self._head_too_large = True
-            raise _HeadTooLarge
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_lines += 1
-        self._head_bytes += len(name) + len(value) + 4
-        if (
-            self._head_lines > self.limits.max_headers
-            or self._head_bytes > self.limits.max_header_bytes
-        ):
-            self._head_too_large = True
-            raise _HeadTooLarge
-        super().on_header(name, value)
+        if not self._reading_head:  # the next request on a kept-alive connection
+            self._reading_head = True
+            self._head_started = self.loop.time()
 
     def on_headers_complete(self) -> None:
+        limits = self.limits
+        headers = self.headers
+        if (
+            len(headers) > limits.max_headers
+            or len(self.url) + sum([len(n) + len(v) + 4 for n, v in headers])
+            > limits.max_header_bytes
+        ):
+            self._head_too_large = True
+            raise _HeadTooLarge  # the parser stops; uvicorn answers through send_400_response
         self._reading_head = False
         self._head_received = 0
-        self._cancel_head_timer()
         super().on_headers_complete()
 
 
