@@ -164,7 +164,12 @@ class GuardedProtocol(HttpToolsProtocol):
         real = self._real
         if real is None or real.is_closing():
             return
-        unread = self._reading_head or (self.cycle is not None and self.cycle.more_body)
+        cycle = self.cycle
+        # bytes of a head have come (on a kept-alive connection, reading a head again means
+        # the next request has begun), or a body is not read to its end
+        unread = (self._reading_head and (self._head_received > 0 or cycle is not None)) or (
+            cycle is not None and cycle.more_body
+        )
         if self._lost or self._lingering or not unread or not real.can_write_eof():
             real.close()
             return
