@@ -98,7 +98,7 @@ class VerificationError(GhappletsError):
 
     def __init__(self, reason: RejectReason, message: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason = RejectReason(reason)  # a closed set: another value is a ValueError here
 
 
 class ClientNotAllowed(VerificationError):

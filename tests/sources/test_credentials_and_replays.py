@@ -174,3 +174,11 @@ def test_json_just_deep_enough_is_accepted() -> None:
     # many brackets side by side are not depth
     wide = b"[" + b",".join([b"[]"] * 5000) + b"]"
     assert len(source.ingest(request(wide, {})).data) == 5000
+
+
+def test_rejection_reasons_are_a_closed_set() -> None:
+    from ghapplets.exceptions import RejectReason
+
+    assert VerificationError("bad_token", "x").reason is RejectReason.BAD_TOKEN  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        VerificationError("made-up-by-a-sender", "x")  # type: ignore[arg-type]
