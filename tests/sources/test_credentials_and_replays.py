@@ -152,7 +152,7 @@ def test_splunk_outside_the_allow_list_is_403_before_the_body() -> None:
 
 
 @pytest.mark.parametrize("kind", ["github", "jira", "bitbucket", "gitlab", "servicenow", "splunk"])
-@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 600, 1024, 1025, 5000])
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH, 254, 255, 600, 1024, 1025, 5000])
 @pytest.mark.parametrize("form", ["list", "object"])
 def test_json_nested_too_deep_is_malformed(kind: str, depth: int, form: str) -> None:
     source = make(kind)
@@ -171,6 +171,10 @@ def test_json_just_deep_enough_is_accepted() -> None:
     body = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
     event = source.ingest(request(body, {"content-type": "application/json"}))
     assert orjson.dumps(event.data) == body
+    assert orjson.loads(event.to_json())["data"] == event.data  # inside its envelope too
+    deeper = b"{" + b'"a":{' * MAX_JSON_DEPTH + b"}" * MAX_JSON_DEPTH + b"}"
+    with pytest.raises(MalformedPayload):
+        source.ingest(request(deeper, {}))
     # many brackets side by side are not depth
     wide = b"[" + b",".join([b"[]"] * 5000) + b"]"
     assert len(source.ingest(request(wide, {})).data) == 5000

@@ -114,6 +114,9 @@ bodies = st.one_of(
     st.binary(max_size=400),
     json_values.map(orjson.dumps),
     st.integers(min_value=200, max_value=3000).map(lambda d: nested(d, b"[", b"]")),
+    # around the depth limit, where the CloudEvent envelope adds one more level
+    st.sampled_from([199, 200, 201, 253, 254, 255]).map(lambda d: nested(d, b"[", b"]")),
+    st.sampled_from([199, 200, 253, 254]).map(lambda d: b'{"a":' * d + b"1" + b"}" * d),
     st.integers(min_value=200, max_value=3000).map(lambda d: b'{"a":' * d + b"1" + b"}" * d),
     st.integers(min_value=19, max_value=400).map(lambda n: b"1" * n),  # huge integers
     json_values.map(lambda v: b"payload=" + orjson.dumps(v)),

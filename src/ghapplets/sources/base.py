@@ -74,19 +74,24 @@ CREDENTIAL_HEADERS = frozenset(
     }
 )
 
-# orjson reads JSON nested up to 1024 levels but writes only 254: a payload must survive being
-# written again (to an exec applet's stdin, an http applet's request), so deeper is malformed
-MAX_JSON_DEPTH = 254
+# orjson reads JSON nested up to 1024 levels but writes only 254. A payload must survive being
+# written again inside envelopes (the structured CloudEvent an exec applet reads, a job's
+# context): deeper than MAX_JSON_DEPTH is malformed, which leaves 54 levels for envelopes
+MAX_JSON_DEPTH = 200
+_WRITER_DEPTH = 254
 
 
 def check_depth(payload: Any, body: bytes) -> None:
     """:class:`MalformedPayload` when ``payload`` is nested deeper than :data:`MAX_JSON_DEPTH`,
-    found by writing it again (orjson's writer is the limit, and writing costs less than
-    counting brackets in the body). A shorter body cannot hold that many brackets."""
+    found by writing it again inside the envelopes' margin (orjson's writer is the limit, and
+    writing costs less than counting brackets). A shorter body cannot be that deep."""
     if len(body) <= 2 * MAX_JSON_DEPTH:
         return
+    wrapped = payload
+    for _ in range(_WRITER_DEPTH - MAX_JSON_DEPTH):
+        wrapped = [wrapped]
     try:
-        orjson.dumps(payload)
+        orjson.dumps(wrapped)
     except TypeError:
         raise MalformedPayload(
             f"JSON is nested deeper than {MAX_JSON_DEPTH} levels, or not representable"
