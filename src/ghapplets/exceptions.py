@@ -12,7 +12,8 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`SecretKeyError` (:class:`SecretKeyMismatch`), :class:`SecretScopeError` and
   :class:`UnresolvedReference`: secrets cannot be read, may not be read here, or cannot be
   resolved; :class:`InvalidSecret`: a secret's name, scope or value is not acceptable;
-- :class:`VerificationError` and :class:`MalformedPayload`: a webhook is refused (401 / 400);
+- :class:`VerificationError` (:class:`ClientNotAllowed`) and :class:`MalformedPayload`: a
+  webhook is refused (401 (403) / 400), with a :class:`RejectReason`;
 - :class:`AppletError`: an applet run ended in error (retryable or permanent), or could not
   start (:class:`AppletStalled`).
 """
@@ -90,12 +91,55 @@ class UnresolvedReference(GhappletsError, LookupError):
     """A ``${env:X}`` or ``${secret:x}`` reference names nothing."""
 
 
-class VerificationError(GhappletsError):
-    """The request is not proven to come from the vendor. ``reason`` labels the metric."""
+class RejectReason(StrEnum):
+    """Why the gateway refused a webhook: the ``reason`` label of
+    ``ghapplets_webhooks_rejected_total`` and the ``error`` of the JSON answer.
 
-    def __init__(self, reason: str, message: str) -> None:
+    A closed set, so a metric series can only be one of these, whatever a sender sends.
+    """
+
+    # the sender is not proven to be the vendor (401; 403 for ip_not_allowed)
+    NO_SECRET = "no_secret"  # noqa: S105 - a reason, not a secret
+    MISSING_SIGNATURE = "missing_signature"
+    BAD_SIGNATURE = "bad_signature"
+    MISSING_TOKEN = "missing_token"  # noqa: S105 - a reason, not a secret
+    BAD_TOKEN = "bad_token"  # noqa: S105 - a reason, not a secret
+    MISSING_CREDENTIALS = "missing_credentials"
+    BAD_CREDENTIALS = "bad_credentials"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    # the request itself
+    UNKNOWN_SOURCE = "unknown_source"
+    TOO_LARGE = "too_large"
+    BODY_TIMEOUT = "body_timeout"
+    DISCONNECTED = "disconnected"
+    MALFORMED = "malformed"
+    NORMALISE_ERROR = "normalise_error"
+    UNAVAILABLE = "unavailable"
+    # the connection, before a request reaches a source (counted under source="_unknown")
+    HEADERS_TOO_LARGE = "headers_too_large"
+    HEADER_TIMEOUT = "header_timeout"
+    OVERLOADED = "overloaded"
+
+
+class VerificationError(GhappletsError):
+    """The request is not proven to come from the vendor (HTTP 401). ``reason`` labels the
+    metric."""
+
+    status: int = 401
+
+    def __init__(self, reason: RejectReason, message: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason = RejectReason(reason)  # a closed set: another value is a ValueError here
+
+
+class ClientNotAllowed(VerificationError):
+    """The client address is outside the source's allow-list (HTTP 403): whoever it is, it may
+    not send to this source."""
+
+    status = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__(RejectReason.IP_NOT_ALLOWED, message)
 
 
 class MalformedPayload(GhappletsError, ValueError):

@@ -3,6 +3,11 @@
 Under ``ghapplets serve`` several processes (gateways and the worker) count for one node: the
 supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multi-process mode), every
 process writes its values there, and ``/metrics`` on any of them renders the sum of all.
+
+Label values are bounded: a ``source`` label is a configured source's name, an ``applet`` label
+an installed applet's name, a ``reason`` a :class:`~ghapplets.exceptions.RejectReason`, an
+``outcome`` an attempt outcome. Anything else (a POST to an unknown source, a job of an applet
+that is no longer installed) counts under :data:`UNKNOWN`, so no request can add a series.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNKNOWN = "_unknown"  # the one label value for anything not configured (no name starts with _)
 
 LATENCY_BUCKETS = (
     0.0005,

@@ -9,7 +9,9 @@
   runtime opens its own HTTP client (``ctx.http``, the ``http`` runtime's calls): applets share
   no cookie jar, so a cookie one applet's server sets is never sent by another.
 
-Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics``.
+Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics`` (on
+the webhook port, or on ``server.metrics_address`` when set), behind the HTTP limits of
+:meth:`Platform.http_protocol`.
 ``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM).
 """
 
@@ -36,11 +38,13 @@ from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.dispatcher import Dispatcher
 from ghapplets.dispatch.worker import Worker
-from ghapplets.exceptions import GhappletsError
+from ghapplets.exceptions import GhappletsError, RejectReason
 from ghapplets.gateway.app import GatewayApp
+from ghapplets.gateway.forwarded import TrustedProxies
 from ghapplets.gateway.ingest import IngestHandler
+from ghapplets.gateway.protocol import GuardedProtocol, HttpLimits, guarded_protocol
 from ghapplets.logging import get_logger, register_secret
-from ghapplets.metrics import Metrics
+from ghapplets.metrics import UNKNOWN, Metrics
 from ghapplets.secrets.refs import resolve
 from ghapplets.sources.base import Source
 from ghapplets.sources.registry import build_sources
@@ -89,7 +93,7 @@ class Platform:
             self.metrics,
             max_body=self.config.server.max_body_bytes,
             body_timeout=self.config.server.body_timeout,
-            trust_forwarded_for=self.config.server.trust_forwarded_for,
+            trusted_proxies=TrustedProxies(self.config.server.trusted_proxies),
         )
 
     @property
@@ -248,3 +252,19 @@ class Platform:
 
     def asgi(self) -> GatewayApp:
         return GatewayApp(self.ingest, self.ready, self.render_metrics, lifespan=self.lifespan)
+
+    def http_protocol(self) -> type[GuardedProtocol]:
+        """The HTTP protocol for uvicorn, with the ``server.*`` limits; what it refuses is
+        counted in ``ghapplets_webhooks_rejected_total{source="_unknown"}``."""
+        server = self.config.server
+        limits = HttpLimits(
+            header_timeout=server.header_timeout,
+            max_headers=server.max_headers,
+            max_header_bytes=server.max_header_bytes,
+            keep_alive_timeout=server.keep_alive_timeout,
+            max_connections=server.max_connections,
+        )
+        return guarded_protocol(limits, self._refused)
+
+    def _refused(self, reason: RejectReason) -> None:
+        self.metrics.rejected.labels(UNKNOWN, reason.value).inc()

@@ -24,6 +24,7 @@ sources:
   github:
     kind: github
     secret: ${env:GITHUB_WEBHOOK_SECRET}
+    replay_protection: false  # the tests send the same fixtures under new delivery ids
 applets: [applets]
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.cli.helpers import poll, serving
-from tests.conftest import WEBHOOK_SECRET, ProjectBuilder
+from tests.cli.helpers import GHAPPLETS, clean_env, poll, serving
+from tests.conftest import WEBHOOK_SECRET, ProjectBuilder, free_port
 from tests.gateway.test_ingest import github_headers
 
 pytestmark = pytest.mark.slow
@@ -145,3 +146,57 @@ def test_sigterm_drains_every_process_and_exits_0(project: ProjectBuilder) -> No
         assert server.proc.wait(timeout=60) == 0
         assert time.monotonic() - started < 30
         assert not any(Path(f"/proc/{pid}").exists() for pid in kids)
+
+
+def test_metrics_on_their_own_address_sum_every_process(project: ProjectBuilder) -> None:
+    metrics_port = free_port()
+    project.extra = f"server:\n  metrics_address: 127.0.0.1:{metrics_port}\n"
+    root = build(project)
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with serving(root, "--processes", "2") as server:
+        kids = children_of(server.proc.pid)
+        assert roles(kids) == ["gateway", "gateway", "worker"]
+        assert asyncio.run(post_many(server.url, "metrics", 40)) == [202] * 40
+
+        def all_counted() -> str | None:
+            text = httpx.get(metrics_url).text
+            ran = metric(text, "ghapplets_job_start_latency_seconds_count")
+            received = metric(text, "ghapplets_webhooks_received_total")
+            return text if ran == 40 and received == 40 else None
+
+        poll(all_counted, timeout=30)
+        # only /metrics there, and no /metrics on the webhook port, whichever gateway answers
+        for _ in range(6):
+            assert httpx.get(f"{server.url}/metrics").status_code == 404
+            assert httpx.get(f"{server.url}/healthz").status_code == 200
+        assert httpx.get(metrics_url.replace("/metrics", "/readyz")).status_code == 404
+        assert httpx.post(metrics_url.replace("/metrics", "/hooks/github")).status_code == 404
+
+
+def test_a_single_gateway_binds_the_metrics_address_itself(project: ProjectBuilder) -> None:
+    port, metrics_port = free_port(), free_port()
+    project.extra = f"server:\n  metrics_address: 127.0.0.1:{metrics_port}\n"
+    root = build(project)
+    log = root.parent / "gateway.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*GHAPPLETS, "gateway", "--processes", "1", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=root,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        poll(up, timeout=30)
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

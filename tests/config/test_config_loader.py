@@ -9,6 +9,7 @@ import pytest
 
 from ghapplets.config.loader import apply_env_overrides, load_config
 from ghapplets.config.located import parse_yaml
+from ghapplets.config.models import ServerConfig
 from ghapplets.exceptions import ConfigError
 from ghapplets.sources.github import GitHubSource
 
@@ -64,10 +65,10 @@ def test_overrides_come_from_the_process_environment(
     config_file(tmp_path, BASE)
     monkeypatch.setenv("GHAPPLETS_SERVER__PORT", "9999")
     monkeypatch.setenv("GHAPPLETS_LOGGING__LEVEL", "debug")  # a section the file does not have
-    monkeypatch.setenv("GHAPPLETS_SERVER__TRUST_FORWARDED_FOR", "true")
+    monkeypatch.setenv("GHAPPLETS_SERVER__TRUSTED_PROXIES", "[10.0.0.0/8, '2001:db8::/32']")
     loaded = load_config(tmp_path)
     assert loaded.config.server.port == 9999
-    assert loaded.config.server.trust_forwarded_for is True
+    assert loaded.config.server.trusted_proxies == ["10.0.0.0/8", "2001:db8::/32"]
     assert loaded.config.logging.level == "debug"
 
 
@@ -196,3 +197,72 @@ def test_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(tmp_path, environ={})
     assert "not UTF-8" in problems(exc)[0]
+
+
+def test_trusted_proxies_are_networks(tmp_path: Path) -> None:
+    config_file(tmp_path, BASE + "  trusted_proxies: [10.0.0.0/8, '::1', 192.168.1.7/32]\n")
+    assert load_config(tmp_path, environ={}).config.server.trusted_proxies == [
+        "10.0.0.0/8",
+        "::1",
+        "192.168.1.7/32",
+    ]
+    config_file(tmp_path, BASE + "  trusted_proxies: [10.0.0.0/8, 10.0.0.300/32]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ={})
+    assert "'10.0.0.300/32' is not an IP address or CIDR network" in str(info.value)
+    assert ":10:" in problems(info)[0]  # located at the key
+    loaded = load_config(
+        tmp_path.parent / tmp_path.name,
+        environ={"GHAPPLETS_SERVER__TRUSTED_PROXIES": "10.0.0.0/8, 172.16.0.0/12"},
+    )
+    assert loaded.config.server.trusted_proxies == ["10.0.0.0/8", "172.16.0.0/12"]
+
+
+def test_the_removed_trust_forwarded_for_names_its_replacement(tmp_path: Path) -> None:
+    config_file(tmp_path, BASE + "  trust_forwarded_for: true\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ={})
+    (problem,) = problems(info)
+    assert ":10:3: server.trust_forwarded_for:" in problem
+    assert "trusted_proxies" in problem
+    config_file(tmp_path, BASE)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ={"GHAPPLETS_SERVER__TRUST_FORWARDED_FOR": "false"})
+    assert "trusted_proxies" in str(info.value)
+    assert "GHAPPLETS_SERVER__TRUST_FORWARDED_FOR" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("'9090'", "is not host:port"),
+        ("'localhost:'", "is not host:port"),
+        ("'127.0.0.1:70000'", "is not host:port"),
+        ("'127.0.0.1:8080'", "uses the webhook port 8080"),
+    ],
+)
+def test_metrics_address_is_checked(tmp_path: Path, value: str, error: str) -> None:
+    config_file(tmp_path, BASE + f"  metrics_address: {value}\n")
+    with pytest.raises(ConfigError, match=error):
+        load_config(tmp_path, environ={})
+
+
+def test_metrics_address_and_http_limits(tmp_path: Path) -> None:
+    config_file(
+        tmp_path,
+        BASE
+        + "  metrics_address: '[::1]:9090'\n  header_timeout: 2.5\n  max_headers: 50\n"
+        + "  max_header_bytes: 8192\n  keep_alive_timeout: 3\n  max_connections: 10\n",
+    )
+    server = load_config(tmp_path, environ={}).config.server
+    assert server.metrics_listener == ("::1", 9090)
+    assert (server.header_timeout, server.max_headers, server.max_header_bytes) == (2.5, 50, 8192)
+    assert (server.keep_alive_timeout, server.max_connections) == (3.0, 10)
+    defaults = ServerConfig()
+    assert defaults.metrics_listener is None and defaults.trusted_proxies == []
+    assert (defaults.header_timeout, defaults.max_headers, defaults.max_header_bytes) == (
+        10.0,
+        100,
+        65536,
+    )
+    assert (defaults.keep_alive_timeout, defaults.max_connections) == (5.0, 1024)

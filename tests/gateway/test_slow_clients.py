@@ -33,7 +33,8 @@ async def call(handler: IngestHandler, receive: Any) -> list[dict[str, Any]]:
         "method": "POST",
         "path": "/hooks/github",
         "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
+        # the signature header is there (it is checked before the body), its value after
+        "headers": [(b"content-type", b"application/json"), (b"x-hub-signature-256", b"x")],
         "client": ("127.0.0.1", 1),
     }
     await handler(scope, receive, send, "github")

@@ -88,6 +88,7 @@ def send(
             fail(f"cannot read {file}: {exc}", 2)
     target = f"{url.rstrip('/')}/hooks/{source.name}"
     failures = 0
+    replays = 0  # answered as duplicates although their delivery ids were new
     started = time.perf_counter()
     with httpx.Client(timeout=timeout) as client:
         for i in range(count):
@@ -103,6 +104,8 @@ def send(
                 fail(f"cannot reach {target}: {exc}", 1)
             expected = resp.status_code == 401 if bad_signature else resp.is_success
             failures += 0 if expected else 1
+            if delivery_id is None and _duplicate(resp):  # a new id: the body was seen before
+                replays += 1
             if count == 1 or not expected:
                 style = "green" if expected else "red"
                 answer = literal(f"{target} {resp.text.strip()}")
@@ -110,7 +113,23 @@ def send(
     if count > 1:
         elapsed = time.perf_counter() - started
         console.print(f"sent {count} in {elapsed:.2f}s, {failures} unexpected answers")
+    if replays:
+        errors.print(
+            f"{replays} answered as duplicates: the gateway accepted this body before under "
+            "another delivery id (replay protection). Send another payload (--file), or set "
+            f"replay_protection: false on source {source.name!r} for repeated test sends."
+        )
     if failures:
         if bad_signature:
             errors.print("the gateway did not reject the bad signature with 401")
         raise typer.Exit(1)
+
+
+def _duplicate(resp: httpx.Response) -> bool:
+    if resp.status_code != 202:
+        return False
+    try:
+        doc = resp.json()
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("duplicate") is True

@@ -84,24 +84,53 @@ def _hold_data_folder(loaded: LoadedConfig, data: Path) -> int | None:
         fail(str(exc), 1)
 
 
-def _uvicorn(platform: Platform, host: str, port: int, sock: socket.socket | None) -> None:
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        fail(f"the {what} did not start on {host}:{port}: {reason}", 1)
+
+
+def _uvicorn(
+    platform: Platform,
+    host: str,
+    port: int,
+    sock: socket.socket | None,
+    metrics_sock: socket.socket | None = None,
+) -> None:
+    """Serve ``platform`` on ``sock`` (or ``host:port``), and ``/metrics`` on ``metrics_sock``
+    (or ``server.metrics_address``) when metrics have a listener of their own."""
     cfg = platform.config
+    app = platform.asgi()
+    sockets: list[socket.socket] | None = None
+    metrics_at = cfg.server.metrics_listener
+    if metrics_sock is None and metrics_at is not None:
+        metrics_sock = _bind(*metrics_at, "metrics listener")
+    if metrics_sock is not None:
+        sock = sock if sock is not None else _bind(host, port, "server")
+        bound = metrics_sock.getsockname()
+        app.serve_metrics_on(bound[0], bound[1])
+        sockets = [sock, metrics_sock]
+    elif sock is not None:
+        sockets = [sock]
     config = uvicorn.Config(
-        platform.asgi(),
+        app,
         host=host,
         port=port,
+        http=platform.http_protocol(),  # the server.* limits: header deadline and size, ...
         lifespan="on",
         log_level="warning",
         access_log=False,
         server_header=False,
-        proxy_headers=False,  # client IPs come from X-Forwarded-For only if the config says so
+        proxy_headers=False,  # client addresses come from server.trusted_proxies only
         timeout_graceful_shutdown=int(cfg.server.drain_timeout) or None,
-        limit_concurrency=None,
+        limit_concurrency=None,  # server.max_connections, with Retry-After: see the protocol
         backlog=2048,
     )
     server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock] if sock is not None else None)
+        server.run(sockets=sockets)
     except SystemExit as exc:  # uvicorn exits 3 (our "bad config") when it cannot bind
         if exc.code:
             fail(f"the server did not start on {host}:{port} (see the error above)", 1)
@@ -135,11 +164,10 @@ def _supervise(
     with_worker: bool,
     lock_fd: int | None,
 ) -> None:
-    try:
-        sock = listen(host, port)
-    except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        fail(f"the server did not start on {host}:{port}: {reason}", 1)
+    sock = _bind(host, port, "server")
+    # /metrics of its own: one socket too, shared by the gateways like the webhook port
+    metrics_at = loaded.config.server.metrics_listener
+    metrics_sock = _bind(*metrics_at, "metrics listener") if metrics_at else None
     fmt = ["--log-format", log_format] if log_format else []
     # one /metrics for the node: every process writes its values into one folder (the one
     # the environment names, so other processes of the node can share it too)
@@ -149,16 +177,21 @@ def _supervise(
         shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     shared = {MULTIPROC_ENV: str(metrics_dir)}
+    fds = ["--fd", str(sock.fileno())]
+    passed = [sock.fileno()]
+    if metrics_sock is not None:
+        fds += ["--metrics-fd", str(metrics_sock.fileno())]
+        passed.append(metrics_sock.fileno())
     held: tuple[int, ...] = ()
     if lock_fd is not None:  # the children adopt the data folder's lock we hold
         shared[datadir.LOCK_FD_ENV] = str(lock_fd)
         held = (lock_fd,)
-    fd = str(sock.fileno())
+        passed.append(lock_fd)
     children = [
         Child(
             f"gateway-{i + 1}",
-            _child(Role.GATEWAY, loaded, data, "--processes", "1", "--fd", fd, *fmt),
-            pass_fds=(sock.fileno(), *held),
+            _child(Role.GATEWAY, loaded, data, "--processes", "1", *fds, *fmt),
+            pass_fds=tuple(passed),
             env=shared,
         )
         for i in range(processes)
@@ -176,6 +209,8 @@ def _supervise(
     log.info("listening", host=bound[0], port=bound[1], gateways=processes, worker=with_worker)
     code = Supervisor(children, drain_timeout=loaded.config.server.drain_timeout).run()
     sock.close()
+    if metrics_sock is not None:
+        metrics_sock.close()
     raise typer.Exit(code)
 
 
@@ -212,6 +247,9 @@ def gateway(
     data: Path | None = DataDirOpt,
     log_format: str | None = LogFormatOpt,
     fd: int | None = typer.Option(None, "--fd", hidden=True, help="Inherited listening socket."),
+    metrics_fd: int | None = typer.Option(
+        None, "--metrics-fd", hidden=True, help="Inherited metrics listening socket."
+    ),
 ) -> None:
     """Accept webhooks: POST /hooks/{source}, /healthz, /readyz, /metrics. Stateless."""
     die_with_parent()
@@ -221,7 +259,8 @@ def gateway(
     port = cfg.server.port if port is None else port
     if fd is not None:  # a child of serve or gateway --processes N: it adopts their lock
         _hold_data_folder(loaded, target)
-        _uvicorn(platform, host, port, socket.socket(fileno=fd))
+        metrics_sock = socket.socket(fileno=metrics_fd) if metrics_fd is not None else None
+        _uvicorn(platform, host, port, socket.socket(fileno=fd), metrics_sock)
         return
     run(_check_startup(loaded, target))
     lock_fd = _hold_data_folder(loaded, target)
@@ -247,7 +286,9 @@ async def _run_until_signalled(platform: Platform) -> None:
 def worker(
     host: str | None = HostOpt,
     port: int | None = typer.Option(
-        None, help="Serve /healthz, /readyz and /metrics on this port (default: none)."
+        None,
+        help="Serve /healthz, /readyz and /metrics on this port (default: none); /metrics on "
+        "server.metrics_address instead when that is set.",
     ),
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,

@@ -6,11 +6,12 @@ their kind's own settings model by :mod:`ghapplets.config.loader`, so errors nam
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ghapplets.applets.model import NAME_PATTERN
 
@@ -18,6 +19,11 @@ DEFAULT_MAX_BODY = 25 * 1024 * 1024
 
 
 class ServerConfig(BaseModel):
+    """The HTTP server of the gateway: where it listens, whom it believes, and its limits.
+
+    Every limit is per gateway process (``serve --processes N`` runs N of them).
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
@@ -25,7 +31,75 @@ class ServerConfig(BaseModel):
     max_body_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_BODY
     body_timeout: Annotated[float, Field(gt=0)] = 30.0
     drain_timeout: Annotated[float, Field(ge=0)] = 30.0
-    trust_forwarded_for: bool = False
+    # the proxies (CIDRs) whose X-Forwarded-For is believed; empty: the TCP peer is the client
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # host:port of a separate /metrics listener; unset: /metrics on the webhook port
+    metrics_address: str | None = None
+    header_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    max_headers: Annotated[int, Field(ge=8, le=10_000)] = 100
+    max_header_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    keep_alive_timeout: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+
+    # removed: any value is an error that names its replacement (``trusted_proxies``)
+    trust_forwarded_for: Annotated[None, Field(exclude=True)] = None
+
+    @field_validator("trust_forwarded_for", mode="before")
+    @classmethod
+    def _removed(cls, value: Any) -> None:
+        raise ValueError(
+            "trust_forwarded_for was replaced by trusted_proxies: list the proxies whose "
+            "X-Forwarded-For may be believed, as CIDRs (e.g. [10.0.0.0/8]); see docs/security.md"
+        )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # GHAPPLETS_SERVER__TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> ServerConfig:
+        if self.metrics_address is not None:
+            _, port = split_address(self.metrics_address)
+            if port != 0 and port == self.port:
+                raise ValueError(
+                    f"metrics_address {self.metrics_address!r} uses the webhook port {self.port}"
+                )
+        return self
+
+    @property
+    def metrics_listener(self) -> tuple[str, int] | None:
+        """``metrics_address`` as ``(host, port)``, or None when /metrics is on the webhook port."""
+        return None if self.metrics_address is None else split_address(self.metrics_address)
+
+
+def split_address(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> ``(host, port)``; ``ValueError`` saying what is wrong."""
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9090 or [::1]:9090)")
+    return host, int(port)
 
 
 class SyncMode(StrEnum):

@@ -8,7 +8,7 @@ applet and its job id, which is also the job's idempotency key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import orjson
 
@@ -16,6 +16,7 @@ from ghapplets.broker.base import EVENTS as EVENTS  # re-exported: the streams b
 from ghapplets.broker.base import JOBS as JOBS
 from ghapplets.broker.base import Message, OutboundMessage
 from ghapplets.events import CloudEvent
+from ghapplets.sources.base import CREDENTIAL_HEADERS
 
 H_SOURCE = "ghapplets-source"
 H_VENDOR_HEADERS = "ghapplets-vendor-headers"
@@ -24,11 +25,6 @@ H_JOB_ID = "ghapplets-job-id"
 H_APPLET = "ghapplets-applet"
 H_DELIVERY = "ghapplets-delivery-id"
 H_ATTEMPT_OFFSET = "ghapplets-attempt-offset"
-
-# never stored: they are credentials, not facts about the event
-CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-gitlab-token", "x-api-key"}
-)
 
 
 def job_id(source: str, delivery_id: str, applet: str) -> str:
@@ -41,14 +37,25 @@ def event_message(
     data: bytes,
     vendor_headers: Mapping[str, str],
     received_at: float,
+    *,
+    credentials: Collection[str] = (),
+    dedup_key: str | None = None,
 ) -> OutboundMessage:
+    """The message that stores an accepted event. ``vendor_headers`` (lower-case names) are kept
+    for the delivery record, except :data:`CREDENTIAL_HEADERS` and ``credentials`` (the
+    source's own). The message id, on which the broker deduplicates, is ``dedup_key`` when
+    given (a replay key, see :meth:`Source.replay_key`), else ``<source>:<event id>``."""
     headers = event.binary_headers()
     headers[H_SOURCE] = source
     headers[H_RECEIVED_AT] = repr(received_at)
     headers[H_VENDOR_HEADERS] = orjson.dumps(
-        {k: v for k, v in vendor_headers.items() if k not in CREDENTIAL_HEADERS}
+        {
+            k: v
+            for k, v in vendor_headers.items()
+            if k not in CREDENTIAL_HEADERS and k not in credentials
+        }
     ).decode()
-    return OutboundMessage(EVENTS, f"{source}:{event.id}", headers, data)
+    return OutboundMessage(EVENTS, dedup_key or f"{source}:{event.id}", headers, data)
 
 
 def job_message(

@@ -40,7 +40,7 @@ from ghapplets.exceptions import (
     SecretScopeError,
 )
 from ghapplets.logging import bind_delivery, get_logger
-from ghapplets.metrics import Metrics
+from ghapplets.metrics import UNKNOWN, Metrics
 from ghapplets.store.base import HistoryStore
 from ghapplets.store.records import AttemptOutcome, AttemptRecord, JobStatus, JobUpdate
 
@@ -323,7 +323,10 @@ class Worker:
         if status == JobStatus.DEAD:
             await self.consumer.term(message, reason or "dead")
             if self.metrics is not None:
-                self.metrics.dead_letters.labels(message.headers.get(m.H_APPLET, "")).inc()
+                applet = message.headers.get(m.H_APPLET, "")
+                self.metrics.dead_letters.labels(
+                    applet if applet in self.runtimes else UNKNOWN
+                ).inc()
         else:
             await self.consumer.ack(message)
             reached(CrashPoint.WORKER_ACKNOWLEDGED)

@@ -2,10 +2,15 @@
 
 ``POST /hooks/{source}`` goes straight to :class:`~ghapplets.gateway.ingest.IngestHandler`;
 everything else (``/healthz``, ``/readyz``, ``/metrics``) is routed by Starlette.
+
+With a metrics listener (``server.metrics_address``) the same application serves two sockets:
+on the metrics one only ``GET /metrics``, and on the webhook port everything but ``/metrics``
+(404). A request's listener is told by the local address it arrived on (``scope["server"]``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +35,8 @@ class GatewayApp:
         self.ingest = ingest
         self._ready = ready
         self._render_metrics = render_metrics
+        self._metrics_port: int | None = None  # set: /metrics is served there only
+        self._metrics_ip: str | None = None  # None: any local address (a wildcard bind)
         self.app = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
@@ -40,14 +47,39 @@ class GatewayApp:
             lifespan=lifespan,
         )
 
+    def serve_metrics_on(self, host: str, port: int) -> None:
+        """Serve ``/metrics`` only on the listener bound to ``host:port``, and not elsewhere."""
+        self._metrics_port = port
+        self._metrics_ip = None if host in WILDCARDS else _ip(host)
+
+    def _on_metrics_listener(self, scope: dict[str, Any]) -> bool:
+        server = scope.get("server")
+        if not server or server[1] != self._metrics_port:
+            return False
+        return self._metrics_ip is None or _ip(str(server[0])) == self._metrics_ip
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            if path.startswith("/hooks/"):
-                name = path[7:].rstrip("/")
-                if name and "/" not in name:
-                    await self.ingest(scope, receive, send, name)
+        if scope["type"] == "http":
+            if self._metrics_port is not None:
+                if self._on_metrics_listener(scope):
+                    await self._metrics_only(scope, receive, send)
                     return
+                if scope["path"] == "/metrics":
+                    await _not_found(send)
+                    return
+            if scope["method"] == "POST":
+                path: str = scope["path"]
+                if path.startswith("/hooks/"):
+                    name = path[7:].rstrip("/")
+                    if name and "/" not in name:
+                        await self.ingest(scope, receive, send, name)
+                        return
+        await self.app(scope, receive, send)
+
+    async def _metrics_only(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] != "/metrics" or scope["method"] not in ("GET", "HEAD"):
+            await _not_found(send)
+            return
         await self.app(scope, receive, send)
 
     async def healthz(self, request: Request) -> Response:
@@ -70,3 +102,33 @@ class GatewayApp:
             status_code=405,
             headers={"allow": "POST"},
         )
+
+
+WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})  # noqa: S104 - names, not a bind
+
+
+def _ip(host: str) -> str:
+    """``host`` as a canonical IP address text when it is one (``::ffff:127.0.0.1`` is
+    ``127.0.0.1``), else as given (a name, compared as is)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+async def _not_found(send: Any) -> None:
+    body = b'{"error":"not_found"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 404,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,9 +1,13 @@
 """The webhook ingest path, as a lean ASGI handler (the hot path of the whole platform).
 
 Order of work (design.md section 4): size limit (Content-Length first, then counted while
-streaming) -> verify the raw bytes -> parse -> normalise -> durable write with dedup -> 202.
-Unknown source 404, bad signature 401, too large 413, malformed 400, storage down 503,
-duplicate 202 with ``"duplicate": true``. Nothing is stored before it is verified.
+streaming) -> the checks that need no body (:meth:`Source.verify_headers`: a token, basic or
+bearer credentials, the client's address, a signature header's presence) -> read the body ->
+verify the raw bytes -> parse -> normalise -> durable write with dedup -> 202.
+Unknown source 404, bad signature 401, client not allowed 403, too large 413, malformed 400,
+storage down 503, duplicate 202 with ``"duplicate": true``. Nothing is stored before it is
+verified, and no credential is stored at all. An answer given before the body was read closes
+the connection, so a refused sender cannot make the gateway read the rest.
 """
 
 from __future__ import annotations
@@ -12,35 +16,42 @@ import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
 from ghapplets.broker.base import Broker
 from ghapplets.dispatch.messages import event_message
 from ghapplets.events import InboundRequest
-from ghapplets.exceptions import BrokerUnavailable, MalformedPayload, VerificationError
+from ghapplets.exceptions import (
+    BrokerUnavailable,
+    MalformedPayload,
+    RejectReason,
+    VerificationError,
+)
+from ghapplets.gateway.forwarded import TrustedProxies
 from ghapplets.logging import get_logger
-from ghapplets.metrics import Metrics
+from ghapplets.metrics import UNKNOWN, Metrics
 from ghapplets.sources.base import Source
 
 log = get_logger("ghapplets.gateway")
 Scope = dict[str, Any]
 _JSON = [(b"content-type", b"application/json")]
+_CLOSE = (b"connection", b"close")
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def _send_json(send: Any, status: int, doc: Mapping[str, Any]) -> None:
+async def _send_json(
+    send: Any, status: int, doc: Mapping[str, Any], *, close: bool = False
+) -> None:
     body = orjson.dumps(doc)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON, (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [*_JSON, (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append(_CLOSE)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -71,25 +82,25 @@ class IngestHandler:
         *,
         max_body: int,
         body_timeout: float = 30.0,
-        trust_forwarded_for: bool = False,
+        trusted_proxies: TrustedProxies | None = None,
     ) -> None:
         self.sources = sources
         self.broker = broker
         self.metrics = metrics
         self.max_body = max_body
         self.body_timeout = body_timeout
-        self.trust_forwarded_for = trust_forwarded_for
+        self.proxies = trusted_proxies or TrustedProxies(())
         self._received: dict[str, Any] = {}  # per-source counter children, looked up once
 
-    def _reject(self, source: str, reason: str) -> None:
-        self.metrics.rejected.labels(source, reason).inc()
+    def _reject(self, source: str, reason: RejectReason) -> None:
+        self.metrics.rejected.labels(source, reason.value).inc()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any, name: str) -> None:
         source = self.sources.get(name)
-        if source is None:
-            self._reject(name[:64], "unknown_source")
-            doc = {"error": "unknown_source", "message": f"no source {name!r}"}
-            await _send_json(send, 404, doc)
+        if source is None:  # counted under one label: a name from the URL is not a label
+            self._reject(UNKNOWN, RejectReason.UNKNOWN_SOURCE)
+            doc = {"error": RejectReason.UNKNOWN_SOURCE, "message": f"no source {name[:64]!r}"}
+            await _send_json(send, 404, doc, close=True)
             return
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
@@ -98,56 +109,69 @@ class IngestHandler:
             headers[k] = f"{headers[k]}, {v}" if k in headers else v
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            self._reject(name, "too_large")
-            await _send_json(send, 413, {"error": "too_large", "limit": self.max_body})
+            await self._too_large(send, name)
+            return
+        head = InboundRequest(
+            source=name,
+            headers=headers,
+            body=b"",
+            query=_query(scope),
+            client_ip=self._client_ip(scope, headers),
+        )
+        try:
+            source.verify_headers(head)  # a wrong token is refused before the body is read
+        except VerificationError as exc:
+            await self._refuse(send, name, exc, close=True)
             return
         try:
             # asyncio.timeout, not wait_for: no extra task per request
             async with asyncio.timeout(self.body_timeout):
                 body = await _read_body(receive, self.max_body)
         except BodyTooLarge:
-            self._reject(name, "too_large")
-            await _send_json(send, 413, {"error": "too_large", "limit": self.max_body})
+            await self._too_large(send, name)
             return
         except TimeoutError:
-            self._reject(name, "body_timeout")
-            await _send_json(send, 408, {"error": "body_timeout"})
+            self._reject(name, RejectReason.BODY_TIMEOUT)
+            await _send_json(send, 408, {"error": RejectReason.BODY_TIMEOUT}, close=True)
             return
         except ConnectionAbortedError:
-            self._reject(name, "disconnected")
+            self._reject(name, RejectReason.DISCONNECTED)
             return
         received_at = time.time()
-        request = InboundRequest(
-            source=name,
-            headers=headers,
-            body=body,
-            query=_query(scope),
-            client_ip=self._client_ip(scope, headers),
-        )
+        request = InboundRequest(name, headers, body, head.query, head.client_ip)
         try:
             event = source.ingest(request)
         except VerificationError as exc:
-            self._reject(name, exc.reason)
-            log.warning("webhook rejected", source=name, reason=exc.reason)
-            await _send_json(send, 401, {"error": exc.reason, "message": str(exc)})
+            await self._refuse(send, name, exc)
             return
         except MalformedPayload as exc:
-            self._reject(name, "malformed")
-            await _send_json(send, 400, {"error": "malformed", "message": str(exc)})
+            self._reject(name, RejectReason.MALFORMED)
+            await _send_json(send, 400, {"error": RejectReason.MALFORMED, "message": str(exc)})
             return
         except Exception as exc:  # a bug in a normaliser must not take the gateway down
-            self._reject(name, "normalise_error")
+            self._reject(name, RejectReason.NORMALISE_ERROR)
             log.exception("normaliser failed", source=name, error=str(exc))
-            await _send_json(send, 400, {"error": "malformed", "message": "payload not understood"})
+            doc = {"error": RejectReason.MALFORMED, "message": "payload not understood"}
+            await _send_json(send, 400, doc)
             return
         ctype = headers.get("content-type", "")
         data = body if ctype.startswith("application/json") else event.data_bytes()
+        message = event_message(
+            name,
+            event,
+            data,
+            headers,
+            received_at,
+            credentials=source.credential_headers,
+            dedup_key=source.replay_key(request),
+        )
         try:
-            ack = await self.broker.publish(event_message(name, event, data, headers, received_at))
+            ack = await self.broker.publish(message)
         except BrokerUnavailable as exc:
-            self._reject(name, "unavailable")
+            self._reject(name, RejectReason.UNAVAILABLE)
             log.error("could not store webhook", source=name, error=str(exc))
-            await _send_json(send, 503, {"error": "unavailable", "message": "try again later"})
+            doc = {"error": RejectReason.UNAVAILABLE, "message": "try again later"}
+            await _send_json(send, 503, doc)
             return
         if ack.duplicate:
             self.metrics.duplicates.labels(name).inc()
@@ -159,17 +183,29 @@ class IngestHandler:
         received.inc()
         await _send_json(send, 202, {"id": event.id})
 
+    async def _too_large(self, send: Any, name: str) -> None:
+        self._reject(name, RejectReason.TOO_LARGE)
+        doc = {"error": RejectReason.TOO_LARGE.value, "limit": self.max_body}
+        await _send_json(send, 413, doc, close=True)
+
+    async def _refuse(
+        self, send: Any, name: str, exc: VerificationError, *, close: bool = False
+    ) -> None:
+        self._reject(name, exc.reason)
+        log.warning("webhook rejected", source=name, reason=exc.reason.value)
+        doc = {"error": exc.reason, "message": str(exc)}
+        await _send_json(send, exc.status, doc, close=close)
+
     def _client_ip(self, scope: Scope, headers: Mapping[str, str]) -> str | None:
-        if self.trust_forwarded_for and "x-forwarded-for" in headers:
-            return headers["x-forwarded-for"].split(",")[0].strip()
         client = scope.get("client")
-        return client[0] if client else None
+        peer = client[0] if client else None
+        if not self.proxies:
+            return peer
+        return self.proxies.client(peer, headers.get("x-forwarded-for"))
 
 
 def _query(scope: Scope) -> dict[str, str]:
     raw = scope.get("query_string", b"")
     if not raw:
         return {}
-    from urllib.parse import parse_qsl
-
     return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))

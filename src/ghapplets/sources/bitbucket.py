@@ -34,6 +34,7 @@ from ghapplets.sources.common import (
     extensions_from,
     first_secret,
     merge_headers,
+    require_signature,
     sign_hmac,
     verify_hmac,
 )
@@ -62,6 +63,12 @@ class BitbucketSource(Source):
     settings_model: ClassVar[type[SourceSettings]] = BitbucketSettings
 
     config: BitbucketSettings
+
+    credential_headers = frozenset({"x-hub-signature"})
+    body_signature = True
+
+    def verify_headers(self, request: InboundRequest) -> None:
+        require_signature(request.header("x-hub-signature"), self.secrets, header="X-Hub-Signature")
 
     def verify(self, request: InboundRequest) -> None:
         verify_hmac(

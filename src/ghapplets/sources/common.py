@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from ghapplets.events import InboundRequest
-from ghapplets.exceptions import MalformedPayload, VerificationError
+from ghapplets.exceptions import MalformedPayload, RejectReason, VerificationError
 from ghapplets.sources.base import SignedRequest, SourceSettings, hmac_digest, matches_any
 
 Encoding = Literal["hex", "base64"]
@@ -164,7 +164,15 @@ def url_host(url: Any) -> str | None:
 # -- constant-time verification ---------------------------------------------------------------
 def _need_secrets(secrets: Sequence[bytes]) -> None:
     if not secrets:
-        raise VerificationError("no_secret", "this source has no secret configured")
+        raise VerificationError(RejectReason.NO_SECRET, "this source has no secret configured")
+
+
+def require_signature(presented: str | None, secrets: Sequence[bytes], *, header: str) -> None:
+    """The part of :func:`verify_hmac` that needs no body: a secret is configured and the
+    signature header is there (``no_secret`` / ``missing_signature``)."""
+    _need_secrets(secrets)
+    if presented is None or not presented.strip():
+        raise VerificationError(RejectReason.MISSING_SIGNATURE, f"missing {header} header")
 
 
 def sign_hmac(
@@ -196,13 +204,13 @@ def verify_hmac(
     Reasons: ``no_secret``, ``missing_signature``, ``bad_signature`` (wrong or garbled).
     The prefix is matched case-insensitively; hex is compared case-insensitively.
     """
-    _need_secrets(secrets)
-    if presented is None or not presented.strip():
-        raise VerificationError("missing_signature", f"missing {header} header")
-    value = presented.strip()
+    require_signature(presented, secrets, header=header)
+    value = (presented or "").strip()
     if prefix:
         if value[: len(prefix)].lower() != prefix.lower():
-            raise VerificationError("bad_signature", f"{header} does not start with {prefix!r}")
+            raise VerificationError(
+                RejectReason.BAD_SIGNATURE, f"{header} does not start with {prefix!r}"
+            )
         value = value[len(prefix) :]
     if encoding == "hex":
         ok = matches_any(value.lower(), [hmac_digest(s, body, algorithm).hex() for s in secrets])
@@ -210,19 +218,25 @@ def verify_hmac(
         try:
             given = base64.b64decode(value, validate=True)
         except (ValueError, binascii.Error):
-            raise VerificationError("bad_signature", f"{header} is not valid base64") from None
+            raise VerificationError(
+                RejectReason.BAD_SIGNATURE, f"{header} is not valid base64"
+            ) from None
         ok = matches_any(given, [hmac_digest(s, body, algorithm) for s in secrets])
     if not ok:
-        raise VerificationError("bad_signature", f"{header} does not match any configured secret")
+        raise VerificationError(
+            RejectReason.BAD_SIGNATURE, f"{header} does not match any configured secret"
+        )
 
 
 def verify_token(presented: str | None, secrets: Sequence[bytes], *, where: str) -> None:
     """Plain shared token (GitLab header, Splunk query): ``missing_token`` / ``bad_token``."""
     _need_secrets(secrets)
     if presented is None or presented == "":
-        raise VerificationError("missing_token", f"missing token ({where})")
+        raise VerificationError(RejectReason.MISSING_TOKEN, f"missing token ({where})")
     if not matches_any(presented, list(secrets)):
-        raise VerificationError("bad_token", f"token ({where}) does not match any secret")
+        raise VerificationError(
+            RejectReason.BAD_TOKEN, f"token ({where}) does not match any secret"
+        )
 
 
 def authorization_value(scheme: AuthScheme, secret: bytes, username: str | None = None) -> str:
@@ -246,22 +260,26 @@ def verify_authorization(
     """
     _need_secrets(secrets)
     if presented is None or not presented.strip():
-        raise VerificationError("missing_credentials", "missing Authorization header")
+        raise VerificationError(RejectReason.MISSING_CREDENTIALS, "missing Authorization header")
     given_scheme, _, credentials = presented.strip().partition(" ")
     credentials = credentials.strip()
     if given_scheme.lower() != scheme or not credentials:
-        raise VerificationError("bad_credentials", f"Authorization is not a {scheme} credential")
+        raise VerificationError(
+            RejectReason.BAD_CREDENTIALS, f"Authorization is not a {scheme} credential"
+        )
     if scheme == "bearer":
         ok = matches_any(credentials, list(secrets))
     else:
         try:
             given = base64.b64decode(credentials, validate=True)
         except (ValueError, binascii.Error):
-            raise VerificationError("bad_credentials", "basic credential is not base64") from None
+            raise VerificationError(
+                RejectReason.BAD_CREDENTIALS, "basic credential is not base64"
+            ) from None
         user = (username or "").encode("utf-8")
         ok = matches_any(given, [user + b":" + s for s in secrets])
     if not ok:
-        raise VerificationError("bad_credentials", "credentials do not match any secret")
+        raise VerificationError(RejectReason.BAD_CREDENTIALS, "credentials do not match any secret")
 
 
 def verify_configured(
@@ -291,6 +309,35 @@ def verify_configured(
         verify_authorization(
             request.header("authorization"), secrets, scheme=mode, username=username
         )
+
+
+def verify_configured_headers(
+    request: InboundRequest,
+    secrets: Sequence[bytes],
+    mode: Literal["hmac", "bearer", "basic"],
+    *,
+    header: str,
+    username: str | None = None,
+) -> None:
+    """:func:`verify_configured` before the body has arrived: the whole check for bearer and
+    basic credentials, the signature header's presence for ``hmac``."""
+    if mode == "hmac":
+        require_signature(request.header(header), secrets, header=header)
+    else:
+        verify_authorization(
+            request.header("authorization"), secrets, scheme=mode, username=username
+        )
+
+
+def configured_credential_headers(
+    mode: Literal["hmac", "bearer", "basic", "none"], header: str
+) -> frozenset[str]:
+    """The headers that carry the credential of a configurable scheme."""
+    if mode == "hmac":
+        return frozenset({header.lower()})
+    if mode == "none":
+        return frozenset()
+    return frozenset({"authorization"})
 
 
 # -- the sending side -------------------------------------------------------------------------

@@ -33,12 +33,14 @@ from ghapplets.sources.common import (
     authorization_value,
     body_id,
     clean_or_none,
+    configured_credential_headers,
     encode_body,
     event_type,
     first_secret,
     merge_headers,
     sign_hmac,
     verify_configured,
+    verify_configured_headers,
 )
 
 DEFAULT_TYPE = "dev.ghapplets.generic"
@@ -73,6 +75,22 @@ class GenericSource(Source):
     settings_model: ClassVar[type[SourceSettings]] = GenericSettings
 
     config: GenericSettings
+
+    @property
+    def credential_headers(self) -> frozenset[str]:
+        return configured_credential_headers(self.config.mode, self.config.header)
+
+    @property
+    def body_signature(self) -> bool:
+        return self.config.mode == "hmac"
+
+    def verify_headers(self, request: InboundRequest) -> None:
+        cfg = self.config
+        if cfg.mode == "none":
+            return
+        verify_configured_headers(
+            request, self.secrets, cfg.mode, header=cfg.header, username=cfg.username
+        )
 
     def verify(self, request: InboundRequest) -> None:
         cfg = self.config

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from ghapplets.events import CloudEvent, InboundRequest
-from ghapplets.exceptions import MalformedPayload, VerificationError
+from ghapplets.exceptions import MalformedPayload, RejectReason, VerificationError
 from ghapplets.sources.base import SignedRequest, Source, SourceSettings
 from ghapplets.sources.common import (
     as_object,
@@ -36,6 +36,7 @@ from ghapplets.sources.common import (
     first_secret,
     merge_headers,
     require_header,
+    require_signature,
     sign_hmac,
     type_segment,
     verify_hmac,
@@ -70,12 +71,36 @@ class GitHubSource(Source):
 
     config: GitHubSettings
 
+    credential_headers = frozenset({"x-hub-signature", "x-hub-signature-256"})
+    body_signature = True
+
+    def _use_sha1(self, request: InboundRequest) -> bool:
+        """Whether the legacy sha1 signature is the one to check (no sha256 header)."""
+        if request.header("x-hub-signature-256") is not None:
+            return False
+        if request.header("x-hub-signature") is None:
+            return False
+        if not self.config.allow_sha1:
+            raise VerificationError(
+                RejectReason.MISSING_SIGNATURE,
+                "only a sha1 signature was sent and allow_sha1 is off",
+            )
+        return True
+
+    def verify_headers(self, request: InboundRequest) -> None:
+        if self._use_sha1(request):
+            require_signature(
+                request.header("x-hub-signature"), self.secrets, header="X-Hub-Signature"
+            )
+        else:
+            require_signature(
+                request.header("x-hub-signature-256"), self.secrets, header="X-Hub-Signature-256"
+            )
+
     def verify(self, request: InboundRequest) -> None:
-        sha256 = request.header("x-hub-signature-256")
-        sha1 = request.header("x-hub-signature")
-        if sha256 is None and sha1 is not None and self.config.allow_sha1:
+        if self._use_sha1(request):
             verify_hmac(
-                sha1,
+                request.header("x-hub-signature"),
                 request.body,
                 self.secrets,
                 header="X-Hub-Signature",
@@ -83,11 +108,12 @@ class GitHubSource(Source):
                 prefix="sha1=",
             )
             return
-        if sha256 is None and sha1 is not None:
-            raise VerificationError(
-                "missing_signature", "only a sha1 signature was sent and allow_sha1 is off"
-            )
-        verify_hmac(sha256, request.body, self.secrets, header="X-Hub-Signature-256")
+        verify_hmac(
+            request.header("x-hub-signature-256"),
+            request.body,
+            self.secrets,
+            header="X-Hub-Signature-256",
+        )
 
     def normalise(self, request: InboundRequest, payload: Any) -> CloudEvent:
         body = as_object(payload)

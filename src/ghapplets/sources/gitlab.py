@@ -93,6 +93,11 @@ class GitLabSource(Source):
 
     config: GitLabSettings
 
+    credential_headers = frozenset({"x-gitlab-token"})
+
+    def verify_headers(self, request: InboundRequest) -> None:
+        self.verify(request)  # the token is all there is: checked before the body is read
+
     def verify(self, request: InboundRequest) -> None:
         verify_token(request.header("x-gitlab-token"), self.secrets, where="X-Gitlab-Token")
 

@@ -32,6 +32,7 @@ from ghapplets.sources.common import (
     extensions_from,
     first_secret,
     merge_headers,
+    require_signature,
     sign_hmac,
     url_origin,
     verify_hmac,
@@ -61,6 +62,12 @@ class JiraSource(Source):
     settings_model: ClassVar[type[SourceSettings]] = JiraSettings
 
     config: JiraSettings
+
+    credential_headers = frozenset({"x-hub-signature"})
+    body_signature = True
+
+    def verify_headers(self, request: InboundRequest) -> None:
+        require_signature(request.header("x-hub-signature"), self.secrets, header="X-Hub-Signature")
 
     def verify(self, request: InboundRequest) -> None:
         verify_hmac(

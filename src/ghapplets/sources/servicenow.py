@@ -36,6 +36,7 @@ from ghapplets.sources.common import (
     body_id,
     clean,
     clean_or_none,
+    configured_credential_headers,
     dig_path,
     dig_str,
     encode_body,
@@ -45,6 +46,7 @@ from ghapplets.sources.common import (
     merge_headers,
     sign_hmac,
     verify_configured,
+    verify_configured_headers,
 )
 
 DEFAULT_TABLE_FIELDS = ("table", "sys_class_name")
@@ -88,6 +90,20 @@ class ServiceNowSource(Source):
     settings_model: ClassVar[type[SourceSettings]] = ServiceNowSettings
 
     config: ServiceNowSettings
+
+    @property
+    def credential_headers(self) -> frozenset[str]:
+        return configured_credential_headers(self.config.auth, self.config.header)
+
+    @property
+    def body_signature(self) -> bool:
+        return self.config.auth == "hmac"
+
+    def verify_headers(self, request: InboundRequest) -> None:
+        cfg = self.config
+        verify_configured_headers(
+            request, self.secrets, cfg.auth, header=cfg.header, username=cfg.username
+        )
 
     def verify(self, request: InboundRequest) -> None:
         cfg = self.config

@@ -3,9 +3,13 @@
 Splunk's webhook alert action signs nothing, so this module owns a substitute: a shared token
 in the URL query (``?token=...``, parameter name ``token_param``) compared in constant time
 against every secret (``missing_token`` / ``bad_token``), plus an optional ``allowed_ips``
-list of CIDRs that ``client_ip`` must fall in (``ip_not_allowed``; an absent or unparsable
-client address is denied; IPv4-mapped IPv6 addresses match IPv4 networks). The address check
-runs first, so a caller outside the list learns nothing about the token.
+list of CIDRs that ``client_ip`` must fall in (``ip_not_allowed``, :class:`ClientNotAllowed`,
+HTTP 403; an absent or unparsable client address is denied; IPv4-mapped IPv6 addresses match
+IPv4 networks). The address check runs first, so a caller outside the list learns nothing about
+the token. Both need no body, so the gateway runs them before reading it
+(:meth:`SplunkSource.verify_headers`); behind a proxy ``client_ip`` comes from
+``X-Forwarded-For`` only through ``server.trusted_proxies``. The token parameter is a
+credential (:attr:`SplunkSource.credential_params`): never stored.
 
 Mapping to a CloudEvent (payload ``{"sid", "search_name", "app", "owner", "results_link",
 "result"}``):
@@ -30,7 +34,7 @@ import orjson
 from pydantic import Field, field_validator
 
 from ghapplets.events import CloudEvent, InboundRequest
-from ghapplets.exceptions import VerificationError
+from ghapplets.exceptions import ClientNotAllowed
 from ghapplets.sources.base import SignedRequest, Source, SourceSettings
 from ghapplets.sources.common import (
     as_object,
@@ -88,11 +92,16 @@ class SplunkSource(Source):
             ipaddress.ip_network(c, strict=False) for c in self.config.allowed_ips
         )
 
+    @property
+    def credential_params(self) -> frozenset[str]:
+        return frozenset({self.config.token_param})
+
+    def verify_headers(self, request: InboundRequest) -> None:
+        self.verify(request)  # address and token: checked before the body is read
+
     def verify(self, request: InboundRequest) -> None:
         if self.networks and not ip_allowed(request.client_ip, self.networks):
-            raise VerificationError(
-                "ip_not_allowed", f"client address {request.client_ip!r} is not in allowed_ips"
-            )
+            raise ClientNotAllowed(f"client address {request.client_ip!r} is not in allowed_ips")
         param = self.config.token_param
         verify_token(request.query.get(param), self.secrets, where=f"query parameter {param!r}")
 
