@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from ghapplets.broker.base import Broker
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.dispatch.messages import event_message
 from ghapplets.events import InboundRequest
 from ghapplets.exceptions import (
@@ -154,6 +155,7 @@ class IngestHandler:
             doc = {"error": RejectReason.MALFORMED, "message": "payload not understood"}
             await _send_json(send, 400, doc)
             return
+        reached(CrashPoint.GATEWAY_VERIFIED)
         ctype = headers.get("content-type", "")
         data = body if ctype.startswith("application/json") else event.data_bytes()
         message = event_message(
@@ -173,15 +175,18 @@ class IngestHandler:
             doc = {"error": RejectReason.UNAVAILABLE, "message": "try again later"}
             await _send_json(send, 503, doc)
             return
+        reached(CrashPoint.GATEWAY_PUBLISHED)
         if ack.duplicate:
             self.metrics.duplicates.labels(name).inc()
             await _send_json(send, 202, {"id": event.id, "duplicate": True})
+            reached(CrashPoint.GATEWAY_ANSWERED)
             return
         received = self._received.get(name)
         if received is None:
             received = self._received[name] = self.metrics.received.labels(name)
         received.inc()
         await _send_json(send, 202, {"id": event.id})
+        reached(CrashPoint.GATEWAY_ANSWERED)
 
     async def _too_large(self, send: Any, name: str) -> None:
         self._reject(name, RejectReason.TOO_LARGE)
