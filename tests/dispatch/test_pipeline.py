@@ -304,6 +304,19 @@ async def test_jobs_that_outlast_the_ack_wait_run_once(
     assert sorted(runs.read_text().split()) == ids  # each ran exactly once
 
 
+# an applet that logs each run's job key to a file: how many times each job ran
+RUNS_LOGGED = """
+from ghapplets import Applet
+app = Applet("once")
+
+@app.on("{event}")
+async def handle(ctx):
+    with open({runs!r}, "a") as f:
+        f.write(ctx.idempotency_key + "\\n")
+    return "ran"
+"""
+
+
 async def test_an_event_seen_again_after_the_duplicate_window_runs_nothing_again(
     project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -313,17 +326,7 @@ async def test_an_event_seen_again_after_the_duplicate_window_runs_nothing_again
     monkeypatch.setenv("GHAPPLETS_BROKER__DUPLICATE_WINDOW", "1")
     runs = tmp_path / "runs.log"
     project.python_applet(
-        "once",
-        f"""
-        from ghapplets import Applet
-        app = Applet("once")
-
-        @app.on("com.github.issues.opened")
-        async def handle(ctx):
-            with open({str(runs)!r}, "a") as f:
-                f.write(ctx.idempotency_key + "\\n")
-            return "ran"
-    """,
+        "once", RUNS_LOGGED.format(event="com.github.issues.opened", runs=str(runs))
     )
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         src = gw.platform.sources["github"]
@@ -354,19 +357,7 @@ async def test_a_finished_job_whose_ack_was_lost_is_not_run_again(
     """The outcome is recorded, then the ack is lost (as when the worker dies between the two):
     the broker delivers the job again after its ack wait, and the worker settles it unrun."""
     runs = tmp_path / "runs.log"
-    project.python_applet(
-        "once",
-        f"""
-        from ghapplets import Applet
-        app = Applet("once")
-
-        @app.on("com.github.push")
-        async def handle(ctx):
-            with open({str(runs)!r}, "a") as f:
-                f.write(ctx.idempotency_key + "\\n")
-            return "ran"
-    """,
-    )
+    project.python_applet("once", RUNS_LOGGED.format(event="com.github.push", runs=str(runs)))
     monkeypatch.setenv("GHAPPLETS_BROKER__ACK_WAIT", "0.3")
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         consumer = gw.platform.worker.consumer
