@@ -22,6 +22,7 @@ from ghapplets.metrics import Metrics
 from ghapplets.testing.events import make_source
 from ghapplets.testing.gateway import GatewayClient, running_gateway
 from tests.conftest import WEBHOOK_SECRET, ProjectBuilder
+from tests.servers import NatsServer
 
 SPLUNK_TOKEN = "splunk-token-abcdef0123456789"
 GITLAB_TOKEN = "gitlab-token-abcdef0123456789"
@@ -370,6 +371,8 @@ async def test_json_nested_too_deep_is_400_for_every_source(gw: GatewayClient, d
 
 # -- credentials in the head are checked before the body is read ------------------------------
 class NoBroker:
+    max_message_bytes = None
+
     async def publish(self, message: Any) -> Any:
         raise AssertionError("nothing may be published")
 
@@ -451,3 +454,26 @@ async def test_credentials_of_other_vendors_are_not_stored_either(gw: GatewayCli
     assert "x-gitlab-event-uuid" in record.headers
     assert not set(foreign) & set(record.headers)
     assert GITLAB_TOKEN not in orjson.dumps(record.headers).decode()
+
+
+async def test_a_body_larger_than_the_nats_server_takes_is_413_not_503(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NATS server's max_payload (1 MiB by default) caps the body limit: such a body is
+    refused as too large before it is read, instead of failing to store (503)."""
+    server = NatsServer(tmp_path / "nats").start()
+    monkeypatch.setenv("GHAPPLETS_BROKER__BACKEND", "nats")
+    monkeypatch.setenv("GHAPPLETS_BROKER__URL", server.url)
+    try:
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            limit = gw.platform.backends.broker.max_message_bytes
+            assert limit is not None and 512 * 1024 < limit < 1024 * 1024
+            big = {"action": "opened", "padding": "x" * (limit + 1)}
+            refused = await gw.send("github", "issues.opened", payload=big, delivery_id="big")
+            assert refused.status_code == 413, refused.text
+            assert refused.json() == {"error": "too_large", "limit": limit}
+            fits = {"action": "opened", "padding": "x" * (limit - 4096)}
+            taken = await gw.send("github", "issues.opened", payload=fits, delivery_id="fits")
+            assert taken.status_code == 202, taken.text
+    finally:
+        server.kill()

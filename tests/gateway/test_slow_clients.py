@@ -14,6 +14,8 @@ from ghapplets.testing.events import make_source
 class RecordingBroker:
     """Only ``publish`` is reached from the ingest path; it records what would be stored."""
 
+    max_message_bytes = None  # no limit of its own
+
     def __init__(self) -> None:
         self.published: list[OutboundMessage] = []
 

@@ -93,6 +93,11 @@ class Consumer(ABC):
 
 
 class Broker(ABC):
+    @property
+    def max_message_bytes(self) -> int | None:
+        """The largest message body the broker takes now, or None for no limit of its own."""
+        return None
+
     @abstractmethod
     async def start(self) -> None: ...
 

@@ -66,6 +66,7 @@ _SETUP_WAIT = 1.0  # at least this long for a fetch to (re)create its stream and
 _WARN_EVERY = 10.0  # a failure that goes on is logged as a warning at most this often
 _RENEW_AFTER = 3  # consecutive failed fetches after which the pull subscription is replaced
 _MIN_WEBHOOK_PAYLOAD = 25 * 1024 * 1024  # the gateway's default body limit
+_HEADER_ROOM = 128 * 1024  # a message's headers: CloudEvent attributes and vendor headers
 # created at start; any other stream is created on its first publish or consumer
 
 # Errors after which the same request may succeed: the server is restarting, a stream or
@@ -198,8 +199,8 @@ class NatsBroker(Broker):
         if nc.max_payload < _MIN_WEBHOOK_PAYLOAD:
             log.warning(
                 "the NATS server's max_payload is below the gateway's default 25 MiB body "
-                "limit: larger webhooks will be refused with 503; raise max_payload on the "
-                "servers (or lower the body limit)",
+                "limit: larger webhooks are refused with 413; raise max_payload on the "
+                "servers to take them",
                 max_payload=nc.max_payload,
             )
         try:
@@ -416,6 +417,15 @@ class NatsBroker(Broker):
                 raise result
             acks.append(result)
         return acks
+
+    @property
+    def max_message_bytes(self) -> int | None:
+        """The server's ``max_payload``, less room for the message's headers (the event's
+        attributes and the vendor headers, which the gateway bounds)."""
+        nc = self._nc
+        if nc is None or not nc.max_payload:
+            return None
+        return max(0, nc.max_payload - _HEADER_ROOM)
 
     # -- consuming ---------------------------------------------------------------------------
     def consumer(self, stream: str) -> Consumer:

@@ -88,10 +88,17 @@ class IngestHandler:
         self.sources = sources
         self.broker = broker
         self.metrics = metrics
-        self.max_body = max_body
+        self._max_body = max_body
         self.body_timeout = body_timeout
         self.proxies = trusted_proxies or TrustedProxies(())
         self._received: dict[str, Any] = {}  # per-source counter children, looked up once
+
+    @property
+    def max_body(self) -> int:
+        """``server.max_body_bytes``, or less when the broker takes no larger message (a NATS
+        server's ``max_payload``): such a body is answered 413, not stored and then 503."""
+        broker_limit = self.broker.max_message_bytes
+        return self._max_body if broker_limit is None else min(self._max_body, broker_limit)
 
     def _reject(self, source: str, reason: RejectReason) -> None:
         self.metrics.rejected.labels(source, reason.value).inc()
@@ -109,7 +116,8 @@ class IngestHandler:
             v = value.decode("latin-1")
             headers[k] = f"{headers[k]}, {v}" if k in headers else v
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        limit = self.max_body
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await self._too_large(send, name)
             return
         head = InboundRequest(
@@ -127,7 +135,7 @@ class IngestHandler:
         try:
             # asyncio.timeout, not wait_for: no extra task per request
             async with asyncio.timeout(self.body_timeout):
-                body = await _read_body(receive, self.max_body)
+                body = await _read_body(receive, limit)
         except BodyTooLarge:
             await self._too_large(send, name)
             return
