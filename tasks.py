@@ -155,6 +155,11 @@ def test(pytest_args: list[str]) -> int:
     run(BIN / "ruff", "check", *targets, cwd=ROOT, env=env)
     say("mypy")
     run(BIN / "mypy", cwd=ROOT, env=env)
+    if not any(a.startswith(("--randomly-seed", "-p")) for a in pytest_args):
+        # a seed of our own, said first, so an order-dependent failure can be run again
+        seed = int.from_bytes(os.urandom(4), "big")
+        pytest_args = [f"--randomly-seed={seed}", *pytest_args]
+        say(f"pytest in a random order: rerun it with python3 tasks.py test --randomly-seed={seed}")
     say("pytest (unit and integration tests, slow ones included)")
     return subprocess.run([str(PY), "-m", "pytest", *pytest_args], cwd=ROOT, env=env).returncode
 
