@@ -366,7 +366,8 @@ async def drained(
             await asyncio.sleep(0.1)
 
 
-def _some(items: Collection[object], n: int = 5) -> str:
+def some(items: Collection[object], n: int = 5) -> str:
+    """How many, and the first few (sorted), for a message."""
     shown = ", ".join(map(str, sorted(items, key=str)[:n]))
     return f"{len(items)} ({shown}{', ...' if len(items) > n else ''})"
 
@@ -436,20 +437,20 @@ async def inspect(
     v.lost = sorted(d for d in acknowledged if not complete(d))
     v.processed = len(acknowledged) - len(v.lost)
     if v.lost:
-        v.problems.append(f"acknowledged but not processed: {_some(v.lost)}")
+        v.problems.append(f"acknowledged but not processed: {some(v.lost)}")
     unfinished = [f"{j.id} {j.status}" for j in jobs if not j.status.final]
     if unfinished:
-        v.problems.append(f"jobs left unfinished: {_some(unfinished)}")
+        v.problems.append(f"jobs left unfinished: {some(unfinished)}")
     odd = [d for d in stored - set(acknowledged) if not complete(d)]  # stored, never answered
     if odd:
-        v.problems.append(f"stored deliveries without all their jobs final: {_some(odd)}")
+        v.problems.append(f"stored deliveries without all their jobs final: {some(odd)}")
     wrong = [
         f"{j.id} {j.status} (expected {expected_status(j.applet, j.delivery_id)})"
         for j in jobs
         if j.status.final and j.status != expected_status(j.applet, j.delivery_id)
     ]
     if wrong:
-        v.problems.append(f"jobs that ended wrongly: {_some(wrong)}")
+        v.problems.append(f"jobs that ended wrongly: {some(wrong)}")
     counters = []
     for d in deliveries:
         mine = Counter(j.status for j in jobs_of.get(d.id, []))
@@ -459,11 +460,11 @@ async def inspect(
         if complete(d.id) and (seen != counted or d.status != status):
             counters.append(f"{d.id}: {d.status} {seen} for jobs {status} {counted}")
     if counters:
-        v.problems.append(f"deliveries whose record disagrees with their jobs: {_some(counters)}")
+        v.problems.append(f"deliveries whose record disagrees with their jobs: {some(counters)}")
     effects = [j.id for j in jobs if j.applet == "effect" and j.status.final]
     missing = [k for k in effects if k not in runs_of]
     if missing:
-        v.problems.append(f"effect jobs final but never run: {_some(missing)}")
+        v.problems.append(f"effect jobs final but never run: {some(missing)}")
     v.runs = len(runs)
     v.duplicates = sum(len(rs) - 1 for rs in runs_of.values())
     v.most_runs = max((len(rs) for rs in runs_of.values()), default=0)
@@ -485,10 +486,10 @@ async def inspect(
                 )
             )  # fmt: skip
     if reran:
-        v.problems.append(f"jobs recorded as finished that ran again: {_some(reran)}")
+        v.problems.append(f"jobs recorded as finished that ran again: {some(reran)}")
     left = sorted(set(forged) & (stored | {j.delivery_id for j in jobs}))
     if left:
-        v.problems.append(f"forged deliveries left records: {_some(left)}")
+        v.problems.append(f"forged deliveries left records: {some(left)}")
     return v
 
 

@@ -58,6 +58,7 @@ from tests.faults import (
     replay_dead_letter,
     serve_env,
     signed,
+    some,
 )
 from tests.servers import NatsServer, PostgresServer, free_port, postgres_server
 
@@ -159,8 +160,20 @@ class Load:
         self.rejected: set[str] = set()
         self.forged: set[str] = set()
         self.unanswered: set[str] = set()
-        self.problems: list[str] = []
+        self.accepted_forged: set[str] = set()
+        self.refused_good: set[str] = set()
+        self.odd_answers: set[str] = set()
         self._stop = asyncio.Event()
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.accepted_forged:
+            found.append(f"badly signed deliveries accepted: {some(self.accepted_forged)}")
+        if self.refused_good:
+            found.append(f"well signed deliveries refused: {some(self.refused_good)}")
+        if self.odd_answers:
+            found.append(f"unexpected answers: {some(self.odd_answers)}")
+        return found
 
     async def run(self) -> None:
         await asyncio.gather(*(self._sender(i) for i in range(SENDERS)))
@@ -205,15 +218,15 @@ class Load:
             if r.status_code == 202:
                 self.acked.add(delivery)
                 if bad:
-                    self.problems.append(f"a badly signed delivery was accepted: {delivery}")
+                    self.accepted_forged.add(delivery)
                 return
             if r.status_code == 401:
                 self.rejected.add(delivery)
                 if not bad:
-                    self.problems.append(f"a well signed delivery was refused: {delivery}")
+                    self.refused_good.add(delivery)
                 return
             if r.status_code < 500:
-                self.problems.append(f"{delivery}: unexpected answer {r.status_code} {r.text}")
+                self.odd_answers.add(f"{delivery}: {r.status_code} {r.text[:200]}")
                 return
         self.unanswered.add(delivery)
 
@@ -267,6 +280,15 @@ class Soak:
                 f"incarnation {self.node.incarnation} exited with {code} after SIGTERM"
             )
 
+    def _still_running(self) -> None:
+        """Serve must not stop by itself (a child that dies is restarted by the supervisor)."""
+        proc = self.node.proc
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(
+                f"incarnation {self.node.incarnation} exited by itself with {proc.returncode}:\n"
+                f"{self.node.tail()}"
+            )
+
     async def _crash(self) -> str:
         point, n = self.rng.choice(FLOW_POINTS), self.rng.randint(1, MAX_COUNT)
         armed = f"{point}:{n}"
@@ -291,6 +313,7 @@ class Soak:
                 await asyncio.sleep(max(0.0, left))
                 return
             await asyncio.sleep(gap)  # a random moment of normal service under the load
+            self._still_running()
             kind = self.rng.choices(KINDS, WEIGHTS)[0]
             began = time.monotonic()
             if kind == "crash":
@@ -323,7 +346,8 @@ class Soak:
         r.sent, r.requests = self.load.sent, self.load.requests
         r.acknowledged, r.rejected = len(self.load.acked), len(self.load.rejected)
         r.unanswered = len(self.load.unanswered)
-        r.problems += self.load.problems
+        r.problems += self.load.problems()
+        self._still_running()
         self.say(f"load stopped; {self.progress()}; waiting for the work to drain")
         limit = 4 * self.load.sent + 1000
         settled = await drained(self.root, self.env, self.load.acked, self.o.drain_timeout, limit)
@@ -380,15 +404,14 @@ def backends(
 def run(options: Options, workdir: Path, pg: PostgresServer | None = None) -> Report:
     """One soak on one backend, in ``workdir``; the report (its summary is not printed)."""
     started = time.monotonic()
-    report = Report(options, workdir=workdir)
     with backends(options.backend, workdir, pg) as overrides:
         env = serve_env({**overrides, "GHAPPLETS_SERVER__DRAIN_TIMEOUT": "10"})
         soak = Soak(options, workdir, env)
+        report = soak.report
         try:
-            report = asyncio.run(soak.run())
+            asyncio.run(soak.run())
         except Exception as exc:  # the node would not start, a check crashed...
-            report = soak.report
-            report.problems.append(f"the soak stopped: {exc!r}")
+            report.problems.append(f"the soak stopped: {exc}")
         finally:
             if soak.node.running:
                 code = soak.node.terminate(STOP_TIMEOUT)
