@@ -3,8 +3,9 @@
 
     python3 tasks.py demo    # set up, then run the platform with example applets, show an event
     python3 tasks.py test    # set up, then run ruff, mypy and the whole test suite
+    python3 tasks.py soak --seconds 60 --seed 7   # set up, then run the random fault soak
 
-Both create (or reuse) a virtual environment in .venv and install the project into it.
+Each creates (or reuses) a virtual environment in .venv and installs the project into it.
 """
 
 from __future__ import annotations
@@ -164,6 +165,18 @@ def test(pytest_args: list[str]) -> int:
     return subprocess.run([str(PY), "-m", "pytest", *pytest_args], cwd=ROOT, env=env).returncode
 
 
+def soak(args: argparse.Namespace) -> int:
+    """The random fault soak (tests/soak.py, docs/testing.md), with the venv's Python."""
+    setup()
+    command = [str(PY), "-m", "tests.soak", "--seconds", str(args.seconds)]
+    command += ["--backend", args.backend, "--rate", str(args.rate)]
+    if args.seed is not None:
+        command += ["--seed", str(args.seed)]
+    if args.keep:
+        command.append("--keep")
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -177,12 +190,24 @@ def main() -> None:
         "test",
         help="set up and run ruff, mypy and the whole test suite; further arguments go to pytest",
     )
+    s = sub.add_parser(
+        "soak",
+        help="set up and run the platform under load while injecting random faults "
+        "(crashes at named points, kill -9, SIGTERM), then check nothing acknowledged was lost",
+    )
+    s.add_argument("--seconds", type=float, default=60.0, help="how long to inject faults")
+    s.add_argument("--seed", type=int, help="the faults' random seed (default: a new one)")
+    s.add_argument("--backend", choices=["embedded", "nats-postgresql", "both"], default="both")
+    s.add_argument("--rate", type=float, default=40.0, help="webhooks a second")
+    s.add_argument("--keep", action="store_true", help="keep the work folder on success")
     sub.add_parser("setup", help="only create .venv and install")
     args, extra = parser.parse_known_args()
     if extra and args.task != "test":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.task == "setup":
         setup()
+    elif args.task == "soak":
+        sys.exit(soak(args))
     elif args.task == "demo":
         if args.fresh and DEMO.exists():
             shutil.rmtree(DEMO)

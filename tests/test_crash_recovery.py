@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from ghapplets.backends import open_backends
 from ghapplets.config.loader import load_config
 from ghapplets.exceptions import NotFound
-from tests.conftest import WEBHOOK_SECRET, ProjectBuilder, free_port
+from tests.conftest import ProjectBuilder, free_port
+from tests.faults import GRACEFUL, SERVE, signed, wait_ready
 
 # each test runs on the embedded backends and on NATS JetStream (the server inherits the choice)
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("platform_backends")]
-# uvicorn re-raises SIGTERM after its graceful shutdown, so the exit status names the signal
-GRACEFUL = (0, -signal.SIGTERM)
-SERVE = [sys.executable, "-c", "from ghapplets.cli.main import main; main()", "serve"]
 
 
 def start_server(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -35,37 +29,6 @@ def start_server(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "server exited early"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("server not ready")
-
-
-def signed(delivery: str, number: int) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps(
-        {
-            "action": "opened",
-            "issue": {"number": number, "title": f"issue {number}", "user": {"login": "u"}},
-            "repository": {"full_name": "o/r"},
-            "sender": {"login": "u"},
-        }
-    )
-    sig = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return body, {
-        "content-type": "application/json",
-        "x-github-event": "issues",
-        "x-github-delivery": delivery,
-        "x-hub-signature-256": sig,
-    }
 
 
 @pytest.fixture
