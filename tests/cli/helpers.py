@@ -128,8 +128,32 @@ def serving(
     port: int | None = None,
     timeout: float = 30,
 ) -> Iterator[Server]:
-    """``ghapplets serve`` in ``project`` until it answers ``/readyz``; always stopped after."""
-    port = free_port() if port is None else port
+    """``ghapplets serve`` in ``project`` until it answers ``/readyz``; always stopped after.
+
+    Without ``port`` it picks a free one, and picks again if another process took it between
+    the pick and serve's bind (a free port is only free until someone binds it)."""
+    for attempt in range(3):
+        chosen = free_port() if port is None else port
+        try:
+            proc, log = _start_serving(project, args, env, chosen, timeout)
+        except PortTaken:
+            if port is not None or attempt == 2:
+                raise
+            continue
+        try:
+            yield Server(proc, chosen, log)
+        finally:
+            _stop(proc)
+        return
+
+
+class PortTaken(AssertionError):
+    """serve could not bind its port: another process has it."""
+
+
+def _start_serving(
+    project: Path, args: tuple[object, ...], env: dict[str, str] | None, port: int, timeout: float
+) -> tuple[subprocess.Popen[bytes], Path]:
     log = project.parent / f"serve-{port}.log"
     command = [*GHAPPLETS, "serve", "--log-format", "json", *map(str, args)]
     if "--port" not in command and not (env or {}).get("GHAPPLETS_SERVER__PORT"):
@@ -143,22 +167,22 @@ def serving(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"serve not ready after {timeout}s:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield Server(proc, port, log)
-    finally:
-        _stop(proc)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            text = log.read_text()
+            if "address already in use" in text:
+                raise PortTaken(f"port {port} taken:\n{text}")
+            raise AssertionError(f"serve exited with {proc.returncode}:\n{text}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc, log
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            _stop(proc)
+            raise AssertionError(f"serve not ready after {timeout}s:\n{log.read_text()}")
+        time.sleep(0.05)
 
 
 def poll(fn: Any, *, timeout: float = 15, interval: float = 0.1) -> Any:

@@ -80,8 +80,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     env = clean_env(GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET)
     stored = ghapplets("secrets", "set", "api-token", cwd=root, env=env, input=API_TOKEN + "\n")
     assert stored.code == 0, stored
-    port = free_port()
-    with serving(root, "--host", "127.0.0.1", "--port", port, env=env, port=port) as server:
+    with serving(root, env=env) as server:  # a free port, picked again if another takes it
         yield Flow(root, env, server)
 
 
