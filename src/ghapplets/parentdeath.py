@@ -1,9 +1,12 @@
 """Tie a process's life to its parent's: on Linux, the kernel kills it when the parent dies.
 
 Used by the supervisor's children (a gateway or worker does not outlive ``serve``, even after a
-``kill -9`` of ``serve`` alone) and by ``exec`` applets (an applet does not outlive the worker
-that ran it, so a crashed worker's applets stop instead of running beside their retries).
-Elsewhere it does nothing.
+``kill -9`` of ``serve`` alone). Elsewhere it does nothing.
+
+Not for ``exec`` applets: setting it in a ``preexec_fn`` runs Python in the forked child of a
+threaded process, and the child can deadlock there (the fork's thread-state cleanup finalises
+objects, such as database connections, whose locks other threads held). Applets need a wrapper
+that sets it before ``exec`` instead.
 """
 
 from __future__ import annotations
@@ -34,9 +37,3 @@ def die_with_parent_now() -> None:
     """From now on, this process gets SIGKILL when its parent dies (Linux only)."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def child_dies_with_us() -> Callable[[], None] | None:
-    """A ``preexec_fn`` for a child process that must die with this one, or None when the
-    platform cannot do it. It makes one system call between fork and exec."""
-    return die_with_parent_now if _PRCTL is not None else None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -363,41 +361,3 @@ async def test_binary_event_data_goes_as_data_base64(
     outcome = await build_runtime(exec_spec("./h.sh")).invoke(invocation(event))
     assert outcome.ok and outcome.result["data_base64"] == "AAE="
     assert "data" not in outcome.result
-
-
-WORKER_THAT_DIES = """
-import asyncio, sys
-from pathlib import Path
-from ghapplets.applets.model import AppletSpec
-from ghapplets.applets.runtime import Invocation, build_runtime
-from ghapplets.events.cloudevent import CloudEvent
-
-folder = Path(sys.argv[1])
-spec = AppletSpec(name="stuck", runtime="exec", command=["./stuck.sh"], folder=folder, timeout=600)
-event = CloudEvent(id="e1", source="/t", type="com.example.t", data={})
-asyncio.run(build_runtime(spec).invoke(Invocation(event=event, job_id="j1", attempt=1)))
-"""
-
-
-def test_an_exec_applet_dies_with_the_process_that_ran_it(tmp_path: Path) -> None:
-    """A worker killed with SIGKILL cannot clean up: the kernel stops its applets (parent-death
-    signal), so they do not run on beside their retries in the restarted worker."""
-    script = tmp_path / "stuck.sh"
-    script.write_text("#!/bin/sh\necho $$ > applet.pid\nexec sleep 60\n")
-    script.chmod(0o755)
-    worker = subprocess.Popen([sys.executable, "-c", WORKER_THAT_DIES, str(tmp_path)])
-    try:
-        pid_file = tmp_path / "applet.pid"
-        deadline = time.monotonic() + 20
-        while not (pid_file.exists() and pid_file.read_text().strip()):
-            assert worker.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        applet = int(pid_file.read_text())
-        assert _alive(applet)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-        assert _wait_gone(applet), f"the applet {applet} outlived its worker"
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()

@@ -33,7 +33,6 @@ from ghapplets.applets.runtime import (
     result_from_document,
 )
 from ghapplets.exceptions import ErrorType, PermanentError, RetryableError
-from ghapplets.parentdeath import child_dies_with_us
 from ghapplets.secrets.names import secret_env_name
 
 __all__ = ["ExecRuntime", "build_env", "resolve_program", "secret_env_name"]
@@ -187,7 +186,6 @@ class ExecRuntime(Runtime):
                     stdout=pipes.child_ends[0],
                     stderr=pipes.child_ends[1],
                     start_new_session=True,
-                    preexec_fn=child_dies_with_us(),
                 )
             finally:
                 pipes.close_child_ends()
