@@ -5,8 +5,10 @@ Used by the supervisor's children (a gateway or worker does not outlive ``serve`
 
 Not for ``exec`` applets: setting it in a ``preexec_fn`` runs Python in the forked child of a
 threaded process, and the child can deadlock there (the fork's thread-state cleanup finalises
-objects, such as database connections, whose locks other threads held). Applets need a wrapper
-that sets it before ``exec`` instead.
+objects, such as database connections, whose locks other threads held). An applet gets the same
+signal from a wrapper that sets it, then replaces itself with the command by ``execve`` (which
+keeps the setting): util-linux ``setpriv --pdeathsig KILL``, when it is there (see
+:mod:`ghapplets.applets.exec_runtime`).
 """
 
 from __future__ import annotations

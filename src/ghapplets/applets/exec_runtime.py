@@ -6,6 +6,20 @@ The structured CloudEvent JSON goes to stdin; stdout is the result JSON; stderr 
 Exit 0 is success, 75 (``EX_TEMPFAIL``) a retryable error, any other status a permanent one, a
 death by signal retryable. On timeout, output overflow or normal exit, whatever is left of the
 process group is killed with ``SIGKILL`` and reaped.
+
+The program does not outlive the process that started it: on Linux, when util-linux ``setpriv``
+(with ``--pdeathsig``) is on ``PATH``, the command runs as ``setpriv --pdeathsig KILL --
+program args...``, so the kernel sends it ``SIGKILL`` when our process dies, even by
+``kill -9`` (a crashed worker's applets stop instead of running beside their retries). Not a
+``preexec_fn``: see :mod:`ghapplets.parentdeath`. ``setpriv`` starts the command with
+``execvp``, which differs from our ``exec`` when that fails (a message and status 126/127
+instead of an ``OSError``; a file without a ``#!`` line run by ``/bin/sh``), so it is wrapped
+only when the parent checked that the ``exec`` will succeed (:func:`_execs_cleanly`: a native
+ELF file, or a ``#!`` chain of executable files ending in one); otherwise, or without
+``setpriv`` (not Linux, an old util-linux), it is run directly as before, with no parent-death
+signal. The signal is not inherited by the program's own children (``fork`` clears it): a
+background child the program leaves behind outlives a crashed worker. Nor is it sent if our
+process dies in the instant between the ``fork`` and ``setpriv`` asking for it.
 """
 
 from __future__ import annotations
@@ -14,8 +28,11 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +117,79 @@ def resolve_program(spec: AppletSpec, path: str) -> str:
     return str(candidate)
 
 
+@functools.cache
+def _setpriv() -> tuple[str, bytes] | None:
+    """``setpriv`` and the start of our own ELF header, if ``setpriv --pdeathsig`` works here.
+    Looked up once (on ``PATH`` without relative entries) and tried once."""
+    if not sys.platform.startswith("linux"):
+        return None
+    setpriv = shutil.which("setpriv", path=inherited_path())
+    if setpriv is None:
+        return None
+    try:  # util-linux before 2.33 (RHEL 8) has no --pdeathsig
+        probe = subprocess.run(
+            [setpriv, "--pdeathsig", "KILL", "--", setpriv, "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+        with open("/proc/self/exe", "rb") as exe:
+            native = exe.read(20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (setpriv, native) if probe.returncode == 0 else None
+
+
+_SHEBANG = re.compile(rb"#![ \t]*([^ \t\0]+)")  # the interpreter, as the kernel reads it
+
+
+def _execs_cleanly(program: str, cwd: str, native: bytes) -> bool:
+    """Whether ``execve(program)`` will succeed, as far as the parent can tell: an absolute
+    path to an ELF file of our own class and machine, or to a script whose ``#!``
+    interpreters (at most 4, each an executable regular file) end in one. False when unsure."""
+    if not os.path.isabs(program):  # the child would look for it (from its cwd, on PATH)
+        return False
+    path = program
+    for _ in range(5):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(256)  # what the kernel looks at
+        except OSError:
+            return False
+        if head[:4] == b"\x7fELF":
+            return head[4:6] == native[4:6] and head[18:20] == native[18:20]
+        line, newline, _ = head.partition(b"\n")
+        shebang = _SHEBANG.match(line)
+        if not (newline and shebang):
+            return False
+        path = os.path.join(cwd, os.fsdecode(shebang[1]))  # a relative one: from the child's cwd
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            return False
+    return False
+
+
+def _argv(spec: AppletSpec, program: str) -> list[str]:
+    """The command, behind ``setpriv --pdeathsig KILL`` when it can be (see the module doc).
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends, not the process.
+    ``create_subprocess_exec`` forks in the thread running the event loop (asyncio's
+    transport calls ``subprocess.Popen`` there; uvloop's ``uv_spawn`` too; the child watcher's
+    threads only wait). The worker and ``ghapplets serve``/``invoke`` run their loop with
+    ``asyncio.run`` (or uvicorn's) on the main thread, which lives as long as the process; the
+    per-applet :class:`~ghapplets.applets.python_runtime.HandlerThreads` run sync Python
+    handlers only, never an ``exec`` applet. (A loop on another thread would do too: that
+    thread runs through the whole invocation, and :meth:`ExecRuntime._run` kills and reaps the
+    program before it returns.)"""
+    argv = [program, *(spec.command or [])[1:]]
+    setpriv = _setpriv()
+    cwd = os.fspath(spec.folder) if spec.folder else os.getcwd()
+    if setpriv is not None and _execs_cleanly(program, cwd, setpriv[1]):
+        return [setpriv[0], "--pdeathsig", "KILL", "--", *argv]
+    return argv
+
+
 class _TooLarge(Exception):
     def __init__(self, stream: str, limit: int) -> None:
         super().__init__(f"the applet wrote more than {limit} bytes to {stream}")
@@ -178,8 +268,7 @@ class ExecRuntime(Runtime):
         try:
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    program,
-                    *self.spec.command[1:],
+                    *_argv(self.spec, program),
                     cwd=self.spec.folder,
                     env=env,
                     stdin=asyncio.subprocess.PIPE,
