@@ -4,6 +4,7 @@
     python3 tasks.py demo    # set up, then run the platform with example applets, show an event
     python3 tasks.py test    # set up, then run ruff, mypy and the whole test suite
     python3 tasks.py soak --seconds 60 --seed 7   # set up, then run the random fault soak
+    python3 tasks.py mutate [GROUP...]   # set up, then run mutation testing (mutmut)
 
 Each creates (or reuses) a virtual environment in .venv and installs the project into it.
 """
@@ -177,6 +178,12 @@ def soak(args: argparse.Namespace) -> int:
     return subprocess.run(command, cwd=ROOT).returncode
 
 
+def mutate(args: list[str]) -> int:
+    """Mutation testing of the critical modules (tests/mutation.py, docs/testing.md)."""
+    setup()
+    return subprocess.run([str(PY), "-m", "tests.mutation", *args], cwd=ROOT).returncode
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -200,12 +207,20 @@ def main() -> None:
     s.add_argument("--backend", choices=["embedded", "nats-postgresql", "both"], default="both")
     s.add_argument("--rate", type=float, default=40.0, help="webhooks a second")
     s.add_argument("--keep", action="store_true", help="keep the work folder on success")
+    sub.add_parser(
+        "mutate",
+        add_help=False,  # --help goes to tests/mutation.py
+        help="set up and run mutmut on the critical modules; further arguments go to "
+        "tests/mutation.py (groups, --survivors, --report, --list, --write-docs)",
+    )
     sub.add_parser("setup", help="only create .venv and install")
     args, extra = parser.parse_known_args()
-    if extra and args.task != "test":
+    if extra and args.task not in ("test", "mutate"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.task == "setup":
         setup()
+    elif args.task == "mutate":
+        sys.exit(mutate(extra))
     elif args.task == "soak":
         sys.exit(soak(args))
     elif args.task == "demo":

@@ -1,0 +1,276 @@
+"""Mutation testing of the critical modules with mutmut: which broken lines does the suite miss?
+
+``python3 tasks.py mutate [GROUP...]`` runs it (or, with the project's Python, ``python -m
+tests.mutation`` from the repository root); docs/testing.md keeps the scores. It runs on demand,
+not in CI: a whole pass takes about an hour on two cores.
+
+Each group (``GROUPS``) names the modules to mutate and the tests that guard them. A group runs
+in its own work folder, ``.mutmut/<group>/``, holding a fresh copy of ``src/`` and ``tests/``
+and a ``pyproject.toml`` with the group's ``[tool.mutmut]`` table, so groups never share
+mutmut's state and the repository's own ``pyproject.toml`` stays free of it. mutmut keeps its
+results there between runs: a second run only tests the mutants of functions that changed.
+``--survivors`` tests again the mutants that survived (after a new test was written).
+
+mutmut runs, for each mutant, the tests that reached the mutated function in the same process;
+a mutant reached only in a child process (a ``ghapplets`` command started by a test) counts as
+"no tests", which the score counts as not killed.
+
+A surviving mutant that cannot change anything observable (an *equivalent* mutant) is listed in
+``tests/equivalent_mutants.toml`` with its reason; the score is ``killed / (mutants -
+equivalent)``. ``--write-docs`` puts the scores and that list into docs/testing.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutmut"
+EQUIVALENTS = ROOT / "tests" / "equivalent_mutants.toml"
+DOCS = ROOT / "docs" / "testing.md"
+DOCS_BEGIN = "<!-- mutation scores: written by python3 tasks.py mutate --write-docs -->"
+DOCS_END = "<!-- end of mutation scores -->"
+TARGET = 0.90
+
+
+@dataclass(frozen=True)
+class Group:
+    """Modules mutated together, and the tests that guard them."""
+
+    modules: tuple[str, ...]  # globs under src/, as mutmut's only_mutate takes them
+    tests: tuple[str, ...]  # paths under tests/
+
+
+GROUPS: dict[str, Group] = {
+    "sources": Group(("ghapplets/sources/*",), ("sources", "gateway")),
+    "gateway": Group(
+        (
+            "ghapplets/gateway/ingest.py",
+            "ghapplets/gateway/forwarded.py",
+            "ghapplets/gateway/app.py",
+        ),
+        ("gateway",),
+    ),
+    "broker": Group(("ghapplets/broker/*",), ("broker", "dispatch")),
+    "store": Group(
+        ("ghapplets/store/*.py",),
+        ("store", "dispatch", "test_data_folder.py"),
+    ),
+    "dispatch": Group(("ghapplets/dispatch/*",), ("dispatch",)),
+    "secrets": Group(
+        ("ghapplets/secrets/*",),
+        (
+            "secrets",
+            "applets/test_runtime_redaction.py",
+            "cli/test_secrets_cli.py",
+            "cli/test_secrets_scopes.py",
+        ),
+    ),
+}
+
+# mutmut's exit codes, by what they mean for the score (see mutmut.stats.status_by_exit_code)
+KILLED = {1, 3}
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+TIMEOUT = {36, -24, 24, 152, 255}
+
+
+def _config(group: Group) -> str:
+    """The ``[tool.mutmut]`` table for one group, in TOML."""
+    lines = [
+        "",
+        "[tool.mutmut]",
+        'source_paths = ["src/ghapplets"]',
+        "only_mutate = " + json.dumps([f"src/{m}" for m in group.modules]),
+        "pytest_add_cli_args_test_selection = " + json.dumps([f"tests/{t}" for t in group.tests]),
+        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q"]',
+        "use_git_change_detection = false",
+        "timeout_multiplier = 5.0",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def prepare(name: str, group: Group) -> Path:
+    """The group's work folder with today's sources and tests (mutmut's results are kept)."""
+    folder = WORK / name
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in ("src", "tests"):
+        shutil.rmtree(folder / part, ignore_errors=True)
+        shutil.copytree(ROOT / part, folder / part, ignore=ignore)  # copy2: mtimes kept
+    text = (ROOT / "pyproject.toml").read_text()
+    (folder / "pyproject.toml").write_text(text + _config(group))
+    return folder
+
+
+def results(folder: Path) -> dict[str, int | None]:
+    """Each mutant's exit code, from mutmut's ``.meta`` files (None: not tested yet)."""
+    codes: dict[str, int | None] = {}
+    for meta in sorted((folder / "mutants" / "src").rglob("*.py.meta")):
+        codes.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return codes
+
+
+def equivalents() -> dict[str, str]:
+    """Mutants listed as equivalent, each with its reason."""
+    with EQUIVALENTS.open("rb") as f:
+        return {str(k): str(v) for k, v in tomllib.load(f).items()}
+
+
+def module_of(mutant: str) -> str:
+    """``ghapplets.store.sql.x_f__mutmut_3`` -> ``ghapplets.store.sql``."""
+    parts = mutant.split(".")
+    return ".".join(p for p in parts if not p.startswith("x"))
+
+
+@dataclass
+class Score:
+    module: str
+    total: int = 0
+    killed: int = 0
+    survived: int = 0
+    no_tests: int = 0
+    timeout: int = 0
+    equivalent: int = 0
+
+    @property
+    def ratio(self) -> float:
+        counted = self.total - self.equivalent
+        return (self.killed + self.timeout) / counted if counted else 1.0
+
+
+def score(codes: dict[str, int | None], equivalent: dict[str, str]) -> list[Score]:
+    """Scores per module; a timeout counts as killed (the mutant hung a test)."""
+    by_module: dict[str, Score] = {}
+    for mutant, code in codes.items():
+        s = by_module.setdefault(module_of(mutant), Score(module_of(mutant)))
+        s.total += 1
+        if code in KILLED:
+            s.killed += 1
+        elif code in TIMEOUT:
+            s.timeout += 1
+        elif mutant in equivalent:
+            s.equivalent += 1
+        elif code in NO_TESTS:
+            s.no_tests += 1
+        else:
+            s.survived += 1
+    return sorted(by_module.values(), key=lambda s: s.module)
+
+
+def survivors(codes: dict[str, int | None], equivalent: dict[str, str]) -> list[str]:
+    return sorted(m for m, c in codes.items() if c not in KILLED | TIMEOUT and m not in equivalent)
+
+
+def run_group(name: str, args: argparse.Namespace) -> list[Score]:
+    folder = prepare(name, GROUPS[name])
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)]
+    if args.survivors:
+        names = survivors(results(folder), equivalents())
+        if not names:
+            print(f"==> {name}: no surviving mutant", flush=True)
+            return score(results(folder), equivalents())
+        command += names
+    print(f"==> mutating {name} in {folder.relative_to(ROOT)}", flush=True)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(command, cwd=folder, env=env)
+    if done.returncode != 0:
+        sys.exit(f"mutmut failed in {folder} (exit {done.returncode})")
+    return score(results(folder), equivalents())
+
+
+def table(scores: list[Score]) -> str:
+    head = "| module | mutants | killed | survived | no test | equivalent | score |"
+    rows = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+    for s in scores:
+        rows.append(
+            f"| `{s.module}` | {s.total} | {s.killed + s.timeout} | {s.survived} | {s.no_tests} "
+            f"| {s.equivalent} | {s.ratio:.0%} |"
+        )
+    return "\n".join(rows)
+
+
+def write_docs(scores: list[Score], equivalent: dict[str, str]) -> None:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    total = Counter[str]()
+    for s in scores:
+        total.update({"total": s.total, "killed": s.killed + s.timeout, "equivalent": s.equivalent})
+    overall = total["killed"] / max(1, total["total"] - total["equivalent"])
+    block = [
+        DOCS_BEGIN,
+        f"Measured at commit `{commit}`: {total['killed']} of {total['total']} mutants killed, "
+        f"{total['equivalent']} equivalent, score {overall:.0%}.",
+        "",
+        table(scores),
+        "",
+        "Equivalent mutants (they change nothing observable; `tests/equivalent_mutants.toml`):",
+        "",
+        *(f"- `{name}`: {reason}" for name, reason in sorted(equivalent.items())),
+        DOCS_END,
+    ]
+    text = DOCS.read_text()
+    start, end = text.index(DOCS_BEGIN), text.index(DOCS_END) + len(DOCS_END)
+    DOCS.write_text(text[:start] + "\n".join(block) + text[end:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "groups", nargs="*", metavar="GROUP", help=f"among {', '.join(GROUPS)} (default: all)"
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--survivors", action="store_true", help="test again the mutants that survived the last run"
+    )
+    parser.add_argument("--report", action="store_true", help="only print the last scores")
+    parser.add_argument("--list", action="store_true", help="also list the surviving mutants")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="put the scores of all groups into docs/testing.md",
+    )
+    args = parser.parse_args(argv)
+    names = args.groups or list(GROUPS)
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group {', '.join(unknown)}: choose among {', '.join(GROUPS)}")
+    equivalent = equivalents()
+    scores: list[Score] = []
+    left: list[str] = []
+    for name in names:
+        folder = WORK / name
+        if args.report:
+            codes = results(folder)
+            scores += score(codes, equivalent)
+        else:
+            scores += run_group(name, args)
+            codes = results(folder)
+        left += survivors(codes, equivalent)
+    print(table(scores))
+    if args.list:
+        print("\n".join(left))
+    known = {m for name in names for m in results(WORK / name)}
+    stale = sorted(set(equivalent) - known) if set(names) == set(GROUPS) else []
+    if stale:
+        print("listed as equivalent but no longer a mutant:", *stale, sep="\n  ")
+    if args.write_docs:
+        write_docs(scores, equivalent)
+    low = [s.module for s in scores if s.ratio < TARGET]
+    if low:
+        print(f"below {TARGET:.0%}: {', '.join(low)}")
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
