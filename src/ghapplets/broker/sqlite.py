@@ -41,7 +41,7 @@ import sys
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +168,15 @@ class SqliteBroker(Broker):
         consume: bool,
         poll_interval: float = 0.5,
         ack_wait: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``consume``: this process is the (only) consumer; otherwise it only publishes.
         ``poll_interval``: an idle fetch looks at the database at least this often.
-        ``ack_wait``: how long a fetched message stays leased without an ack or extension."""
+        ``ack_wait``: how long a fetched message stays leased without an ack or extension.
+        ``clock``: the wall clock (epoch seconds) of creation times, due times and leases;
+        tests replace it to move time by hand."""
         self.db = db
+        self.clock = clock
         self.consume = consume
         self.poll_interval = poll_interval
         self.ack_wait = ack_wait
@@ -306,7 +310,7 @@ class SqliteBroker(Broker):
     # -- writer-thread functions -------------------------------------------------------------
     def _release_dead_leases(self, conn: Connection) -> int:
         cur = _cursor(conn)
-        now = time.time()
+        now = self.clock()
         released = 0
         stream = ""
         while True:  # each stream with pending messages, by the index
@@ -330,7 +334,7 @@ class SqliteBroker(Broker):
                 query = "SELECT seq, msg_id FROM broker_messages WHERE stream = ? AND msg_id IN "
                 for seq, msg_id in cur.execute(f"{query}({marks})", (stream, *chunk)):
                     seen[(stream, msg_id)] = seq
-        now = time.time()
+        now = self.clock()
         acks: list[PublishAck] = []
         rows: list[tuple[Any, ...]] = []
         seq = top
@@ -357,7 +361,7 @@ class SqliteBroker(Broker):
     ) -> tuple[list[tuple[Any, ...]], float | None]:
         """Lease up to ``batch`` due messages; with none due, the next due time (if any)."""
         cur = _cursor(conn)
-        now = time.time()
+        now = self.clock()
         rows = cur.execute(_DUE, (stream, now, batch)).fetchall()
         if not rows:
             return [], cur.execute(_NEXT_DUE, (stream,)).fetchone()[0]
@@ -518,8 +522,8 @@ class _SqliteConsumer(Consumer):
                     return []
                 wait = min(remaining, broker.poll_interval)
                 if next_due is not None:
-                    wait = min(wait, max(0.001, next_due - time.time()))
-                self.sleep_until = time.time() + wait
+                    wait = min(wait, max(0.001, next_due - broker.clock()))
+                self.sleep_until = broker.clock() + wait
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), wait)
         finally:
@@ -533,11 +537,11 @@ class _SqliteConsumer(Consumer):
         await self.broker._change(_SETTLE, params, self.name)
 
     async def nak(self, message: Message, delay: float) -> None:
-        due = time.time() + max(0.0, delay)
+        due = self.broker.clock() + max(0.0, delay)
         params = (due, message.seq, message.delivered)
         await self.broker._change(_NAK, params, self.name, due)
 
     async def in_progress(self, message: Message) -> None:
-        until = time.time() + self.broker.ack_wait
+        until = self.broker.clock() + self.broker.ack_wait
         params = (until, message.seq, message.delivered, self.broker.token)
         await self.broker._change(_EXTEND, params, self.name)
