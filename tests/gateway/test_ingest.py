@@ -171,7 +171,8 @@ async def test_malformed_body_is_400_after_verification(gw: GatewayClient) -> No
 
 async def test_storage_down_is_503_and_ready_says_so(gw: GatewayClient) -> None:
     await gw.platform.backends.broker.close()
-    r = await gw.client.post("/hooks/github", content=BODY, headers=github_headers(BODY, "u-1"))
+    post = gw.client.post("/hooks/github", content=BODY, headers=github_headers(BODY, "u-1"))
+    r = await asyncio.wait_for(post, 30)  # answered, not left hanging
     assert r.status_code == 503
     ready = await gw.client.get("/readyz")
     assert ready.status_code == 503
