@@ -5,7 +5,8 @@ supervisor binds the listening socket once and hands it to N gateway processes (
 accepts and verifies webhooks), starts the worker process (dispatcher and applets) if asked,
 restarts a child that dies, and on SIGTERM or SIGINT asks every child to drain and waits for
 them. Children die with the supervisor, even on ``kill -9`` of the supervisor alone
-(:func:`die_with_parent`), so no applet process outlives its worker.
+(:func:`die_with_parent`); exec applets die with their worker in turn
+(:mod:`ghapplets.applets.exec_runtime`).
 """
 
 from __future__ import annotations
