@@ -336,7 +336,12 @@ async def test_no_credential_is_stored_with_an_accepted_delivery(gw: GatewayClie
         gw,
         "/hooks/splunk-open",
         alert("cred-splunk"),
-        {"content-type": "application/json", "user-agent": "Splunk/9.3.1", **FOREIGN},
+        {
+            "content-type": "application/json",
+            "user-agent": "Splunk/9.3.1",
+            "x-my-copy": f"Splunk {SPLUNK_TOKEN}",  # the token again, under any name
+            **FOREIGN,
+        },
         params={"token": SPLUNK_TOKEN, "other": "kept-out-too"},
     )
     sent.append(("splunk-open", splunk, {SPLUNK_TOKEN, *FOREIGN.values()}))
@@ -369,7 +374,7 @@ async def test_no_credential_is_stored_with_an_accepted_delivery(gw: GatewayClie
         text = stored_text(record)
         for value in values:
             assert value not in text, (name, value)
-        for header in ("authorization", "cookie", "x-api-key", "x-sn-sig"):
+        for header in ("authorization", "cookie", "x-api-key", "x-sn-sig", "x-my-copy"):
             assert header not in record.headers, (name, header)
         assert "token=" not in text and "kept-out-too" not in text, name
         assert record.headers, name  # the vendor's other headers are kept

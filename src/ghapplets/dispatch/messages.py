@@ -39,12 +39,14 @@ def event_message(
     received_at: float,
     *,
     credentials: Collection[str] = (),
+    secrets: Collection[bytes] = (),
     dedup_key: str | None = None,
 ) -> OutboundMessage:
     """The message that stores an accepted event. ``vendor_headers`` (lower-case names) are kept
-    for the delivery record, except :data:`CREDENTIAL_HEADERS` and ``credentials`` (the
-    source's own). The message id, on which the broker deduplicates, is ``dedup_key`` when
-    given (a replay key, see :meth:`Source.replay_key`), else ``<source>:<event id>``."""
+    for the delivery record, except :data:`CREDENTIAL_HEADERS`, ``credentials`` (the source's
+    own) and any header whose value holds one of ``secrets`` (the source's, sent under another
+    name). The message id, on which the broker deduplicates, is ``dedup_key`` when given (a
+    replay key, see :meth:`Source.replay_key`), else ``<source>:<event id>``."""
     headers = event.binary_headers()
     headers[H_SOURCE] = source
     headers[H_RECEIVED_AT] = repr(received_at)
@@ -52,7 +54,9 @@ def event_message(
         {
             k: v
             for k, v in vendor_headers.items()
-            if k not in CREDENTIAL_HEADERS and k not in credentials
+            if k not in CREDENTIAL_HEADERS
+            and k not in credentials
+            and not any(secret in v.encode() for secret in secrets)
         }
     ).decode()
     return OutboundMessage(EVENTS, dedup_key or f"{source}:{event.id}", headers, data)

@@ -173,6 +173,7 @@ class IngestHandler:
             headers,
             received_at,
             credentials=source.credential_headers,
+            secrets=source.secrets,
             dedup_key=source.replay_key(request),
         )
         try:
