@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import textwrap
@@ -10,8 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.servers import NatsServer, PostgresServer, postgres_server
+
+# Property tests try 150 examples each; under mutation testing (tests/mutation.py, where mutmut
+# runs them once per mutant) 20, which still finds what they are for at a fraction of the time.
+settings.register_profile(
+    "suite", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("mutation", settings.get_profile("suite"), max_examples=20)
+settings.load_profile("mutation" if "MUTANT_UNDER_TEST" in os.environ else "suite")
 
 WEBHOOK_SECRET = "test-webhook-secret-1"
 PREVIOUS_SECRET = "test-webhook-secret-0"

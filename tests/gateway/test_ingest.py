@@ -195,11 +195,7 @@ async def test_health_metrics_and_wrong_method(gw: GatewayClient) -> None:
     assert (await gw.client.get("/hooks/github")).status_code == 405
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     body=st.one_of(
         st.binary(max_size=2048),

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ghapplets.events import CloudEvent
@@ -17,8 +17,6 @@ from ghapplets.sources.base import Source
 from ghapplets.sources.common import to_inbound
 from ghapplets.sources.fixtures import iter_fixtures, kinds
 from tests.sources._helpers import make, request
-
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # keys every normaliser looks at, so generated payloads reach the interesting branches
 VOCABULARY = [
@@ -139,7 +137,6 @@ def ingest_signed(
 
 
 def make_verify_test(kind: str) -> Any:
-    @SETTINGS
     @given(
         body=bodies,
         event=header_text,
@@ -166,7 +163,6 @@ def make_verify_test(kind: str) -> Any:
 
 
 def make_headers_test(kind: str) -> Any:
-    @SETTINGS
     @given(
         body=st.binary(max_size=100),
         headers=st.dictionaries(header_text, header_text, max_size=6) | vendor_headers,
@@ -216,7 +212,6 @@ for _kind in KINDS:
     )
 
 
-@SETTINGS
 @given(body=bodies, user=st.text(max_size=10), mode=st.sampled_from(["bearer", "basic"]))
 def test_authorization_modes_only_raise_malformed(body: bytes, user: str, mode: str) -> None:
     source = make("generic", mode=mode, username=user or "u")
