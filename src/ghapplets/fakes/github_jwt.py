@@ -12,12 +12,15 @@ GitHub's own message (all answered 401):
   be a numeric value representing the future time at which the assertion expires";
 * ``iat`` is not in the future (beyond ``leeway`` seconds of clock skew): "'Issued at' claim
   ('iat') must be an Integer representing a time in the past";
-* ``iat`` is at most ``max_age`` (60) seconds (plus ``leeway``) in the past, as the issue for
-  the fakes asks; GitHub itself documents 60 s as the recommended back-dating, so a client that
-  mints a fresh JWT per token exchange passes both; same message as a non-integer ``iat``;
 * ``exp`` is in the future; else the ``exp`` message above;
 * ``exp`` is at most 10 minutes ahead of now (plus ``leeway``) and at most 10 minutes after
-  ``iat``: "'Expiration time' claim ('exp') is too far in the future".
+  ``iat``: "'Expiration time' claim ('exp') is too far in the future";
+* ``iat`` is at most ``max_age`` (60) seconds (plus ``leeway``) in the past, as the issue for
+  the fakes asks (same message as a non-integer ``iat``). GitHub documents 60 s as the
+  back-dating to use and may itself accept an older ``iat`` while ``exp`` is valid: the fake is
+  the stricter, so a client that signs a fresh JWT for each exchange passes both.
+
+The checks run in that order; the first broken rule gives the answer.
 """
 
 from __future__ import annotations
@@ -109,12 +112,12 @@ def verify_app_jwt(
         raise JwtRejected(EXP_INVALID)
     if iat > now + leeway:
         raise JwtRejected(IAT_FUTURE)
-    if iat < now - max_age - leeway:
-        raise JwtRejected(IAT_INVALID)
     if exp <= now:
         raise JwtRejected(EXP_INVALID)
     if exp > now + MAX_LIFETIME + leeway or exp - iat > MAX_LIFETIME:
         raise JwtRejected(EXP_TOO_FAR)
+    if iat < now - max_age - leeway:
+        raise JwtRejected(IAT_INVALID)
     return app
 
 
