@@ -408,7 +408,10 @@ class Fake(ABC):
         try:
             spec = FaultSpec.model_validate_json(await request.body())
         except ValidationError as exc:
-            return json_response({"error": exc.errors(include_url=False)}, 422)
+            problems = [
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+            ]
+            return json_response({"error": "; ".join(problems)}, 422)
         return json_response(self._faults.add(spec).to_json(), 201)
 
     async def _c_reset(self, request: Request) -> Response:
