@@ -234,7 +234,9 @@ class FakesConfig(_Model):
 
 
 def load_fakes_config(path: Path | None) -> FakesConfig:
-    """The configuration in ``path`` (YAML), or the defaults; :class:`ConfigError` if invalid."""
+    """The configuration in ``path`` (YAML), or the defaults; :class:`ConfigError` if invalid
+    (a ``public_key_file`` that cannot be read included). Relative key files are relative to
+    ``path``'s folder."""
     if path is None:
         return FakesConfig()
     try:
@@ -244,13 +246,21 @@ def load_fakes_config(path: Path | None) -> FakesConfig:
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])
     try:
-        return FakesConfig.model_validate(raw)
+        config = FakesConfig.model_validate(raw)
     except ValidationError as exc:
         problems = [
             f"{path}: {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
             for err in exc.errors(include_url=False)
         ]
         raise ConfigError(problems) from None
+    for app in config.github.apps:  # a key file is relative to the configuration's folder
+        if app.public_key_file is not None and not app.public_key_file.is_absolute():
+            app.public_key_file = path.parent / app.public_key_file
+        try:
+            app.public_pem()
+        except OSError as exc:
+            raise ConfigError([f"{path}: github app {app.id}: {exc}"]) from None
+    return config
 
 
 # -- keys -----------------------------------------------------------------------------------------
