@@ -60,6 +60,8 @@ def test_expired_and_unknown_tokens_are_bad_credentials(fakes: FakeSet, gh: http
     assert (anonymous.status_code, anonymous.json()["message"]) == (401, "Requires authentication")
     jwt_there = gh.get(url, headers=app_headers(fakes))
     assert jwt_there.json()["message"] == "Bad credentials"
+    garbage = gh.post(f"{url}/comments", headers=token_headers(token), content=b"{nope")
+    assert garbage.status_code == 401  # authenticated before the body is read, as GitHub does
 
 
 def test_expire_tokens_by_method_and_control_api(fakes: FakeSet, gh: httpx.Client) -> None:

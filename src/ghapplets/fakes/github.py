@@ -511,8 +511,15 @@ class GitHubFake(Fake):
         if have < LEVELS[level]:
             raise self._refuse(403, "Resource not accessible by integration")
 
-    async def _object(self, request: Request) -> dict[str, Any]:
-        doc = await self.read_json(request, lambda: self.error(400, "Problems parsing JSON"))
+    def _json(self, raw: bytes) -> Any:
+        """The body as JSON, read once the request is authenticated (GitHub's order)."""
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise self._refuse(400, "Problems parsing JSON") from None
+
+    def _object(self, raw: bytes) -> dict[str, Any]:
+        doc = self._json(raw)
         if not isinstance(doc, dict):
             raise self._refuse(400, "Problems parsing JSON")
         return doc
@@ -594,9 +601,9 @@ class GitHubFake(Fake):
     async def _access_token(self, request: Request) -> Response:
         web, api = self._roots(request)
         raw = await request.body()
-        doc = await self._object(request) if raw.strip() else {}
         with self.lock:
             inst = self._own_installation(request, self._app_auth(request))
+            doc = self._object(raw) if raw.strip() else {}
             if inst.suspended:
                 raise self._refuse(403, "This installation has been suspended")
             repositories = self._token_repositories(inst, doc)
@@ -769,11 +776,12 @@ class GitHubFake(Fake):
 
     async def _create_comment(self, request: Request) -> Response:
         web, api = self._roots(request)
-        doc = await self._object(request)
+        raw = await request.body()
         with self.lock:
             inst, token = self._token_auth(request)
             repo = self._repo_for(request, inst, token)
             self._require(token, "issues")
+            doc = self._object(raw)
             issue = self._issue(repo, request)
             body = doc.get("body")
             if not isinstance(body, str) or not body:
@@ -799,18 +807,14 @@ class GitHubFake(Fake):
 
     async def _labels(self, request: Request) -> Response:
         _, api = self._roots(request)
-        doc = (
-            await self.read_json(request, lambda: self.error(400, "Problems parsing JSON"))
-            if (request.method == "POST")
-            else None
-        )
+        raw = await request.body()
         with self.lock:
             inst, token = self._token_auth(request)
             repo = self._repo_for(request, inst, token)
             self._require(token, "issues", "write" if request.method == "POST" else "read")
             issue = self._issue(repo, request)
             if request.method == "POST":
-                for name in _label_names(doc, self._invalid):
+                for name in _label_names(self._json(raw), self._invalid):
                     if name not in repo.labels_of(issue.number):
                         id_ = self._new_id()
                         issue.labels.append(
@@ -828,12 +832,13 @@ class GitHubFake(Fake):
 
     async def _create_status(self, request: Request) -> Response:
         web, api = self._roots(request)
-        doc = await self._object(request)
+        raw = await request.body()
         sha = request.path_params["sha"]
         with self.lock:
             inst, token = self._token_auth(request)
             repo = self._repo_for(request, inst, token)
             self._require(token, "statuses")
+            doc = self._object(raw)
             if not 7 <= len(sha) <= 40 or any(c not in "0123456789abcdef" for c in sha.lower()):
                 raise self._refuse(422, f"No commit found for SHA: {sha}")
             state = doc.get("state")
@@ -864,11 +869,12 @@ class GitHubFake(Fake):
 
     async def _create_check_run(self, request: Request) -> Response:
         web, api = self._roots(request)
-        doc = await self._object(request)
+        raw = await request.body()
         with self.lock:
             inst, token = self._token_auth(request)
             repo = self._repo_for(request, inst, token)
             self._require(token, "checks")
+            doc = self._object(raw)
             missing = [f for f in ("name", "head_sha") if not isinstance(doc.get(f), str)]
             if missing:
                 raise self._invalid(*(_problem("CheckRun", f, "missing_field") for f in missing))
@@ -920,11 +926,12 @@ class GitHubFake(Fake):
 
     async def _create_deployment(self, request: Request) -> Response:
         web, api = self._roots(request)
-        doc = await self._object(request)
+        raw = await request.body()
         with self.lock:
             inst, token = self._token_auth(request)
             repo = self._repo_for(request, inst, token)
             self._require(token, "deployments")
+            doc = self._object(raw)
             ref = doc.get("ref")
             if not isinstance(ref, str) or not ref:
                 raise self._invalid(_problem("Deployment", "ref", "missing_field"))
@@ -965,12 +972,13 @@ class GitHubFake(Fake):
 
     async def _create_deployment_status(self, request: Request) -> Response:
         web, api = self._roots(request)
-        doc = await self._object(request)
+        raw = await request.body()
         wanted = request.path_params["deployment_id"]
         with self.lock:
             inst, token = self._token_auth(request)
             repo = self._repo_for(request, inst, token)
             self._require(token, "deployments")
+            doc = self._object(raw)
             deployment = next((d for d in repo.deployments if d["id"] == wanted), None)
             if deployment is None:
                 raise self._refuse(404, "Not Found")
@@ -1003,11 +1011,12 @@ class GitHubFake(Fake):
         return json_response({k: v for k, v in status.items() if k != "deployment_id"}, 201)
 
     async def _dispatch(self, request: Request) -> Response:
-        doc = await self._object(request)
+        raw = await request.body()
         with self.lock:
             inst, token = self._token_auth(request)
             repo = self._repo_for(request, inst, token)
             self._require(token, "contents")
+            doc = self._object(raw)
             event_type = doc.get("event_type")
             if not isinstance(event_type, str) or not 1 <= len(event_type) <= 100:
                 raise self._invalid(_problem("Repository", "event_type", "missing_field"))
