@@ -231,7 +231,9 @@ class Fake(ABC):
 
     Subclasses implement :meth:`vendor_routes`, :meth:`error`, :meth:`reset_state` and
     :meth:`snapshot`, and may override :meth:`fault_response`, :meth:`answer_headers` and
-    :meth:`control_routes`. ``base_url`` is set by whoever serves the fake.
+    :meth:`control_routes`; they keep their configuration before calling ``__init__`` here,
+    which builds the state (:meth:`reset_state`) and the app. Handlers change state only while
+    holding :attr:`lock`. ``base_url`` is set by whoever serves the fake.
     """
 
     name: ClassVar[str]
