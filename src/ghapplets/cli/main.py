@@ -7,7 +7,17 @@ import os
 import typer
 
 from ghapplets import __version__, crashpoints
-from ghapplets.cli import debug, init, invoke, records, secrets_cmd, send, serve, validate
+from ghapplets.cli import (
+    debug,
+    fakes,
+    init,
+    invoke,
+    records,
+    secrets_cmd,
+    send,
+    serve,
+    validate,
+)
 from ghapplets.exceptions import ConfigError
 
 app = typer.Typer(
@@ -24,6 +34,7 @@ app.command()(send.send)
 app.command()(invoke.invoke)
 app.command()(validate.validate)
 app.command()(records.replay)
+app.command()(fakes.fakes)
 app.add_typer(records.deliveries_app, name="deliveries")
 app.add_typer(records.jobs_app, name="jobs")
 app.add_typer(secrets_cmd.app, name="secrets")

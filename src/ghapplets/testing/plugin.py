@@ -4,20 +4,29 @@
 - ``ghapplets_signed_request(kind, event, ...)``: ``(source, SignedRequest)`` as the vendor sends.
 - ``ghapplets_invoke(applet, event, secrets=..., http=...)``: run an applet, get ``InvokeResult``.
 - ``ghapplets_gateway(project_dir)``: async context manager with the whole platform in-process.
+- ``ghapplets_fakes``: the vendor fakes (GitHub, Jira Cloud and Data Center, ServiceNow,
+  Splunk HEC) served on free local ports for the test session, reset before each test; a
+  :class:`~ghapplets.fakes.runner.FakeSet` (``.github``, ``.jira``, ``.jira_dc``,
+  ``.servicenow``, ``.splunk``, each with ``base_url``). Override the session fixture
+  ``ghapplets_fakes_config`` to configure them.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ghapplets.testing.events import fixture_event, signed_request
 from ghapplets.testing.gateway import GatewayClient, running_gateway
 from ghapplets.testing.invoke import invoke
+
+if TYPE_CHECKING:  # imported when the fixtures are used, so the plugin loads fast
+    from ghapplets.fakes.config import FakesConfig
+    from ghapplets.fakes.runner import FakeSet
 
 
 @pytest.fixture
@@ -45,3 +54,29 @@ def ghapplets_gateway(
         return running_gateway(project, tmp_path / f"ghapplets-data-{next(counter)}")
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def ghapplets_fakes_config() -> FakesConfig:
+    """The fakes' configuration (the defaults of ``docs/fakes.md``); override it in a
+    ``conftest.py`` to change apps, users, tokens or webhook targets."""
+    from ghapplets.fakes.config import FakesConfig
+
+    return FakesConfig()
+
+
+@pytest.fixture(scope="session")
+def ghapplets_fakes_session(ghapplets_fakes_config: FakesConfig) -> Iterator[FakeSet]:
+    """The fakes served once for the whole test session (see ``ghapplets_fakes``)."""
+    from ghapplets.fakes.runner import serve_fakes
+
+    with serve_fakes(ghapplets_fakes_config) as fakes:
+        yield fakes
+
+
+@pytest.fixture
+def ghapplets_fakes(ghapplets_fakes_session: FakeSet) -> FakeSet:
+    """The running fakes, back to their configuration: no state, requests, faults or clock
+    offset left by an earlier test."""
+    ghapplets_fakes_session.reset()
+    return ghapplets_fakes_session
