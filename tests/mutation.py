@@ -133,7 +133,7 @@ def equivalents() -> dict[str, str]:
 def module_of(mutant: str) -> str:
     """``ghapplets.store.sql.x_f__mutmut_3`` -> ``ghapplets.store.sql``."""
     parts = mutant.split(".")
-    return ".".join(p for p in parts if not p.startswith("x"))
+    return ".".join(p for p in parts if not p.startswith(("x_", "xǁ")))
 
 
 @dataclass

@@ -1,0 +1,55 @@
+"""The mutation-testing runner's bookkeeping (tests/mutation.py): names, scores, survivors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import mutation
+from tests.mutation import GROUPS, Score, module_of, score, survivors
+
+CODES: dict[str, int | None] = {
+    "ghapplets.store.sql.x_insert__mutmut_1": 1,  # killed
+    "ghapplets.store.sql.x_insert__mutmut_2": 0,  # survived
+    "ghapplets.store.sql.x_insert__mutmut_3": 0,  # survived, but equivalent
+    "ghapplets.store.sql.xǁStoreǁopen__mutmut_1": 33,  # no tests
+    "ghapplets.store.sql.xǁStoreǁopen__mutmut_2": -24,  # timeout: the mutant hung a test
+    "ghapplets.broker.base.x_f__mutmut_1": 3,  # killed (pytest internal error)
+}
+EQUIVALENT = {"ghapplets.store.sql.x_insert__mutmut_3": "a default every caller overrides"}
+
+
+def test_a_mutant_belongs_to_its_module() -> None:
+    assert module_of("ghapplets.store.sql.x_insert__mutmut_1") == "ghapplets.store.sql"
+    assert module_of("ghapplets.store.sql.xǁStoreǁopen__mutmut_2") == "ghapplets.store.sql"
+
+
+def test_scores_count_timeouts_as_killed_and_leave_equivalents_out() -> None:
+    by_module = {s.module: s for s in score(CODES, EQUIVALENT)}
+    assert by_module["ghapplets.store.sql"] == Score(
+        "ghapplets.store.sql", total=5, killed=1, survived=1, no_tests=1, timeout=1, equivalent=1
+    )
+    assert by_module["ghapplets.store.sql"].ratio == pytest.approx(2 / 4)
+    assert by_module["ghapplets.broker.base"].ratio == 1.0
+
+
+def test_survivors_are_the_unkilled_mutants_not_listed_as_equivalent() -> None:
+    assert survivors(CODES, EQUIVALENT) == [
+        "ghapplets.store.sql.x_insert__mutmut_2",
+        "ghapplets.store.sql.xǁStoreǁopen__mutmut_1",
+    ]
+
+
+def test_each_group_mutates_and_runs_paths_that_exist() -> None:
+    root = Path(mutation.__file__).resolve().parent.parent
+    for name, group in GROUPS.items():
+        for module in group.modules:
+            assert list((root / "src").glob(module)), (name, module)
+        for tests in group.tests:
+            assert (root / "tests" / tests).exists(), (name, tests)
+
+
+def test_the_equivalent_list_parses_and_gives_each_a_reason() -> None:
+    for name, reason in mutation.equivalents().items():
+        assert "__mutmut_" in name and reason.strip(), name
