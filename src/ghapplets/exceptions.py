@@ -15,7 +15,9 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`VerificationError` (:class:`ClientNotAllowed`) and :class:`MalformedPayload`: a
   webhook is refused (401 (403) / 400), with a :class:`RejectReason`;
 - :class:`AppletError`: an applet run ended in error (retryable or permanent), or could not
-  start (:class:`AppletStalled`).
+  start (:class:`AppletStalled`); a connector action failed (:class:`ActionFailed`,
+  :class:`ActionUnavailable`, :class:`ActionInputInvalid`, :class:`ConnectorNotAllowed`), so a
+  job that calls one retries or dead-letters as usual.
 """
 
 from __future__ import annotations
@@ -153,10 +155,14 @@ class ErrorType(StrEnum):
     the runtimes and the worker use, so dashboards and alerts can rely on their spelling.
     """
 
+    ACTION_FAILED = "ActionFailed"
+    ACTION_INPUT_INVALID = "ActionInputInvalid"
+    ACTION_UNAVAILABLE = "ActionUnavailable"
     APPLET_ERROR = "AppletError"
     APPLET_NOT_FOUND = "AppletNotFound"
     BAD_OUTPUT = "BadOutput"
     CONNECTION_ERROR = "ConnectionError"
+    CONNECTOR_NOT_ALLOWED = "ConnectorNotAllowed"
     ENTRY_ERROR = "EntryError"
     EXIT_CODE = "ExitCode"
     NO_HANDLER = "NoHandler"
@@ -202,3 +208,38 @@ class AppletStalled(RetryableError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type=ErrorType.TIMEOUT)
+
+
+class ActionFailed(PermanentError):
+    """The vendor refused an action (a 4xx other than 408/429): retrying will not help. The
+    message is the vendor's; ``status`` its HTTP status."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message, type=ErrorType.ACTION_FAILED)
+        self.status = status
+
+
+class ActionUnavailable(RetryableError):
+    """The vendor could not take an action now (429, 5xx, 408, a timeout, no connection): the
+    job is retried, not before ``retry_after`` seconds when the vendor said so."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, type=ErrorType.ACTION_UNAVAILABLE, retry_after=retry_after)
+        self.status = status
+
+
+class ActionInputInvalid(PermanentError):
+    """An action's name or input is wrong: refused before any call to the vendor."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=ErrorType.ACTION_INPUT_INVALID)
+
+
+class ConnectorNotAllowed(PermanentError):
+    """The applet's manifest does not list the connector an action needs, or the project has
+    no such connector."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=ErrorType.CONNECTOR_NOT_ALLOWED)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ghapplets.applets.model import NAME_PATTERN
+from ghapplets.connectors.config import ConnectorConfig
 
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
 
@@ -205,6 +206,9 @@ class ProjectConfig(BaseModel):
         default_factory=dict
     )
     applets: list[str] = Field(default_factory=list)
+    connectors: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ConnectorConfig] = Field(
+        default_factory=dict
+    )
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)

@@ -1,0 +1,12 @@
+"""Each connector kind's class, by kind; importing this registers every vendor's actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ghapplets.connectors.config import ConnectorKind
+from ghapplets.connectors.splunk import Splunk
+
+CONNECTORS: dict[ConnectorKind, Any] = {
+    ConnectorKind.SPLUNK: Splunk,
+}
