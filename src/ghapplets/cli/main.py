@@ -8,6 +8,7 @@ import typer
 
 from ghapplets import __version__, crashpoints
 from ghapplets.cli import (
+    actions,
     debug,
     fakes,
     init,
@@ -35,6 +36,7 @@ app.command()(invoke.invoke)
 app.command()(validate.validate)
 app.command()(records.replay)
 app.command()(fakes.fakes)
+app.command()(actions.actions)
 app.add_typer(records.deliveries_app, name="deliveries")
 app.add_typer(records.jobs_app, name="jobs")
 app.add_typer(secrets_cmd.app, name="secrets")
