@@ -34,6 +34,7 @@ from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.runtime import Runtime, build_runtime
 from ghapplets.backends import Backends
 from ghapplets.config.loader import LoadedConfig
+from ghapplets.connectors.registry import Connectors
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.dispatcher import Dispatcher
@@ -82,6 +83,7 @@ class Platform:
         self._specs = list(applets) if applets is not None else None
         self.sources: dict[str, Source] = {}
         self.runtimes: dict[str, Runtime] = {}
+        self.connectors: Connectors | None = None  # opened by the worker role
         self.dispatcher: Dispatcher | None = None
         self.worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,6 +142,8 @@ class Platform:
 
     async def _start_worker(self) -> None:
         b = self.backends
+        if self.config.connectors:
+            self.connectors = await Connectors.open(self.config.connectors, b.vault.get_global)
         for spec in self.specs:
             if not spec.enabled:
                 continue
@@ -163,6 +167,7 @@ class Platform:
             secrets_for=b.vault.for_applet,
             bodies=bodies,
             lease_refresh=self.config.broker.ack_wait / 3,
+            connectors=self.connectors,
         )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
@@ -212,6 +217,9 @@ class Platform:
         for runtime in self.runtimes.values():
             with contextlib.suppress(Exception):
                 await runtime.close()
+        if self.connectors is not None:
+            with contextlib.suppress(Exception):
+                await self.connectors.aclose()
         with contextlib.suppress(Exception):  # another replica may prune now, not in an hour
             await self.backends.store.release_lease(RETENTION_LEASE, self.instance)
         await self.backends.close()

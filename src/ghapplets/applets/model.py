@@ -70,6 +70,8 @@ class AppletSpec(BaseModel):
     entry: str | None = None
     # common
     secrets: list[SecretName] = Field(default_factory=list)
+    # the project's connectors (ghapplets.yaml connectors:) whose actions the applet may call
+    connectors: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
     timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 4
     retry: RetryPolicy = Field(default_factory=RetryPolicy)

@@ -316,6 +316,7 @@ class PythonRuntime(Runtime):
             delivery_id=inv.delivery_id,
             applet=self.spec.name,
             http_client=self._client(),
+            actions=inv.actions,
         )
         results = []
         for handler in chosen:

@@ -27,6 +27,7 @@ from ghapplets.applets.result import AppletOutcome
 from ghapplets.events.cloudevent import CloudEvent
 from ghapplets.exceptions import AppletError, AppletStalled, ErrorType
 from ghapplets.logging import Redactor, get_logger, register_secret
+from ghapplets.sdk.context import ActionCaller
 
 if TYPE_CHECKING:
     import httpx
@@ -50,6 +51,7 @@ class Invocation:
     attempt: int = 1
     delivery_id: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
+    actions: ActionCaller | None = None  # runs a catalog action for this applet
 
     @property
     def idempotency_key(self) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
@@ -44,6 +45,10 @@ from ghapplets.metrics import UNKNOWN, Metrics
 from ghapplets.store.base import HistoryStore
 from ghapplets.store.records import AttemptOutcome, AttemptRecord, JobStatus, JobUpdate
 
+if TYPE_CHECKING:
+    from ghapplets.connectors.registry import Connectors
+    from ghapplets.sdk.context import ActionCaller
+
 log = get_logger("ghapplets.worker")
 # (applet, declared names) -> values: only the global secrets and those of the applet's scope
 SecretsFor = Callable[[str, Sequence[str]], Awaitable[Mapping[str, str]]]
@@ -65,6 +70,7 @@ class Worker:
         max_inflight: int = 256,
         lease_refresh: float = 10.0,
         bodies: BodyCache | None = None,
+        connectors: Connectors | None = None,
     ) -> None:
         """``lease_refresh`` must be well below the broker's ack wait (a third of it, say)."""
         self.bodies = bodies or BodyCache(store)
@@ -75,6 +81,7 @@ class Worker:
         self.secrets_for = secrets_for
         self.max_inflight = max_inflight
         self.lease_refresh = lease_refresh
+        self.connectors = connectors
         self.consumer = broker.consumer(m.JOBS)
         self._tasks: dict[asyncio.Task[None], Message] = {}
         self._keeper: asyncio.Task[None] | None = None
@@ -84,6 +91,17 @@ class Worker:
         self._background: set[asyncio.Task[None]] = set()
 
     # -- the fetch loop ----------------------------------------------------------------------
+    def _actions_for(self, allowed: list[str]) -> ActionCaller | None:
+        """What ``ctx.action`` calls for an applet that may use the connectors ``allowed``."""
+        connectors = self.connectors
+        if connectors is None:
+            return None
+
+        async def act(name: str, data: Any) -> Any:
+            return await connectors.act(name, data, allowed=allowed)
+
+        return act
+
     async def run(self) -> None:
         if self._keeper is None:
             self._keeper = asyncio.create_task(self._keep_leases(), name="worker-leases")
@@ -227,6 +245,7 @@ class Worker:
                             attempt=number,
                             delivery_id=delivery_id,
                             secrets=secrets,
+                            actions=self._actions_for(spec.connectors),
                         )
                     )
                 finished = time.time()

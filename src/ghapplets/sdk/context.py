@@ -7,16 +7,21 @@ key and attempt number for writing safe, retryable side effects. It imports noth
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ghapplets.events.cloudevent import CloudEvent
+from ghapplets.exceptions import ConnectorNotAllowed
 
 if TYPE_CHECKING:
     import httpx
+
+
+# runs the catalog action NAME on INPUT for one applet, within its ``connectors:``
+ActionCaller = Callable[[str, Any], Awaitable[Any]]
 
 
 class Secrets(Mapping[str, str]):
@@ -64,7 +69,7 @@ class Context:
     ``log`` a structlog logger bound to ``delivery_id``, ``applet`` and ``job_id``;
     ``secrets`` the declared secrets; ``http`` the applet's own :class:`httpx.AsyncClient`;
     ``idempotency_key`` stable across the retries of one job (send it to APIs that accept
-    one); ``attempt`` 1 for the first try.
+    one); ``attempt`` 1 for the first try; :meth:`action` runs a connector action.
     """
 
     event: CloudEvent
@@ -75,6 +80,17 @@ class Context:
     delivery_id: str = ""
     applet: str = ""
     http_client: httpx.AsyncClient | None = None
+    actions: ActionCaller | None = None
+
+    async def action(self, name: str, input: Any) -> Any:
+        """Run the catalog action ``name`` (``ghapplets actions``) on ``input``; the vendor's
+        JSON. A vendor refusal raises :class:`~ghapplets.exceptions.ActionFailed` (the job is
+        dead-lettered unless caught), an outage :class:`~ghapplets.exceptions.ActionUnavailable`
+        (the job is retried); only the connectors in the manifest's ``connectors:`` are open to
+        the applet."""
+        if self.actions is None:
+            raise ConnectorNotAllowed("no connectors are available to this run")
+        return await self.actions(name, input)
 
     @property
     def data(self) -> Any:
