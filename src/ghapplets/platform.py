@@ -101,7 +101,7 @@ class Platform:
     @property
     def specs(self) -> list[AppletSpec]:
         if self._specs is None:
-            self._specs = discover(self.config.applet_dirs())
+            self._specs = discover(self.config.applet_dirs(), connectors=self.config.connectors)
         return self._specs
 
     async def start(self) -> None:

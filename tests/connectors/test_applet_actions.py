@@ -10,6 +10,7 @@ from typing import Any
 from ghapplets.fakes.config import HecToken
 from ghapplets.store.records import JobStatus
 from ghapplets.testing.gateway import running_gateway
+from tests.cli.helpers import cli
 from tests.conftest import ProjectBuilder
 
 HANDLER = """
@@ -78,3 +79,13 @@ async def test_an_outage_retries_and_a_refusal_dead_letters(
     assert "Server is busy" in (first.error_message or "")
     assert "Splunk answered 403" in (last.error_message or "")
     assert "wrong-token" not in (last.error_message or "")
+
+
+def test_validate_names_a_manifest_connector_the_project_lacks(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", "http://127.0.0.1:9", "t", "splunk, jira")
+    result = cli("validate", "--project", root)
+    assert result.code == 3, result
+    assert (
+        "applet.yaml:4:22: connectors.1: no connector named 'jira' in ghapplets.yaml "
+        "(it has: splunk)"
+    ) in result.err + result.out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,9 +190,15 @@ def load_python_subscriptions(spec: AppletSpec) -> list[Subscription]:
     return load_applet(spec).subscriptions
 
 
-def discover(dirs: Sequence[Path], *, import_python: bool = True) -> list[AppletSpec]:
+def discover(
+    dirs: Sequence[Path],
+    *,
+    import_python: bool = True,
+    connectors: Collection[str] | None = None,
+) -> list[AppletSpec]:
     """Every applet in ``dirs``, in a stable order. Raises one :class:`ConfigError` with all
-    problems of all manifests (a missing dir and duplicate names included)."""
+    problems of all manifests (a missing dir, duplicate names and, when the project's
+    ``connectors`` are given, a manifest naming another included)."""
     paths, problems = manifest_paths(dirs)
     specs: list[AppletSpec] = []
     first: dict[str, Path] = {}
@@ -209,6 +215,16 @@ def discover(dirs: Sequence[Path], *, import_python: bool = True) -> list[Applet
             )
             continue
         first[spec.name] = path
+        for i, name in enumerate(spec.connectors):
+            if connectors is not None and name not in connectors:
+                known = ", ".join(sorted(connectors)) or "none"
+                found.append(
+                    locator.problem(
+                        ("connectors", i),
+                        f"no connector named {name!r} in ghapplets.yaml (it has: {known})",
+                    )
+                )
+                problems.append(found[-1])
         if not found:
             specs.append(spec)
     if problems:

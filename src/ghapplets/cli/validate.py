@@ -15,7 +15,7 @@ def validate(project: Path | None = ProjectOpt) -> None:
     """Validate ghapplets.yaml and the applets it lists; exit 3 with file:line:col errors."""
     loaded = load(project)
     try:
-        specs = discover(loaded.config.applet_dirs())
+        specs = discover(loaded.config.applet_dirs(), connectors=loaded.config.connectors)
     except ConfigError as exc:
         print_problems(exc)
         raise typer.Exit(3) from None
