@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ghapplets.connectors.config import ConnectorKind
+from ghapplets.connectors.jira import Jira
 from ghapplets.connectors.splunk import Splunk
 
 CONNECTORS: dict[ConnectorKind, Any] = {
+    ConnectorKind.JIRA: Jira,
     ConnectorKind.SPLUNK: Splunk,
 }
