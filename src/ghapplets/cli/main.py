@@ -8,6 +8,7 @@ import typer
 
 from ghapplets import __version__, crashpoints
 from ghapplets.cli import (
+    action,
     actions,
     debug,
     fakes,
@@ -37,6 +38,7 @@ app.command()(validate.validate)
 app.command()(records.replay)
 app.command()(fakes.fakes)
 app.command()(actions.actions)
+app.command()(action.action)
 app.add_typer(records.deliveries_app, name="deliveries")
 app.add_typer(records.jobs_app, name="jobs")
 app.add_typer(secrets_cmd.app, name="secrets")

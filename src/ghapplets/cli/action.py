@@ -1,0 +1,99 @@
+"""``ghapplets action``: run one catalog action, as an exec applet or a script does.
+
+Outside a job it uses the project's connectors directly (``ghapplets.yaml``, with
+``${secret:…}`` read from the project's store and ``${env:…}`` from the environment), with no
+``connectors:`` restriction: whoever can read the project's configuration and store may act as
+it. The output is the vendor's JSON on stdout; the exit status is that of ``invoke``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+
+from ghapplets.cli.invoke import EXIT_RETRYABLE
+from ghapplets.cli.project import DataDirOpt, ProjectOpt, backends, fail, project_config, run
+from ghapplets.connectors.registry import Connectors
+from ghapplets.exceptions import AppletError, GhappletsError
+
+MAX_INPUT = 10 * 1024 * 1024
+
+
+def _read_input(spec: str) -> Any:
+    """``--input``: JSON, ``@FILE`` or ``-`` (standard input)."""
+    try:
+        if spec == "-":
+            raw = sys.stdin.buffer.read(MAX_INPUT + 1)
+        elif spec.startswith("@"):
+            with open(spec[1:], "rb") as f:
+                raw = f.read(MAX_INPUT + 1)
+        else:
+            raw = spec.encode()
+    except OSError as exc:
+        fail(f"--input {spec}: {exc.strerror or exc}", 2)
+    if len(raw) > MAX_INPUT:
+        fail(f"--input is larger than {MAX_INPUT} bytes", 2)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        fail(f"--input is not JSON: {exc}", 2)
+
+
+@contextlib.asynccontextmanager
+async def _secret_lookup(
+    project: Path | None, data: Path | None, needed: bool
+) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """The project's global secrets, when a connector refers to one (else no store is opened)."""
+    if not needed:
+
+        async def none(name: str) -> str:
+            raise AssertionError(name)  # unreachable: no ${secret:} reference
+
+        yield none
+        return
+    async with backends(project, data) as b:
+        yield b.vault.get_global
+
+
+async def _act(project: Path | None, data: Path | None, name: str, payload: Any) -> Any:
+    config = project_config(project)
+    needed = any(
+        "${secret:" in value
+        for connector in config.connectors.values()
+        for value in connector.model_dump().values()
+        if isinstance(value, str)
+    )
+    async with _secret_lookup(project, data, needed) as lookup:
+        connectors = await Connectors.open(config.connectors, lookup)
+        try:
+            return await connectors.act(name, payload)
+        finally:
+            await connectors.aclose()
+
+
+def action(
+    name: str = typer.Argument(..., help="The action, e.g. jira.create_issue (ghapplets actions)."),
+    input: str = typer.Option(
+        ..., "--input", "-i", help="The input: JSON, @FILE, or - for standard input."
+    ),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+) -> None:
+    """Run the action NAME once and print its output as JSON; exit 0 ok, 75 retryable (the
+    vendor is unavailable), 1 permanent (refused, or bad input), 2 unreadable --input, 3 the
+    configuration cannot be used (a connector's reference cannot be resolved)."""
+    payload = _read_input(input)
+    try:
+        output = run(_act(project, data, name, payload))
+    except AppletError as exc:
+        typer.echo(f"error: {exc.type}: {exc.message}", err=True)
+        raise typer.Exit(EXIT_RETRYABLE if exc.retryable else 1) from None
+    except GhappletsError as exc:
+        fail(str(exc), 1)
+    sys.stdout.write(orjson.dumps(output).decode() + "\n")
