@@ -6,9 +6,11 @@ from typing import Any
 
 from ghapplets.connectors.config import ConnectorKind
 from ghapplets.connectors.jira import Jira
+from ghapplets.connectors.servicenow import ServiceNow
 from ghapplets.connectors.splunk import Splunk
 
 CONNECTORS: dict[ConnectorKind, Any] = {
     ConnectorKind.JIRA: Jira,
+    ConnectorKind.SERVICENOW: ServiceNow,
     ConnectorKind.SPLUNK: Splunk,
 }
