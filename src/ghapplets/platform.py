@@ -47,6 +47,7 @@ from ghapplets.gateway.protocol import GuardedProtocol, HttpLimits, guarded_prot
 from ghapplets.logging import get_logger, register_secret
 from ghapplets.metrics import UNKNOWN, Metrics
 from ghapplets.secrets.refs import resolve
+from ghapplets.secrets.tokens import TokenCache
 from ghapplets.sources.base import Source
 from ghapplets.sources.registry import build_sources
 
@@ -143,7 +144,9 @@ class Platform:
     async def _start_worker(self) -> None:
         b = self.backends
         if self.config.connectors:
-            self.connectors = await Connectors.open(self.config.connectors, b.vault.get_global)
+            self.connectors = await Connectors.open(
+                self.config.connectors, b.vault.get_global, tokens=TokenCache.of(b.vault)
+            )
         for spec in self.specs:
             if not spec.enabled:
                 continue

@@ -466,6 +466,32 @@ async def test_secrets_roundtrip(stores: Stores) -> None:
         await secrets.get_secret("tok")
 
 
+# -- connector tokens ----------------------------------------------------------------------------
+async def test_connector_tokens_roundtrip_and_replace(stores: Stores) -> None:
+    secrets = stores.secrets
+    key = "github:gh:https://api.github.com:2001"
+    assert await secrets.get_token(key) is None
+    await secrets.put_token(key, b"v2\x00\xffcipher", 1_700_000_000.5)
+    assert await secrets.get_token(key) == (b"v2\x00\xffcipher", 1_700_000_000.5)
+    await secrets.put_token(key, b"newer", 1_700_003_600.0)  # a new mint replaces the row
+    assert await secrets.get_token(key) == (b"newer", 1_700_003_600.0)
+    assert await secrets.get_token(key.replace("2001", "2002")) is None  # tokens are per key
+    assert await secrets.list_secrets() == []  # tokens are not secrets
+
+
+async def test_connector_tokens_are_shared_by_processes(stores: Stores) -> None:
+    other = await stores.other()
+    try:
+        await stores.secrets.put_token("k", b"minted-by-one", 10.0)
+        assert await other.secrets.get_token("k") == (b"minted-by-one", 10.0)
+        await asyncio.gather(  # two processes minting at once: one row, one of theirs
+            stores.secrets.put_token("k", b"a", 20.0), other.secrets.put_token("k", b"b", 20.0)
+        )
+        assert await stores.secrets.get_token("k") in ((b"a", 20.0), (b"b", 20.0))
+    finally:
+        await other.close()
+
+
 # -- availability --------------------------------------------------------------------------------
 async def test_ping_and_a_closed_store(stores: Stores) -> None:
     await stores.history.ping()
@@ -476,3 +502,7 @@ async def test_ping_and_a_closed_store(stores: Stores) -> None:
         await stores.history.record_dispatch([delivery("d1", 0)], [])
     with pytest.raises(StoreUnavailable):
         await stores.secrets.get_secret("x")
+    with pytest.raises(StoreUnavailable):
+        await stores.secrets.get_token("x")
+    with pytest.raises(StoreUnavailable):
+        await stores.secrets.put_token("x", b"c", 1.0)

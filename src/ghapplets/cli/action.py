@@ -17,10 +17,21 @@ from typing import Any
 import orjson
 import typer
 
+from ghapplets.backends import DB_FILE
 from ghapplets.cli.invoke import EXIT_RETRYABLE
-from ghapplets.cli.project import DataDirOpt, ProjectOpt, backends, fail, project_config, run
+from ghapplets.cli.project import (
+    DataDirOpt,
+    ProjectOpt,
+    backends,
+    data_dir,
+    fail,
+    project_config,
+    run,
+)
+from ghapplets.connectors.config import GithubConnector
 from ghapplets.connectors.registry import Connectors
 from ghapplets.exceptions import AppletError, GhappletsError
+from ghapplets.secrets.tokens import TokenCache
 
 MAX_INPUT = 10 * 1024 * 1024
 
@@ -45,20 +56,29 @@ def _read_input(spec: str) -> Any:
         fail(f"--input is not JSON: {exc}", 2)
 
 
+Lookup = Callable[[str], Awaitable[str]]
+
+
 @contextlib.asynccontextmanager
-async def _secret_lookup(
-    project: Path | None, data: Path | None, needed: bool
-) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
-    """The project's global secrets, when a connector refers to one (else no store is opened)."""
-    if not needed:
+async def _project_store(
+    project: Path | None, data: Path | None, needed: bool, tokens: bool
+) -> AsyncIterator[tuple[Lookup, TokenCache | None]]:
+    """The project's global secrets, when a connector refers to one, and its token cache, when a
+    connector caches tokens (a GitHub App) and the project's store exists; else no store is
+    opened."""
+    config = project_config(project)
+    if tokens and not needed:  # the cache is worth opening the store only if it is there
+        embedded = config.storage.backend == "sqlite"
+        tokens = not embedded or (data_dir(project, data) / DB_FILE).exists()
+    if not needed and not tokens:
 
         async def none(name: str) -> str:
             raise AssertionError(name)  # unreachable: no ${secret:} reference
 
-        yield none
+        yield none, None
         return
     async with backends(project, data) as b:
-        yield b.vault.get_global
+        yield b.vault.get_global, TokenCache.of(b.vault) if tokens else None
 
 
 async def _act(project: Path | None, data: Path | None, name: str, payload: Any) -> Any:
@@ -69,8 +89,11 @@ async def _act(project: Path | None, data: Path | None, name: str, payload: Any)
         for value in connector.model_dump().values()
         if isinstance(value, str)
     )
-    async with _secret_lookup(project, data, needed) as lookup:
-        connectors = await Connectors.open(config.connectors, lookup)
+    caches = any(
+        isinstance(c, GithubConnector) and c.app_id is not None for c in config.connectors.values()
+    )
+    async with _project_store(project, data, needed, caches) as (lookup, tokens):
+        connectors = await Connectors.open(config.connectors, lookup, tokens=tokens)
         try:
             return await connectors.act(name, payload)
         finally:

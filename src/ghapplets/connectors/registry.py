@@ -1,16 +1,18 @@
 """The project's open connectors, and running an action on one of them.
 
 :meth:`Connectors.open` resolves each connector's ``${secret:…}``/``${env:…}`` values (global
-secrets only), registers them for redaction, and builds the vendor clients. :meth:`act` is the
-one path every runtime takes to an action: the name is looked up, the input checked against
-its schema, the connector chosen (the input's ``connector``, else the only one of the kind),
-and the applet's ``connectors:`` list enforced, all before the vendor is called.
+secrets only), registers them for redaction, and builds the vendor clients; a connector class
+that caches short-lived tokens (``uses_token_cache``: GitHub's installation tokens) is given
+the store's :class:`~ghapplets.secrets.tokens.TokenCache`, shared by every process.
+:meth:`act` is the one path every runtime takes to an action: the name is looked up, the input
+checked against its schema, the connector chosen (the input's ``connector``, else the only one
+of the kind), and the applet's ``connectors:`` list enforced, all before the vendor is called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghapplets.connectors.catalog import lookup
 from ghapplets.connectors.config import ConnectorConfig
@@ -18,6 +20,9 @@ from ghapplets.connectors.vendors import CONNECTORS
 from ghapplets.exceptions import ConnectorNotAllowed
 from ghapplets.logging import register_secret
 from ghapplets.secrets.refs import resolve
+
+if TYPE_CHECKING:
+    from ghapplets.secrets.tokens import TokenCache
 
 
 async def resolved(config: ConnectorConfig, lookup_secret: Callable[[str], Awaitable[str]]) -> Any:
@@ -45,12 +50,20 @@ class Connectors:
         cls,
         configs: Mapping[str, ConnectorConfig],
         lookup_secret: Callable[[str], Awaitable[str]],
+        *,
+        tokens: TokenCache | None = None,
     ) -> Connectors:
+        """``tokens``: the store's token cache (None: each connector keeps its tokens in
+        memory)."""
         opened: dict[str, Any] = {}
         try:
             for name, config in configs.items():
                 plain = await resolved(config, lookup_secret)
-                opened[name] = CONNECTORS[config.kind](name, plain)
+                kind = CONNECTORS[config.kind]
+                if getattr(kind, "uses_token_cache", False):
+                    opened[name] = kind(name, plain, tokens=tokens)
+                else:
+                    opened[name] = kind(name, plain)
         except BaseException:
             await cls(opened).aclose()
             raise

@@ -4,7 +4,8 @@ Two interfaces, because they change for different reasons and may live in differ
 (secrets can move to Vault/OpenBao while the history stays in the database):
 
 - :class:`HistoryStore`: deliveries, jobs and their attempts, dead letters, retention;
-- :class:`SecretStore`: named ciphertexts (encryption is the vault's job, not the store's).
+- :class:`SecretStore`: named ciphertexts (encryption is the vault's job, not the store's), and
+  the connectors' cached tokens (encrypted by :mod:`ghapplets.secrets.tokens`).
 
 Backends: the embedded SQLite database (:mod:`ghapplets.store.sqlite`) and PostgreSQL
 (:mod:`ghapplets.store.postgres`); both pass one conformance suite. Lookups of a name that does
@@ -140,3 +141,12 @@ class SecretStore(ABC):
         name order), in one transaction that no other secret write interleaves with; the
         number rewritten. If ``transform`` raises, nothing changes. It may be called more than
         once, so it must be a pure function of its argument."""
+
+    @abstractmethod
+    async def get_token(self, key: str) -> tuple[bytes, float] | None:
+        """The cached connector token ``key``: ``(ciphertext, expires_at)``, or None. Expired
+        tokens are returned too: the caller decides what is fresh enough."""
+
+    @abstractmethod
+    async def put_token(self, key: str, ciphertext: bytes, expires_at: float) -> None:
+        """Insert or replace the cached connector token ``key`` (any process may read it)."""

@@ -198,6 +198,11 @@ def delete_secret(name: str) -> Write[bool]:
     return bool(count)
 
 
+def put_token(key: str, ciphertext: bytes, expires_at: float, now: float) -> Write[None]:
+    params = {"key": key, "ciphertext": ciphertext, "expires_at": expires_at, "updated_at": now}
+    yield Step("execute", sql.PUT_TOKEN, params)
+
+
 class Relational(ABC):
     """What a relational backend supplies: running writes and queries."""
 
@@ -322,3 +327,12 @@ class SqlSecretStore(Relational, SecretStore):
 
     async def reencrypt_secrets(self, transform: Reencrypt) -> int:
         return await self._write(reencrypt_secrets, transform)
+
+    async def get_token(self, key: str) -> tuple[bytes, float] | None:
+        rows = await self._query(sql.token_query(key))
+        if not rows:
+            return None
+        return bytes(rows[0]["ciphertext"]), float(rows[0]["expires_at"])
+
+    async def put_token(self, key: str, ciphertext: bytes, expires_at: float) -> None:
+        await self._write(put_token, key, ciphertext, expires_at, time.time())

@@ -138,3 +138,16 @@ leases = Table(
     Column("holder", String(256), nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+# connectors' short-lived credentials (a GitHub App's installation tokens), shared by every process
+# of the project: ``key`` names the credential (``github:<connector>:<base_url>:<installation>``),
+# ``ciphertext`` is the value encrypted with the secrets key (bound to ``key``), ``expires_at``
+# the vendor's expiry (epoch seconds): SecretStore.get_token / put_token
+connector_tokens = Table(
+    "connector_tokens",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

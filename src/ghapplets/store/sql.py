@@ -143,6 +143,13 @@ CLAIM_LEASE = (
 )
 LEASE_HOLDER = "SELECT holder FROM leases WHERE name = :name"
 RELEASE_LEASE = "DELETE FROM leases WHERE name = :name AND holder = :holder"
+# a connector token replaced whole: the newest mint wins (each process mints only on a miss)
+PUT_TOKEN = (
+    "INSERT INTO connector_tokens (key, ciphertext, expires_at, updated_at)"  # noqa: S105 - SQL
+    " VALUES (:key, :ciphertext, :expires_at, :updated_at) ON CONFLICT (key) DO UPDATE"
+    " SET ciphertext = excluded.ciphertext, expires_at = excluded.expires_at,"
+    " updated_at = excluded.updated_at"
+)
 
 # statuses as parameters of the statements above
 STARTED_STATUSES = {"running": JobStatus.RUNNING, "succeeded": JobStatus.SUCCEEDED}
@@ -312,6 +319,11 @@ SECRETS = select(t.secrets).order_by(t.secrets.c.name)
 
 def secret_query(name: str) -> Select[Any]:
     return select(t.secrets).where(t.secrets.c.name == name)
+
+
+def token_query(key: str) -> Select[Any]:
+    c = t.connector_tokens.c
+    return select(c.ciphertext, c.expires_at).where(c.key == key)
 
 
 # -- rows to records -------------------------------------------------------------------------
