@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,7 +114,28 @@ def prepare(name: str, group: Group) -> Path:
         shutil.copytree(ROOT / part, folder / part, ignore=ignore)  # copy2: mtimes kept
     text = (ROOT / "pyproject.toml").read_text()
     (folder / "pyproject.toml").write_text(text + _config(group))
+    (folder / COMMIT_FILE).write_text(_commit() + "\n")
     return folder
+
+
+COMMIT_FILE = "measured-at"
+
+
+def _commit() -> str:
+    """HEAD's short hash, with ``+changes`` when ``src/`` or ``tests/`` differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD")
+    return head + "+changes" if git("status", "--porcelain", "src", "tests") else head
+
+
+def measured_at(folder: Path) -> str:
+    path = folder / COMMIT_FILE
+    return path.read_text().strip() if path.exists() else "unknown"
 
 
 def results(folder: Path) -> dict[str, int | None]:
@@ -145,6 +167,7 @@ class Score:
     no_tests: int = 0
     timeout: int = 0
     equivalent: int = 0
+    commit: str = ""  # the commit its mutants were made from
 
     @property
     def ratio(self) -> float:
@@ -152,11 +175,13 @@ class Score:
         return (self.killed + self.timeout) / counted if counted else 1.0
 
 
-def score(codes: dict[str, int | None], equivalent: dict[str, str]) -> list[Score]:
+def score(
+    codes: dict[str, int | None], equivalent: dict[str, str], commit: str = ""
+) -> list[Score]:
     """Scores per module; a timeout counts as killed (the mutant hung a test)."""
     by_module: dict[str, Score] = {}
     for mutant, code in codes.items():
-        s = by_module.setdefault(module_of(mutant), Score(module_of(mutant)))
+        s = by_module.setdefault(module_of(mutant), Score(module_of(mutant), commit=commit))
         s.total += 1
         if code in KILLED:
             s.killed += 1
@@ -182,49 +207,67 @@ def run_group(name: str, args: argparse.Namespace) -> list[Score]:
         names = survivors(results(folder), equivalents())
         if not names:
             print(f"==> {name}: no surviving mutant", flush=True)
-            return score(results(folder), equivalents())
+            return score(results(folder), equivalents(), measured_at(folder))
         command += names
     print(f"==> mutating {name} in {folder.relative_to(ROOT)}", flush=True)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run(command, cwd=folder, env=env)
     if done.returncode != 0:
         sys.exit(f"mutmut failed in {folder} (exit {done.returncode})")
-    return score(results(folder), equivalents())
+    return score(results(folder), equivalents(), measured_at(folder))
 
 
 def table(scores: list[Score]) -> str:
-    head = "| module | mutants | killed | survived | no test | equivalent | score |"
-    rows = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+    head = "| module | mutants | killed | survived | no test | equivalent | score | measured at |"
+    rows = [head, "|---|---:|---:|---:|---:|---:|---:|---|"]
     for s in scores:
         rows.append(
             f"| `{s.module}` | {s.total} | {s.killed + s.timeout} | {s.survived} | {s.no_tests} "
-            f"| {s.equivalent} | {s.ratio:.0%} |"
+            f"| {s.equivalent} | {s.ratio:.0%} | `{s.commit}` |"
         )
     return "\n".join(rows)
 
 
+ROW = re.compile(
+    r"^\| `(?P<module>[\w.]+)` \| (?P<total>\d+) \| (?P<killed>\d+) \| (?P<survived>\d+) "
+    r"\| (?P<no_tests>\d+) \| (?P<equivalent>\d+) \| \d+% \| `(?P<commit>[^`]*)` \|$",
+    re.MULTILINE,
+)
+
+
+def recorded(text: str) -> dict[str, Score]:
+    """The rows of a score table written before, by module."""
+    rows: dict[str, Score] = {}
+    for m in ROW.finditer(text):
+        numbers = {k: int(v) for k, v in m.groupdict().items() if k not in ("module", "commit")}
+        rows[m["module"]] = Score(m["module"], commit=m["commit"], **numbers)
+    return rows
+
+
 def write_docs(scores: list[Score], equivalent: dict[str, str]) -> None:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    """Put ``scores`` into docs/testing.md; rows of modules not measured now are kept as they
+    were, each with the commit it was measured at."""
+    text = DOCS.read_text()
+    start, end = text.index(DOCS_BEGIN), text.index(DOCS_END) + len(DOCS_END)
+    rows = recorded(text[start:end]) | {s.module: s for s in scores}
+    merged = sorted(rows.values(), key=lambda s: s.module)
     total = Counter[str]()
-    for s in scores:
+    for s in merged:
         total.update({"total": s.total, "killed": s.killed + s.timeout, "equivalent": s.equivalent})
     overall = total["killed"] / max(1, total["total"] - total["equivalent"])
     block = [
         DOCS_BEGIN,
-        f"Measured at commit `{commit}`: {total['killed']} of {total['total']} mutants killed, "
-        f"{total['equivalent']} equivalent, score {overall:.0%}.",
+        f"Over all modules: {total['killed']} of {total['total']} mutants killed, "
+        f"{total['equivalent']} equivalent, score {overall:.0%}. Each row gives the commit its "
+        "mutants were made from (`+changes`: with changes not yet committed).",
         "",
-        table(scores),
+        table(merged),
         "",
         "Equivalent mutants (they change nothing observable; `tests/equivalent_mutants.toml`):",
         "",
         *(f"- `{name}`: {reason}" for name, reason in sorted(equivalent.items())),
         DOCS_END,
     ]
-    text = DOCS.read_text()
-    start, end = text.index(DOCS_BEGIN), text.index(DOCS_END) + len(DOCS_END)
     DOCS.write_text(text[:start] + "\n".join(block) + text[end:])
 
 
@@ -256,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = WORK / name
         if args.report:
             codes = results(folder)
-            scores += score(codes, equivalent)
+            scores += score(codes, equivalent, measured_at(folder))
         else:
             scores += run_group(name, args)
             codes = results(folder)

@@ -53,3 +53,25 @@ def test_each_group_mutates_and_runs_paths_that_exist() -> None:
 def test_the_equivalent_list_parses_and_gives_each_a_reason() -> None:
     for name, reason in mutation.equivalents().items():
         assert "__mutmut_" in name and reason.strip(), name
+
+
+def test_writing_the_docs_keeps_the_rows_of_modules_not_measured_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "testing.md"
+    old = [
+        Score("ghapplets.store.sql", total=10, killed=5, survived=5, commit="aaaaaaa"),
+        Score("ghapplets.broker.base", total=4, killed=4, commit="aaaaaaa"),
+    ]
+    docs.write_text(
+        f"intro\n{mutation.DOCS_BEGIN}\n{mutation.table(old)}\n{mutation.DOCS_END}\nend\n"
+    )
+    monkeypatch.setattr(mutation, "DOCS", docs)
+    new = Score("ghapplets.store.sql", total=10, killed=9, survived=1, commit="bbbbbbb+changes")
+    mutation.write_docs([new], EQUIVALENT)
+    text = docs.read_text()
+    rows = mutation.recorded(text)
+    assert rows == {"ghapplets.store.sql": new, "ghapplets.broker.base": old[1]}
+    assert "13 of 14 mutants killed, 0 equivalent, score 93%" in text
+    assert text.startswith("intro\n") and text.endswith("\nend\n")
+    assert "- `ghapplets.store.sql.x_insert__mutmut_3`: a default every caller overrides" in text
