@@ -34,6 +34,7 @@ from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.runtime import Runtime, build_runtime
 from ghapplets.backends import Backends
 from ghapplets.config.loader import LoadedConfig
+from ghapplets.connectors.endpoint import ActionEndpoint
 from ghapplets.connectors.registry import Connectors
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
@@ -85,6 +86,7 @@ class Platform:
         self.sources: dict[str, Source] = {}
         self.runtimes: dict[str, Runtime] = {}
         self.connectors: Connectors | None = None  # opened by the worker role
+        self.action_endpoint: ActionEndpoint | None = None  # for exec and HTTP applets
         self.dispatcher: Dispatcher | None = None
         self.worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -147,6 +149,12 @@ class Platform:
             self.connectors = await Connectors.open(
                 self.config.connectors, b.vault.get_global, tokens=TokenCache.of(b.vault)
             )
+        if self.connectors is not None and any(
+            s.enabled and s.connectors and s.runtime in ("exec", "http") for s in self.specs
+        ):
+            host, port = self.config.worker.actions_listener
+            self.action_endpoint = ActionEndpoint(host, port, self.config.worker.actions_url)
+            await self.action_endpoint.start()
         for spec in self.specs:
             if not spec.enabled:
                 continue
@@ -171,6 +179,7 @@ class Platform:
             bodies=bodies,
             lease_refresh=self.config.broker.ack_wait / 3,
             connectors=self.connectors,
+            endpoint=self.action_endpoint,
         )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
@@ -220,6 +229,9 @@ class Platform:
         for runtime in self.runtimes.values():
             with contextlib.suppress(Exception):
                 await runtime.close()
+        if self.action_endpoint is not None:
+            with contextlib.suppress(Exception):
+                await self.action_endpoint.stop()
         if self.connectors is not None:
             with contextlib.suppress(Exception):
                 await self.connectors.aclose()

@@ -9,7 +9,7 @@ import pytest
 
 from ghapplets.config.loader import apply_env_overrides, load_config
 from ghapplets.config.located import parse_yaml
-from ghapplets.config.models import ServerConfig
+from ghapplets.config.models import ServerConfig, WorkerConfig
 from ghapplets.exceptions import ConfigError
 from ghapplets.sources.github import GitHubSource
 
@@ -266,3 +266,13 @@ def test_metrics_address_and_http_limits(tmp_path: Path) -> None:
         65536,
     )
     assert (defaults.keep_alive_timeout, defaults.max_connections) == (5.0, 1024)
+
+
+def test_the_action_endpoint_settings() -> None:
+    assert WorkerConfig().actions_listener == ("127.0.0.1", 0)
+    assert WorkerConfig(actions_address="[::]:8099").actions_listener == ("::", 8099)
+    for bad in ("8099", "host:port", "127.0.0.1:70000"):
+        with pytest.raises(ValueError, match="is not host:port"):
+            WorkerConfig(actions_address=bad)
+    with pytest.raises(ValueError, match="should match pattern"):
+        WorkerConfig(actions_url="ftp://worker/v1/actions")

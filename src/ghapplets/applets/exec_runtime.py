@@ -49,6 +49,7 @@ from ghapplets.applets.runtime import (
     declared_secrets,
     result_from_document,
 )
+from ghapplets.connectors import wire
 from ghapplets.exceptions import ErrorType, PermanentError, RetryableError
 from ghapplets.secrets.names import secret_env_name
 
@@ -83,6 +84,9 @@ def build_env(spec: AppletSpec, inv: Invocation) -> dict[str, str]:
         GHAPPLETS_EVENT_TYPE=inv.event.type,
         GHAPPLETS_APPLET=spec.name,
     )
+    if inv.action_grant is not None:  # `ghapplets action` in the child calls the worker
+        env[wire.URL_VARIABLE] = inv.action_grant.url
+        env[wire.TOKEN_VARIABLE] = inv.action_grant.token
     return env
 
 

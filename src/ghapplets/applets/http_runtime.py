@@ -29,6 +29,7 @@ from ghapplets.applets.runtime import (
     declared_secrets,
     result_from_document,
 )
+from ghapplets.connectors import wire
 from ghapplets.exceptions import ErrorType, PermanentError, RetryableError
 
 if TYPE_CHECKING:
@@ -119,6 +120,9 @@ class HttpRuntime(Runtime):
         headers["Idempotency-Key"] = inv.job_id
         headers["X-Ghapplets-Attempt"] = str(inv.attempt)
         headers["X-Ghapplets-Delivery-Id"] = inv.delivery_id
+        if inv.action_grant is not None:  # the worker's local action endpoint, for this job
+            headers[wire.URL_HEADER] = inv.action_grant.url
+            headers[wire.TOKEN_HEADER] = inv.action_grant.token
         where = safe_url(self.spec.url)
         started = time.monotonic()
         try:

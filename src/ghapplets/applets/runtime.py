@@ -32,6 +32,7 @@ from ghapplets.sdk.context import ActionCaller
 if TYPE_CHECKING:
     import httpx
 
+    from ghapplets.connectors.endpoint import Grant
     from ghapplets.metrics import Metrics
 
 MAX_LOG_LINES = 200
@@ -52,6 +53,8 @@ class Invocation:
     delivery_id: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     actions: ActionCaller | None = None  # runs a catalog action for this applet
+    # the local action endpoint's URL and this job's token, for an exec or HTTP applet
+    action_grant: Grant | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -275,7 +278,8 @@ class Runtime(ABC):
         The outcome is redacted here, for every runtime and every caller (the worker, on the way
         to the store; ``ghapplets invoke``; the test kit): each secret value handed to the
         invocation, and each registered one (webhook secrets, secrets read in this process),
-        is replaced by ``***`` in the result, the error and the captured logs. The declared
+        (and the job's action token) is replaced by ``***`` in the result, the error and the
+        captured logs. The declared
         values are also registered, so the process's own log lines are redacted."""
         for value in declared_secrets(self.spec, inv).values():
             register_secret(value)
@@ -294,7 +298,10 @@ class Runtime(ABC):
         except Exception as exc:
             outcome = self._unexpected(exc, inv)
         outcome.logs = sink.lines() + outcome.logs
-        return outcome.redact(Redactor(inv.secrets.values()))
+        handed = [*inv.secrets.values()]
+        if inv.action_grant is not None:  # an applet that prints its action token
+            handed.append(inv.action_grant.token)
+        return outcome.redact(Redactor(handed))
 
     def _abandon(self, work: Future[Any]) -> None:
         """``work``, running this applet's code in a thread that cannot be stopped, outlived

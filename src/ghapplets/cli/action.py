@@ -1,19 +1,25 @@
 """``ghapplets action``: run one catalog action, as an exec applet or a script does.
 
-Outside a job it uses the project's connectors directly (``ghapplets.yaml``, with
-``${secret:…}`` read from the project's store and ``${env:…}`` from the environment), with no
-``connectors:`` restriction: whoever can read the project's configuration and store may act as
-it. The output is the vendor's JSON on stdout; the exit status is that of ``invoke``.
+Inside a job (an exec applet's child, where the worker set ``GHAPPLETS_ACTION_URL`` and
+``GHAPPLETS_ACTION_TOKEN``) it asks the worker's local action endpoint
+(:mod:`ghapplets.connectors.endpoint`), which runs the action as the job's ``ctx.action`` would:
+the applet never holds a connector's credentials. Outside a job it uses the project's
+connectors directly (``ghapplets.yaml``, with ``${secret:…}`` read from the project's store and
+``${env:…}`` from the environment), with no ``connectors:`` restriction: whoever can read the
+project's configuration and store may act as it. The output is the vendor's JSON on stdout; the
+exit status is that of ``invoke``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import typer
 
@@ -28,28 +34,29 @@ from ghapplets.cli.project import (
     project_config,
     run,
 )
+from ghapplets.connectors import wire
 from ghapplets.connectors.config import GithubConnector
 from ghapplets.connectors.registry import Connectors
-from ghapplets.exceptions import AppletError, GhappletsError
+from ghapplets.exceptions import ActionUnavailable, AppletError, GhappletsError
 from ghapplets.secrets.tokens import TokenCache
 
-MAX_INPUT = 10 * 1024 * 1024
+REMOTE_TIMEOUT = httpx.Timeout(300.0, connect=10.0)  # the applet's own timeout cuts it shorter
 
 
 def _read_input(spec: str) -> Any:
     """``--input``: JSON, ``@FILE`` or ``-`` (standard input)."""
     try:
         if spec == "-":
-            raw = sys.stdin.buffer.read(MAX_INPUT + 1)
+            raw = sys.stdin.buffer.read(wire.MAX_INPUT + 1)
         elif spec.startswith("@"):
             with open(spec[1:], "rb") as f:
-                raw = f.read(MAX_INPUT + 1)
+                raw = f.read(wire.MAX_INPUT + 1)
         else:
             raw = spec.encode()
     except OSError as exc:
         fail(f"--input {spec}: {exc.strerror or exc}", 2)
-    if len(raw) > MAX_INPUT:
-        fail(f"--input is larger than {MAX_INPUT} bytes", 2)
+    if len(raw) > wire.MAX_INPUT:
+        fail(f"--input is larger than {wire.MAX_INPUT} bytes", 2)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -100,6 +107,26 @@ async def _act(project: Path | None, data: Path | None, name: str, payload: Any)
             await connectors.aclose()
 
 
+async def _act_remote(url: str, token: str, name: str, payload: Any) -> Any:
+    """Run the action on the worker's local endpoint, with this job's token."""
+    try:
+        async with httpx.AsyncClient(timeout=REMOTE_TIMEOUT, trust_env=False) as client:
+            response = await client.post(
+                f"{url.rstrip('/')}/{name}",
+                content=orjson.dumps(payload),
+                headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+            )
+    except httpx.HTTPError as exc:
+        raise ActionUnavailable(f"the worker's action endpoint cannot be reached: {exc}") from None
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if response.status_code == 200 and isinstance(doc, dict) and "output" in doc:
+        return doc["output"]
+    raise wire.error_of(response.status_code, doc)
+
+
 def action(
     name: str = typer.Argument(..., help="The action, e.g. jira.create_issue (ghapplets actions)."),
     input: str = typer.Option(
@@ -112,8 +139,12 @@ def action(
     vendor is unavailable), 1 permanent (refused, or bad input), 2 unreadable --input, 3 the
     configuration cannot be used (a connector's reference cannot be resolved)."""
     payload = _read_input(input)
+    url, token = os.environ.get(wire.URL_VARIABLE), os.environ.get(wire.TOKEN_VARIABLE)
     try:
-        output = run(_act(project, data, name, payload))
+        if url and token:
+            output = run(_act_remote(url, token, name, payload))
+        else:
+            output = run(_act(project, data, name, payload))
     except AppletError as exc:
         typer.echo(f"error: {exc.type}: {exc.message}", err=True)
         raise typer.Exit(EXIT_RETRYABLE if exc.retryable else 1) from None

@@ -188,6 +188,19 @@ class WorkerConfig(BaseModel):
 
     poll_interval: Annotated[float, Field(gt=0, le=60)] = 0.5
     dispatch_batch: Annotated[int, Field(ge=1, le=10000)] = 256
+    # the local action endpoint of exec and HTTP applets (port 0: a free one)
+    actions_address: str = "127.0.0.1:0"
+    actions_url: Annotated[str, Field(pattern=r"^https?://")] | None = None  # as handed out
+
+    @field_validator("actions_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        split_address(value)
+        return value
+
+    @property
+    def actions_listener(self) -> tuple[str, int]:
+        return split_address(self.actions_address)
 
 
 class SourceEntry(BaseModel):

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ghapplets.connectors.catalog import lookup
-from ghapplets.connectors.config import ConnectorConfig
+from ghapplets.connectors.config import ConnectorConfig, ConnectorKind
 from ghapplets.connectors.vendors import CONNECTORS
 from ghapplets.exceptions import ConnectorNotAllowed
 from ghapplets.logging import register_secret
@@ -90,13 +90,28 @@ class Connectors:
             )
         return connector
 
-    async def act(self, name: str, data: Any, *, allowed: Collection[str] | None = None) -> Any:
+    async def act(
+        self,
+        name: str,
+        data: Any,
+        *,
+        allowed: Collection[str] | None = None,
+        installation: int | None = None,
+    ) -> Any:
         """Run the action ``name`` on ``data``; its output (the vendor's JSON). ``allowed``:
-        the connectors the calling applet may use (None: any, as for the CLI outside a job)."""
+        the connectors the calling applet may use (None: any, as for the CLI outside a job);
+        ``installation``: the GitHub App installation of the event being handled, which a
+        GitHub action acts as unless its input or the connector's settings name one."""
         action = lookup(name)
         data = action.check(data)
         connector = self.pick(action.kind, data.get("connector"), allowed)
         payload = {k: v for k, v in data.items() if k != "connector"}
+        if (
+            installation is not None
+            and action.kind == ConnectorKind.GITHUB
+            and connector.config.installation_id is None
+        ):
+            payload.setdefault("installation_id", installation)
         return await action.run(connector, payload)
 
     async def aclose(self) -> None:

@@ -46,7 +46,9 @@ from ghapplets.store.base import HistoryStore
 from ghapplets.store.records import AttemptOutcome, AttemptRecord, JobStatus, JobUpdate
 
 if TYPE_CHECKING:
+    from ghapplets.connectors.endpoint import ActionEndpoint
     from ghapplets.connectors.registry import Connectors
+    from ghapplets.events.cloudevent import CloudEvent
     from ghapplets.sdk.context import ActionCaller
 
 log = get_logger("ghapplets.worker")
@@ -56,6 +58,14 @@ SecretsFor = Callable[[str, Sequence[str]], Awaitable[Mapping[str, str]]]
 
 async def _no_secrets(applet: str, names: Sequence[str]) -> Mapping[str, str]:
     return {}
+
+
+def _installation_of(event: CloudEvent) -> int | None:
+    """The GitHub App installation a webhook came from (its payload's ``installation.id``)."""
+    data = event.data
+    found = data.get("installation") if isinstance(data, dict) else None
+    number = found.get("id") if isinstance(found, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
 
 
 class Worker:
@@ -71,6 +81,7 @@ class Worker:
         lease_refresh: float = 10.0,
         bodies: BodyCache | None = None,
         connectors: Connectors | None = None,
+        endpoint: ActionEndpoint | None = None,
     ) -> None:
         """``lease_refresh`` must be well below the broker's ack wait (a third of it, say)."""
         self.bodies = bodies or BodyCache(store)
@@ -82,6 +93,7 @@ class Worker:
         self.max_inflight = max_inflight
         self.lease_refresh = lease_refresh
         self.connectors = connectors
+        self.endpoint = endpoint  # exec and HTTP applets' way to the connectors
         self.consumer = broker.consumer(m.JOBS)
         self._tasks: dict[asyncio.Task[None], Message] = {}
         self._keeper: asyncio.Task[None] | None = None
@@ -91,14 +103,17 @@ class Worker:
         self._background: set[asyncio.Task[None]] = set()
 
     # -- the fetch loop ----------------------------------------------------------------------
-    def _actions_for(self, allowed: list[str]) -> ActionCaller | None:
-        """What ``ctx.action`` calls for an applet that may use the connectors ``allowed``."""
+    def _actions_for(self, spec: AppletSpec, event: CloudEvent) -> ActionCaller | None:
+        """What ``ctx.action`` calls for ``spec``'s job on ``event``: its ``connectors:`` only,
+        and a GitHub action acts as the event's App installation."""
         connectors = self.connectors
         if connectors is None:
             return None
+        allowed = spec.connectors
+        installation = _installation_of(event)
 
         async def act(name: str, data: Any) -> Any:
-            return await connectors.act(name, data, allowed=allowed)
+            return await connectors.act(name, data, allowed=allowed, installation=installation)
 
         return act
 
@@ -238,16 +253,24 @@ class Worker:
                         retryable=isinstance(exc, SecretKeyMismatch),
                     )
                 else:
-                    outcome = await runtime.invoke_admitted(
-                        Invocation(
-                            event=event,
-                            job_id=job_id,
-                            attempt=number,
-                            delivery_id=delivery_id,
-                            secrets=secrets,
-                            actions=self._actions_for(spec.connectors),
+                    actions = self._actions_for(spec, event)
+                    endpoint = self.endpoint if spec.connectors and actions else None
+                    grant = endpoint.grant(actions) if endpoint and actions else None
+                    try:
+                        outcome = await runtime.invoke_admitted(
+                            Invocation(
+                                event=event,
+                                job_id=job_id,
+                                attempt=number,
+                                delivery_id=delivery_id,
+                                secrets=secrets,
+                                actions=actions,
+                                action_grant=grant,
+                            )
                         )
-                    )
+                    finally:
+                        if endpoint and grant:
+                            endpoint.revoke(grant)
                 finished = time.time()
         except AppletStalled as exc:  # its slots are kept by stuck calls: back to the queue
             started = finished = time.time()
