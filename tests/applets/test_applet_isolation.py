@@ -163,7 +163,9 @@ async def test_the_worker_sends_a_stalled_applets_jobs_back_without_running_them
     project: ProjectBuilder, tmp_path: Path
 ) -> None:
     project.python_applet(
-        "stuck", STUCK, "timeout: 0.3\nconcurrency: 1\nretry:\n  max_attempts: 1\n"
+        # a timeout a loaded machine cannot miss: the first call must have entered its handler
+        # (a thread) before it is abandoned, or it keeps no slot and the second one runs
+        "stuck", STUCK, "timeout: 1.5\nconcurrency: 1\nretry:\n  max_attempts: 1\n"
     )
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         spec = next(s for s in gw.platform.specs if s.name == "stuck")
@@ -171,7 +173,8 @@ async def test_the_worker_sends_a_stalled_applets_jobs_back_without_running_them
         try:
             first = (await gw.send("github", "issues.opened")).json()["id"]
             [job] = await gw.wait_for_jobs(first)
-            assert job.status == "dead" and "did not finish within 0.3s" in str(job.error_message)
+            assert job.status == "dead" and "did not finish within 1.5s" in str(job.error_message)
+            assert len(state["ENTERED"]) == 1
             # its handler still runs and keeps the only slot: the next job cannot start
             second = (await gw.send("github", "issues.opened")).json()["id"]
             [job] = await gw.wait_for_jobs(second)
