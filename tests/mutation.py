@@ -69,7 +69,10 @@ GROUPS: dict[str, Group] = {
         ("ghapplets/store/*.py",),
         ("store", "dispatch", "test_data_folder.py"),
     ),
-    "dispatch": Group(("ghapplets/dispatch/*",), ("dispatch",)),
+    "dispatch": Group(
+        ("ghapplets/dispatch/*",),
+        ("dispatch", "connectors/test_applet_actions.py", "connectors/test_job_actions.py"),
+    ),
     "secrets": Group(
         ("ghapplets/secrets/*",),
         (
