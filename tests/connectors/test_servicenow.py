@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -17,6 +19,10 @@ from ghapplets.connectors.registry import Connectors
 from ghapplets.connectors.servicenow import ServiceNow, seconds, servicenow_message
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid, ActionUnavailable
 from ghapplets.fakes.config import OAuthClient, ServiceNowConfig, ServiceNowUser
+from ghapplets.secrets.crypto import Keyring, generate_key
+from ghapplets.secrets.tokens import TokenCache
+from ghapplets.store.database import Database
+from ghapplets.store.sqlite import SqliteSecretStore
 
 USER = ServiceNowUser()
 CLIENT = OAuthClient()
@@ -546,3 +552,91 @@ async def test_a_token_answer_without_a_token_is_retried(ghapplets_fakes: Any) -
     finally:
         await sn.aclose()
     assert api_requests(ghapplets_fakes) == []
+
+
+# -- OAuth tokens shared through the store's token cache ------------------------------------------
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[tuple[TokenCache, Database]]:
+    database = Database(tmp_path / "store.db")
+    database.open()
+    keys = Keyring(base64.urlsafe_b64decode(generate_key()))
+    yield TokenCache(SqliteSecretStore(database), lambda: keys), database
+    database.close()
+
+
+async def process(fakes: Any, grant: ServiceNowGrant, tokens: TokenCache) -> Connectors:
+    """The connectors as one process of the project opens them."""
+    opened_ = await Connectors.open({"sn": config(fakes, grant)}, no_secrets, tokens=tokens)
+    connector(opened_).oauth.clock = fakes.clock.now  # type: ignore[union-attr]
+    return opened_
+
+
+QUERY = {"table": "incident", "query": ""}
+
+
+@pytest.mark.parametrize("grant", [ServiceNowGrant.CLIENT_CREDENTIALS, ServiceNowGrant.PASSWORD])
+async def test_processes_share_one_access_token(
+    ghapplets_fakes: Any, cache: tuple[TokenCache, Database], grant: ServiceNowGrant
+) -> None:
+    tokens, database = cache
+    first, second = await process(ghapplets_fakes, grant, tokens), None
+    try:
+        await first.act("servicenow.query", QUERY)
+        second = await process(ghapplets_fakes, grant, tokens)
+        await second.act("servicenow.query", QUERY)
+        assert token_grants(ghapplets_fakes) == [str(grant)]
+        one, two = api_requests(ghapplets_fakes)
+        assert one.header("authorization") == two.header("authorization")
+        access = (one.header("authorization") or "").removeprefix("Bearer ")
+        with sqlite3.connect(database.path) as raw:
+            rows = raw.execute("SELECT key, ciphertext FROM connector_tokens").fetchall()
+        assert len(rows) == 1 and access.encode() not in rows[0][1]  # encrypted
+    finally:
+        await first.aclose()
+        if second is not None:
+            await second.aclose()
+
+
+async def test_a_cached_refresh_token_renews_an_expired_access_token(
+    ghapplets_fakes: Any, cache: tuple[TokenCache, Database]
+) -> None:
+    tokens, _ = cache
+    first = await process(ghapplets_fakes, ServiceNowGrant.PASSWORD, tokens)
+    try:
+        await first.act("servicenow.query", QUERY)
+    finally:
+        await first.aclose()
+    ghapplets_fakes.clock.advance(TTL)  # the cached access token has expired
+    second = await process(ghapplets_fakes, ServiceNowGrant.PASSWORD, tokens)
+    third = await process(ghapplets_fakes, ServiceNowGrant.PASSWORD, tokens)
+    try:
+        await second.act("servicenow.query", QUERY)
+        await third.act("servicenow.query", QUERY)  # takes the renewed token
+    finally:
+        await second.aclose()
+        await third.aclose()
+    assert token_grants(ghapplets_fakes) == ["password", "refresh_token"]
+    assert [r.status for r in api_requests(ghapplets_fakes)] == [200, 200, 200]
+
+
+async def test_a_cached_token_the_api_refuses_is_replaced_for_everyone(
+    ghapplets_fakes: Any, cache: tuple[TokenCache, Database]
+) -> None:
+    tokens, _ = cache
+    grant = ServiceNowGrant.CLIENT_CREDENTIALS
+    first = await process(ghapplets_fakes, grant, tokens)
+    second = await process(ghapplets_fakes, grant, tokens)
+    third = await process(ghapplets_fakes, grant, tokens)
+    try:
+        await first.act("servicenow.query", QUERY)
+        fake = ghapplets_fakes.servicenow
+        with fake.lock:  # an administrator revokes every access token
+            fake.access_tokens.clear()
+        await second.act("servicenow.query", QUERY)  # cached token refused: one new one
+        await third.act("servicenow.query", QUERY)  # the new one, from the cache
+    finally:
+        for opened_ in (first, second, third):
+            await opened_.aclose()
+    assert token_grants(ghapplets_fakes) == [str(grant), str(grant)]
+    statuses = [r.status for r in api_requests(ghapplets_fakes)]
+    assert statuses == [200, 401, 200, 200]

@@ -35,7 +35,6 @@ from ghapplets.cli.project import (
     run,
 )
 from ghapplets.connectors import wire
-from ghapplets.connectors.config import GithubConnector
 from ghapplets.connectors.registry import Connectors
 from ghapplets.exceptions import ActionUnavailable, AppletError, GhappletsError
 from ghapplets.secrets.tokens import TokenCache
@@ -71,8 +70,8 @@ async def _project_store(
     project: Path | None, data: Path | None, needed: bool, tokens: bool
 ) -> AsyncIterator[tuple[Lookup, TokenCache | None]]:
     """The project's global secrets, when a connector refers to one, and its token cache, when a
-    connector caches tokens (a GitHub App) and the project's store exists; else no store is
-    opened."""
+    connector caches tokens (a GitHub App, ServiceNow OAuth) and the project's store exists;
+    else no store is opened."""
     config = project_config(project)
     if tokens and not needed:  # the cache is worth opening the store only if it is there
         embedded = config.storage.backend == "sqlite"
@@ -96,9 +95,7 @@ async def _act(project: Path | None, data: Path | None, name: str, payload: Any)
         for value in connector.model_dump().values()
         if isinstance(value, str)
     )
-    caches = any(
-        isinstance(c, GithubConnector) and c.app_id is not None for c in config.connectors.values()
-    )
+    caches = any(c.caches_tokens for c in config.connectors.values())
     async with _project_store(project, data, needed, caches) as (lookup, tokens):
         connectors = await Connectors.open(config.connectors, lookup, tokens=tokens)
         try:

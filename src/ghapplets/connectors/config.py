@@ -45,6 +45,11 @@ class _Connector(BaseModel):
 
     timeout: Seconds = 30.0  # each request to the vendor
 
+    @property
+    def caches_tokens(self) -> bool:
+        """Does it mint short-lived tokens, shared through the store's token cache?"""
+        return False
+
 
 class GithubConnector(_Connector):
     """github.com or GitHub Enterprise Server: a GitHub App (``app_id`` + ``private_key``) or a
@@ -65,6 +70,10 @@ class GithubConnector(_Connector):
         if app == (self.token is not None):
             raise ValueError("give either a GitHub App (app_id and private_key) or a token")
         return self
+
+    @property
+    def caches_tokens(self) -> bool:
+        return self.app_id is not None  # installation tokens
 
 
 class JiraConnector(_Connector):
@@ -107,6 +116,10 @@ class ServiceNowConnector(_Connector):
         if self.grant is not None and not (self.client_id and self.client_secret):
             raise ValueError(f"the {self.grant} grant needs client_id and client_secret")
         return self
+
+    @property
+    def caches_tokens(self) -> bool:
+        return self.grant is not None  # OAuth2 access and refresh tokens
 
 
 class SplunkConnector(_Connector):

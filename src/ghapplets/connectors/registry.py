@@ -2,7 +2,8 @@
 
 :meth:`Connectors.open` resolves each connector's ``${secret:…}``/``${env:…}`` values (global
 secrets only), registers them for redaction, and builds the vendor clients; a connector class
-that caches short-lived tokens (``uses_token_cache``: GitHub's installation tokens) is given
+that caches short-lived tokens (``uses_token_cache``: GitHub's installation tokens, ServiceNow's
+OAuth tokens) is given
 the store's :class:`~ghapplets.secrets.tokens.TokenCache`, shared by every process.
 :meth:`act` is the one path every runtime takes to an action: the name is looked up, the input
 checked against its schema, the connector chosen (the input's ``connector``, else the only one

@@ -8,7 +8,8 @@ likewise.
 
 Authentication is basic auth (``username`` + ``password``) when the connector names no
 ``grant``, else OAuth2 (:class:`ServiceNowOAuth`): an access token from ``/oauth_token.do``,
-kept in memory and renewed before it expires.
+kept in memory and in the store's token cache (shared by every process of the project), and
+renewed before it expires.
 
 Table names and sys_ids reach URL paths only after the input schema (:data:`TABLE`,
 :data:`SYS_ID`) and :func:`record_path` have checked them, so an input cannot change the path.
@@ -20,15 +21,20 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
+import orjson
 
 from ghapplets.connectors.catalog import action
 from ghapplets.connectors.config import ConnectorKind, ServiceNowConnector, ServiceNowGrant
 from ghapplets.connectors.http import MAX_MESSAGE, VendorApi, json_message
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid, ActionUnavailable
+from ghapplets.logging import register_secret
+
+if TYPE_CHECKING:
+    from ghapplets.secrets.tokens import TokenCache
 
 VENDOR = "ServiceNow"
 TOKEN_PATH = "/oauth_token.do"  # noqa: S105 - a path
@@ -37,6 +43,7 @@ SYS_ID_PATTERN = r"^[0-9a-f]{32}$"
 _TABLE = re.compile(r"[a-z0-9_]{1,80}")
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
 RENEW_BEFORE = 60.0  # seconds before its expiry an access token is replaced
+DEFAULT_LIFETIME = 1800.0  # ServiceNow's default access token lifespan, in seconds
 REFRESH_REFUSED = frozenset({400, 401})  # a refresh token refused: ServiceNow 401, RFC 6749 400
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
@@ -125,16 +132,30 @@ class ServiceNowOAuth(httpx.Auth):
     asking. A refused or failed token request is an action error like any vendor answer
     (:class:`VendorApi`); tokens are never logged nor part of a message.
 
-    Tokens live in this process only: each process (and each opening of the connectors) asks
-    for its own. Sharing them across processes through the store comes later.
+    With a :class:`~ghapplets.secrets.tokens.TokenCache` (the store's), the tokens are shared:
+    a process without a valid token of its own takes the cached one before it asks
+    ServiceNow, and puts each token it gets there (the access and the refresh token together,
+    encrypted, until the access token's expiry; a cached refresh token outlives its access
+    token and renews it). Without one, each process asks for its own.
     """
 
     def __init__(
-        self, config: ServiceNowConnector, *, clock: Callable[[], float] = time.monotonic
+        self,
+        config: ServiceNowConnector,
+        *,
+        name: str = "servicenow",
+        tokens: TokenCache | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         assert config.grant is not None and config.client_id and config.client_secret
         self.config = config
-        self.clock = clock  # what expiry is measured with (tests use the fakes' clock)
+        self.tokens = tokens
+        # one cache entry per connector, instance, OAuth client and user
+        self.cache_key = (
+            f"servicenow:{name}:{config.base_url.rstrip('/')}:{config.client_id}:"
+            f"{config.grant}:{config.username or ''}"
+        )
+        self.clock = clock  # wall time: expiries are shared with other processes
         self.api = VendorApi(
             VENDOR,
             config.base_url,
@@ -170,14 +191,52 @@ class ServiceNowOAuth(httpx.Auth):
             if self._access is not None and self._access != stale and not self._due():
                 return self._access
             self._access = None
+            if await self._adopt_cached(stale):
+                assert self._access is not None
+                return self._access
             doc = await self._renew()
             self._access = doc["access_token"]
+            register_secret(self._access)
             refresh = doc.get("refresh_token")
             if isinstance(refresh, str) and refresh:
                 self._refresh = refresh
+                register_secret(refresh)
             lifetime = seconds(doc.get("expires_in"))
             self._renew_at = None if lifetime is None else self.clock() + lifetime - RENEW_BEFORE
+            await self._share(lifetime)
             return self._access
+
+    async def _adopt_cached(self, stale: str | None) -> bool:
+        """Take the cached tokens when the access token is valid and not ``stale``; keep a
+        cached refresh token in any case. True when there is an access token to use."""
+        if self.tokens is None:
+            return False
+        cached = await self.tokens.get(self.cache_key)
+        if cached is None:
+            return False
+        text, expires_at = cached
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return False
+        access, refresh = doc.get("access_token"), doc.get("refresh_token")
+        if isinstance(refresh, str) and refresh:
+            register_secret(refresh)
+            self._refresh = refresh
+        renew_at = expires_at - RENEW_BEFORE
+        if not isinstance(access, str) or access == stale or self.clock() >= renew_at:
+            return False
+        register_secret(access)
+        self._access, self._renew_at = access, renew_at
+        return True
+
+    async def _share(self, lifetime: float | None) -> None:
+        if self.tokens is None or self._access is None:
+            return
+        doc = {"access_token": self._access, "refresh_token": self._refresh}
+        # a token without an expiry is kept for ServiceNow's default lifespan at most
+        expires_at = self.clock() + (DEFAULT_LIFETIME if lifetime is None else lifetime)
+        await self.tokens.put(self.cache_key, orjson.dumps(doc).decode(), expires_at)
 
     def _due(self) -> bool:
         return self._renew_at is not None and self.clock() >= self._renew_at
@@ -230,8 +289,11 @@ class ServiceNow:
     """An open ServiceNow connector."""
 
     kind = ConnectorKind.SERVICENOW
+    uses_token_cache = True  # its OAuth tokens, shared by the project's processes
 
-    def __init__(self, name: str, config: ServiceNowConnector) -> None:
+    def __init__(
+        self, name: str, config: ServiceNowConnector, *, tokens: TokenCache | None = None
+    ) -> None:
         self.name = name
         self.config = config
         self.oauth: ServiceNowOAuth | None = None
@@ -240,7 +302,7 @@ class ServiceNow:
             assert config.username is not None and config.password is not None
             auth = httpx.BasicAuth(config.username, config.password)
         else:
-            auth = self.oauth = ServiceNowOAuth(config)
+            auth = self.oauth = ServiceNowOAuth(config, name=name, tokens=tokens)
         self.api = VendorApi(
             VENDOR,
             config.base_url,
