@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -88,7 +89,7 @@ def ghapplets(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "ghapplets"), *args], text=True, **kw)  # type: ignore[call-overload]
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -102,13 +103,63 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
     sys.exit("the server did not become ready in time")
 
 
+# the local GitHub the demo's example applet comments on: the fixture's issue and installation
+DEMO_FAKES = """\
+github:
+  installations: [{id: 4242, repositories: [octo-org/hello-world]}]
+  issues: [{repo: octo-org/hello-world, number: 1347, title: Found a bug}]
+"""
+
+
+def start_github_fake() -> tuple[subprocess.Popen[str], str]:
+    """``ghapplets fakes`` serving GitHub on a free port, its App key written into the demo
+    project; its API root."""
+    key = DEMO / ".ghapplets" / "fake-github-app.pem"
+    key.unlink(missing_ok=True)
+    config = DEMO / ".ghapplets" / "fakes.yaml"
+    config.write_text(DEMO_FAKES)
+    fakes = subprocess.Popen(
+        [str(BIN / "ghapplets"), "fakes", "--only", "github", "--port", "0", "--json",
+         "--config", str(config), "--key-file", str(key)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert fakes.stdout is not None
+    line = fakes.stdout.readline()
+    if not line:
+        sys.exit("the GitHub fake did not start; see the log above")
+    base_url = json.loads(line)["base_url"]
+    with key.open() as pem:
+        ghapplets("secrets", "set", "github-app-key", "--project", str(DEMO), stdin=pem, check=True,
+                  stdout=subprocess.DEVNULL)  # fmt: skip
+    return fakes, base_url
+
+
+def show_comment(github_url: str) -> None:
+    """The comment the Python applet posted, as the GitHub fake recorded it."""
+    query = "path=/repos/*/issues/*/comments&method=POST"
+    with urllib.request.urlopen(f"{github_url}/_fakes/requests?{query}", timeout=5) as answer:  # noqa: S310
+        posted = json.loads(answer.read())["requests"]
+    for request in posted:
+        body = json.loads(request["body"])["body"]
+        say(f"the GitHub fake got a comment on {request['path']}: {body!r}")
+
+
 def demo(port: int, once: bool) -> None:
     setup()
     if not (DEMO / "ghapplets.yaml").exists():
         say(f"creating a demo project in {DEMO}")
         ghapplets("init", str(DEMO), "--name", "demo", check=True, stdout=subprocess.DEVNULL)
+    say("starting a local fake of GitHub for the example applet to comment on")
+    fakes, github_url = start_github_fake()
     url = f"http://127.0.0.1:{port}"
     say(f"starting the platform on {url} (embedded SQLite under {DEMO}/.ghapplets)")
+    # the project's GitHub connector, pointed at the fake's App (ghapplets.yaml stays as is)
+    env = {
+        **os.environ,
+        "GHAPPLETS_CONNECTORS__GITHUB__BASE_URL": github_url,
+        "GHAPPLETS_CONNECTORS__GITHUB__APP_ID": "1001",
+    }
     server = subprocess.Popen(
         [
             str(BIN / "ghapplets"),
@@ -120,6 +171,7 @@ def demo(port: int, once: bool) -> None:
             "--log-format",
             "console",
         ],
+        env=env,
     )
     try:
         wait_ready(url, server)
@@ -135,6 +187,7 @@ def demo(port: int, once: bool) -> None:
         ghapplets("deliveries", "--project", str(DEMO))
         say("jobs (one per applet that matched the event)")
         ghapplets("jobs", "--project", str(DEMO))
+        show_comment(github_url)
         if once:
             return
         say(f"serving on {url}; try:  {BIN}/ghapplets send push --project {DEMO} --url {url}")
@@ -146,6 +199,8 @@ def demo(port: int, once: bool) -> None:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
+        fakes.send_signal(signal.SIGTERM)
+        fakes.wait(timeout=30)
 
 
 def test(pytest_args: list[str]) -> int:

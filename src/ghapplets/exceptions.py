@@ -163,6 +163,7 @@ class ErrorType(StrEnum):
     BAD_OUTPUT = "BadOutput"
     CONNECTION_ERROR = "ConnectionError"
     CONNECTOR_NOT_ALLOWED = "ConnectorNotAllowed"
+    CONNECTOR_UNUSABLE = "ConnectorUnusable"
     ENTRY_ERROR = "EntryError"
     EXIT_CODE = "ExitCode"
     NO_HANDLER = "NoHandler"
@@ -243,3 +244,11 @@ class ConnectorNotAllowed(PermanentError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type=ErrorType.CONNECTOR_NOT_ALLOWED)
+
+
+class ConnectorUnusable(PermanentError):
+    """The connector an action needs could not be opened: a credential it refers to is not
+    there (a secret not stored, a variable not set). The worker started without it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=ErrorType.CONNECTOR_UNUSABLE)

@@ -147,7 +147,10 @@ class Platform:
         b = self.backends
         if self.config.connectors:
             self.connectors = await Connectors.open(
-                self.config.connectors, b.vault.get_global, tokens=TokenCache.of(b.vault)
+                self.config.connectors,
+                b.vault.get_global,
+                tokens=TokenCache.of(b.vault),
+                tolerant=True,  # one connector without its secret does not stop the others
             )
         if self.connectors is not None and any(
             s.enabled and s.connectors and s.runtime in ("exec", "http") for s in self.specs

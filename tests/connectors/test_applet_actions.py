@@ -7,6 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ghapplets.connectors.config import SplunkConnector
+from ghapplets.connectors.registry import Connectors
+from ghapplets.exceptions import UnresolvedReference
 from ghapplets.fakes.config import HecToken
 from ghapplets.store.records import JobStatus
 from ghapplets.testing.gateway import running_gateway
@@ -89,3 +94,29 @@ def test_validate_names_a_manifest_connector_the_project_lacks(tmp_path: Path) -
         "applet.yaml:4:22: connectors.1: no connector named 'jira' in ghapplets.yaml "
         "(it has: splunk)"
     ) in result.err + result.out
+
+
+async def test_a_connector_without_its_secret_fails_its_actions_not_the_worker(
+    tmp_path: Path, ghapplets_fakes: Any
+) -> None:
+    root = project(tmp_path / "p", ghapplets_fakes.splunk.base_url, "${secret:hec-token}", "splunk")
+    async with running_gateway(root, tmp_path / "data") as gw:
+        await gw.send("github", "issues.opened", delivery_id="a-4")
+        [job] = await gw.wait_for_jobs("a-4", count=1)
+        [attempt] = await gw.platform.backends.store.list_attempts(job.id)
+    assert job.status == JobStatus.DEAD
+    assert attempt.error_type == "ConnectorUnusable"
+    assert "connector 'splunk' cannot be used: no stored secret named 'hec-token'" in (
+        attempt.error_message or ""
+    )
+    assert ghapplets_fakes.splunk.requests() == []
+
+
+async def test_outside_the_worker_a_connector_without_its_secret_is_an_error() -> None:
+    config = SplunkConnector(kind="splunk", url="http://127.0.0.1:9", token="${env:NO_SUCH_VAR}")
+    with pytest.raises(UnresolvedReference, match="environment variable NO_SUCH_VAR is not set"):
+        await Connectors.open({"splunk": config}, no_secret)
+
+
+async def no_secret(name: str) -> str:
+    raise AssertionError(name)

@@ -14,6 +14,7 @@ from ghapplets.exceptions import (
     ActionUnavailable,
     AppletError,
     ConnectorNotAllowed,
+    ConnectorUnusable,
 )
 
 
@@ -22,6 +23,7 @@ from ghapplets.exceptions import (
     [
         (ActionInputInvalid("jira.create_issue: summary: required"), 400),
         (ConnectorNotAllowed("connector 'jira' is not in the applet's 'connectors:' list"), 403),
+        (ConnectorUnusable("connector 'jira' cannot be used: JIRA_TOKEN is not set"), 409),
         (ActionFailed("Jira answered 404: Issue does not exist", status=404), 422),
         (ActionUnavailable("Jira answered 503", status=503, retry_after=7.0), 503),
         (ActionUnavailable("timed out"), 503),

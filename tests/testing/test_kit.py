@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import TypeAdapter
 
+from ghapplets.connectors.config import ConnectorConfig
 from ghapplets.exceptions import VerificationError
 from ghapplets.sources import fixtures
 from ghapplets.sources.common import to_inbound
 from ghapplets.testing.events import fixture_event, signed_request
+from ghapplets.testing.invoke import invoke
 from tests.conftest import ProjectBuilder
 
 pytest_plugins: list[str] = []  # the plugin is loaded through its entry point
@@ -91,3 +95,56 @@ async def test_gateway_fixture_runs_the_platform(
         assert (job.status, job.result) == ("succeeded", 1)
         delivery = await gw.platform.backends.store.get_delivery(response.json()["id"])
         assert delivery.attributes["githubhost"] == "ghe.example.com"
+
+
+ACTING = """
+from ghapplets import Applet
+
+app = Applet("acting")
+
+@app.on("com.github.issues.opened")
+async def act(ctx):
+    await ctx.action("splunk.send_event", {"event": {"delivery": ctx.id}})
+    comment = await ctx.action("github.create_comment", {
+        "owner": "octo-org", "repo": "hello-world", "issue_number": 1, "body": "seen",
+    })
+    return comment["body"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("listed", "ok"), [("[github, splunk]", True), ("[splunk]", False), ("[]", False)]
+)
+async def test_invoke_runs_actions_on_the_fakes_within_the_manifest(
+    tmp_path: Path, ghapplets_fakes: Any, listed: str, ok: bool
+) -> None:
+    folder = ProjectBuilder(tmp_path).python_applet("acting", ACTING, f"connectors: {listed}\n")
+    event = fixture_event("github", "issues.opened")
+    run = await invoke(folder, event, connectors=ghapplets_fakes.connectors())
+    assert run.ok is ok, run.outcome
+    github = ghapplets_fakes.github
+    comments = github.requests("/repos/octo-org/hello-world/issues/1/comments", method="POST")
+    if ok:
+        assert run.result == "seen" and len(comments) == 1
+        assert [e.event for e in ghapplets_fakes.splunk.events] == [{"delivery": event.id}]
+        # the connector's installation (the fake's), not the fixture event's (4242)
+        assert github.exchanges(2001) == 1
+    else:
+        assert run.error_type == "ConnectorNotAllowed" and comments == []
+
+
+async def test_invoke_without_connectors_has_no_actions(tmp_path: Path) -> None:
+    folder = ProjectBuilder(tmp_path).python_applet("acting", ACTING, "connectors: [splunk]\n")
+    run = await invoke(folder, fixture_event("github", "issues.opened"))
+    assert not run.ok and run.error_type == "ConnectorNotAllowed"
+
+
+def test_the_fakes_connector_settings_validate_for_each_running_fake(ghapplets_fakes: Any) -> None:
+    settings = ghapplets_fakes.connectors()
+    assert set(settings) == {"github", "jira", "jira-dc", "servicenow", "splunk"}
+    adapter: TypeAdapter[ConnectorConfig] = TypeAdapter(ConnectorConfig)
+    for name, value in settings.items():
+        config = adapter.validate_python(value)
+        assert config.kind == name.removesuffix("-dc")
+    assert settings["jira-dc"]["flavor"] == "datacenter" and "email" not in settings["jira-dc"]
+    assert settings["github"]["base_url"] == ghapplets_fakes.github.base_url

@@ -378,9 +378,10 @@ async def run_once(
     secrets: Mapping[str, str] | None = None,
     attempt: int = 1,
     http: httpx.AsyncClient | None = None,
+    actions: ActionCaller | None = None,
 ) -> AppletOutcome:
     """Start ``spec``'s runtime, run it once on ``event``, close it: ``ghapplets invoke`` and
-    the test kit's ``invoke()``, without a server."""
+    the test kit's ``invoke()``, without a server. ``actions``: what ``ctx.action`` calls."""
     runtime = build_runtime(spec, http=http)
     await runtime.start()
     try:
@@ -391,6 +392,7 @@ async def run_once(
                 attempt=attempt,
                 delivery_id=event.id,
                 secrets=dict(secrets or {}),
+                actions=actions,
             )
         )
     finally:

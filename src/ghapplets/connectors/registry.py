@@ -18,11 +18,15 @@ from typing import TYPE_CHECKING, Any
 from ghapplets.connectors.catalog import lookup
 from ghapplets.connectors.config import ConnectorConfig, ConnectorKind
 from ghapplets.connectors.vendors import CONNECTORS
-from ghapplets.exceptions import ConnectorNotAllowed
-from ghapplets.logging import register_secret
+from ghapplets.exceptions import ConnectorNotAllowed, ConnectorUnusable, UnresolvedReference
+from ghapplets.logging import get_logger, register_secret
 from ghapplets.secrets.refs import resolve
 
+log = get_logger("ghapplets.connectors")
+
 if TYPE_CHECKING:
+    from ghapplets.events.cloudevent import CloudEvent
+    from ghapplets.sdk.context import ActionCaller
     from ghapplets.secrets.tokens import TokenCache
 
 
@@ -40,6 +44,24 @@ async def resolved(config: ConnectorConfig, lookup_secret: Callable[[str], Await
     return type(config).model_validate(values)
 
 
+class Unusable:
+    """A connector that could not be opened, in place of one (see ``Connectors.open``)."""
+
+    def __init__(self, name: str, kind: ConnectorKind, why: str) -> None:
+        self.name, self.kind, self.why = name, kind, why
+
+    async def aclose(self) -> None:
+        pass
+
+
+def installation_of(event: CloudEvent) -> int | None:
+    """The GitHub App installation a webhook came from (its payload's ``installation.id``)."""
+    data = event.data
+    found = data.get("installation") if isinstance(data, dict) else None
+    number = found.get("id") if isinstance(found, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
 class Connectors:
     """The project's connectors by name, open."""
 
@@ -53,13 +75,23 @@ class Connectors:
         lookup_secret: Callable[[str], Awaitable[str]],
         *,
         tokens: TokenCache | None = None,
+        tolerant: bool = False,
     ) -> Connectors:
         """``tokens``: the store's token cache (None: each connector keeps its tokens in
-        memory)."""
+        memory). A connector whose credentials cannot be resolved is an error, unless
+        ``tolerant`` (the worker): then it is logged, and its actions fail with
+        :class:`ConnectorUnusable`, while the other connectors work."""
         opened: dict[str, Any] = {}
         try:
             for name, config in configs.items():
-                plain = await resolved(config, lookup_secret)
+                try:
+                    plain = await resolved(config, lookup_secret)
+                except UnresolvedReference as exc:
+                    if not tolerant:
+                        raise
+                    log.warning("connector not usable", connector=name, error=str(exc))
+                    opened[name] = Unusable(name, config.kind, str(exc))
+                    continue
                 kind = CONNECTORS[config.kind]
                 if getattr(kind, "uses_token_cache", False):
                     opened[name] = kind(name, plain, tokens=tokens)
@@ -106,6 +138,8 @@ class Connectors:
         action = lookup(name)
         data = action.check(data)
         connector = self.pick(action.kind, data.get("connector"), allowed)
+        if isinstance(connector, Unusable):
+            raise ConnectorUnusable(f"connector {connector.name!r} cannot be used: {connector.why}")
         payload = {k: v for k, v in data.items() if k != "connector"}
         if (
             installation is not None
@@ -114,6 +148,16 @@ class Connectors:
         ):
             payload.setdefault("installation_id", installation)
         return await action.run(connector, payload)
+
+    def caller(self, allowed: Collection[str], event: CloudEvent) -> ActionCaller:
+        """What ``ctx.action`` calls in a job of an applet that may use the connectors
+        ``allowed``, handling ``event``: a GitHub action acts as the event's App installation."""
+        installation = installation_of(event)
+
+        async def act(name: str, data: Any) -> Any:
+            return await self.act(name, data, allowed=allowed, installation=installation)
+
+        return act
 
     async def aclose(self) -> None:
         for connector in self.by_name.values():

@@ -21,6 +21,7 @@ from ghapplets.exceptions import (
     ActionUnavailable,
     AppletError,
     ConnectorNotAllowed,
+    ConnectorUnusable,
     ErrorType,
 )
 
@@ -34,6 +35,7 @@ MAX_INPUT = 10 * 1024 * 1024  # bytes of JSON input an action takes, from any ca
 STATUS = {
     ErrorType.ACTION_INPUT_INVALID: 400,
     ErrorType.CONNECTOR_NOT_ALLOWED: 403,
+    ErrorType.CONNECTOR_UNUSABLE: 409,
     ErrorType.ACTION_FAILED: 422,
     ErrorType.ACTION_UNAVAILABLE: 503,
 }
@@ -74,6 +76,8 @@ def error_of(status: int, doc: Any) -> AppletError:
         return ActionInputInvalid(message)
     if kind == ErrorType.CONNECTOR_NOT_ALLOWED:
         return ConnectorNotAllowed(message)
+    if kind == ErrorType.CONNECTOR_UNUSABLE:
+        return ConnectorUnusable(message)
     if kind == ErrorType.ACTION_UNAVAILABLE or (status >= 500 and error.get("retryable")):
         after = error.get("retry_after")
         retry_after = float(after) if isinstance(after, int | float) else None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
@@ -58,14 +58,6 @@ SecretsFor = Callable[[str, Sequence[str]], Awaitable[Mapping[str, str]]]
 
 async def _no_secrets(applet: str, names: Sequence[str]) -> Mapping[str, str]:
     return {}
-
-
-def _installation_of(event: CloudEvent) -> int | None:
-    """The GitHub App installation a webhook came from (its payload's ``installation.id``)."""
-    data = event.data
-    found = data.get("installation") if isinstance(data, dict) else None
-    number = found.get("id") if isinstance(found, dict) else None
-    return number if isinstance(number, int) and not isinstance(number, bool) else None
 
 
 class Worker:
@@ -104,18 +96,10 @@ class Worker:
 
     # -- the fetch loop ----------------------------------------------------------------------
     def _actions_for(self, spec: AppletSpec, event: CloudEvent) -> ActionCaller | None:
-        """What ``ctx.action`` calls for ``spec``'s job on ``event``: its ``connectors:`` only,
-        and a GitHub action acts as the event's App installation."""
-        connectors = self.connectors
-        if connectors is None:
+        """What ``ctx.action`` calls for ``spec``'s job on ``event``."""
+        if self.connectors is None:
             return None
-        allowed = spec.connectors
-        installation = _installation_of(event)
-
-        async def act(name: str, data: Any) -> Any:
-            return await connectors.act(name, data, allowed=allowed, installation=installation)
-
-        return act
+        return self.connectors.caller(spec.connectors, event)
 
     async def run(self) -> None:
         if self._keeper is None:

@@ -81,6 +81,57 @@ class FakeSet:
         chosen = app_id if app_id is not None else next(iter(self.private_keys))
         return sign_app_jwt(self.private_keys[chosen], chosen, now=self.clock.now(), **claims)
 
+    def connectors(self) -> dict[str, dict[str, Any]]:
+        """Connector settings for the running fakes, as ``connectors:`` in ``ghapplets.yaml``
+        takes them, with the fakes' development credentials: ``github`` (the first App with a
+        generated key, acting as its first installation), ``jira`` (Cloud), ``jira-dc``,
+        ``servicenow`` (basic auth) and ``splunk`` (HEC), each present when its fake runs."""
+        found: dict[str, dict[str, Any]] = {}
+        if FakeName.GITHUB in self.fakes and self.private_keys:
+            gh = self.github
+            app = next(a for a in gh.config.apps if a.id in self.private_keys)
+            installation = next(
+                (i for i in gh.config.installations if i.app_id in (None, app.id)), None
+            )
+            found["github"] = {
+                "kind": "github",
+                "base_url": gh.base_url,
+                "app_id": app.id,
+                "private_key": self.private_keys[app.id],
+                **({"installation_id": installation.id} if installation else {}),
+            }
+        for name, key in ((FakeName.JIRA, "jira"), (FakeName.JIRA_DC, "jira-dc")):
+            if name in self.fakes:
+                jira = self._get(name, JiraFake)
+                user = jira.config.users[0]
+                settings: dict[str, Any] = {
+                    "kind": "jira",
+                    "flavor": str(jira.flavor),
+                    "base_url": jira.base_url,
+                }
+                if user.email and user.api_token:
+                    settings.update(email=user.email, token=user.api_token)
+                else:
+                    settings.update(token=user.token)
+                found[key] = settings
+        if FakeName.SERVICENOW in self.fakes:
+            sn = self.servicenow
+            sn_user = sn.config.users[0]
+            found["servicenow"] = {
+                "kind": "servicenow",
+                "base_url": sn.base_url,
+                "username": sn_user.username,
+                "password": sn_user.password,
+            }
+        if FakeName.SPLUNK in self.fakes:
+            splunk = self.splunk
+            found["splunk"] = {
+                "kind": "splunk",
+                "url": splunk.base_url,
+                "token": splunk.config.tokens[0].token,
+            }
+        return found
+
     def reset(self) -> None:
         """Every fake back to its configuration, with no recorded requests or faults, and the
         clock back to the wall clock."""

@@ -5,6 +5,11 @@ applets) passes a recording transport. By default Python applets talk to an offl
 answers ``200 {}`` (pass ``http=`` a function ``httpx.Request -> httpx.Response`` to answer as a
 vendor would, or ``http="live"`` for the real network); ``http`` applets are always called for
 real. An ``exec`` applet is a separate process: its own HTTP calls are not recorded.
+
+``connectors=`` gives a Python applet's ``ctx.action`` the connectors it may use (settings as
+under ``connectors:`` in ``ghapplets.yaml``, with literal credentials; the ``ghapplets_fakes``
+fixture's ``connectors()`` gives them for the local fakes), within its manifest's
+``connectors:`` list, exactly as the worker runs them.
 """
 
 from __future__ import annotations
@@ -16,12 +21,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+from pydantic import TypeAdapter
 
 from ghapplets.applets.loader import load_manifest
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import run_once
+from ghapplets.connectors.config import ConnectorConfig
+from ghapplets.connectors.registry import Connectors
 from ghapplets.events import CloudEvent
+from ghapplets.exceptions import UnresolvedReference
 
 Responder = Callable[[httpx.Request], httpx.Response]
 
@@ -93,24 +102,45 @@ async def invoke(
     http: Responder | Literal["live"] | None = None,
     attempt: int = 1,
     job_id: str | None = None,
+    connectors: Mapping[str, Any] | None = None,
 ) -> InvokeResult:
     """Run ``applet`` (a folder with ``applet.yaml``, its manifest path, or a spec) on ``event``."""
     spec = applet if isinstance(applet, AppletSpec) else _load(Path(applet))
+    opened = await _open(connectors)
     calls: list[HttpCall] = []
     live = http == "live" or spec.runtime == "http"
     inner: httpx.AsyncBaseTransport = (
         httpx.AsyncHTTPTransport() if live else httpx.MockTransport(http or _offline)  # type: ignore[arg-type]
     )
-    async with httpx.AsyncClient(transport=RecordingTransport(inner, calls), timeout=30) as client:
-        outcome = await run_once(
-            spec,
-            event,
-            job_id=job_id or f"test:{uuid.uuid4().hex[:12]}",
-            secrets=secrets,
-            attempt=attempt,
-            http=client,
-        )
+    try:
+        async with httpx.AsyncClient(
+            transport=RecordingTransport(inner, calls), timeout=30
+        ) as client:
+            outcome = await run_once(
+                spec,
+                event,
+                job_id=job_id or f"test:{uuid.uuid4().hex[:12]}",
+                secrets=secrets,
+                attempt=attempt,
+                http=client,
+                actions=opened.caller(spec.connectors, event) if opened else None,
+            )
+    finally:
+        if opened is not None:
+            await opened.aclose()
     return InvokeResult(outcome, calls)
+
+
+async def _open(settings: Mapping[str, Any] | None) -> Connectors | None:
+    if settings is None:
+        return None
+    adapter: TypeAdapter[ConnectorConfig] = TypeAdapter(ConnectorConfig)
+    configs = {name: adapter.validate_python(value) for name, value in settings.items()}
+
+    async def no_secrets(name: str) -> str:
+        raise UnresolvedReference(f"invoke() reads no stored secret ({name}): pass the value")
+
+    return await Connectors.open(configs, no_secrets)
 
 
 def _load(path: Path) -> AppletSpec:

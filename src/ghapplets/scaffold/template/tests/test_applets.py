@@ -10,12 +10,20 @@ from pathlib import Path
 APPLETS = Path(__file__).parent.parent / "applets"
 
 
-def test_hello_python_thanks_the_author(ghapplets_event, ghapplets_invoke):
+def test_hello_python_thanks_the_author(ghapplets_event, ghapplets_invoke, ghapplets_fakes):
+    # ghapplets_fakes: local fakes of GitHub, Jira, ServiceNow and Splunk; connectors() gives
+    # the settings that point the applet's connectors at them
     event = ghapplets_event("github", "issues.opened")
-    run = asyncio.run(ghapplets_invoke(APPLETS / "hello-python", event))
+    issue, repo = event.data["issue"], event.data["repository"]
+    github = ghapplets_fakes.github
+    github.add_issue(repo["full_name"], issue["number"], title=issue["title"])
+    connectors = ghapplets_fakes.connectors()
+    run = asyncio.run(ghapplets_invoke(APPLETS / "hello-python", event, connectors=connectors))
     assert run.ok, run.outcome
-    issue = event.data["issue"]
-    assert run.result["comment"].startswith(f"Thanks @{issue['user']['login']}")
+    path = f"/repos/{repo['full_name']}/issues/{issue['number']}/comments"
+    [posted] = github.requests(path, method="POST")
+    assert posted.json()["body"].startswith(f"Thanks @{issue['user']['login']} for opening")
+    assert f"/issues/{issue['number']}#issuecomment-" in run.result["comment"]
 
 
 def test_hello_python_has_no_handler_for_pushes(ghapplets_event, ghapplets_invoke):
