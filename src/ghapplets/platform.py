@@ -34,13 +34,16 @@ from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.runtime import Runtime, build_runtime
 from ghapplets.backends import Backends
 from ghapplets.config.loader import LoadedConfig
+from ghapplets.connectors.config import GithubConnector
 from ghapplets.connectors.endpoint import ActionEndpoint
+from ghapplets.connectors.github import GitHub
+from ghapplets.connectors.github_catchup import catch_up
 from ghapplets.connectors.registry import Connectors
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.dispatcher import Dispatcher
 from ghapplets.dispatch.worker import Worker
-from ghapplets.exceptions import GhappletsError, RejectReason
+from ghapplets.exceptions import AppletError, GhappletsError, RejectReason
 from ghapplets.gateway.app import GatewayApp
 from ghapplets.gateway.forwarded import TrustedProxies
 from ghapplets.gateway.ingest import IngestHandler
@@ -189,6 +192,30 @@ class Platform:
             asyncio.create_task(self.worker.run(), name="worker"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
+        for name, settings in self.config.connectors.items():
+            connector = self.connectors.by_name.get(name) if self.connectors else None
+            if isinstance(settings, GithubConnector) and isinstance(connector, GitHub):
+                every = settings.catch_up_every
+                if every is not None and connector.is_app:
+                    loop = self._github_catch_up(connector, every, settings.catch_up_window)
+                    self._tasks.append(asyncio.create_task(loop, name=f"catch-up-{name}"))
+
+    async def _github_catch_up(self, github: GitHub, every: float, window: float) -> None:
+        """Every ``every`` seconds, redeliver the App's failed webhooks of the last ``window``
+        seconds that the store does not hold, if this replica holds the connector's catch-up
+        lease (one replica a round; another takes over when it dies)."""
+        lease, store = f"github-catch-up:{github.name}", self.backends.store
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await store.claim_lease(lease, self.instance, 2 * every):
+                    continue
+                report = await catch_up(github, store.has_delivery, since=time.time() - window)
+            except (AppletError, GhappletsError) as exc:
+                log.warning("GitHub catch-up failed", connector=github.name, error=str(exc))
+                continue
+            if report.redelivered or report.errors:
+                log.info("GitHub catch-up", connector=github.name, **report.to_json())
 
     async def _housekeeping(self, every: float = RETENTION_EVERY) -> None:
         """Retention, every ``every`` seconds, by one replica at a time: see :meth:`retention`."""

@@ -12,6 +12,7 @@ from ghapplets.cli import (
     actions,
     debug,
     fakes,
+    github,
     init,
     invoke,
     records,
@@ -43,6 +44,7 @@ app.add_typer(records.deliveries_app, name="deliveries")
 app.add_typer(records.jobs_app, name="jobs")
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(debug.app, name="debug")
+app.add_typer(github.app, name="github")
 
 
 def _version(value: bool) -> None:

@@ -61,6 +61,10 @@ class GithubConnector(_Connector):
     private_key: str | None = None
     token: str | None = None
     installation_id: int | None = None  # default: the event's installation.id
+    # a GitHub App's failed webhooks are redelivered by the worker (github_catchup.py): how
+    # often it looks (seconds; null: never), and how far back
+    catch_up_every: Annotated[float, Field(gt=0)] | None = 600.0
+    catch_up_window: Annotated[float, Field(gt=0, le=3 * 86400)] = 86400.0
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> GithubConnector:

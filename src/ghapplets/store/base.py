@@ -71,6 +71,10 @@ class HistoryStore(ABC):
         """Raise NotFound when unknown (or ambiguous without ``source``)."""
 
     @abstractmethod
+    async def has_delivery(self, delivery_id: str) -> bool:
+        """Is a delivery of that id stored, from any source?"""
+
+    @abstractmethod
     async def get_bodies(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         """The bodies of the deliveries ``(source, id)`` that exist, in one round trip."""
 

@@ -251,6 +251,9 @@ class SqlHistoryStore(Relational, HistoryStore):
             raise NotFound(f"delivery id {delivery_id!r} exists in several sources; name one")
         return sql.delivery_of(rows[0])
 
+    async def has_delivery(self, delivery_id: str) -> bool:
+        return bool(await self._query(sql.delivery_query(delivery_id, None)))
+
     async def get_bodies(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         bodies: dict[tuple[str, str], bytes] = {}
         unique = list(dict.fromkeys(keys))
