@@ -117,7 +117,7 @@ class IngestHandler:
             headers[k] = f"{headers[k]}, {v}" if k in headers else v
         declared = headers.get("content-length")
         limit = self.max_body
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and (not _is_number(declared) or int(declared) > limit):
             await self._too_large(send, name)
             return
         head = InboundRequest(
@@ -216,6 +216,11 @@ class IngestHandler:
         if not self.proxies:
             return peer
         return self.proxies.client(peer, headers.get("x-forwarded-for"))
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: "²" is a digit to ``str.isdigit``, not to ``int``."""
+    return text.isascii() and text.isdigit()
 
 
 def _query(scope: Scope) -> dict[str, str]:
