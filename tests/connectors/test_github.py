@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -438,6 +439,47 @@ async def test_rate_limits_and_server_errors_are_retried(connectors: Connectors,
         await connectors.act("github.create_comment", body)
     await connectors.act("github.create_comment", body)
     assert len(gh.repo(FULL).comments) == 2
+
+
+async def test_a_rate_limit_is_the_jobs_to_wait_for_not_the_process(
+    connectors: Connectors, gh: Any
+) -> None:
+    body = {"owner": OWNER, "repo": REPO, "issue_number": 1, "body": "x"}
+    await connectors.act("github.create_comment", body)
+    comments = f"/repos/{FULL}/issues/*"
+    started = time.monotonic()
+    gh.inject(429, retry_after=30, path=comments)
+    with pytest.raises(ActionUnavailable, match="secondary rate limit") as secondary:
+        await connectors.act("github.create_comment", body)
+    assert (secondary.value.status, secondary.value.retry_after) == (429, 30.0)
+    gh.inject(403, path=comments)  # the primary limit: X-RateLimit-Remaining 0 until the reset
+    with pytest.raises(ActionUnavailable, match="API rate limit exceeded for installation"):
+        await connectors.act("github.create_comment", body)
+    gh.inject(503, path=comments)
+    with pytest.raises(ActionUnavailable, match="GitHub answered 503"):
+        await connectors.act("github.create_comment", body)
+    assert time.monotonic() - started < 10  # nothing slept: githubkit's auto_retry is off
+    limited = repo_calls(gh)[1:]
+    assert [r.status for r in limited] == [429, 403, 503]  # each sent once, none retried here
+
+
+async def test_the_primary_limit_retries_after_its_reset(connectors: Connectors, gh: Any) -> None:
+    body = {"owner": OWNER, "repo": REPO, "issue_number": 1, "body": "x"}
+    await connectors.act("github.create_comment", body)
+    gh.inject(403, path=f"/repos/{FULL}/issues/*")
+    with pytest.raises(ActionUnavailable) as primary:
+        await connectors.act("github.create_comment", body)
+    assert primary.value.status == 403 and primary.value.retryable
+    [_, call] = repo_calls(gh)
+    assert call.header("authorization").startswith("Bearer ghs_")
+    reset = float(
+        httpx.get(
+            f"{gh.base_url}/repos/{FULL}/issues/1",
+            headers={"authorization": call.header("authorization")},
+        ).headers["x-ratelimit-reset"]
+    )
+    assert primary.value.retry_after is not None
+    assert abs(primary.value.retry_after - (reset - time.time())) < 5  # X-RateLimit-Reset
 
 
 def test_github_rate_limits() -> None:
