@@ -27,7 +27,7 @@ from ghapplets.applets.result import AppletOutcome
 from ghapplets.events.cloudevent import CloudEvent
 from ghapplets.exceptions import AppletError, AppletStalled, ErrorType
 from ghapplets.logging import Redactor, get_logger, register_secret
-from ghapplets.sdk.context import ActionCaller
+from ghapplets.sdk.context import ActionCaller, ConnectorClients
 
 if TYPE_CHECKING:
     import httpx
@@ -53,6 +53,7 @@ class Invocation:
     delivery_id: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     actions: ActionCaller | None = None  # runs a catalog action for this applet
+    clients: ConnectorClients | None = None  # its connectors' clients (ctx.github, ...)
     # the local action endpoint's URL and this job's token, for an exec or HTTP applet
     action_grant: Grant | None = None
 

@@ -42,7 +42,7 @@ from githubkit.exception import GitHubException, RequestError, RequestFailed, Re
 
 from ghapplets.connectors.github import API_VERSION, VENDOR, rate_limited, repository_of
 from ghapplets.connectors.http import vendor_error
-from ghapplets.exceptions import ActionUnavailable, GhappletsError
+from ghapplets.exceptions import ActionUnavailable, AppletError
 
 if TYPE_CHECKING:
     from ghapplets.connectors.github import GitHub as GitHubConnector
@@ -142,7 +142,7 @@ def route(url: httpx.URL, base_path: str) -> str:
     return "/" + raw[len(base_path) :] if raw.startswith(base_path) else raw
 
 
-def action_error(exc: GitHubException, base_path: str = "/") -> GhappletsError | None:
+def action_error(exc: GitHubException, base_path: str = "/") -> AppletError | None:
     """The action error a githubkit exception stands for: GitHub's error answer (rate limits
     included) as :func:`~ghapplets.connectors.http.vendor_error` tells it, a timeout or no
     connection as :class:`ActionUnavailable`, and our own error raised in an auth flow (no
@@ -162,7 +162,7 @@ def action_error(exc: GitHubException, base_path: str = "/") -> GhappletsError |
         return ActionUnavailable(f"{VENDOR} did not answer {exc.request.method} {path} in time")
     if isinstance(exc, RequestError):
         cause = exc.exc
-        if isinstance(cause, GhappletsError):
+        if isinstance(cause, AppletError):
             return cause
         if isinstance(cause, httpx.TransportError):
             return ActionUnavailable(f"cannot reach {VENDOR}: {type(cause).__name__}")
