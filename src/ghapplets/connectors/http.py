@@ -3,9 +3,10 @@
 The mapping is the same for every vendor (docs/connectors.md): 2xx is the output; 408, 429 and
 5xx, a timeout or no connection are :class:`ActionUnavailable` (retried, not before the
 vendor's ``Retry-After``); any other 4xx is :class:`ActionFailed` with the vendor's message
-(dead-lettered). A connector says how its vendor spells an error (:attr:`VendorApi.message_of`)
-and which other answers are rate limits (GitHub's 403 with ``X-RateLimit-Remaining: 0``).
-Credentials travel in the client's headers or auth and are never part of an error message.
+(dead-lettered). A connector says how its vendor spells an error (:attr:`VendorApi.message_of`);
+:func:`vendor_error` also takes which other answers are rate limits (GitHub's 403 with
+``X-RateLimit-Remaining: 0``, :mod:`ghapplets.connectors.github_kit`). Credentials travel in
+the client's headers or auth and are never part of an error message.
 
 :class:`VendorClient` is what a Python applet gets as ``ctx.jira``, ``ctx.servicenow`` or
 ``ctx.splunk``: any request on the vendor's API, with the connector's credentials and this
@@ -108,18 +109,14 @@ class VendorApi:
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | None = None,
         message_of: Callable[[httpx.Response], str] = json_message,
-        rate_limited: Callable[[httpx.Response], bool] = lambda r: False,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.vendor = vendor
         self.message_of = message_of
-        self.rate_limited = rate_limited
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             headers=dict(headers or {}),
             auth=auth,
-            transport=transport,
             follow_redirects=False,
         )
 
@@ -146,14 +143,7 @@ class VendorApi:
             raise ActionUnavailable(f"cannot reach {self.vendor}: {type(exc).__name__}") from None
         if response.status_code < 400:
             return response
-        raise vendor_error(
-            self.vendor,
-            method,
-            path,
-            response,
-            message_of=self.message_of,
-            rate_limited=self.rate_limited,
-        )
+        raise vendor_error(self.vendor, method, path, response, message_of=self.message_of)
 
     async def json(self, method: str, path: str, **kw: Any) -> Any:
         """The answer's JSON (None for an empty body, such as a 204)."""
