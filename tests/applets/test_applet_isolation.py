@@ -165,7 +165,9 @@ async def test_the_worker_sends_a_stalled_applets_jobs_back_without_running_them
     project.python_applet(
         # a timeout a loaded machine cannot miss: the first call must have entered its handler
         # (a thread) before it is abandoned, or it keeps no slot and the second one runs
-        "stuck", STUCK, "timeout: 1.5\nconcurrency: 1\nretry:\n  max_attempts: 1\n"
+        "stuck",
+        STUCK,
+        "timeout: 1.5\nconcurrency: 1\nretry:\n  max_attempts: 1\n",
     )
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         spec = next(s for s in gw.platform.specs if s.name == "stuck")

@@ -6,15 +6,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from githubkit.exception import (
+    PrimaryRateLimitExceeded,
+    RequestError,
+    RequestFailed,
+    SecondaryRateLimitExceeded,
+)
+from githubkit.versions import LATEST_VERSION
 
 from ghapplets.connectors.config import GithubConnector
 from ghapplets.connectors.github import REFRESH_MARGIN, GitHub, rate_limited
+from ghapplets.connectors.github_kit import action_error
 from ghapplets.connectors.registry import Connectors
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid, ActionUnavailable
 from ghapplets.fakes.config import generate_app_key
@@ -416,6 +425,94 @@ async def test_the_connector_opens_with_the_store_cache(
         await connectors.aclose()
 
 
+# -- the githubkit client (ctx.github) ------------------------------------------------------------
+async def test_the_client_shares_the_actions_tokens(opened: Opened, gh: Any) -> None:
+    connectors = opened.github()
+    connector = connectors.by_name["github"]
+    await connectors.act(
+        "github.create_comment", {"owner": OWNER, "repo": REPO, "issue_number": 1, "body": "a"}
+    )
+    client = connector.client(INSTALLATION)
+    answer = await client.rest.issues.async_create_comment(OWNER, REPO, 1, body="b")
+    assert answer.parsed_data.body == "b"  # GitHub's wire format, as githubkit's models read it
+    other_process = opened.github().by_name["github"].client(INSTALLATION)
+    issue = await other_process.rest.issues.async_get(OWNER, REPO, 1)
+    assert issue.parsed_data.comments == 2
+    assert gh.exchanges(INSTALLATION) == 1
+    calls = repo_calls(gh)
+    assert len({c.header("authorization") for c in calls}) == 1
+    assert calls[1].header("x-github-api-version") == LATEST_VERSION  # githubkit's typed API
+
+
+async def test_the_client_asks_for_the_repositorys_installation(opened: Opened, gh: Any) -> None:
+    client = opened.github().by_name["github"].client()
+    await client.rest.issues.async_create_comment(OWNER, REPO, 1, body="b")
+    assert len(gh.requests(path="/repos/*/installation")) == 1
+    with pytest.raises(RequestError) as missing:  # not a repository's endpoint: which one?
+        await client.rest.apps.async_list_repos_accessible_to_installation()
+    error = action_error(missing.value)
+    assert isinstance(error, ActionInputInvalid)
+    assert "the event names none (installation.id)" in str(error)
+    configured = app_config(opened.fakes, installation_id=INSTALLATION)
+    pinned = opened.github(configured).by_name["github"].client()
+    listed = await pinned.rest.apps.async_list_repos_accessible_to_installation()
+    assert [r["full_name"] for r in listed.json()["repositories"]] == [FULL]
+
+
+async def test_the_clients_errors_are_githubkits_and_map_to_the_actions(
+    connectors: Connectors, gh: Any
+) -> None:
+    client = connectors.by_name["github"].client(INSTALLATION)
+    with pytest.raises(RequestFailed) as missing:
+        await client.rest.issues.async_get(OWNER, REPO, 404)
+    assert missing.value.response.status_code == 404
+    error = action_error(missing.value)
+    assert isinstance(error, ActionFailed) and error.status == 404
+    assert str(error) == f"GitHub answered 404 to GET /repos/{FULL}/issues/404: Not Found"
+    gh.inject(429, retry_after=30, path=f"/repos/{FULL}/issues/*")
+    started = time.monotonic()
+    with pytest.raises(SecondaryRateLimitExceeded) as secondary:
+        await client.rest.issues.async_create_comment(OWNER, REPO, 1, body="x")
+    gh.inject(403, path=f"/repos/{FULL}/issues/*")
+    with pytest.raises(PrimaryRateLimitExceeded) as primary:
+        await client.rest.issues.async_create_comment(OWNER, REPO, 1, body="x")
+    assert time.monotonic() - started < 10  # raised at once, not slept on
+    limited = action_error(secondary.value)
+    assert isinstance(limited, ActionUnavailable) and limited.retry_after == 30.0
+    spent = action_error(primary.value)
+    assert isinstance(spent, ActionUnavailable) and spent.retry_after is not None
+    assert 3000 < spent.retry_after <= 3600  # X-RateLimit-Reset, an hour's window
+    assert gh.repo(FULL).comments == []
+
+
+async def test_a_ghes_client_and_its_errors_speak_of_api_paths(opened: Opened, gh: Any) -> None:
+    config = app_config(opened.fakes).model_copy(update={"base_url": f"{gh.base_url}/api/v3/"})
+    connectors = opened.github(config)
+    client = connectors.by_name["github"].client(INSTALLATION)
+    await client.rest.issues.async_create_comment(OWNER, REPO, 1, body="on GHES")
+    [posted] = gh.requests(path="/api/v3/repos/*")
+    assert posted.path == f"/api/v3/repos/{FULL}/issues/1/comments"
+    with pytest.raises(ActionFailed, match=f"404 to GET /repos/{FULL}/issues/9: Not Found"):
+        await connectors.act("github.request", {"method": "GET", "path": f"/repos/{FULL}/issues/9"})
+
+
+async def test_a_token_connectors_client(opened: Opened, gh: Any) -> None:
+    config = GithubConnector(kind="github", base_url=gh.base_url, token="ghp_" + "t" * 36)
+    client = opened.github(config).by_name["github"].client(INSTALLATION)
+    with pytest.raises(RequestFailed) as refused:
+        await client.rest.issues.async_get(OWNER, REPO, 1)
+    assert refused.value.response.status_code == 401
+    [call] = gh.requests()
+    assert call.header("authorization") == "Bearer ghp_" + "t" * 36
+
+
+def test_an_app_client_is_async_only(connectors: Connectors) -> None:
+    client = connectors.by_name["github"].client(INSTALLATION)
+    with pytest.raises(RequestError) as sync:
+        client.rest.issues.get(OWNER, REPO, 1)
+    assert "use githubkit's async methods" in str(sync.value.exc)
+
+
 # -- errors ----------------------------------------------------------------------------------------
 async def test_rate_limits_and_server_errors_are_retried(connectors: Connectors, gh: Any) -> None:
     body = {"owner": OWNER, "repo": REPO, "issue_number": 1, "body": "x"}
@@ -438,6 +535,47 @@ async def test_rate_limits_and_server_errors_are_retried(connectors: Connectors,
         await connectors.act("github.create_comment", body)
     await connectors.act("github.create_comment", body)
     assert len(gh.repo(FULL).comments) == 2
+
+
+async def test_a_rate_limit_is_the_jobs_to_wait_for_not_the_process(
+    connectors: Connectors, gh: Any
+) -> None:
+    body = {"owner": OWNER, "repo": REPO, "issue_number": 1, "body": "x"}
+    await connectors.act("github.create_comment", body)
+    comments = f"/repos/{FULL}/issues/*"
+    started = time.monotonic()
+    gh.inject(429, retry_after=30, path=comments)
+    with pytest.raises(ActionUnavailable, match="secondary rate limit") as secondary:
+        await connectors.act("github.create_comment", body)
+    assert (secondary.value.status, secondary.value.retry_after) == (429, 30.0)
+    gh.inject(403, path=comments)  # the primary limit: X-RateLimit-Remaining 0 until the reset
+    with pytest.raises(ActionUnavailable, match="API rate limit exceeded for installation"):
+        await connectors.act("github.create_comment", body)
+    gh.inject(503, path=comments)
+    with pytest.raises(ActionUnavailable, match="GitHub answered 503"):
+        await connectors.act("github.create_comment", body)
+    assert time.monotonic() - started < 10  # nothing slept: githubkit's auto_retry is off
+    limited = repo_calls(gh)[1:]
+    assert [r.status for r in limited] == [429, 403, 503]  # each sent once, none retried here
+
+
+async def test_the_primary_limit_retries_after_its_reset(connectors: Connectors, gh: Any) -> None:
+    body = {"owner": OWNER, "repo": REPO, "issue_number": 1, "body": "x"}
+    await connectors.act("github.create_comment", body)
+    gh.inject(403, path=f"/repos/{FULL}/issues/*")
+    with pytest.raises(ActionUnavailable) as primary:
+        await connectors.act("github.create_comment", body)
+    assert primary.value.status == 403 and primary.value.retryable
+    [_, call] = repo_calls(gh)
+    assert call.header("authorization").startswith("Bearer ghs_")
+    reset = float(
+        httpx.get(
+            f"{gh.base_url}/repos/{FULL}/issues/1",
+            headers={"authorization": call.header("authorization")},
+        ).headers["x-ratelimit-reset"]
+    )
+    assert primary.value.retry_after is not None
+    assert abs(primary.value.retry_after - (reset - time.time())) < 5  # X-RateLimit-Reset
 
 
 def test_github_rate_limits() -> None:

@@ -334,6 +334,23 @@ def test_secondary_rate_limit_fault_with_retry_after(
     assert len(fakes.github.repo(REPO).comments) == 1
 
 
+@pytest.mark.parametrize("status", [403, 429])
+def test_primary_rate_limit_fault_without_retry_after(
+    fakes: FakeSet, gh: httpx.Client, status: int
+) -> None:
+    headers = token_headers(installation_token(fakes, gh))
+    window = gh.get(f"/repos/{REPO}/issues/1", headers=headers).headers["X-RateLimit-Reset"]
+    fakes.github.inject(status, path="/repos/*/comments")
+    limited = gh.post(f"/repos/{REPO}/issues/1/comments", headers=headers, json={"body": "x"})
+    assert limited.status_code == status and "Retry-After" not in limited.headers
+    assert (
+        limited.json()["message"] == f"API rate limit exceeded for installation ID {INSTALLATION}."
+    )
+    assert limited.headers.get_list("X-RateLimit-Remaining") == ["0"]  # the fault's, alone
+    assert limited.headers["X-RateLimit-Reset"] == window
+    assert limited.headers["X-RateLimit-Resource"] == "core"  # the others still added
+
+
 def test_server_error_and_bad_credentials_faults(fakes: FakeSet, gh: httpx.Client) -> None:
     headers = token_headers(installation_token(fakes, gh))
     fakes.github.inject(502)

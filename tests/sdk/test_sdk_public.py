@@ -12,7 +12,14 @@ import ghapplets
 from ghapplets import AppletError, CloudEvent, Context, PermanentError, RetryableError
 from ghapplets.sdk import Applet, Secrets
 
-HEAVY = ("ghapplets.gateway", "ghapplets.store", "ghapplets.broker", "uvicorn", "starlette")
+HEAVY = (
+    "ghapplets.gateway",
+    "ghapplets.store",
+    "ghapplets.broker",
+    "uvicorn",
+    "starlette",
+    "githubkit",  # ctx.github's client: loaded by the GitHub connector, not the SDK
+)
 
 
 def _modules_after(code: str) -> set[str]:

@@ -148,3 +148,24 @@ def test_the_fakes_connector_settings_validate_for_each_running_fake(ghapplets_f
         assert config.kind == name.removesuffix("-dc")
     assert settings["jira-dc"]["flavor"] == "datacenter" and "email" not in settings["jira-dc"]
     assert settings["github"]["base_url"] == ghapplets_fakes.github.base_url
+
+
+READING = """
+from ghapplets import Applet
+
+app = Applet("reading")
+
+@app.on("com.github.issues.opened")
+async def read(ctx):
+    issue = await ctx.jira.json("GET", "/rest/api/3/issue/PROJ-1")
+    return issue["fields"]["summary"]
+"""
+
+
+async def test_invoke_gives_the_connectors_clients(tmp_path: Path, ghapplets_fakes: Any) -> None:
+    ghapplets_fakes.jira.add_issue("PROJ", "Read me")
+    folder = ProjectBuilder(tmp_path).python_applet("reading", READING, "connectors: [jira]\n")
+    event = fixture_event("github", "issues.opened")
+    run = await invoke(folder, event, connectors=ghapplets_fakes.connectors())
+    assert run.ok, run.outcome
+    assert run.result == "Read me"

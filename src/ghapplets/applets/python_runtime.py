@@ -18,6 +18,11 @@ threads (:class:`HandlerThreads`, at most ``concurrency`` of them), never in a p
 other applets or with the platform: a sync handler past its timeout cannot be stopped, so its
 call is abandoned and its thread keeps one of the applet's slots until the handler returns
 (see :class:`~ghapplets.applets.runtime.Slots`). A stuck applet stalls only itself.
+
+A githubkit exception a handler lets out (``ctx.github``: GitHub refused, rate-limited, or was
+unreachable) ends the run as the GitHub action's failure would
+(:func:`~ghapplets.connectors.github_kit.action_error`): ``ActionFailed``, dead-lettered, or
+``ActionUnavailable``, retried after GitHub's ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from ghapplets.applets.matching import CompiledSubscription, EventDocument
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import Invocation, LogSink, Runtime, applet_logger, declared_secrets
-from ghapplets.exceptions import ErrorType, PermanentError
+from ghapplets.exceptions import AppletError, ErrorType, PermanentError
 from ghapplets.sdk.app import Applet, Handler
 from ghapplets.sdk.context import Context, Secrets
 
@@ -151,6 +156,17 @@ def load_applet(spec: AppletSpec) -> Applet:
                 raise EntryError(f"Applet {app.name!r} in {file.name} has no @on(...) handlers")
             _CACHE[key] = app
     return app
+
+
+def _githubkit_error(exc: Exception) -> AppletError | None:
+    """The action error a githubkit exception from a handler stands for, or None."""
+    if "githubkit" not in sys.modules:  # not loaded: no GitHub connector, no such exception
+        return None
+    from githubkit.exception import GitHubException
+
+    from ghapplets.connectors.github_kit import action_error
+
+    return action_error(exc) if isinstance(exc, GitHubException) else None
 
 
 def _jsonable(value: Any) -> Any:
@@ -317,14 +333,24 @@ class PythonRuntime(Runtime):
             applet=self.spec.name,
             http_client=self._client(),
             actions=inv.actions,
+            clients=inv.clients,
         )
         results = []
         for handler in chosen:
-            if handler.is_async:
-                result = await handler.func(ctx)
-            else:
-                result = await self._call_sync(handler.func, ctx)
-                if asyncio.iscoroutine(result):
-                    result = await result
+            try:
+                result = await self._call(handler, ctx)
+            except Exception as exc:
+                error = _githubkit_error(exc)
+                if error is None:
+                    raise
+                raise error from None
             results.append(_jsonable(result))
         return AppletOutcome.success(results[0] if len(results) == 1 else results)
+
+    async def _call(self, handler: Handler, ctx: Context) -> Any:
+        if handler.is_async:
+            return await handler.func(ctx)
+        result = await self._call_sync(handler.func, ctx)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result

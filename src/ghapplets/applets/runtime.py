@@ -27,7 +27,7 @@ from ghapplets.applets.result import AppletOutcome
 from ghapplets.events.cloudevent import CloudEvent
 from ghapplets.exceptions import AppletError, AppletStalled, ErrorType
 from ghapplets.logging import Redactor, get_logger, register_secret
-from ghapplets.sdk.context import ActionCaller
+from ghapplets.sdk.context import ActionCaller, ConnectorClients
 
 if TYPE_CHECKING:
     import httpx
@@ -53,6 +53,7 @@ class Invocation:
     delivery_id: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     actions: ActionCaller | None = None  # runs a catalog action for this applet
+    clients: ConnectorClients | None = None  # its connectors' clients (ctx.github, ...)
     # the local action endpoint's URL and this job's token, for an exec or HTTP applet
     action_grant: Grant | None = None
 
@@ -379,9 +380,11 @@ async def run_once(
     attempt: int = 1,
     http: httpx.AsyncClient | None = None,
     actions: ActionCaller | None = None,
+    clients: ConnectorClients | None = None,
 ) -> AppletOutcome:
     """Start ``spec``'s runtime, run it once on ``event``, close it: ``ghapplets invoke`` and
-    the test kit's ``invoke()``, without a server. ``actions``: what ``ctx.action`` calls."""
+    the test kit's ``invoke()``, without a server. ``actions``: what ``ctx.action`` calls;
+    ``clients``: what ``ctx.github``, ``ctx.jira``... give."""
     runtime = build_runtime(spec, http=http)
     await runtime.start()
     try:
@@ -393,6 +396,7 @@ async def run_once(
                 delivery_id=event.id,
                 secrets=dict(secrets or {}),
                 actions=actions,
+                clients=clients,
             )
         )
     finally:

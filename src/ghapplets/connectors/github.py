@@ -4,29 +4,27 @@ Authentication, one of:
 
 - a ``token`` (a personal access token or any other), sent as ``Authorization: Bearer``;
 - a GitHub App (``app_id`` + ``private_key``): each request carries an installation token,
-  minted with ``POST /app/installations/{id}/access_tokens`` under a fresh App JWT (RS256,
-  ``iat`` = now - 60 s as GitHub advises, ``exp`` = now + 540 s, ``iss`` = the App id).
+  minted with ``POST /app/installations/{id}/access_tokens`` under a fresh App JWT (RS256, made
+  with PyJWT: ``iat`` = now - 60 s as GitHub advises, ``exp`` = now + 540 s, ``iss`` = the App
+  id).
 
 Installation tokens live an hour. One is reused until :data:`REFRESH_MARGIN` (5 minutes) before
 its ``expires_at``: from memory, else from the store's token cache
 (:class:`~ghapplets.secrets.tokens.TokenCache`, key ``github:<connector>:<base_url>:<id>``), so
 the processes of a project mint one token per installation between them, not one each. A lock
 per installation makes concurrent calls of one process mint once. A 401 on a cached token
-(revoked, or expired early) drops it, mints once and retries the request once.
+(revoked, or expired early) drops it, mints once and sends the request again once.
 
-The installation is the action input's ``installation_id`` (an applet passes its event's
-``installation.id``), else the connector's ``installation_id``, else GitHub's answer to
+The installation is the action input's ``installation_id`` (a job's event's ``installation.id``
+by default), else the connector's ``installation_id``, else GitHub's answer to
 ``GET /repos/{owner}/{repo}/installation`` (asked with the App JWT, kept in memory).
 
-Errors follow :mod:`ghapplets.connectors.http`, plus GitHub's rate limits: a 403 or 429 with
-``Retry-After`` (a secondary limit) or ``X-RateLimit-Remaining: 0`` (the primary limit) is
+Requests are sent by githubkit (:mod:`ghapplets.connectors.github_kit`, imported when a GitHub
+connector opens): the actions' with ``arequest``, and ``ctx.github`` is a githubkit client of
+the connector (:meth:`GitHub.client`), on the same tokens. The actions' errors follow
+:mod:`ghapplets.connectors.http`, plus GitHub's rate limits: a 403 or 429 with ``Retry-After``
+(a secondary limit) or ``X-RateLimit-Remaining: 0`` (the primary limit) is
 :class:`~ghapplets.exceptions.ActionUnavailable`, not before the time GitHub names.
-
-Why :class:`~ghapplets.connectors.http.VendorApi` and not githubkit: the catalog's actions are a
-few REST calls each, and every vendor's actions share one error mapping (the job's retry or
-dead letter depends on it), one redaction path and one test harness against the fakes; a typed
-SDK would add a second mapping to keep in step. ``ctx.github`` (a githubkit client on the
-cached installation token) is still to come.
 
 Owners, repositories and SHAs reach URL paths only after the input schema and
 :func:`segment` have checked them against GitHub's name rules, so an input cannot change the
@@ -40,26 +38,37 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
 
 from ghapplets.connectors.catalog import action
 from ghapplets.connectors.config import ConnectorKind, GithubConnector
-from ghapplets.connectors.http import VendorApi
+from ghapplets.connectors.http import api_path
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid
 from ghapplets.secrets.tokens import TokenCache
 
+if TYPE_CHECKING:
+    import githubkit
+
+    from ghapplets.connectors.github_kit import Clients, Lent
+
+VENDOR = "GitHub"
 API_VERSION = "2022-11-28"
 REFRESH_MARGIN = 300.0  # seconds before expires_at a cached installation token is replaced
 JWT_BACKDATE = 60  # iat = now - 60: GitHub's advice against clock drift
 JWT_LIFETIME = 540  # exp = now + 540: under GitHub's 10 minutes
+# what to do when an App connector knows no installation to act as
+ACTION_HINT = "give the action an installation_id (or a /repos/OWNER/REPO path)"
+CLIENT_HINT = (
+    "the event names none (installation.id): set the connector's installation_id, or call an "
+    "endpoint under /repos/OWNER/REPO (the repository's installation is asked for)"
+)
 
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
 _REPO = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._-]{1,100}")
 _SHA = re.compile(r"[0-9a-fA-F]{7,40}")
-_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*)?")
 _REPO_PATH = re.compile(r"/repos/([^/?]+)/([^/?]+)(?:[/?]|\Z)")
 
 OWNER = {
@@ -98,16 +107,18 @@ def repo_path(data: dict[str, Any], rest: str = "") -> str:
     return f"/repos/{owner}/{repo}{rest}"
 
 
-def checked_path(path: str) -> str:
-    """A ``github.request`` path: absolute, no ``..``, no ``//`` (a URL's host), no fragment."""
-    if not _PATH.fullmatch(path) or ".." in path or "//" in path.partition("?")[0]:
-        raise ActionInputInvalid(
-            f"github.request: path {path!r} must be an API path like /repos/OWNER/REPO/..."
-        )
-    lowered = path.partition("?")[0].lower()
-    if "%2e" in lowered or "%2f" in lowered:
-        raise ActionInputInvalid(f"github.request: path {path!r} has an encoded '.' or '/'")
-    return path
+def repository_of(path: str) -> tuple[str | None, str | None]:
+    """``(owner, repo)`` of an API path under ``/repos/OWNER/REPO`` (both valid names), else
+    ``(None, None)``."""
+    match = _REPO_PATH.match(path)
+    if match and _OWNER.fullmatch(match[1]) and _REPO.fullmatch(match[2]):
+        return match[1], match[2]
+    return None, None
+
+
+def is_app_path(path: str) -> bool:
+    """An endpoint of the App itself (``/app``, ``/app/...``), authenticated with its JWT."""
+    return path == "/app" or path.startswith(("/app/", "/app?"))
 
 
 def rate_limited(response: httpx.Response) -> bool:
@@ -130,10 +141,6 @@ def parse_expiry(value: Any) -> float:
         ) from None
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 class GitHub:
     """An open GitHub connector. ``tokens``: the store's token cache (None: memory only);
     ``clock``: epoch seconds (tests pass the fakes' clock)."""
@@ -148,33 +155,32 @@ class GitHub:
         *,
         tokens: TokenCache | None = None,
         clock: Callable[[], float] = time.time,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        # githubkit is imported with the first GitHub connector, not with the catalog
+        from ghapplets.connectors.github_kit import Clients
+
         self.name = name
         self.config = config
         self.tokens = tokens
         self.clock = clock
         self.base_url = config.base_url.rstrip("/")
-        self.api = VendorApi(
-            "GitHub",
-            self.base_url,
-            timeout=config.timeout,
-            headers={
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": "ghapplets",
-            },
-            rate_limited=rate_limited,
-            transport=transport,
-        )
+        self.base_path = httpx.URL(self.base_url + "/").raw_path.decode("ascii")
         self._minted: dict[int, tuple[str, float]] = {}  # installation -> (token, expires_at)
         self._locks: dict[int, asyncio.Lock] = {}
         self._installations: dict[str, int] = {}  # "owner/repo" (lower case) -> installation
         self._lookup = asyncio.Lock()
+        self.clients: Clients = Clients(self)
 
     @property
     def is_app(self) -> bool:
         return self.config.app_id is not None
+
+    def client(self, installation_id: int | None = None) -> githubkit.GitHub[Lent]:
+        """A githubkit client authenticated as this connector (``ctx.github``): with its token,
+        or as the App installation ``installation_id``, else the connector's, else, for each
+        request on a repository, the repository's. Its tokens are the actions' (one cache).
+        Async methods only with an App; githubkit's own exceptions (``auto_retry`` off)."""
+        return self.clients.of(installation_id, hint=CLIENT_HINT)
 
     # -- App authentication -------------------------------------------------------------------
     def app_jwt(self) -> str:
@@ -222,10 +228,8 @@ class GitHub:
                 if token is not None and found is not None:
                     self._minted[installation_id] = found
                     return token
-            doc = await self.api.json(
-                "POST",
-                f"/app/installations/{installation_id}/access_tokens",
-                headers=bearer(self.app_jwt()),
+            doc = await self.clients.json(
+                self.clients.app, "POST", f"/app/installations/{installation_id}/access_tokens"
             )
             token = doc.get("token") if isinstance(doc, dict) else None
             if not isinstance(token, str) or not token:
@@ -245,7 +249,7 @@ class GitHub:
             found = self._installations.get(name)
             if found is None:
                 path = repo_path({"owner": owner, "repo": repo}, "/installation")
-                doc = await self.api.json("GET", path, headers=bearer(self.app_jwt()))
+                doc = await self.clients.json(self.clients.app, "GET", path)
                 found = doc.get("id") if isinstance(doc, dict) else None
                 if not isinstance(found, int):
                     raise ActionFailed(
@@ -255,79 +259,61 @@ class GitHub:
             return found
 
     async def installation(
-        self, installation_id: int | None, owner: str | None, repo: str | None
+        self,
+        installation_id: int | None,
+        owner: str | None,
+        repo: str | None,
+        *,
+        hint: str = ACTION_HINT,
     ) -> int:
+        """The installation to act as (see the module docstring); without one,
+        :class:`ActionInputInvalid` ending with ``hint``."""
         if installation_id is not None:
             return installation_id
         if self.config.installation_id is not None:
             return self.config.installation_id
         if owner is None or repo is None:
             raise ActionInputInvalid(
-                f"GitHub connector {self.name!r} is a GitHub App without installation_id: give "
-                "the action an installation_id (or a /repos/OWNER/REPO path)"
+                f"GitHub connector {self.name!r} is a GitHub App without installation_id: {hint}"
             )
         return await self.installation_of(owner, repo)
 
     # -- requests -----------------------------------------------------------------------------
+    def _client_for(self, path: str, installation_id: int | None) -> Any:
+        """Authenticated with the token, the App JWT (the App's own endpoints), or an
+        installation token."""
+        if self.is_app and is_app_path(path):
+            return self.clients.app
+        return self.clients.of(installation_id, hint=ACTION_HINT)
+
     async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        installation_id: int | None = None,
-        owner: str | None = None,
-        repo: str | None = None,
-    ) -> httpx.Response:
-        """One request, authenticated: with the token, or with an installation token (retried
-        once with a new token when GitHub refuses the cached one)."""
-        if not self.is_app:
-            assert self.config.token is not None
-            return await self.api.request(
-                method, path, json=json, headers=bearer(self.config.token)
-            )
-        if path == "/app" or path.startswith(("/app/", "/app?")):  # the App's own endpoints
-            return await self.api.request(method, path, json=json, headers=bearer(self.app_jwt()))
-        inst = await self.installation(installation_id, owner, repo)
-        token = await self.installation_token(inst)
-        try:
-            return await self.api.request(method, path, json=json, headers=bearer(token))
-        except ActionFailed as exc:
-            if exc.status != 401:
-                raise
-        token = await self.installation_token(inst, stale=token)
-        return await self.api.request(method, path, json=json, headers=bearer(token))
+        self, method: str, path: str, *, json: Any = None, installation_id: int | None = None
+    ) -> Any:
+        """GitHub's JSON answer (None for an empty one) to one request."""
+        client = self._client_for(path, installation_id)
+        return await self.clients.json(client, method, path, json)
+
+    async def send(self, method: str, path: str) -> Any:
+        """GitHub's whole answer (githubkit's ``Response``: headers, ``json()``), for a caller
+        that reads headers (a ``Link`` to the next page)."""
+        return await self.clients.send(self._client_for(path, None), method, path)
 
     async def repo_json(self, method: str, data: dict[str, Any], rest: str, body: Any) -> Any:
         """A call on the input's repository; GitHub's JSON (None for an empty answer)."""
-        response = await self.call(
-            method,
-            repo_path(data, rest),
-            json=body,
-            installation_id=data.get("installation_id"),
-            owner=data["owner"],
-            repo=data["repo"],
-        )
-        return response.json() if response.content else None
+        path = repo_path(data, rest)
+        return await self.call(method, path, json=body, installation_id=data.get("installation_id"))
 
     async def request(self, data: dict[str, Any]) -> Any:
-        path = checked_path(data["path"])
-        owner = repo = None
-        match = _REPO_PATH.match(path)
-        if match and _OWNER.fullmatch(match[1]) and _REPO.fullmatch(match[2]):
-            owner, repo = match[1], match[2]
-        response = await self.call(
+        path = api_path(data["path"], "github.request")
+        return await self.call(
             data["method"],
             path,
             json=data.get("body"),
             installation_id=data.get("installation_id"),
-            owner=owner,
-            repo=repo,
         )
-        return response.json() if response.content else None
 
     async def aclose(self) -> None:
-        await self.api.aclose()
+        await self.clients.aclose()
 
 
 def _given(data: dict[str, Any], *names: str) -> dict[str, Any]:

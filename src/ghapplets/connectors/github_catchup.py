@@ -128,7 +128,7 @@ async def list_deliveries(github: GitHub, since: float) -> list[HookDelivery]:
     cursor: str | None = None
     for _ in range(MAX_PAGES):
         path = f"{DELIVERIES}?per_page={PER_PAGE}" + (f"&cursor={cursor}" if cursor else "")
-        response = await github.call("GET", path)
+        response = await github.send("GET", path)
         page = response.json()
         if not isinstance(page, list):
             raise ActionUnavailable("GitHub's deliveries list is not a list", status=502)

@@ -25,6 +25,7 @@ from ghapplets.secrets.refs import resolve
 log = get_logger("ghapplets.connectors")
 
 if TYPE_CHECKING:
+    from ghapplets.connectors.clients import AppletClients
     from ghapplets.events.cloudevent import CloudEvent
     from ghapplets.sdk.context import ActionCaller
     from ghapplets.secrets.tokens import TokenCache
@@ -158,6 +159,13 @@ class Connectors:
             return await self.act(name, data, allowed=allowed, installation=installation)
 
         return act
+
+    def clients(self, allowed: Collection[str], event: CloudEvent) -> AppletClients:
+        """What ``ctx.github``, ``ctx.jira``... give in a job of an applet that may use the
+        connectors ``allowed``, handling ``event`` (a GitHub client acts as its installation)."""
+        from ghapplets.connectors.clients import AppletClients  # it imports this module
+
+        return AppletClients(self, allowed=allowed, installation=installation_of(event))
 
     async def aclose(self) -> None:
         for connector in self.by_name.values():

@@ -28,6 +28,7 @@ from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import Invocation, Runtime
 from ghapplets.broker.base import Broker, Message
+from ghapplets.connectors.clients import AppletClients
 from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
@@ -100,6 +101,13 @@ class Worker:
         if self.connectors is None:
             return None
         return self.connectors.caller(spec.connectors, event)
+
+    def _clients_for(self, spec: AppletSpec, event: CloudEvent) -> AppletClients | None:
+        """What ``ctx.github``, ``ctx.jira``... give ``spec``'s job on ``event``: the clients
+        of its ``connectors:`` only, a GitHub client acting as the event's App installation."""
+        if self.connectors is None:
+            return None
+        return self.connectors.clients(spec.connectors, event)
 
     async def run(self) -> None:
         if self._keeper is None:
@@ -249,6 +257,7 @@ class Worker:
                                 delivery_id=delivery_id,
                                 secrets=secrets,
                                 actions=actions,
+                                clients=self._clients_for(spec, event),
                                 action_grant=grant,
                             )
                         )

@@ -278,7 +278,8 @@ class Fake(ABC):
         return self.error(status, HTTPStatus(status).phrase, headers)
 
     def answer_headers(self, request: RecordedRequest) -> dict[str, str]:
-        """Headers added to every answer of a vendor route (faults and errors included)."""
+        """Headers added to every answer of a vendor route (faults and errors included),
+        but those the answer sets itself."""
         return {}
 
     # -- the Python API ---------------------------------------------------------------------------
@@ -490,12 +491,14 @@ class _Recorder:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry.status = int(message["status"])
-                extra = self.fake.answer_headers(entry)
+                own = [(k.lower(), v) for k, v in message.get("headers", [])]
+                names = {k for k, _ in own}
+                extra = {
+                    k.lower().encode("latin-1"): v.encode("latin-1")
+                    for k, v in self.fake.answer_headers(entry).items()
+                }
                 message = dict(message)
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()),
-                ]
+                message["headers"] = [*own, *((k, v) for k, v in extra.items() if k not in names)]
             await send(message)
 
         fault = self.fake._take_fault(entry.method, path)

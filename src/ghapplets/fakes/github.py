@@ -14,8 +14,10 @@ Every answer carries GitHub's headers: ``X-RateLimit-Limit/-Remaining/-Reset/-Us
 (``rate_limit`` requests an hour per token or App; past it, 403 "API rate limit exceeded"),
 ``X-GitHub-Request-Id``, ``X-GitHub-Media-Type``, ``X-GitHub-Api-Version-Selected`` and, under
 ``/api/v3``, ``X-GitHub-Enterprise-Version``. Errors are ``{"message", "documentation_url",
-"status"}``, validation errors (422) with an ``errors`` list. An injected 403/429 is GitHub's
-secondary rate limit, with ``Retry-After`` when the fault gives one.
+"status"}``, validation errors (422) with an ``errors`` list. An injected 403/429 with a
+``retry_after`` is GitHub's secondary rate limit (``Retry-After``); without one, its primary
+rate limit, spent: "API rate limit exceeded for ..." with ``X-RateLimit-Remaining: 0`` and the
+credential's ``X-RateLimit-Reset``.
 """
 
 from __future__ import annotations
@@ -395,6 +397,8 @@ class GitHubFake(Fake):
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
+        elif status in (403, 429):
+            return self._rate_limit_spent(status, request)
         if status in (403, 429):
             rid = self._request_id()
             return self.error(
@@ -409,6 +413,22 @@ class GitHubFake(Fake):
             return self.error(401, "Bad credentials", headers)
         message = "Server Error" if status == 500 else HTTPStatus(status).phrase
         return self.error(status, message, headers)
+
+    def _rate_limit_spent(self, status: int, request: RecordedRequest) -> Response:
+        """The primary rate limit's answer, as if the credential's window were spent."""
+        with self.lock:
+            key, limit = self._rate_key(request.headers.get("authorization"))
+            reset = self._window(key, limit).reset
+        kind, _, ident = key.partition(":")
+        headers = {
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Used": str(limit),
+            "X-RateLimit-Reset": str(int(reset)),
+        }
+        what = f"{kind} ID {ident}" if ident else "this IP address"
+        return self.error(
+            status, f"API rate limit exceeded for {what}.", headers, documentation_url=RATE_DOCS
+        )
 
     def answer_headers(self, request: RecordedRequest) -> dict[str, str]:
         with self.lock:

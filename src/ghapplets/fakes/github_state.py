@@ -42,18 +42,16 @@ class App:
     created: float
 
     def bot(self, web: str, api: str) -> dict[str, Any]:
-        login = f"{self.slug}[bot]"
         bot_id = 40_000_000 + self.id
-        return {
-            "login": login,
-            "id": bot_id,
-            "node_id": node_id("BOT", bot_id),
-            "avatar_url": f"{web}/avatars/u/{bot_id}",
-            "url": f"{api}/users/{login}",
-            "html_url": f"{web}/apps/{self.slug}",
-            "type": "Bot",
-            "site_admin": False,
-        }
+        return user_json(
+            f"{self.slug}[bot]",
+            bot_id,
+            node_id("BOT", bot_id),
+            "Bot",
+            web,
+            api,
+            html_url=f"{web}/apps/{self.slug}",
+        )
 
     def to_json(self, web: str, api: str) -> dict[str, Any]:
         return {
@@ -78,19 +76,54 @@ def account_id(login: str) -> int:
     return 10_000 + int(hashlib.sha1(login.encode(), usedforsecurity=False).hexdigest()[:6], 16)
 
 
-def account_json(login: str, kind: str, web: str, api: str) -> dict[str, Any]:
-    id_ = account_id(login)
-    prefix = "O" if kind == "Organization" else "U"
+def user_json(
+    login: str,
+    id_: int,
+    node: str,
+    kind: str,
+    web: str,
+    api: str,
+    *,
+    url: str | None = None,
+    html_url: str | None = None,
+) -> dict[str, Any]:
+    """A user, organization or bot inside another object (GitHub's ``simple-user``)."""
+    users = f"{api}/users/{login}"
     return {
         "login": login,
         "id": id_,
-        "node_id": node_id(prefix, id_),
+        "node_id": node,
         "avatar_url": f"{web}/avatars/u/{id_}",
-        "url": f"{api}/{'orgs' if kind == 'Organization' else 'users'}/{login}",
-        "html_url": f"{web}/{login}",
+        "gravatar_id": "",
+        "url": url or users,
+        "html_url": html_url or f"{web}/{login}",
+        "followers_url": f"{users}/followers",
+        "following_url": f"{users}/following{{/other_user}}",
+        "gists_url": f"{users}/gists{{/gist_id}}",
+        "starred_url": f"{users}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{users}/subscriptions",
+        "organizations_url": f"{users}/orgs",
+        "repos_url": f"{users}/repos",
+        "events_url": f"{users}/events{{/privacy}}",
+        "received_events_url": f"{users}/received_events",
         "type": kind,
+        "user_view_type": "public",
         "site_admin": False,
     }
+
+
+def account_json(login: str, kind: str, web: str, api: str) -> dict[str, Any]:
+    id_ = account_id(login)
+    organization = kind == "Organization"
+    return user_json(
+        login,
+        id_,
+        node_id("O" if organization else "U", id_),
+        kind,
+        web,
+        api,
+        url=f"{api}/{'orgs' if organization else 'users'}/{login}",
+    )
 
 
 @dataclass

@@ -2,26 +2,45 @@
 
 Kept deliberately small, the gidgethub/Probot way: the event and its common attributes, a logger
 bound to the delivery, the applet's declared secrets, its own HTTP client, and the idempotency
-key and attempt number for writing safe, retryable side effects. It imports nothing heavy.
+key and attempt number for writing safe, retryable side effects; and the connectors its
+manifest lists: their catalog actions (:meth:`Context.action`) and, for anything beyond the
+catalog, their authenticated clients (``ctx.github``, a githubkit client; ``ctx.jira``,
+``ctx.servicenow``, ``ctx.splunk``; :meth:`Context.client`). It imports nothing heavy:
+githubkit is loaded by the GitHub connector, not here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from ghapplets.connectors.config import ConnectorKind
 from ghapplets.events.cloudevent import CloudEvent
 from ghapplets.exceptions import ConnectorNotAllowed
 
 if TYPE_CHECKING:
+    import githubkit
     import httpx
+
+    from ghapplets.connectors.http import VendorClient
 
 
 # runs the catalog action NAME on INPUT for one applet, within its ``connectors:``
 ActionCaller = Callable[[str, Any], Awaitable[Any]]
+
+
+class ConnectorClients(Protocol):
+    """The connectors' clients open to one run, within the applet's ``connectors:``
+    (:class:`~ghapplets.connectors.clients.AppletClients`)."""
+
+    def of_kind(self, kind: ConnectorKind) -> Any:
+        """The client of the applet's one connector of ``kind``."""
+
+    def named(self, name: str) -> Any:
+        """The client of the connector ``name``."""
 
 
 class Secrets(Mapping[str, str]):
@@ -69,7 +88,9 @@ class Context:
     ``log`` a structlog logger bound to ``delivery_id``, ``applet`` and ``job_id``;
     ``secrets`` the declared secrets; ``http`` the applet's own :class:`httpx.AsyncClient`;
     ``idempotency_key`` stable across the retries of one job (send it to APIs that accept
-    one); ``attempt`` 1 for the first try; :meth:`action` runs a connector action.
+    one); ``attempt`` 1 for the first try; :meth:`action` runs a connector action;
+    :attr:`github`, :attr:`jira`, :attr:`servicenow`, :attr:`splunk` and :meth:`client` are
+    the connectors' authenticated clients.
     """
 
     event: CloudEvent
@@ -81,6 +102,7 @@ class Context:
     applet: str = ""
     http_client: httpx.AsyncClient | None = None
     actions: ActionCaller | None = None
+    clients: ConnectorClients | None = None
 
     async def action(self, name: str, input: Any) -> Any:
         """Run the catalog action ``name`` (``ghapplets actions``) on ``input``; the vendor's
@@ -91,6 +113,48 @@ class Context:
         if self.actions is None:
             raise ConnectorNotAllowed("no connectors are available to this run")
         return await self.actions(name, input)
+
+    @property
+    def github(self) -> githubkit.GitHub[Any]:
+        """A githubkit client (use its async methods) of the applet's GitHub connector, as the
+        App installation the event came from (else the connector's ``installation_id``, else,
+        per request, the repository's), on the tokens ``ctx.action`` uses. GitHub's error
+        answers raise githubkit's exceptions (``RequestFailed``, with ``.response``); one a
+        handler does not catch ends the job as the same failed action would (dead-lettered,
+        or retried after GitHub's ``Retry-After``)."""
+        client: githubkit.GitHub[Any] = self._clients().of_kind(ConnectorKind.GITHUB)
+        return client
+
+    @property
+    def jira(self) -> VendorClient:
+        """The applet's Jira connector, authenticated: ``await ctx.jira.json("GET",
+        "/rest/api/3/issue/OPS-1")``; ``request`` gives the :class:`httpx.Response`. Errors
+        are the actions' (:class:`~ghapplets.exceptions.ActionFailed`, ...)."""
+        client: VendorClient = self._clients().of_kind(ConnectorKind.JIRA)
+        return client
+
+    @property
+    def servicenow(self) -> VendorClient:
+        """The applet's ServiceNow connector, authenticated (as :attr:`jira`)."""
+        client: VendorClient = self._clients().of_kind(ConnectorKind.SERVICENOW)
+        return client
+
+    @property
+    def splunk(self) -> VendorClient:
+        """The applet's Splunk HEC connector, authenticated (as :attr:`jira`)."""
+        client: VendorClient = self._clients().of_kind(ConnectorKind.SPLUNK)
+        return client
+
+    def client(self, connector: str) -> Any:
+        """The authenticated client of the connector named ``connector`` (in the manifest's
+        ``connectors:``): as :attr:`github` for a GitHub connector, else as :attr:`jira`. For
+        an applet that lists two connectors of a kind, where ``ctx.<kind>`` is ambiguous."""
+        return self._clients().named(connector)
+
+    def _clients(self) -> ConnectorClients:
+        if self.clients is None:
+            raise ConnectorNotAllowed("no connectors are available to this run")
+        return self.clients
 
     @property
     def data(self) -> Any:

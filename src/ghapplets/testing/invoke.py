@@ -6,7 +6,8 @@ answers ``200 {}`` (pass ``http=`` a function ``httpx.Request -> httpx.Response`
 vendor would, or ``http="live"`` for the real network); ``http`` applets are always called for
 real. An ``exec`` applet is a separate process: its own HTTP calls are not recorded.
 
-``connectors=`` gives a Python applet's ``ctx.action`` the connectors it may use (settings as
+``connectors=`` gives a Python applet's ``ctx.action`` (and ``ctx.github``, ``ctx.jira``...)
+the connectors it may use (settings as
 under ``connectors:`` in ``ghapplets.yaml``, with literal credentials; the ``ghapplets_fakes``
 fixture's ``connectors()`` gives them for the local fakes), within its manifest's
 ``connectors:`` list, exactly as the worker runs them.
@@ -124,6 +125,7 @@ async def invoke(
                 attempt=attempt,
                 http=client,
                 actions=opened.caller(spec.connectors, event) if opened else None,
+                clients=opened.clients(spec.connectors, event) if opened else None,
             )
     finally:
         if opened is not None:
