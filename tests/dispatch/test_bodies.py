@@ -71,3 +71,13 @@ async def test_prefetch_reads_only_what_is_missing_and_skips_unknown(
     assert await cache.get("github", "d-1") == b"stored-1"
     assert await cache.get("github", "d-2") == b"stored-2"
     await cache.prefetch([("github", "d-1")])  # nothing missing: no read
+
+
+async def test_prefetched_bodies_are_served_from_memory(store: SqliteHistoryStore) -> None:
+    """What a prefetch read is kept under its source and delivery id: getting it reads nothing."""
+    await store.record_dispatch([delivery(i, f"stored-{i}".encode()) for i in range(2)], [])
+    cache = BodyCache(store, budget=1000)
+    await cache.prefetch([("github", "d-0"), ("github", "d-1")])
+    store.get_delivery = None  # type: ignore[assignment]  # any read of one body would fail
+    assert await cache.get("github", "d-0") == b"stored-0"
+    assert await cache.get("github", "d-1") == b"stored-1"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from ghapplets.applets.matching import Matcher
 from ghapplets.applets.model import AppletSpec
 from ghapplets.broker.base import Message
@@ -96,3 +98,49 @@ def test_a_corrupt_message_is_recorded_without_jobs() -> None:
     delivery, jobs, outbound = plan(broken, matcher, NOW)
     assert delivery.id == "d-1" and delivery.status == DeliveryStatus.UNMATCHED
     assert jobs == [] and outbound == []
+
+
+def test_a_message_without_event_headers_is_recorded_with_defaults_and_logged() -> None:
+    """Nothing but its source: the delivery takes the message id, an unknown type, no time, the
+    time it was planned and no vendor headers; the log names the message and the error."""
+    bare = Message(m.EVENTS, 9, "github:bare-1", {m.H_SOURCE: "github"}, b"{}", 1)
+    with capture_logs() as logs:
+        delivery, jobs, outbound = plan(bare, Matcher([spec("a", "com.github.*")]), NOW)
+    assert (delivery.source, delivery.id, delivery.type, delivery.subject, delivery.time) == (
+        "github",
+        "github:bare-1",
+        "unknown",
+        None,
+        "",
+    )
+    assert (delivery.received_at, delivery.attributes, delivery.headers) == (NOW, {}, {})
+    assert (delivery.status, delivery.jobs_total, delivery.body) == ("unmatched", 0, b"{}")
+    assert jobs == [] and outbound == []
+    assert logs == [
+        {
+            "event": "event unreadable, recorded without jobs",
+            "log_level": "error",
+            "error": "'id'",
+            "seq": 9,
+        }
+    ]
+
+
+def test_a_dispatched_event_keeps_its_time_and_is_logged_with_its_applets() -> None:
+    matcher = Matcher([spec("a", "com.github.issues.*"), spec("c", "com.github.*")])
+    with capture_logs() as logs:
+        delivery, jobs, _ = plan(event_message(ISSUE), matcher, NOW)
+    assert delivery.time == ISSUE.time
+    assert [(j.source, j.delivery_id, j.updated_at) for j in jobs] == [("github", "d-1", NOW)] * 2
+    assert logs == [
+        {
+            "event": "event dispatched",
+            "log_level": "debug",
+            "delivery_id": "d-1",
+            "type": "com.github.issues.opened",
+            "applets": ["a", "c"],
+        }
+    ]
+    with capture_logs() as unmatched:
+        plan(event_message(ISSUE), Matcher([spec("b", "x.y")]), NOW)
+    assert unmatched == []  # an event no applet wants is not announced
