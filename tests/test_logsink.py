@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import http.server
+import ipaddress
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 import ghapplets.logging as ghlog
 from ghapplets import logsink
@@ -56,22 +65,21 @@ async def no_secrets(name: str) -> str:
     raise NotFound(name)
 
 
-def sink_for(url: str, **settings: Any) -> SplunkHecSink:
+def sink_for(url: str, root: Path = Path("."), **settings: Any) -> SplunkHecSink:
     """A sink on ``url`` (the fake's token, a batch every 50 ms unless ``settings`` say
     otherwise), installed with JSON logging to stderr; not started."""
     settings.setdefault("token", TOKEN)
     settings.setdefault("flush_interval", 0.05)
-    sink = SplunkHecSink(
-        SplunkHecConfig(url=url, **settings), source="ghapplets:test", host="test-host"
-    )
+    config = SplunkHecConfig(url=url, **settings)
+    sink = SplunkHecSink(config, source="ghapplets:test", root=root, host="test-host")
     configure("json", "debug", sink=sink)
     return sink
 
 
 @contextlib.contextmanager
-def shipping(url: str, **settings: Any) -> Iterator[SplunkHecSink]:
+def shipping(url: str, root: Path = Path("."), **settings: Any) -> Iterator[SplunkHecSink]:
     """A started sink (see :func:`sink_for`), closed after the block."""
-    sink = sink_for(url, **settings)
+    sink = sink_for(url, root, **settings)
     asyncio.run(sink.start(no_secrets))
     try:
         yield sink
@@ -363,3 +371,108 @@ def test_the_counters_are_on_every_platforms_metrics() -> None:
     assert "ghapplets_log_events_shipped_total " in text
     for reason in DropReason:
         assert f'ghapplets_log_events_dropped_total{{reason="{reason.value}"}}' in text
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A private CA (``ca.pem``) and a certificate it signed for 127.0.0.1 (``cert.pem``,
+    ``key.pem``)."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+                critical=False,
+            )
+        )
+        if ca:
+            usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+            builder = builder.add_extension(usage, critical=True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            ).add_extension(
+                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = build("test CA", ca_key, "test CA", ca_key, ca=True)
+    cert = build("127.0.0.1", key, "test CA", ca_key, ca=False)
+    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+class _Hec(http.server.BaseHTTPRequestHandler):
+    """HEC's success, for every POST; the bodies are kept in ``server.bodies``."""
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.server.bodies.append(self.rfile.read(length))  # type: ignore[attr-defined]
+        answer = b'{"text":"Success","code":0}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def https_hec(folder: Path) -> Iterator[tuple[str, list[bytes], Path]]:
+    """An HTTPS collector on 127.0.0.1 with a certificate of a private CA: its base URL, the
+    bodies it received, and the CA's bundle."""
+    ca, cert, key = _certificates(folder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hec)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.bodies = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", server.bodies, ca  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("verify", ["ca-file", False, True])
+def test_verify_decides_which_certificates_are_trusted(tmp_path: Path, verify: Any) -> None:
+    before = dropped(DropReason.UNAVAILABLE)
+    with https_hec(tmp_path) as (url, bodies, ca):
+        setting = ca.name if verify == "ca-file" else verify  # relative to the project
+        with shipping(url, tmp_path, verify=setting):
+            get_logger().info("over TLS")
+            if verify is True:  # the private CA is not a public one
+                poll(lambda: dropped(DropReason.UNAVAILABLE) - before == 1)
+            else:
+                poll(lambda: bodies)
+    if verify is True:
+        assert not bodies
+    else:
+        assert b'"over TLS"' in bodies[0]

@@ -197,7 +197,7 @@ class SplunkHecConfig(BaseModel):
     flush_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
     queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
-    verify: bool | str = True  # false, or the path of a CA bundle (PEM) instead of the system's
+    verify: bool | str = True  # false, or a CA bundle (PEM) to trust instead of the public CAs
 
     @field_validator("url")
     @classmethod
