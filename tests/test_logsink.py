@@ -195,6 +195,8 @@ def test_lines_go_in_batches(splunk: SplunkFake) -> None:
         log = get_logger()
         for n in range(25):
             log.info("line", n=n)
+        asyncio.run(sink.start(no_secrets))  # a second start does nothing
+        assert [t.name for t in threading.enumerate()].count("splunk-log-sink") == 1
         sink.close()  # the last 5 go now, not in 30 s
         bodies = [r.body.decode() for r in posts(splunk)]
     assert [body.count("\n") + 1 for body in bodies] == [10, 10, 5]

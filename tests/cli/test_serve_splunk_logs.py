@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ghapplets.fakes.runner import FakeSet
 from ghapplets.fakes.splunk import HecEvent
 from tests.cli.helpers import clean_env, cli, ghapplets, poll, serving
 from tests.conftest import ProjectBuilder, free_port, write
+
+pytestmark = pytest.mark.slow  # real servers: serve, two gateways and a worker
 
 TOKEN = "11111111-2222-3333-4444-555555555555"  # the fake's development token
 WEBHOOK_SECRET = "hec-flow-webhook-secret-5b"
