@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+from structlog.typing import Processor
 
 _SECRETS: set[str] = set()
 # longest first, so a secret that contains another is replaced whole, not left half visible;
@@ -145,8 +146,9 @@ def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
-def configure(fmt: str = "auto", level: str = "info") -> None:
-    """Configure structlog and the standard library root logger once per process."""
+def configure(fmt: str = "auto", level: str = "info", *, sink: Processor | None = None) -> None:
+    """Configure structlog and the standard library root logger once per process. ``sink``
+    (the Splunk log sink, :mod:`ghapplets.logsink`) sees every line after redaction."""
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: Any = (
@@ -162,6 +164,7 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _redaction_processor,
+            *([sink] if sink is not None else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

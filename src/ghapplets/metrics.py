@@ -6,8 +6,10 @@ process writes its values there, and ``/metrics`` on any of them renders the sum
 
 Label values are bounded: a ``source`` label is a configured source's name, an ``applet`` label
 an installed applet's name, a ``reason`` a :class:`~ghapplets.exceptions.RejectReason`, an
-``outcome`` an attempt outcome. Anything else (a POST to an unknown source, a job of an applet
-that is no longer installed) counts under :data:`UNKNOWN`, so no request can add a series.
+``outcome`` an attempt outcome, a log sink's ``reason`` a
+:class:`~ghapplets.logsink.DropReason`. Anything else (a POST to an unknown source, a job of an
+applet that is no longer installed) counts under :data:`UNKNOWN`, so no request can add a
+series.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ LATENCY_BUCKETS = (
     10.0,
 )
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+# The Splunk log sink (ghapplets.logsink) is one per process, not per Metrics: its counters live
+# here, and every Metrics registry shows them (in multi-process mode they are written to the
+# shared folder like any other value).
+LOG_EVENTS_SHIPPED = Counter(
+    "ghapplets_log_events_shipped", "Log lines Splunk's HTTP Event Collector took", registry=None
+)
+LOG_EVENTS_DROPPED = Counter(
+    "ghapplets_log_events_dropped",
+    "Log lines not shipped to Splunk, by reason",
+    ["reason"],
+    registry=None,
+)
 
 
 class Metrics:
@@ -89,6 +104,8 @@ class Metrics:
             ["applet"],
             registry=r,
         )
+        r.register(LOG_EVENTS_SHIPPED)
+        r.register(LOG_EVENTS_DROPPED)
 
     def render(self) -> bytes:
         shared = os.environ.get(MULTIPROC_ENV)

@@ -12,7 +12,9 @@
 Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics`` (on
 the webhook port, or on ``server.metrics_address`` when set), behind the HTTP limits of
 :meth:`Platform.http_protocol`.
-``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM).
+``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM). The
+process's Splunk log sink, when it has one, starts with the platform (its token may name a
+stored secret) and ships what is left when it stops.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghapplets.applets.loader import discover
 from ghapplets.applets.matching import Matcher
@@ -55,6 +57,9 @@ from ghapplets.secrets.tokens import TokenCache
 from ghapplets.sources.base import Source
 from ghapplets.sources.registry import build_sources
 
+if TYPE_CHECKING:
+    from ghapplets.logsink import SplunkHecSink
+
 log = get_logger("ghapplets.platform")
 
 RETENTION_LEASE = "retention"  # held by the one replica that prunes history
@@ -77,8 +82,10 @@ class Platform:
         *,
         roles: frozenset[Role] = BOTH,
         applets: Sequence[AppletSpec] | None = None,
+        log_sink: SplunkHecSink | None = None,
     ) -> None:
         self.roles = roles
+        self.log_sink = log_sink
         self.loaded = loaded
         self.config = loaded.config
         self.data_dir = data_dir
@@ -113,6 +120,8 @@ class Platform:
     async def start(self) -> None:
         b = self.backends
         await b.start()
+        if self.log_sink is not None:
+            await self.log_sink.start(b.vault.get_global)
         if Role.GATEWAY in self.roles:
             self.sources.update(await build_sources(self.loaded.sources, b.vault.get_global))
         else:
@@ -269,6 +278,8 @@ class Platform:
             await self.backends.store.release_lease(RETENTION_LEASE, self.instance)
         await self.backends.close()
         log.info("platform stopped", jobs_left_for_redelivery=left)
+        if self.log_sink is not None:
+            await asyncio.to_thread(self.log_sink.close)
 
     async def ready(self) -> dict[str, str]:
         """``/readyz``: can the broker and the store serve now?"""

@@ -28,6 +28,7 @@ from ghapplets.cli.project import DataDirOpt, ProjectOpt, data_dir, fail, load, 
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.exceptions import ConfigError, DataFolderBusy
 from ghapplets.logging import configure, get_logger
+from ghapplets.logsink import SplunkHecSink
 from ghapplets.metrics import MULTIPROC_ENV
 from ghapplets.platform import BOTH, Platform, Role
 from ghapplets.sources.registry import build_sources
@@ -43,12 +44,26 @@ ProcessesOpt = typer.Option(
 )
 
 
-async def _check_startup(loaded: LoadedConfig, data: Path) -> None:
+async def _check_startup(loaded: LoadedConfig, data: Path, sink: SplunkHecSink | None) -> None:
     """Open the backends once (creating streams and tables, migrating) and resolve every
     source's secret references, so an unset ``${env:X}``, an unknown ``${secret:x}`` or an
-    unreachable backend stops us with a message instead of a traceback in every process."""
+    unreachable backend stops us with a message instead of a traceback in every process.
+    The log sink's token is resolved too, and this process (a supervisor, or a lone gateway)
+    starts shipping its lines."""
     async with open_backends(loaded.config, data) as backends:
         await build_sources(loaded.sources, backends.vault.get_global)
+        if sink is not None:
+            await sink.start(backends.vault.get_global)
+
+
+def _log_sink(loaded: LoadedConfig, roles: frozenset[Role]) -> SplunkHecSink | None:
+    """The process's Splunk log sink, if ``logging.splunk_hec`` is set; its default source is
+    ``ghapplets:serve``, ``ghapplets:gateway`` or ``ghapplets:worker``."""
+    cfg = loaded.config
+    if cfg.logging.splunk_hec is None:
+        return None
+    command = "serve" if roles == BOTH else next(iter(roles)).value
+    return SplunkHecSink(cfg.logging.splunk_hec, source=f"ghapplets:{command}", root=cfg.root)
 
 
 def _prepare(
@@ -58,12 +73,13 @@ def _prepare(
         fail(f"--log-format must be auto, console or json, not {log_format!r}", 2)
     loaded = load(project)
     cfg = loaded.config
-    configure(log_format or cfg.logging.format, cfg.logging.level)
+    sink = _log_sink(loaded, roles)
+    configure(log_format or cfg.logging.format, cfg.logging.level, sink=sink)
     if not os.environ.get(PARENT_ENV):  # said once, by the supervisor
         for note in cfg.deprecations():
             log.warning(note)
     target = data_dir(project, data)
-    platform = Platform(loaded, target, roles=roles)
+    platform = Platform(loaded, target, roles=roles, log_sink=sink)
     if Role.WORKER in roles:
         try:
             _ = platform.specs  # discover applets now, so manifest errors stop us before binding
@@ -163,6 +179,7 @@ def _supervise(
     *,
     with_worker: bool,
     lock_fd: int | None,
+    sink: SplunkHecSink | None,
 ) -> None:
     sock = _bind(host, port, "server")
     # /metrics of its own: one socket too, shared by the gateways like the webhook port
@@ -211,6 +228,8 @@ def _supervise(
     sock.close()
     if metrics_sock is not None:
         metrics_sock.close()
+    if sink is not None:  # the supervisor's own lines, "all processes stopped" last
+        sink.close()
     raise typer.Exit(code)
 
 
@@ -223,8 +242,8 @@ def serve(
     log_format: str | None = LogFormatOpt,
 ) -> None:
     """Serve the project on this machine: gateway processes on every core, and one worker."""
-    loaded, target, _ = _prepare(project, data, log_format, BOTH)
-    run(_check_startup(loaded, target))  # exits 3 on an unresolvable secret
+    loaded, target, platform = _prepare(project, data, log_format, BOTH)
+    run(_check_startup(loaded, target, platform.log_sink))  # exits 3 on an unresolvable secret
     lock_fd = _hold_data_folder(loaded, target)
     cfg = loaded.config
     _supervise(
@@ -236,6 +255,7 @@ def serve(
         log_format,
         with_worker=True,
         lock_fd=lock_fd,
+        sink=platform.log_sink,
     )
 
 
@@ -262,13 +282,23 @@ def gateway(
         metrics_sock = socket.socket(fileno=metrics_fd) if metrics_fd is not None else None
         _uvicorn(platform, host, port, socket.socket(fileno=fd), metrics_sock)
         return
-    run(_check_startup(loaded, target))
+    run(_check_startup(loaded, target, platform.log_sink))
     lock_fd = _hold_data_folder(loaded, target)
     count = processes or os.cpu_count() or 1
     if count == 1:
         _uvicorn(platform, host, port, None)
         return
-    _supervise(loaded, target, host, port, count, log_format, with_worker=False, lock_fd=lock_fd)
+    _supervise(
+        loaded,
+        target,
+        host,
+        port,
+        count,
+        log_format,
+        with_worker=False,
+        lock_fd=lock_fd,
+        sink=platform.log_sink,
+    )
 
 
 async def _run_until_signalled(platform: Platform) -> None:

@@ -11,6 +11,7 @@ names the variable it came from.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -106,9 +107,24 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedC
     for i, folder in enumerate(config.applets):
         if not (config.root / folder).is_dir():
             problems.append(locator.problem(("applets", i), f"folder {folder!r} does not exist"))
+    hec = config.logging.splunk_hec
+    if hec is not None and isinstance(hec.verify, str):
+        problem = ca_bundle_problem(config.root / hec.verify)
+        if problem:
+            problems.append(locator.problem(("logging", "splunk_hec", "verify"), problem))
     if problems:
         raise ConfigError(_name_overrides(problems, overrides))
     return LoadedConfig(config, sources, path)
+
+
+def ca_bundle_problem(path: Path) -> str | None:
+    """Why ``path`` is not a CA bundle TLS can verify with (None when it is)."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except OSError as exc:  # ssl.SSLError is one too
+        reason = exc.strerror or str(exc)
+        return f"cannot use {str(path)!r} as a CA bundle (PEM certificates): {reason}"
+    return None
 
 
 def _related(where: str, key: str) -> bool:

@@ -10,6 +10,7 @@ import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -176,11 +177,59 @@ class BrokerConfig(BaseModel):
         return self
 
 
+HEC_EVENT_PATH = "/services/collector/event"
+
+
+class SplunkHecConfig(BaseModel):
+    """``logging.splunk_hec``: ship each process's own log lines to Splunk's HTTP Event
+    Collector (:mod:`ghapplets.logsink`). ``token`` may be a ``${env:..}``/``${secret:..}``
+    reference, resolved when the process starts; ``verify`` a CA bundle's path (relative to the
+    project), checked by the loader."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str  # the HEC's base: scheme, host, port (and a proxy's path prefix, if any)
+    token: Annotated[str, Field(min_length=1)]
+    index: Annotated[str, Field(min_length=1)] | None = None  # None: the token's default index
+    sourcetype: Annotated[str, Field(min_length=1)] = "ghapplets"
+    source: Annotated[str, Field(min_length=1)] | None = None  # None: ghapplets:<command>
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    flush_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    verify: bool | str = True  # false, or a CA bundle (PEM) to trust instead of the public CAs
+
+    @field_validator("url")
+    @classmethod
+    def _hec_base(cls, value: str) -> str:
+        example = "e.g. https://splunk.example.com:8088"
+        parts = urlsplit(value.strip())
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            raise ValueError(f"{value!r} is not an http(s)://host[:port] URL ({example})")
+        if parts.username is not None or parts.query or parts.fragment:
+            raise ValueError("url takes no credentials, query or fragment: the token is 'token'")
+        if "/services/collector" in parts.path:
+            raise ValueError(
+                f"url is the HEC's base URL ({example}), without /services/collector: "
+                f"the log lines go to <url>{HEC_EVENT_PATH}"
+            )
+        return value.strip().rstrip("/")
+
+    @property
+    def endpoint(self) -> str:
+        return self.url + HEC_EVENT_PATH
+
+
 class LoggingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["auto", "console", "json"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    splunk_hec: SplunkHecConfig | None = None  # ship the log lines to Splunk too
 
 
 class WorkerConfig(BaseModel):
