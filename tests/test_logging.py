@@ -199,3 +199,17 @@ def test_the_level_filters(lines: Any) -> None:
     get_logger().info("hidden")
     get_logger().warning("shown")
     assert [line["event"] for line in lines()] == ["shown"]
+
+
+def test_a_value_that_contains_itself_is_redacted_not_looped_over(lines: Any) -> None:
+    register_secret(SECRET)
+    looped: dict[str, Any] = {"token": SECRET}
+    looped["self"] = looped
+    deep: Any = SECRET
+    for _ in range(ghlog.MAX_NESTING + 5):
+        deep = [deep]
+    get_logger("test").info("odd values", looped=looped, deep=deep)
+    [line] = lines()
+    assert SECRET not in raw([line])
+    assert line["looped"]["token"] == "***"
+    assert "***" in json.dumps(line["deep"])

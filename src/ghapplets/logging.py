@@ -112,17 +112,22 @@ class Redactor:
         return value
 
 
-def _redact_value(value: Any) -> Any:
+MAX_NESTING = 32  # deeper (or a value that contains itself): redacted as its repr() text
+
+
+def _redact_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, _PLAIN):
         return value
-    if isinstance(value, dict):
-        return {
-            (redact(k) if isinstance(k, str) else k): _redact_value(v) for k, v in value.items()
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_redact_value(v) for v in value]
+    if depth < MAX_NESTING:
+        if isinstance(value, dict):
+            return {
+                (redact(k) if isinstance(k, str) else k): _redact_value(v, depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple | set | frozenset):
+            return [_redact_value(v, depth + 1) for v in value]
     # bytes, exceptions, anything a renderer shows with repr(): redact that text
     text = repr(value)
     cleaned = redact(text)
