@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from ghapplets.cli.project import (
 from ghapplets.connectors.config import GithubConnector
 from ghapplets.connectors.registry import Connectors
 from ghapplets.exceptions import AppletError, GhappletsError
+from ghapplets.secrets.refs import Lookup, LookupFor
+from ghapplets.secrets.scopes import Reader
 from ghapplets.secrets.tokens import TokenCache
 
 MAX_INPUT = 10 * 1024 * 1024
@@ -56,13 +58,10 @@ def _read_input(spec: str) -> Any:
         fail(f"--input is not JSON: {exc}", 2)
 
 
-Lookup = Callable[[str], Awaitable[str]]
-
-
 @contextlib.asynccontextmanager
 async def _project_store(
     project: Path | None, data: Path | None, needed: bool, tokens: bool
-) -> AsyncIterator[tuple[Lookup, TokenCache | None]]:
+) -> AsyncIterator[tuple[LookupFor, TokenCache | None]]:
     """The project's global secrets, when a connector refers to one, and its token cache, when a
     connector caches tokens (a GitHub App) and the project's store exists; else no store is
     opened."""
@@ -72,13 +71,16 @@ async def _project_store(
         tokens = not embedded or (data_dir(project, data) / DB_FILE).exists()
     if not needed and not tokens:
 
-        async def none(name: str) -> str:
-            raise AssertionError(name)  # unreachable: no ${secret:} reference
+        def none(reader: Reader) -> Lookup:
+            async def lookup(name: str) -> str:
+                raise AssertionError(f"{reader} {name}")  # unreachable: no ${secret:} reference
+
+            return lookup
 
         yield none, None
         return
     async with backends(project, data) as b:
-        yield b.vault.get_global, TokenCache.of(b.vault) if tokens else None
+        yield b.secrets.lookup, TokenCache.of(b.vault) if tokens else None
 
 
 async def _act(project: Path | None, data: Path | None, name: str, payload: Any) -> Any:

@@ -48,7 +48,7 @@ async def _check_startup(loaded: LoadedConfig, data: Path) -> None:
     source's secret references, so an unset ``${env:X}``, an unknown ``${secret:x}`` or an
     unreachable backend stops us with a message instead of a traceback in every process."""
     async with open_backends(loaded.config, data) as backends:
-        await build_sources(loaded.sources, backends.vault.get_global)
+        await build_sources(loaded.sources, backends.secrets.lookup)
 
 
 def _prepare(

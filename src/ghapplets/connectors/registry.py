@@ -1,9 +1,10 @@
 """The project's open connectors, and running an action on one of them.
 
 :meth:`Connectors.open` resolves each connector's ``${secret:…}``/``${env:…}`` values (global
-secrets only), registers them for redaction, and builds the vendor clients; a connector class
-that caches short-lived tokens (``uses_token_cache``: GitHub's installation tokens) is given
-the store's :class:`~ghapplets.secrets.tokens.TokenCache`, shared by every process.
+secrets only, read as ``connector:<name>``), registers them for redaction, and builds the vendor
+clients; a connector class that caches short-lived tokens (``uses_token_cache``: GitHub's
+installation tokens) is given the store's :class:`~ghapplets.secrets.tokens.TokenCache`, shared
+by every process.
 :meth:`act` is the one path every runtime takes to an action: the name is looked up, the input
 checked against its schema, the connector chosen (the input's ``connector``, else the only one
 of the kind), and the applet's ``connectors:`` list enforced, all before the vendor is called.
@@ -11,7 +12,7 @@ of the kind), and the applet's ``connectors:`` list enforced, all before the ven
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ghapplets.connectors.catalog import lookup
@@ -19,13 +20,14 @@ from ghapplets.connectors.config import ConnectorConfig
 from ghapplets.connectors.vendors import CONNECTORS
 from ghapplets.exceptions import ConnectorNotAllowed
 from ghapplets.logging import register_secret
-from ghapplets.secrets.refs import resolve
+from ghapplets.secrets.refs import Lookup, LookupFor, resolve
+from ghapplets.secrets.scopes import Reader
 
 if TYPE_CHECKING:
     from ghapplets.secrets.tokens import TokenCache
 
 
-async def resolved(config: ConnectorConfig, lookup_secret: Callable[[str], Awaitable[str]]) -> Any:
+async def resolved(config: ConnectorConfig, lookup_secret: Lookup) -> Any:
     """A copy of ``config`` with every reference resolved; each value is registered as a
     secret for redaction when it came from a reference."""
     values: dict[str, Any] = {}
@@ -49,16 +51,17 @@ class Connectors:
     async def open(
         cls,
         configs: Mapping[str, ConnectorConfig],
-        lookup_secret: Callable[[str], Awaitable[str]],
+        lookup_for: LookupFor,
         *,
         tokens: TokenCache | None = None,
     ) -> Connectors:
-        """``tokens``: the store's token cache (None: each connector keeps its tokens in
+        """``lookup_for(Reader.connector(name))`` reads the ``${secret:…}`` of the connector
+        ``name``; ``tokens``: the store's token cache (None: each connector keeps its tokens in
         memory)."""
         opened: dict[str, Any] = {}
         try:
             for name, config in configs.items():
-                plain = await resolved(config, lookup_secret)
+                plain = await resolved(config, lookup_for(Reader.connector(name)))
                 kind = CONNECTORS[config.kind]
                 if getattr(kind, "uses_token_cache", False):
                     opened[name] = kind(name, plain, tokens=tokens)
