@@ -1,18 +1,30 @@
 """The OpenBao backend against a real ``bao server -dev`` (tests/servers/openbao.py): global and
 scoped secrets at their paths, clear errors for a missing secret, a refused token, a server
-that is down or does not answer, names that try to leave the prefix, and writes."""
+that is down or does not answer, names that try to leave the prefix, writes, and logging in
+with a token file or Kubernetes auth (OpenBao's own auth method, against a fake TokenReview
+API)."""
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import hvac
+import jwt as pyjwt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from ghapplets.exceptions import (
     InvalidSecret,
@@ -265,3 +277,111 @@ async def test_values_are_cached_for_cache_ttl_and_a_write_drops_the_copy(
     assert (await cached.read("hook", GLOBAL)).value == "first-value-1"
     await cached.set("hook", "third-value-3")
     assert (await cached.read("hook", GLOBAL)).value == "third-value-3"
+
+
+# -- Kubernetes auth: OpenBao's kubernetes auth method, with a fake TokenReview API -------------
+class TokenReviews:
+    """The Kubernetes API's TokenReview endpoint, as OpenBao calls it: ``token`` is the service
+    account's JWT it accepts (as ``system:serviceaccount:ci:ghapplets``)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.reviewed: list[str] = []
+        reviews = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                spec = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["spec"]
+                reviews.reviewed.append(spec["token"])
+                user = {"username": "system:serviceaccount:ci:ghapplets", "uid": "uid-1"}
+                ok = spec["token"] == reviews.token
+                status = {"authenticated": True, "user": user} if ok else {"error": "invalid"}
+                body = json.dumps({"kind": "TokenReview", "status": status}).encode()
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+
+def service_account_jwt() -> tuple[str, str]:
+    """A service account token as the Kubernetes API signs one, and a CA certificate (PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = {
+        "iss": "kubernetes/serviceaccount",
+        "sub": "system:serviceaccount:ci:ghapplets",
+        "kubernetes.io/serviceaccount/namespace": "ci",
+        "kubernetes.io/serviceaccount/service-account.name": "ghapplets",
+        "kubernetes.io/serviceaccount/service-account.uid": "uid-1",
+    }
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-cluster-ca")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return pyjwt.encode(claims, key, algorithm="RS256"), cert.public_bytes(Encoding.PEM).decode()
+
+
+async def test_kubernetes_auth_logs_in_with_the_service_account_and_again_when_refused(
+    openbao_server: OpenBaoServer, root: hvac.Client, prefix: str, tmp_path: Path
+) -> None:
+    token, ca = service_account_jwt()
+    reviews = TokenReviews(token)
+    mount, policy = f"k8s-{uuid.uuid4().hex[:8]}", f"read-{uuid.uuid4().hex[:8]}"
+    root.sys.enable_auth_method("kubernetes", path=mount)
+    root.auth.kubernetes.configure(
+        kubernetes_host=reviews.url,
+        kubernetes_ca_cert=ca,
+        disable_local_ca_jwt=True,
+        mount_point=mount,
+    )
+    root.sys.create_or_update_policy(
+        policy, f'path "secret/data/{prefix}/*" {{ capabilities = ["read"] }}'
+    )
+    root.auth.kubernetes.create_role(
+        "ghapplets",
+        bound_service_account_names=["ghapplets"],
+        bound_service_account_namespaces=["ci"],
+        policies=[policy],
+        mount_point=mount,
+    )
+    put(root, f"{prefix}/hook", value="global-hook-value")
+    (tmp_path / "sa-token").write_text(token)
+    config = settings(
+        openbao_server,
+        prefix,
+        kubernetes_role="ghapplets",
+        kubernetes_mount=mount,
+        kubernetes_token_file="sa-token",
+    )
+    backend = OpenBaoBackend(config, tmp_path)
+    assert (await backend.read("hook", GLOBAL)).value == "global-hook-value"
+    assert reviews.reviewed == [token]
+    # the token OpenBao gave is revoked (it expired): one new login, and the read goes through
+    root.auth.token.revoke(backend.client.token)
+    assert (await backend.read("hook", GLOBAL)).value == "global-hook-value"
+    assert reviews.reviewed == [token, token]
+    # a service account token the cluster does not accept is a clear error
+    (tmp_path / "sa-token").write_text("a.forged.token")
+    root.auth.token.revoke(backend.client.token)
+    with pytest.raises(SecretBackendError) as exc:
+        await backend.read("hook", GLOBAL)
+    assert "refused the Kubernetes login as role 'ghapplets'" in str(exc.value)
+    assert f"auth mount {mount!r}" in str(exc.value)
