@@ -20,6 +20,7 @@ from tests.cli.helpers import logging_restored
 from tests.conftest import ProjectBuilder
 from tests.secrets.test_kubernetes_backend import kubelet_volume
 from tests.secrets.test_secrets_pipeline import command
+from tests.servers import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -119,3 +120,35 @@ async def test_jobs_read_their_scopes_secrets_and_every_read_is_audited(
     for value in (hook, tok, theirs):
         assert value not in audit.out
         assert value not in orjson.dumps([j.to_dict() for j in jobs.values()]).decode()
+
+
+async def test_a_secrets_backend_that_cannot_answer_retries_the_job(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unlike a missing secret, a backend that is down is retried: it may be back soon."""
+    monkeypatch.setenv("GHAPPLETS_SECRETS__BACKEND", "openbao")
+    monkeypatch.setenv("GHAPPLETS_SECRETS__ADDRESS", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("GHAPPLETS_SECRETS__TOKEN", "any-token")
+    project.python_applet(
+        "needs-token",
+        """
+        from ghapplets import Applet
+        app = Applet("needs-token")
+
+        @app.on("com.github.issues.opened")
+        async def handle(ctx):
+            return len(ctx.secrets["tok"])
+        """,
+        "secrets: [tok]\nretry:\n  max_attempts: 2\n  initial_delay: 0.05\n",
+    )
+    root, data = project.build(), tmp_path / "data"
+    async with running_gateway(root, data) as gw:
+        assert (await gw.send("github", "issues.opened", delivery_id="down-1")).status_code == 202
+        [job] = await gw.wait_for_jobs("down-1", count=1)
+        attempts = await gw.platform.backends.store.list_attempts(job.id)
+    assert job.status == "dead" and job.attempts == 2
+    assert [a.outcome for a in attempts] == ["retryable", "retryable"]
+    assert job.error_type == "SecretUnavailable"
+    assert "cannot be reached reading secret/ghapplets/applets/needs-token/tok" in str(
+        job.error_message
+    )

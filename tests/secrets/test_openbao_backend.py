@@ -214,6 +214,38 @@ async def test_a_server_that_does_not_answer_times_out(prefix: str, tmp_path: Pa
         assert time.monotonic() - started < 3
 
 
+async def test_a_server_that_answers_too_slowly_times_out_as_a_whole(
+    prefix: str, tmp_path: Path
+) -> None:
+    """A server that sends its answer a byte at a time never lets one socket read time out:
+    the request's deadline still ends it."""
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+
+    def dribble() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 20:
+                if stop.wait(0.1):
+                    return
+                conn.sendall(bytes([byte]))
+
+    threading.Thread(target=dribble, daemon=True).start()
+    address = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    backend = OpenBaoBackend(settings(address, prefix, timeout=0.5), tmp_path)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SecretBackendUnavailable, match=r"did not answer .* within 0.5s"):
+            await backend.read("hook", GLOBAL)
+        assert time.monotonic() - started < 3
+    finally:
+        stop.set()
+        listener.close()
+
+
 async def test_a_mount_that_does_not_exist_is_named(
     openbao_server: OpenBaoServer, prefix: str, tmp_path: Path
 ) -> None:
