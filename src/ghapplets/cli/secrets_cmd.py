@@ -52,7 +52,10 @@ from ghapplets.secrets.scopes import Scope
 from ghapplets.secrets.vault import Rotation
 from ghapplets.store.records import SecretReadRecord
 
-app = typer.Typer(help="Encrypted secrets: tokens, webhook secrets, keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Secrets (tokens, webhook secrets, keys) and the audit log of their reads.",
+    no_args_is_help=True,
+)
 
 
 def _mask(value: str) -> str:
@@ -95,13 +98,14 @@ def set_secret(
     ),
     scope: str | None = typer.Option(
         None,
-        help="global, applet:<name> or blueprint:<name> (default: the secret's scope if it "
-        "exists, else global).",
+        help="global, applet:<name> or blueprint:<name> (default: on the embedded store the "
+        "secret's scope if it exists, else global; on OpenBao global).",
     ),
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
-    """Store NAME encrypted. The value comes from --value, standard input, or a hidden prompt."""
+    """Store NAME in the secrets backend (encrypted, on the embedded store). The value comes
+    from --value, standard input, or a hidden prompt."""
     if value is None:
         if sys.stdin.isatty():
             value = typer.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True)
