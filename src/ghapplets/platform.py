@@ -53,6 +53,7 @@ from ghapplets.gateway.protocol import GuardedProtocol, HttpLimits, guarded_prot
 from ghapplets.logging import get_logger, register_secret
 from ghapplets.metrics import UNKNOWN, Metrics
 from ghapplets.secrets.refs import resolve
+from ghapplets.secrets.scopes import Reader
 from ghapplets.secrets.tokens import TokenCache
 from ghapplets.sources.base import Source
 from ghapplets.sources.registry import build_sources
@@ -120,10 +121,13 @@ class Platform:
     async def start(self) -> None:
         b = self.backends
         await b.start()
+        # the secrets key (for the embedded secrets and the token cache), made on a first start
+        # and checked now: a malformed or missing one stops the process here, not at a job
+        _ = b.vault
         if self.log_sink is not None:
-            await self.log_sink.start(b.vault.get_global)
+            await self.log_sink.start(b.secrets.lookup(Reader.platform("logging.splunk_hec")))
         if Role.GATEWAY in self.roles:
-            self.sources.update(await build_sources(self.loaded.sources, b.vault.get_global))
+            self.sources.update(await build_sources(self.loaded.sources, b.secrets.lookup))
         else:
             await self._learn_source_secrets()
         if Role.WORKER in self.roles:
@@ -147,7 +151,8 @@ class Platform:
                 if not ref:
                     continue
                 try:
-                    register_secret(await resolve(ref, self.backends.vault.get_global))
+                    lookup = self.backends.secrets.lookup(Reader.source(name))
+                    register_secret(await resolve(ref, lookup))
                 except GhappletsError as exc:
                     log.warning(
                         "a webhook secret is unknown to this worker and not redacted here",
@@ -160,7 +165,7 @@ class Platform:
         if self.config.connectors:
             self.connectors = await Connectors.open(
                 self.config.connectors,
-                b.vault.get_global,
+                b.secrets.lookup,
                 tokens=TokenCache.of(b.vault),
                 tolerant=True,  # one connector without its secret does not stop the others
             )
@@ -190,7 +195,7 @@ class Platform:
             b.store,
             self.runtimes,
             metrics=self.metrics,
-            secrets_for=b.vault.for_applet,
+            secrets_for=b.secrets.for_applet,
             bodies=bodies,
             lease_refresh=self.config.broker.ack_wait / 3,
             connectors=self.connectors,
@@ -233,8 +238,9 @@ class Platform:
             await asyncio.sleep(every)
 
     async def retention(self, *, lease_ttl: float = 2 * RETENTION_EVERY) -> int | None:
-        """Delete finished history older than ``storage.retention_days`` (and deliveries with
-        dead letters older than ``storage.dead_letter_retention_days``), if this replica holds
+        """Delete finished history older than ``storage.retention_days`` (deliveries with dead
+        letters older than ``storage.dead_letter_retention_days``, and the audit lines of secret
+        reads older than ``storage.audit_retention_days``), if this replica holds
         the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the number of
         deliveries deleted, or None when another replica holds it. A holder that dies lets it
         expire, and another replica takes over at its next round."""
@@ -248,11 +254,16 @@ class Platform:
                 now - storage.retention_days * 86400,
                 dead_older_than=now - storage.dead_letter_retention_days * 86400,
             )
+            audit = await self.backends.secret_store.prune_secret_reads(
+                now - storage.audit_retention_days * 86400
+            )
         except Exception as exc:
             log.warning("pruning failed", error=str(exc))
             return None
         if pruned:
             log.info("old deliveries pruned", count=pruned)
+        if audit:
+            log.info("old audit lines of secret reads pruned", count=audit)
         return pruned
 
     async def stop(self) -> None:

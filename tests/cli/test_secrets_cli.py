@@ -78,7 +78,7 @@ def test_set_list_get_reveal_rm(tmp_path: Path) -> None:
     removed = secrets(tmp_path, "rm", "jira")
     assert removed.code == 0 and "removed secret jira" in removed.out
     gone = secrets(tmp_path, "get", "jira")
-    assert gone.code == 4 and "no secret named 'jira'" in gone.err
+    assert gone.code == 4 and "no stored secret named 'jira'" in gone.err
     assert [r["name"] for r in secrets(tmp_path, "list", "--json").json_lines()] == ["api-token"]
 
 

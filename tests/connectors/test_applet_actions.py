@@ -115,7 +115,7 @@ async def test_a_connector_without_its_secret_fails_its_actions_not_the_worker(
 async def test_outside_the_worker_a_connector_without_its_secret_is_an_error() -> None:
     config = SplunkConnector(kind="splunk", url="http://127.0.0.1:9", token="${env:NO_SUCH_VAR}")
     with pytest.raises(UnresolvedReference, match="environment variable NO_SUCH_VAR is not set"):
-        await Connectors.open({"splunk": config}, no_secret)
+        await Connectors.open({"splunk": config}, lambda reader: no_secret)
 
 
 async def no_secret(name: str) -> str:

@@ -28,6 +28,8 @@ from ghapplets.connectors.registry import Connectors
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid, ActionUnavailable
 from ghapplets.fakes.config import generate_app_key
 from ghapplets.secrets.crypto import Keyring, generate_key
+from ghapplets.secrets.refs import Lookup
+from ghapplets.secrets.scopes import Reader
 from ghapplets.secrets.tokens import TokenCache
 from ghapplets.store.database import Database
 from ghapplets.store.sqlite import SqliteSecretStore
@@ -40,8 +42,11 @@ SHA = "a" * 40
 TTL = 3600  # the fake's token_ttl
 
 
-async def no_secrets(name: str) -> str:
-    raise AssertionError(f"no secret should be read, got {name}")
+def no_secrets(reader: Reader) -> Lookup:
+    async def lookup(name: str) -> str:
+        raise AssertionError(f"no secret should be read, {reader} read {name}")
+
+    return lookup
 
 
 def app_config(fakes: Any, **kw: Any) -> GithubConnector:

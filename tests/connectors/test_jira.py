@@ -16,6 +16,8 @@ from ghapplets.connectors.jira import jira_message, pick_transition, text_to_adf
 from ghapplets.connectors.registry import Connectors
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid, ActionUnavailable
 from ghapplets.fakes.config import JiraConfig
+from ghapplets.secrets.refs import Lookup
+from ghapplets.secrets.scopes import Reader
 
 CLOUD_USER = JiraConfig().users[0]
 DC_USER = JiraConfig(flavor="datacenter").users[0]
@@ -23,8 +25,11 @@ assert CLOUD_USER.email and CLOUD_USER.api_token and DC_USER.token
 FLAVORS = ["cloud", "datacenter"]
 
 
-async def no_secrets(name: str) -> str:
-    raise AssertionError(f"no secret should be read, got {name}")
+def no_secrets(reader: Reader) -> Lookup:
+    async def lookup(name: str) -> str:
+        raise AssertionError(f"no secret should be read, {reader} read {name}")
+
+    return lookup
 
 
 def fake_of(fakes: Any, flavor: str) -> Any:

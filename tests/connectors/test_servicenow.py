@@ -20,6 +20,8 @@ from ghapplets.connectors.servicenow import ServiceNow, seconds, servicenow_mess
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid, ActionUnavailable
 from ghapplets.fakes.config import OAuthClient, ServiceNowConfig, ServiceNowUser
 from ghapplets.secrets.crypto import Keyring, generate_key
+from ghapplets.secrets.refs import Lookup
+from ghapplets.secrets.scopes import Reader
 from ghapplets.secrets.tokens import TokenCache
 from ghapplets.store.database import Database
 from ghapplets.store.sqlite import SqliteSecretStore
@@ -31,8 +33,11 @@ REFRESH_TTL = ServiceNowConfig().refresh_token_ttl
 TOKEN_PATH = "/oauth_token.do"
 
 
-async def no_secrets(name: str) -> str:
-    raise AssertionError(f"no secret should be read, got {name}")
+def no_secrets(reader: Reader) -> Lookup:
+    async def lookup(name: str) -> str:
+        raise AssertionError(f"no secret should be read, {reader} read {name}")
+
+    return lookup
 
 
 def config(fakes: Any, grant: ServiceNowGrant | None = None, **kw: Any) -> ServiceNowConnector:

@@ -16,12 +16,17 @@ from ghapplets.exceptions import (
     ConnectorNotAllowed,
 )
 from ghapplets.fakes.config import HecToken
+from ghapplets.secrets.refs import Lookup
+from ghapplets.secrets.scopes import Reader
 
 TOKEN = HecToken().token
 
 
-async def no_secrets(name: str) -> str:
-    raise AssertionError(f"no secret should be read, got {name}")
+def no_secrets(reader: Reader) -> Lookup:
+    async def lookup(name: str) -> str:
+        raise AssertionError(f"no secret should be read, {reader} read {name}")
+
+    return lookup
 
 
 @pytest.fixture

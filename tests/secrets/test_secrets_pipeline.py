@@ -244,7 +244,7 @@ async def test_a_source_may_not_use_an_applet_scoped_secret(
     sent = await command("send", "issues.opened", "-p", root, "--data-dir", data)
     assert sent.code == 3, sent
     assert "secret 'private-hook' is scoped to applet:deployer" in sent.err
-    assert "a source's settings may read only global secrets" in sent.err
+    assert "source 'github' may read only global secrets" in sent.err
 
 
 async def test_a_secret_under_another_key_is_retried_not_buried_at_once(

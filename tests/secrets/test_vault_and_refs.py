@@ -1,6 +1,6 @@
 """The vault on the real stores (SQLite and PostgreSQL): values encrypted and bound to their
-name and scope, handed out by scope, rotated to a new key in one transaction; and
-``${env:..}`` / ``${secret:..}`` references."""
+name and scope, handed out by scope (through the audited access), rotated to a new key in one
+transaction; and ``${env:..}`` / ``${secret:..}`` references."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from ghapplets.secrets.crypto import (
     write_key_file,
 )
 from ghapplets.secrets.refs import parse_ref, resolve
+from ghapplets.secrets.scopes import Reader, Scope
 from ghapplets.secrets.vault import SecretVault
 from ghapplets.store.records import SecretRecord
 
@@ -72,23 +73,25 @@ async def test_set_get_list_delete(backends: Backends) -> None:
     await vault.set("b-token", "value-b-0001")
     await vault.set("a-token", "value-a-0001", scope="applet:x")
     assert await vault.get("a-token") == "value-a-0001"
-    assert [(s.name, s.scope) for s in await vault.list()] == [
+    backend = backends.secret_backend
+    assert [(s.name, s.scope) for s in await backend.list()] == [
         ("a-token", "applet:x"),
         ("b-token", "global"),
     ]
-    assert {s.key_id for s in await vault.list()} == {vault.keys.current.key_id}
+    assert {s.key_id for s in await backend.list()} == {vault.keys.current.key_id}
     assert await vault.set("a-token", "value-a-0002") == "applet:x"  # a new value keeps the scope
     assert await vault.get("a-token") == "value-a-0002"
-    assert dict(await vault.for_applet("x", ["a-token", "b-token"])) == {
+    assert dict(await backends.secrets.for_applet("x", ["a-token", "b-token"])) == {
         "a-token": "value-a-0002",
         "b-token": "value-b-0001",
     }
-    assert await vault.delete("a-token") is True
-    assert await vault.delete("a-token") is False
+    assert await backend.delete("a-token", Scope.parse("global")) is False  # not of that scope
+    assert await backend.delete("a-token") is True
+    assert await backend.delete("a-token") is False
     with pytest.raises(NotFound, match="no secret named 'a-token'"):
         await vault.get("a-token")
     with pytest.raises(NotFound):
-        await vault.for_applet("x", ["b-token", "a-token"])
+        await backends.secrets.for_applet("x", ["b-token", "a-token"])
 
 
 async def test_values_read_or_written_are_redacted_from_logs(
@@ -137,16 +140,16 @@ async def test_a_vault_with_another_key_cannot_read(backends: Backends) -> None:
 
 # -- scopes --------------------------------------------------------------------------------
 async def test_an_applet_gets_global_secrets_and_its_own_only(backends: Backends) -> None:
-    vault = backends.vault
+    vault, access = backends.vault, backends.secrets
     await vault.set("shared", "shared-value-1")
     await vault.set("mine", "mine-value-1", scope="applet:deployer")
     await vault.set("theirs", "theirs-value-1", scope="applet:notifier")
     await vault.set("flow", "flow-value-1", scope="blueprint:deployer")
-    got = await vault.for_applet("deployer", ["shared", "mine"])
+    got = await access.for_applet("deployer", ["shared", "mine"])
     assert dict(got) == {"shared": "shared-value-1", "mine": "mine-value-1"}
     for name, scope in (("theirs", "applet:notifier"), ("flow", "blueprint:deployer")):
         with pytest.raises(SecretScopeError) as exc:
-            await vault.for_applet("deployer", ["shared", name])
+            await access.for_applet("deployer", ["shared", name])
         message = str(exc.value)
         assert f"secret {name!r} is scoped to {scope}" in message
         assert "applet 'deployer' may read only global secrets and those of applet:deployer" in (
@@ -157,15 +160,15 @@ async def test_an_applet_gets_global_secrets_and_its_own_only(backends: Backends
 
 
 async def test_source_settings_get_global_secrets_only(backends: Backends) -> None:
-    vault = backends.vault
+    vault, lookup = backends.vault, backends.secrets.lookup(Reader.source("gh"))
     await vault.set("hook", "hook-value-1")
     await vault.set("private-hook", "private-value-1", scope="applet:deployer")
-    assert await vault.get_global("hook") == "hook-value-1"
-    with pytest.raises(SecretScopeError, match="a source's settings may read only global"):
-        await vault.get_global("private-hook")
-    assert await resolve("${secret:hook}", vault.get_global) == "hook-value-1"
+    assert await lookup("hook") == "hook-value-1"
+    with pytest.raises(SecretScopeError, match=r"source 'gh' may read only global secrets$"):
+        await lookup("private-hook")
+    assert await resolve("${secret:hook}", lookup) == "hook-value-1"
     with pytest.raises(UnresolvedReference) as exc:
-        await resolve("${secret:private-hook}", vault.get_global)
+        await resolve("${secret:private-hook}", lookup)
     assert "scoped to applet:deployer" in str(exc.value)
     assert "(from ${secret:private-hook})" in str(exc.value)
     assert "private-value-1" not in str(exc.value)
@@ -178,8 +181,9 @@ async def test_a_secret_with_an_unknown_scope_is_handed_to_nobody(backends: Back
     cipher = backends.vault.keys.current
     blob = cipher.encrypt("odd", "team-a", b"odd-value-1")
     await backends.secret_store.put_secret(replace(record, scope="team-a", ciphertext=blob))
-    for read in (backends.vault.get_global("odd"), backends.vault.for_applet("x", ["odd"])):
-        with pytest.raises(SecretScopeError, match="has scope 'team-a', which is not global"):
+    access = backends.secrets
+    for read in (access.lookup(Reader.source("gh"))("odd"), access.for_applet("x", ["odd"])):
+        with pytest.raises(SecretScopeError, match="has the invalid scope 'team-a'"):
             await read
 
 
@@ -214,7 +218,7 @@ async def test_secrets_stored_before_v2_still_read(backends: Backends) -> None:
     await put_v1(backends, "legacy", "legacy-value-1", scope="applet:a")
     assert (await backends.secret_store.get_secret("legacy")).key_id is None
     assert await backends.vault.get("legacy") == "legacy-value-1"
-    assert await backends.vault.for_applet("a", ["legacy"]) == {"legacy": "legacy-value-1"}
+    assert await backends.secrets.for_applet("a", ["legacy"]) == {"legacy": "legacy-value-1"}
 
 
 async def test_rotate_re_encrypts_everything_under_the_new_key(backends: Backends) -> None:
@@ -239,10 +243,8 @@ async def test_rotate_re_encrypts_everything_under_the_new_key(backends: Backend
     # the rotated vault, and a vault with the new key only, read them; the old key cannot
     assert await vault.get("legacy") == "legacy-value-1"
     fresh = SecretVault(store, Keyring(key))
-    assert await fresh.for_applet("a", ["current", "legacy"]) == {
-        "current": "current-value-1",
-        "legacy": "legacy-value-1",
-    }
+    assert await fresh.read("current", Scope.applet("a")) == ("current-value-1", "applet:a")
+    assert await fresh.read("legacy", Scope.applet("a")) == ("legacy-value-1", "global")
     stale = SecretVault(store, Keyring(load_or_create_key(backends.data_dir)))
     with pytest.raises(SecretKeyMismatch, match="rotate-key"):
         await stale.get("current")
@@ -350,8 +352,8 @@ async def test_an_unset_or_empty_variable_is_named(monkeypatch: pytest.MonkeyPat
         await resolve("${env:GHAPPLETS_TEST_UNSET}", _lookup)
 
 
-async def test_an_unknown_secret_is_named_with_a_fix() -> None:
+async def test_an_unknown_secret_is_named_with_a_fix(backends: Backends) -> None:
     with pytest.raises(UnresolvedReference) as exc:
-        await resolve("${secret:missing}", _lookup)
+        await resolve("${secret:missing}", backends.secrets.lookup(Reader.source("gh")))
     assert "no stored secret named 'missing'" in str(exc.value)
     assert "ghapplets secrets set missing" in str(exc.value)

@@ -14,6 +14,8 @@ import pytest
 
 from ghapplets.events import CloudEvent
 from ghapplets.exceptions import RejectReason, VerificationError
+from ghapplets.secrets.refs import Lookup
+from ghapplets.secrets.scopes import Reader
 from ghapplets.sources.base import SignedRequest, matches_any
 from ghapplets.sources.common import (
     authorization_value,
@@ -283,12 +285,19 @@ def test_unknown_kind_without_a_close_match() -> None:
 
 
 def test_build_sources_reads_stored_secret_references() -> None:
-    async def lookup(name: str) -> str:
-        return {"gh-hook": "stored-secret"}[name]
+    readers: list[str] = []
+
+    def lookup_for(reader: Reader) -> Lookup:
+        async def lookup(name: str) -> str:
+            readers.append(f"{reader} {name}")
+            return {"gh-hook": "stored-secret"}[name]
+
+        return lookup
 
     settings = make("github").config.model_copy(update={"secret": "${secret:gh-hook}"})
-    sources = asyncio.run(build_sources({"gh": settings}, lookup))
+    sources = asyncio.run(build_sources({"gh": settings}, lookup_for))
     assert sources["gh"].secrets == (b"stored-secret",)
+    assert readers == ["source:gh gh-hook"]  # each source reads as itself (the audit log)
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha512"])

@@ -28,6 +28,8 @@ from ghapplets.store.records import (
     JobRecord,
     JobStatus,
     JobUpdate,
+    ReadOutcome,
+    SecretReadRecord,
     SecretRecord,
 )
 from ghapplets.store.sqlite import SqliteHistoryStore, SqliteSecretStore
@@ -506,3 +508,46 @@ async def test_ping_and_a_closed_store(stores: Stores) -> None:
         await stores.secrets.get_token("x")
     with pytest.raises(StoreUnavailable):
         await stores.secrets.put_token("x", b"c", 1.0)
+
+
+# -- the audit log of secret reads ---------------------------------------------------------------
+def audit_line(i: int, name: str, at: float) -> SecretReadRecord:
+    return SecretReadRecord(f"id-{i}", at, "applet:a", name, "openbao", ReadOutcome.OK, "global", i)
+
+
+async def test_secret_reads_are_listed_newest_first_by_name_and_time(stores: Stores) -> None:
+    secrets = stores.secrets
+    assert await secrets.list_secret_reads() == []
+    await secrets.record_secret_reads([audit_line(i, f"s{i % 2}", 1000.0 + i) for i in range(6)])
+    newest = await secrets.list_secret_reads()
+    assert [r.id for r in newest] == [f"id-{i}" for i in range(5, -1, -1)]
+    assert newest[0] == audit_line(5, "s1", 1005.0)  # every field comes back as written
+    assert [r.id for r in await secrets.list_secret_reads(name="s1")] == ["id-5", "id-3", "id-1"]
+    assert [r.id for r in await secrets.list_secret_reads(since=1003.0)] == [
+        "id-5",
+        "id-4",
+        "id-3",
+    ]
+    assert [r.id for r in await secrets.list_secret_reads(name="s0", limit=1)] == ["id-4"]
+    # a line written again (a retried write whose answer was lost) is not repeated
+    await secrets.record_secret_reads([audit_line(0, "other", 1.0)])
+    assert len(await secrets.list_secret_reads()) == 6
+    assert (await secrets.list_secret_reads(name="s0"))[-1].at == 1000.0
+    # the other process sees them; retention deletes the old ones only
+    other = await stores.other()
+    try:
+        assert len(await other.secrets.list_secret_reads()) == 6
+    finally:
+        await other.close()
+    assert await secrets.prune_secret_reads(1002.0) == 2
+    assert [r.id for r in await secrets.list_secret_reads()] == ["id-5", "id-4", "id-3", "id-2"]
+    assert await secrets.prune_secret_reads(1002.0) == 0
+
+
+async def test_secret_reads_are_pruned_in_chunks(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relational, "AUDIT_PRUNE_CHUNK", 3)
+    await stores.secrets.record_secret_reads([audit_line(i, "s", float(i)) for i in range(10)])
+    assert await stores.secrets.prune_secret_reads(8.0) == 8
+    assert [r.id for r in await stores.secrets.list_secret_reads()] == ["id-9", "id-8"]

@@ -1,7 +1,8 @@
 """Retention as the platform runs it (:meth:`Platform.retention`), on SQLite and PostgreSQL:
 deliveries whose jobs all succeeded (or that matched nothing) go after ``retention_days``, those
-with dead letters after their own ``dead_letter_retention_days``, unfinished ones never; every
-delivery younger than its cutoff stays."""
+with dead letters after their own ``dead_letter_retention_days``, unfinished ones never, the
+audit lines of secret reads after ``audit_retention_days``; everything younger than its cutoff
+stays."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from ghapplets.config.loader import LoadedConfig
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import NotFound
 from ghapplets.platform import Platform
+from ghapplets.store.records import ReadOutcome, SecretReadRecord
 from tests.store.test_conformance import dead, delivery, job, retrying, succeeded
 
 DAY = 86400
-RETENTION = {"retention_days": 10, "dead_letter_retention_days": 60}
+RETENTION = {"retention_days": 10, "dead_letter_retention_days": 60, "audit_retention_days": 30}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -63,3 +65,18 @@ async def test_retention_keeps_each_delivery_until_its_own_cutoff(platform: Plat
     assert (await store.get_job("github:ok-9:a")).status == "succeeded"
     assert await store.dead_letter_count() == 1  # dead-30's
     assert await platform.retention() == 0  # nothing more is due
+
+
+async def test_retention_deletes_audit_lines_past_their_own_cutoff(platform: Platform) -> None:
+    secrets = platform.backends.secret_store
+    now = time.time()
+    await secrets.record_secret_reads(
+        [
+            SecretReadRecord(
+                f"read-{days}", now - days * DAY, "cli", "s", "embedded", ReadOutcome.OK
+            )
+            for days in (31, 29, 0)
+        ]
+    )
+    assert await platform.retention() == 0  # no delivery, but the audit is pruned all the same
+    assert [r.id for r in await secrets.list_secret_reads()] == ["read-0", "read-29"]

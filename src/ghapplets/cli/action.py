@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from ghapplets.cli.project import (
 from ghapplets.connectors import wire
 from ghapplets.connectors.registry import Connectors
 from ghapplets.exceptions import ActionUnavailable, AppletError, GhappletsError
+from ghapplets.secrets.refs import Lookup, LookupFor
+from ghapplets.secrets.scopes import Reader
 from ghapplets.secrets.tokens import TokenCache
 
 REMOTE_TIMEOUT = httpx.Timeout(300.0, connect=10.0)  # the applet's own timeout cuts it shorter
@@ -62,13 +64,10 @@ def _read_input(spec: str) -> Any:
         fail(f"--input is not JSON: {exc}", 2)
 
 
-Lookup = Callable[[str], Awaitable[str]]
-
-
 @contextlib.asynccontextmanager
 async def _project_store(
     project: Path | None, data: Path | None, needed: bool, tokens: bool
-) -> AsyncIterator[tuple[Lookup, TokenCache | None]]:
+) -> AsyncIterator[tuple[LookupFor, TokenCache | None]]:
     """The project's global secrets, when a connector refers to one, and its token cache, when a
     connector caches tokens (a GitHub App, ServiceNow OAuth) and the project's store exists;
     else no store is opened."""
@@ -78,13 +77,16 @@ async def _project_store(
         tokens = not embedded or (data_dir(project, data) / DB_FILE).exists()
     if not needed and not tokens:
 
-        async def none(name: str) -> str:
-            raise AssertionError(name)  # unreachable: no ${secret:} reference
+        def none(reader: Reader) -> Lookup:
+            async def lookup(name: str) -> str:
+                raise AssertionError(f"{reader} {name}")  # unreachable: no ${secret:} reference
+
+            return lookup
 
         yield none, None
         return
     async with backends(project, data) as b:
-        yield b.vault.get_global, TokenCache.of(b.vault) if tokens else None
+        yield b.secrets.lookup, TokenCache.of(b.vault) if tokens else None
 
 
 async def _act(project: Path | None, data: Path | None, name: str, payload: Any) -> Any:

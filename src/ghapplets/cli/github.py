@@ -33,6 +33,7 @@ from ghapplets.connectors.github import GitHub
 from ghapplets.connectors.github_catchup import CatchUpReport, catch_up
 from ghapplets.connectors.registry import resolved
 from ghapplets.exceptions import AppletError, GhappletsError
+from ghapplets.secrets.scopes import Reader
 from ghapplets.secrets.tokens import TokenCache
 
 app = typer.Typer(help="GitHub App chores.", no_args_is_help=True)
@@ -71,7 +72,7 @@ async def _catch_up(
     config = project_config(project)
     chosen, settings = _connector(dict(config.connectors), name)
     async with backends(project, data) as b:
-        plain = await resolved(settings, b.vault.get_global)
+        plain = await resolved(settings, b.secrets.lookup(Reader.connector(chosen)))
         github = GitHub(chosen, plain, tokens=TokenCache.of(b.vault))
         try:
             return await catch_up(github, b.store.has_delivery, since=since, dry_run=dry_run)

@@ -52,7 +52,7 @@ async def _invoke(
     if spec.secrets:
         async with backends(project, data) as b:
             try:
-                secrets = dict(await b.vault.for_applet(spec.name, spec.secrets))
+                secrets = dict(await b.secrets.for_applet(spec.name, spec.secrets))
             except NotFound as exc:
                 fail(f"applet {applet!r} declares a secret that is not stored: {exc}", 4)
             except SecretScopeError as exc:

@@ -17,7 +17,14 @@ from rich.markup import escape
 from ghapplets.backends import DB_FILE, Backends, open_backends
 from ghapplets.config.loader import CONFIG_FILE, LoadedConfig, config_from_env, load_config
 from ghapplets.config.models import ProjectConfig
-from ghapplets.exceptions import ConfigError, SecretKeyError, UnresolvedReference
+from ghapplets.exceptions import (
+    ConfigError,
+    SecretBackendError,
+    SecretBackendUnavailable,
+    SecretKeyError,
+    SecretsReadOnly,
+    UnresolvedReference,
+)
 
 T = TypeVar("T")
 console = Console(stderr=False, highlight=False)
@@ -87,11 +94,17 @@ def data_dir(project: Path | None, explicit: Path | None) -> Path:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro``; a bad or wrong encryption key and an unresolvable ``${env:..}`` or
-    ``${secret:..}`` reference are configuration errors (exit 3), not tracebacks."""
+    """Run ``coro``; a bad or wrong encryption key, an unresolvable ``${env:..}`` or
+    ``${secret:..}`` reference and a secrets backend that refuses us are configuration errors
+    (exit 3), a secrets backend that cannot answer a failure (1), a write to one that only
+    reads a usage error (2): messages, not tracebacks."""
     try:
         return asyncio.run(coro)
-    except (SecretKeyError, UnresolvedReference) as exc:
+    except SecretsReadOnly as exc:
+        fail(str(exc), EXIT_USAGE)
+    except SecretBackendUnavailable as exc:
+        fail(str(exc), EXIT_FAILURE)
+    except (SecretKeyError, UnresolvedReference, SecretBackendError) as exc:
         fail(str(exc), EXIT_CONFIG)
 
 

@@ -1,11 +1,20 @@
-"""``ghapplets secrets``: set, get (masked unless --reveal), list, remove, rotate the key."""
+"""``ghapplets secrets``: set, get (masked unless --reveal), list, remove, rotate the key, and
+the audit log of reads.
+
+Every command works on the backend ``secrets.backend`` names (the embedded store, OpenBao, or
+Kubernetes files, which only read: writes to it exit 2); ``rotate-key`` only on the embedded
+one, whose values the secrets key encrypts. ``get`` is a read like any other: it is audited as
+``cli``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
+import re
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,10 +31,12 @@ from ghapplets.cli.project import (
     fail,
     literal,
     print_json_lines,
+    project_config,
     run,
     with_backends,
 )
-from ghapplets.exceptions import GhappletsError, NotFound, SecretKeyError
+from ghapplets.exceptions import GhappletsError, InvalidSecret, NotFound, SecretKeyError
+from ghapplets.secrets.config import BackendKind
 from ghapplets.secrets.crypto import (
     KEY_ENV,
     KEY_FILE,
@@ -37,13 +48,46 @@ from ghapplets.secrets.crypto import (
     read_key_file,
     write_key_file,
 )
+from ghapplets.secrets.scopes import Scope
 from ghapplets.secrets.vault import Rotation
+from ghapplets.store.records import SecretReadRecord
 
-app = typer.Typer(help="Encrypted secrets: tokens, webhook secrets, keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Secrets (tokens, webhook secrets, keys) and the audit log of their reads.",
+    no_args_is_help=True,
+)
 
 
 def _mask(value: str) -> str:
     return "*" * 8 + (f" ({len(value)} characters)" if value else "")
+
+
+def _scope(text: str | None) -> Scope | None:
+    if text is None:
+        return None
+    try:
+        return Scope.parse(text)
+    except InvalidSecret as exc:
+        fail(str(exc), 2)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _external(project: Path | None) -> bool:
+    """Are the values kept outside the store? Then reading them needs no data there yet: the
+    store is made, if need be, for the audit log (the embedded store refuses to start one on a
+    read, which could only fail)."""
+    return project_config(project).secrets.backend != BackendKind.EMBEDDED
+
+
+ScopeOpt = typer.Option(
+    None,
+    "--scope",
+    help="The secret of this scope (global, applet:<name>); default: the embedded store's "
+    "secret of that name whatever its scope, OpenBao's and Kubernetes' global one.",
+)
 
 
 @app.command("set")
@@ -54,22 +98,27 @@ def set_secret(
     ),
     scope: str | None = typer.Option(
         None,
-        help="global, applet:<name> or blueprint:<name> (default: the secret's scope if it "
-        "exists, else global).",
+        help="global, applet:<name> or blueprint:<name> (default: on the embedded store the "
+        "secret's scope if it exists, else global; on OpenBao global).",
     ),
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
-    """Store NAME encrypted. The value comes from --value, standard input, or a hidden prompt."""
+    """Store NAME in the secrets backend (encrypted, on the embedded store). The value comes
+    from --value, standard input, or a hidden prompt."""
     if value is None:
         if sys.stdin.isatty():
             value = typer.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True)
         else:
             value = sys.stdin.read().rstrip("\r\n")
 
-    try:  # a malformed key exits 3 from run()
+    where = _scope(scope)
+    try:  # a malformed key exits 3 from run(), a backend that only reads 2
         stored = with_backends(
-            project, data, lambda b: b.vault.set(name, value or "", scope), create=True
+            project,
+            data,
+            lambda b: b.secret_backend.set(name, value or "", where),
+            create=True,
         )
     except ValueError as exc:
         fail(str(exc), 2)
@@ -80,15 +129,21 @@ def set_secret(
 def get_secret(
     name: str = typer.Argument(...),
     reveal: bool = typer.Option(False, "--reveal", help="Print the value itself."),
+    scope: str | None = ScopeOpt,
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
-    """Show that NAME exists; print its value only with --reveal."""
+    """Show that NAME exists; print its value only with --reveal. Audited as a read by cli."""
 
+    where = _scope(scope)
     try:  # a wrong or malformed key exits 3 from run()
-        value = with_backends(project, data, lambda b: b.vault.get(name))
+        value = with_backends(
+            project, data, lambda b: b.secrets.get(name, where), create=_external(project)
+        )
     except NotFound as exc:
         fail(str(exc), 4)
+    except InvalidSecret as exc:
+        fail(str(exc), 2)
     if reveal:
         sys.stdout.write(value + "\n")
     else:
@@ -101,7 +156,9 @@ def list_secrets(
 ) -> None:
     """List secret names and scopes (never values)."""
 
-    rows = with_backends(project, data, lambda b: b.vault.list())
+    rows = with_backends(
+        project, data, lambda b: b.secret_backend.list(), create=_external(project)
+    )
     if as_json:
         print_json_lines(
             [
@@ -116,13 +173,14 @@ def list_secrets(
             ]
         )
         return
+    embedded = not _external(project)
     table = Table("name", "scope", "updated", "key")
     for r in rows:
         table.add_row(
             literal(r.name),
             literal(r.scope),
-            datetime.fromtimestamp(r.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            r.key_id or "(before key ids)",
+            _when(r.updated_at),
+            r.key_id or ("(before key ids)" if embedded else "-"),
         )
     console.print(table)
 
@@ -130,13 +188,21 @@ def list_secrets(
 @app.command("rm")
 def remove_secret(
     name: str = typer.Argument(...),
+    scope: str | None = ScopeOpt,
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
-    """Delete NAME."""
+    """Delete NAME (on OpenBao: every version of it, as 'bao kv metadata delete')."""
 
-    if not with_backends(project, data, lambda b: b.vault.delete(name)):
-        fail(f"no secret named {name!r}", 4)
+    where = _scope(scope)
+    try:
+        removed = with_backends(
+            project, data, lambda b: b.secret_backend.delete(name, where), create=_external(project)
+        )
+    except InvalidSecret as exc:
+        fail(str(exc), 2)
+    if not removed:
+        fail(f"no secret named {name!r}" + (f" of scope {where}" if where else ""), 4)
     console.print(f"removed secret [bold]{literal(name)}[/]")
 
 
@@ -233,6 +299,14 @@ def rotate_key(
     secrets are re-encrypted, then secret.key is replaced (the previous key kept as
     secret.key.old). With GHAPPLETS_SECRET_KEY set, give --new-key-file (or --key-file) and set
     the variable to the new key everywhere afterwards. The key itself is never printed."""
+    backend = project_config(project).secrets.backend
+    if backend != BackendKind.EMBEDDED:
+        fail(
+            f"secrets.backend is {backend}: the values are kept (and encrypted) there, not with "
+            "the secrets key, so there is nothing to re-encrypt; the key now protects only the "
+            "connectors' token cache, which a new key simply empties",
+            2,
+        )
     folder = data_dir(project, data)
     in_env = bool(os.environ.get(KEY_ENV))
     if key_file is not None and new_key_file is not None:
@@ -280,3 +354,65 @@ def rotate_key(
         ]
     for line in lines:
         console.print(line, soft_wrap=True)
+
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _since(text: str) -> float:
+    """``--since``: a time ago (``30m``, ``12h``, ``7d``, ``2w``) or a date or time in ISO 8601
+    (``2026-05-01``, ``2026-05-01T10:00``, with a zone or read as UTC); epoch seconds."""
+    match = _DURATION_RE.match(text.strip())
+    if match:
+        return time.time() - float(match.group(1)) * _SECONDS[match.group(2)]
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        fail(f"--since {text!r}: give a time ago (30m, 12h, 7d) or an ISO date or time", 2)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _read_row(r: SecretReadRecord) -> dict[str, object]:
+    row = r.to_dict()
+    del row["id"]
+    return row
+
+
+@app.command("audit")
+def audit(
+    name: str | None = typer.Option(None, "--name", help="Only reads of this secret."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only reads since then: 30m, 12h, 7d, or an ISO date or time."
+    ),
+    limit: int = typer.Option(100, min=1, max=100_000, help="At most this many lines."),
+    as_json: bool = JsonOpt,
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+) -> None:
+    """List the audit log of secret reads, newest first (never a value).
+
+    Each line: when, who read (applet:<name>, source:<name>, connector:<name>, cli), which
+    secret, the scope it was found in, from which backend, and how the read ended (ok,
+    not_found, denied, invalid, failed); reads alike made together are one line with a count."""
+    after = None if since is None else _since(since)
+    rows = with_backends(
+        project,
+        data,
+        lambda b: b.secret_store.list_secret_reads(name=name, since=after, limit=limit),
+    )
+    if as_json:
+        print_json_lines([_read_row(r) for r in rows])
+        return
+    table = Table("at", "reader", "secret", "scope", "backend", "outcome", "count")
+    for r in rows:
+        table.add_row(
+            _when(r.at),
+            literal(r.reader),
+            literal(r.name),
+            literal(r.scope or "-"),
+            literal(r.backend),
+            literal(r.outcome),
+            str(r.count),
+        )
+    console.print(table)

@@ -35,7 +35,7 @@ async def _project_source(project: Path | None, data: Path | None, name: str) ->
     if name not in loaded.sources:
         fail(f"no source {name!r} in {CONFIG_FILE}; known: {', '.join(sorted(loaded.sources))}", 4)
     async with backends(project, data, create=True) as b:
-        return (await build_sources({name: loaded.sources[name]}, b.vault.get_global))[name]
+        return (await build_sources({name: loaded.sources[name]}, b.secrets.lookup))[name]
 
 
 def _adhoc_source(kind: str, name: str, secret: str) -> Source:

@@ -31,6 +31,7 @@ from ghapplets.logging import configure, get_logger
 from ghapplets.logsink import SplunkHecSink
 from ghapplets.metrics import MULTIPROC_ENV
 from ghapplets.platform import BOTH, Platform, Role
+from ghapplets.secrets.scopes import Reader
 from ghapplets.sources.registry import build_sources
 from ghapplets.supervisor import PARENT_ENV, Child, Supervisor, die_with_parent, listen
 
@@ -51,9 +52,9 @@ async def _check_startup(loaded: LoadedConfig, data: Path, sink: SplunkHecSink |
     The log sink's token is resolved too, and this process (a supervisor, or a lone gateway)
     starts shipping its lines."""
     async with open_backends(loaded.config, data) as backends:
-        await build_sources(loaded.sources, backends.vault.get_global)
+        await build_sources(loaded.sources, backends.secrets.lookup)
         if sink is not None:
-            await sink.start(backends.vault.get_global)
+            await sink.start(backends.secrets.lookup(Reader.platform("logging.splunk_hec")))
 
 
 def _log_sink(loaded: LoadedConfig, roles: frozenset[Role]) -> SplunkHecSink | None:

@@ -111,6 +111,29 @@ def load_yaml(path: Path) -> tuple[Any, Locator]:
     return parse_yaml(text, str(path))
 
 
+def _in_file(data: Any, loc: Loc, missing: bool) -> Loc:
+    """``loc`` as a key path of the file: without the tags pydantic adds to the location of an
+    error inside a member of a tagged union (``connectors.j.jira.token`` is ``connectors.j.token``
+    in the file). A tag is a name that is not a key of the mapping it would index (or indexes a
+    value that is no mapping); a missing key (``missing``) is the last part of its location, and
+    kept."""
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        absent = not isinstance(node, dict | list) or (isinstance(node, dict) and part not in node)
+        if absent and isinstance(part, str):
+            if not (missing and i == len(loc) - 1 and isinstance(node, dict)):
+                continue
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
+
+
 def validate(model: type[M], data: Any, locator: Locator, base: Loc = ()) -> M:
     """Validate ``data`` (found at ``base`` in the file) against ``model``, with located errors."""
     if data is None:
@@ -121,5 +144,10 @@ def validate(model: type[M], data: Any, locator: Locator, base: Loc = ()) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
-            [locator.problem((*base, *err["loc"]), err["msg"]) for err in exc.errors()]
+            [
+                locator.problem(
+                    (*base, *_in_file(data, err["loc"], err["type"] == "missing")), err["msg"]
+                )
+                for err in exc.errors()
+            ]
         ) from None

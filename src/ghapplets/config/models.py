@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ghapplets.applets.model import NAME_PATTERN
 from ghapplets.connectors.config import ConnectorConfig
+from ghapplets.secrets.config import EmbeddedSecrets, SecretsConfig
 
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
 
@@ -118,7 +119,8 @@ class SyncMode(StrEnum):
 
 
 class StorageConfig(BaseModel):
-    """Where deliveries, jobs and secrets are kept: the embedded SQLite file or PostgreSQL."""
+    """Where deliveries, jobs, the embedded secrets and the audit of secret reads are kept: the
+    embedded SQLite file or PostgreSQL."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -131,6 +133,8 @@ class StorageConfig(BaseModel):
     batch_max: Annotated[int, Field(ge=1, le=10000)] = 512
     retention_days: Annotated[float, Field(gt=0)] = 30.0
     dead_letter_retention_days: Annotated[float, Field(gt=0)] = 90.0
+    # the audit log of secret reads (ghapplets secrets audit)
+    audit_retention_days: Annotated[float, Field(gt=0)] = 90.0
 
     @model_validator(mode="after")
     def _url_for_postgresql(self) -> StorageConfig:
@@ -276,6 +280,7 @@ class ProjectConfig(BaseModel):
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    secrets: SecretsConfig = Field(default_factory=EmbeddedSecrets)
 
     # not part of the file: where it was read from
     root: Path = Field(default=Path("."), exclude=True)

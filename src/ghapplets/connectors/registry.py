@@ -1,10 +1,10 @@
 """The project's open connectors, and running an action on one of them.
 
 :meth:`Connectors.open` resolves each connector's ``${secret:…}``/``${env:…}`` values (global
-secrets only), registers them for redaction, and builds the vendor clients; a connector class
-that caches short-lived tokens (``uses_token_cache``: GitHub's installation tokens, ServiceNow's
-OAuth tokens) is given
-the store's :class:`~ghapplets.secrets.tokens.TokenCache`, shared by every process.
+secrets only, read as ``connector:<name>``), registers them for redaction, and builds the vendor
+clients; a connector class that caches short-lived tokens (``uses_token_cache``: GitHub's
+installation tokens, ServiceNow's OAuth tokens) is given the store's
+:class:`~ghapplets.secrets.tokens.TokenCache`, shared by every process.
 :meth:`act` is the one path every runtime takes to an action: the name is looked up, the input
 checked against its schema, the connector chosen (the input's ``connector``, else the only one
 of the kind), and the applet's ``connectors:`` list enforced, all before the vendor is called.
@@ -12,7 +12,7 @@ of the kind), and the applet's ``connectors:`` list enforced, all before the ven
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ghapplets.connectors.catalog import lookup
@@ -20,7 +20,8 @@ from ghapplets.connectors.config import ConnectorConfig, ConnectorKind
 from ghapplets.connectors.vendors import CONNECTORS
 from ghapplets.exceptions import ConnectorNotAllowed, ConnectorUnusable, UnresolvedReference
 from ghapplets.logging import get_logger, register_secret
-from ghapplets.secrets.refs import resolve
+from ghapplets.secrets.refs import Lookup, LookupFor, resolve
+from ghapplets.secrets.scopes import Reader
 
 log = get_logger("ghapplets.connectors")
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from ghapplets.secrets.tokens import TokenCache
 
 
-async def resolved(config: ConnectorConfig, lookup_secret: Callable[[str], Awaitable[str]]) -> Any:
+async def resolved(config: ConnectorConfig, lookup_secret: Lookup) -> Any:
     """A copy of ``config`` with every reference resolved; each value is registered as a
     secret for redaction when it came from a reference."""
     values: dict[str, Any] = {}
@@ -73,12 +74,13 @@ class Connectors:
     async def open(
         cls,
         configs: Mapping[str, ConnectorConfig],
-        lookup_secret: Callable[[str], Awaitable[str]],
+        lookup_for: LookupFor,
         *,
         tokens: TokenCache | None = None,
         tolerant: bool = False,
     ) -> Connectors:
-        """``tokens``: the store's token cache (None: each connector keeps its tokens in
+        """``lookup_for(Reader.connector(name))`` reads the ``${secret:…}`` of the connector
+        ``name``; ``tokens``: the store's token cache (None: each connector keeps its tokens in
         memory). A connector whose credentials cannot be resolved is an error, unless
         ``tolerant`` (the worker): then it is logged, and its actions fail with
         :class:`ConnectorUnusable`, while the other connectors work."""
@@ -86,7 +88,7 @@ class Connectors:
         try:
             for name, config in configs.items():
                 try:
-                    plain = await resolved(config, lookup_secret)
+                    plain = await resolved(config, lookup_for(Reader.connector(name)))
                 except UnresolvedReference as exc:
                     if not tolerant:
                         raise

@@ -37,9 +37,11 @@ from ghapplets.exceptions import (
     AppletStalled,
     ErrorType,
     NotFound,
+    SecretBackendError,
     SecretKeyError,
     SecretKeyMismatch,
     SecretScopeError,
+    UnresolvedReference,
 )
 from ghapplets.logging import bind_delivery, get_logger
 from ghapplets.metrics import UNKNOWN, Metrics
@@ -235,14 +237,22 @@ class Worker:
                     secrets = (
                         await self.secrets_for(spec.name, spec.secrets) if spec.secrets else {}
                     )
-                except (NotFound, SecretKeyError, SecretScopeError) as exc:
+                except (
+                    NotFound,
+                    SecretKeyError,
+                    SecretScopeError,
+                    SecretBackendError,
+                    UnresolvedReference,
+                ) as exc:
                     # retrying will not conjure a secret up, nor change its scope; but a key
-                    # rotated elsewhere is there once this process has the new key
+                    # rotated elsewhere is there once this process has the new key, and a
+                    # secrets backend that cannot answer (or refuses this process's token)
+                    # may answer after a while, or a fix
                     detail = exc.args[0] if exc.args else exc
                     outcome = AppletOutcome.failure(
                         ErrorType.SECRET_UNAVAILABLE,
                         f"a declared secret cannot be read: {detail}",
-                        retryable=isinstance(exc, SecretKeyMismatch),
+                        retryable=isinstance(exc, SecretKeyMismatch | SecretBackendError),
                     )
                 else:
                     actions = self._actions_for(spec, event)

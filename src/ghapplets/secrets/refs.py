@@ -2,8 +2,8 @@
 
 A value that is exactly one reference is replaced by what it names; any other string is a
 literal. Unknown variables or secrets are errors that name the reference, never its value, and
-so is a secret the lookup may not hand out (a source's settings read global secrets only:
-:meth:`ghapplets.secrets.vault.SecretVault.get_global`).
+so is a secret the lookup may not hand out (a source's or connector's settings read global
+secrets only: :meth:`ghapplets.secrets.access.SecretAccess.lookup`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from ghapplets.exceptions import NotFound, SecretScopeError, UnresolvedReference
+
+if TYPE_CHECKING:
+    from ghapplets.secrets.scopes import Reader
+
+Lookup = Callable[[str], Awaitable[str]]  # a secret's value by name, for one reader
+LookupFor = Callable[["Reader"], Lookup]  # the lookup of a reader (SecretAccess.lookup)
 
 REF_RE = re.compile(r"^\$\{(env|secret):([A-Za-z0-9_.-]+)\}$")
 
@@ -22,7 +29,7 @@ def parse_ref(value: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-async def resolve(value: str, secret_lookup: Callable[[str], Awaitable[str]]) -> str:
+async def resolve(value: str, secret_lookup: Lookup) -> str:
     ref = parse_ref(value)
     if ref is None:
         return value
@@ -34,10 +41,5 @@ async def resolve(value: str, secret_lookup: Callable[[str], Awaitable[str]]) ->
         return found
     try:
         return await secret_lookup(name)
-    except NotFound:
-        raise UnresolvedReference(
-            f"no stored secret named {name!r} (from {value}); add it with "
-            f"'ghapplets secrets set {name}'"
-        ) from None
-    except SecretScopeError as exc:
+    except (NotFound, SecretScopeError) as exc:  # the message says how to add it, or its scope
         raise UnresolvedReference(f"{exc} (from {value})") from None

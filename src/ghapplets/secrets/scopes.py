@@ -1,10 +1,13 @@
-"""Who may read a secret: its scope, ``global``, ``applet:<name>`` or ``blueprint:<name>``.
+"""Who may read a secret: its scope, ``global``, ``applet:<name>`` or ``blueprint:<name>``,
+and who reads it: a :class:`Reader`.
 
-A reader has a scope too: an applet reads as ``applet:<its name>``, a source's settings
-(``${secret:name}`` in ``ghapplets.yaml``) read as ``global``. A secret is handed to a reader
-when it is global or has exactly the reader's scope (:meth:`Scope.admits`); so an applet gets
-the global secrets and its own, and a source's settings only global ones. The operator's
-``ghapplets secrets get`` is not a reader: it reads any secret.
+A reader has a scope too: an applet reads as ``applet:<its name>``, a source's or a connector's
+settings (``${secret:name}`` in ``ghapplets.yaml``) read as ``global``. A secret is handed to a
+reader when it is global or has exactly the reader's scope (:meth:`Scope.admits`); so an applet
+gets the global secrets and its own, and the settings only global ones. The operator's
+``ghapplets secrets get`` (:data:`CLI`) has no scope: it reads any secret. The audit log
+(:mod:`ghapplets.secrets.audit`) names readers as ``applet:<name>``, ``source:<name>``,
+``connector:<name>`` or ``cli``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from enum import StrEnum
 from ghapplets.applets.model import NAME_PATTERN
 from ghapplets.exceptions import InvalidSecret
 
-_OWNER_RE = re.compile(NAME_PATTERN)
+OWNER_RE = re.compile(NAME_PATTERN)
 
 
 class ScopeKind(StrEnum):
@@ -40,7 +43,7 @@ class Scope:
         kind, sep, owner = text.strip().partition(":")
         if kind == ScopeKind.GLOBAL and not sep:
             return GLOBAL
-        if kind in (ScopeKind.APPLET, ScopeKind.BLUEPRINT) and _OWNER_RE.match(owner):
+        if kind in (ScopeKind.APPLET, ScopeKind.BLUEPRINT) and OWNER_RE.match(owner):
             return cls(ScopeKind(kind), owner)
         raise InvalidSecret(
             f"invalid scope {text!r}: use global, applet:<name> or blueprint:<name> "
@@ -57,3 +60,56 @@ class Scope:
 
 
 GLOBAL = Scope(ScopeKind.GLOBAL)
+
+
+class ReaderKind(StrEnum):
+    APPLET = "applet"  # its declared secrets, for a job or ``ghapplets invoke``
+    SOURCE = "source"  # ``${secret:name}`` in a source's settings
+    CONNECTOR = "connector"  # ``${secret:name}`` in a connector's settings
+    PLATFORM = "platform"  # ``${secret:name}`` in the platform's own settings (logging...)
+    CLI = "cli"  # the operator: ``ghapplets secrets get``
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who reads a secret: the scope it reads as, and its name in the audit log."""
+
+    kind: ReaderKind
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}" if self.name else str(self.kind)
+
+    @classmethod
+    def applet(cls, name: str) -> Reader:
+        return cls(ReaderKind.APPLET, name)
+
+    @classmethod
+    def source(cls, name: str) -> Reader:
+        return cls(ReaderKind.SOURCE, name)
+
+    @classmethod
+    def connector(cls, name: str) -> Reader:
+        return cls(ReaderKind.CONNECTOR, name)
+
+    @classmethod
+    def platform(cls, setting: str) -> Reader:
+        return cls(ReaderKind.PLATFORM, setting)
+
+    @property
+    def scope(self) -> Scope | None:
+        """The scope this reader reads as; None for the operator, who reads any."""
+        if self.kind is ReaderKind.CLI:
+            return None
+        return Scope.applet(self.name) if self.kind is ReaderKind.APPLET else GLOBAL
+
+    def describe(self) -> str:
+        """The reader in an error message."""
+        if self.kind is ReaderKind.APPLET:
+            return f"applet {self.name!r}"
+        if self.kind is ReaderKind.CLI:
+            return "the operator"
+        return f"the settings of {self.kind} {self.name!r}"
+
+
+CLI = Reader(ReaderKind.CLI)

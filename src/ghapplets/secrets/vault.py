@@ -1,12 +1,10 @@
 """The embedded secret vault: named values, encrypted in the store, scoped, redacted from logs.
 
-Every path that hands a secret to something reads through a scope check
-(:mod:`ghapplets.secrets.scopes`):
-
-- :meth:`SecretVault.for_applet`: the declared secrets of an applet, each global or scoped to
-  that applet (the worker, ``ghapplets invoke``, and through the worker the test kit's gateway);
-- :meth:`SecretVault.get_global`: ``${secret:name}`` in a source's settings, global only;
-- :meth:`SecretVault.get`: any secret, for the operator (``ghapplets secrets get``) only.
+A secret is a name with a scope beside it (:mod:`ghapplets.secrets.scopes`). :meth:`read`
+hands a reader of a scope only what that scope admits; without a reader scope it is the
+operator's read of any secret (``ghapplets secrets get``). The vault is the embedded backend
+(:mod:`ghapplets.secrets.backends.embedded`); readers reach it through
+:class:`~ghapplets.secrets.access.SecretAccess`, which audits every read.
 
 Keys: the vault writes with the current key of its :class:`~ghapplets.secrets.crypto.Keyring`
 and reads each secret with the key its ``key_id`` names. When it lacks that key (another
@@ -17,25 +15,17 @@ tries again, so a rotation needs no restart where the key is a file.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ghapplets.exceptions import InvalidSecret, NotFound, SecretKeyMismatch, SecretScopeError
 from ghapplets.logging import register_secret
+from ghapplets.secrets.backends import SecretInfo
 from ghapplets.secrets.crypto import KEY_ENV, KEY_FILE, V1, Cipher, Keyring
 from ghapplets.secrets.names import check_name
 from ghapplets.secrets.scopes import GLOBAL, Scope
 from ghapplets.store.base import SecretStore
 from ghapplets.store.records import SecretRecord
-
-
-@dataclass(frozen=True, slots=True)
-class SecretInfo:
-    name: str
-    scope: str
-    created_at: float
-    updated_at: float
-    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +114,6 @@ class SecretVault:
         register_secret(value)
         return where
 
-    async def delete(self, name: str) -> bool:
-        return await self.store.delete_secret(name)
-
     async def rotate(self, new_key: bytes) -> Rotation:
         """Re-encrypt every secret under ``new_key`` (format v2), in one transaction: each is
         read with the key its id names (or ``new_key``, after an interrupted rotation). If
@@ -157,38 +144,33 @@ class SecretVault:
         self._keys = Keyring(new_key, [])
         return Rotation(count, upgraded, target.key_id, frozenset(previous))
 
+    async def delete(self, name: str) -> bool:
+        return await self.store.delete_secret(name)
+
     # -- reads -----------------------------------------------------------------------------
     async def get(self, name: str) -> str:
         """Any secret, whatever its scope: for the operator, never for an applet or a source."""
-        return self._open(await self.store.get_secret(name))
+        return (await self.read(name))[0]
 
-    async def get_global(self, name: str) -> str:
-        """A global secret: what ``${secret:name}`` in a source's settings may read."""
-        return await self._read_as(GLOBAL, name, "a source's settings")
-
-    async def for_applet(self, applet: str, names: Sequence[str]) -> Mapping[str, str]:
-        """The values of ``names`` for ``applet``: each must be global or scoped to
-        ``applet:<applet>`` (:class:`SecretScopeError` otherwise; NotFound if missing)."""
-        reader = Scope.applet(applet)
-        return {name: await self._read_as(reader, name, f"applet {applet!r}") for name in names}
-
-    async def _read_as(self, reader: Scope, name: str, who: str) -> str:
+    async def read(self, name: str, reader: Scope | None = None) -> tuple[str, str]:
+        """The value of ``name`` and its stored scope. For a ``reader`` scope the secret must
+        be global or of that scope (:class:`SecretScopeError` otherwise, checked before it is
+        decrypted); without one, any secret (the operator). NotFound when there is none."""
         record = await self.store.get_secret(name)
-        try:
-            scope = Scope.parse(record.scope)
-        except InvalidSecret:
-            raise SecretScopeError(
-                f"secret {name!r} has scope {record.scope!r}, which is not global, applet:<name> "
-                f"or blueprint:<name>: store it again with 'ghapplets secrets set {name} --scope'"
-            ) from None
-        if not scope.admits(reader):
-            allowed = "global secrets" + ("" if reader == GLOBAL else f" and those of {reader}")
-            raise SecretScopeError(
-                f"secret {name!r} is scoped to {scope}: {who} may read only {allowed}"
-            )
-        return self._open(record)
+        if reader is not None:
+            try:
+                scope = Scope.parse(record.scope)
+            except InvalidSecret:
+                raise SecretScopeError(
+                    f"secret {name!r} has the invalid scope {record.scope!r} (store it again "
+                    f"with 'ghapplets secrets set {name} --scope SCOPE')"
+                ) from None
+            if not scope.admits(reader):
+                raise SecretScopeError(f"secret {name!r} is scoped to {scope}")
+        return self._open(record), record.scope
 
     async def list(self) -> list[SecretInfo]:
+        """Every secret's name, scope and key id (reading them needs no key)."""
         return [
             SecretInfo(r.name, r.scope, r.created_at, r.updated_at, r.key_id)
             for r in await self.store.list_secrets()

@@ -7,10 +7,11 @@ builds the endpoints with :func:`build_sources`, which resolves their secrets fi
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ghapplets.logging import register_secret
-from ghapplets.secrets.refs import resolve
+from ghapplets.secrets.refs import LookupFor, resolve
+from ghapplets.secrets.scopes import Reader
 from ghapplets.sources.base import Source, SourceSettings
 from ghapplets.sources.bitbucket import BitbucketSource
 from ghapplets.sources.generic import GenericSource
@@ -61,12 +62,14 @@ def build_source(name: str, settings: SourceSettings, secrets: Sequence[bytes]) 
 
 
 async def build_sources(
-    settings: Mapping[str, SourceSettings], lookup: Callable[[str], Awaitable[str]]
+    settings: Mapping[str, SourceSettings], lookup_for: LookupFor
 ) -> dict[str, Source]:
     """Every configured source, with its ``secret`` / ``previous_secret`` references resolved
-    (``lookup`` reads ``${secret:name}``) and registered for redaction from the logs."""
+    (``lookup_for(Reader.source(name))`` reads ``${secret:name}`` for the source ``name``) and
+    registered for redaction from the logs."""
     sources: dict[str, Source] = {}
     for name, entry in settings.items():
+        lookup = lookup_for(Reader.source(name))
         secrets: list[bytes] = []
         for ref in (entry.secret, entry.previous_secret):
             if ref:

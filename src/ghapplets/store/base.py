@@ -1,11 +1,12 @@
 """The store contracts: the history of deliveries and jobs, and the encrypted secrets.
 
 Two interfaces, because they change for different reasons and may live in different places
-(secrets can move to Vault/OpenBao while the history stays in the database):
+(secret values can be kept by OpenBao or Kubernetes while the history stays in the database):
 
 - :class:`HistoryStore`: deliveries, jobs and their attempts, dead letters, retention;
-- :class:`SecretStore`: named ciphertexts (encryption is the vault's job, not the store's), and
-  the connectors' cached tokens (encrypted by :mod:`ghapplets.secrets.tokens`).
+- :class:`SecretStore`: named ciphertexts (encryption is the vault's job, not the store's), the
+  connectors' cached tokens (encrypted by :mod:`ghapplets.secrets.tokens`), and the audit log
+  of secret reads (:mod:`ghapplets.secrets.audit`), whatever backend keeps the values.
 
 Backends: the embedded SQLite database (:mod:`ghapplets.store.sqlite`) and PostgreSQL
 (:mod:`ghapplets.store.postgres`); both pass one conformance suite. Lookups of a name that does
@@ -25,6 +26,7 @@ from ghapplets.store.records import (
     JobRecord,
     JobStatus,
     JobUpdate,
+    SecretReadRecord,
     SecretRecord,
 )
 
@@ -154,3 +156,19 @@ class SecretStore(ABC):
     @abstractmethod
     async def put_token(self, key: str, ciphertext: bytes, expires_at: float) -> None:
         """Insert or replace the cached connector token ``key`` (any process may read it)."""
+
+    @abstractmethod
+    async def record_secret_reads(self, reads: Sequence[SecretReadRecord]) -> None:
+        """Append audit lines; a line whose id is stored already is left as it is."""
+
+    @abstractmethod
+    async def list_secret_reads(
+        self, *, name: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[SecretReadRecord]:
+        """Audit lines, newest first: of the secret ``name`` (any, if None), at or after the
+        epoch time ``since``, at most ``limit``."""
+
+    @abstractmethod
+    async def prune_secret_reads(self, older_than: float) -> int:
+        """Delete the audit lines before the epoch time ``older_than``, in small transactions;
+        how many."""

@@ -31,6 +31,16 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # every job finished, at least one dead
 
 
+class ReadOutcome(StrEnum):
+    """How a read of a secret ended, as the audit log records it."""
+
+    OK = "ok"  # the value was handed to the reader
+    NOT_FOUND = "not_found"  # no such secret where this reader may look
+    DENIED = "denied"  # it exists, in a scope this reader may not read
+    INVALID = "invalid"  # the name cannot name a secret (refused before any lookup)
+    FAILED = "failed"  # the backend refused or could not answer
+
+
 class AttemptOutcome(StrEnum):
     OK = "ok"
     RETRYABLE = "retryable"
@@ -111,3 +121,24 @@ class SecretRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     key_id: str | None = None
+
+
+@dataclass(slots=True)
+class SecretReadRecord:
+    """One line of the audit log of secret reads: ``count`` reads of the secret ``name`` by
+    ``reader`` (``applet:<name>``, ``source:<name>``, ``connector:<name>``, ``cli``) from the
+    backend ``backend``, the first at ``at`` (reads alike within one write are one line).
+    ``scope``: where the secret was found (None unless ``outcome`` is ``ok``). Never a value.
+    ``id`` is unique, so writing a line again (a retried write) does not repeat it."""
+
+    id: str
+    at: float
+    reader: str
+    name: str
+    backend: str
+    outcome: ReadOutcome
+    scope: str | None = None
+    count: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -33,6 +33,7 @@ from ghapplets.store.records import (
     JobRecord,
     JobStatus,
     JobUpdate,
+    SecretReadRecord,
     SecretRecord,
 )
 
@@ -42,6 +43,7 @@ P = ParamSpec("P")
 JOBS_CHUNK = 400  # job ids per status query
 BODIES_CHUNK = 200  # deliveries per body query (two bound parameters each)
 PRUNE_CHUNK = 256  # deliveries deleted per transaction
+AUDIT_PRUNE_CHUNK = 2000  # audit lines of secret reads deleted per transaction
 # the clock leases are measured by (the processes' clocks: keep them in sync); tests replace it
 clock = time.time
 
@@ -203,6 +205,16 @@ def put_token(key: str, ciphertext: bytes, expires_at: float, now: float) -> Wri
     yield Step("execute", sql.PUT_TOKEN, params)
 
 
+def record_secret_reads(reads: Sequence[SecretReadRecord]) -> Write[None]:
+    yield Step("many", sql.RECORD_SECRET_READ, [sql.secret_read_params(r) for r in reads])
+
+
+def prune_secret_reads(older_than: float, limit: int) -> Write[int]:
+    params = {"older_than": older_than, "limit": limit}
+    count = yield Step("execute", sql.PRUNE_SECRET_READS, params)
+    return int(count)
+
+
 class Relational(ABC):
     """What a relational backend supplies: running writes and queries."""
 
@@ -339,3 +351,22 @@ class SqlSecretStore(Relational, SecretStore):
 
     async def put_token(self, key: str, ciphertext: bytes, expires_at: float) -> None:
         await self._write(put_token, key, ciphertext, expires_at, time.time())
+
+    async def record_secret_reads(self, reads: Sequence[SecretReadRecord]) -> None:
+        if reads:
+            await self._write(record_secret_reads, reads)
+
+    async def list_secret_reads(
+        self, *, name: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[SecretReadRecord]:
+        rows = await self._query(sql.secret_reads_query(name, since, limit))
+        return [sql.secret_read_of(r) for r in rows]
+
+    async def prune_secret_reads(self, older_than: float) -> int:
+        """In chunks of :data:`AUDIT_PRUNE_CHUNK` lines, each its own transaction."""
+        total = 0
+        while True:
+            pruned = await self._write(prune_secret_reads, older_than, AUDIT_PRUNE_CHUNK)
+            total += pruned
+            if pruned < AUDIT_PRUNE_CHUNK:
+                return total

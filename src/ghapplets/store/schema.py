@@ -151,3 +151,22 @@ connector_tokens = Table(
     Column("expires_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# the audit log of secret reads (ghapplets.secrets.audit): who read which secret from which
+# backend, when and with what outcome, never a value; ``count`` reads alike written together are
+# one row. Bounded by ``storage.audit_retention_days``: SecretStore.record_secret_reads /
+# list_secret_reads / prune_secret_reads
+secret_reads = Table(
+    "secret_reads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("reader", String(128), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("scope", String(128), nullable=True),
+    Column("count", Integer, nullable=False),
+)
+Index("ix_secret_reads_at", secret_reads.c.at)
+Index("ix_secret_reads_name_at", secret_reads.c.name, secret_reads.c.at)

@@ -29,6 +29,8 @@ from ghapplets.store.records import (
     JobRecord,
     JobStatus,
     JobUpdate,
+    ReadOutcome,
+    SecretReadRecord,
     SecretRecord,
 )
 
@@ -150,6 +152,17 @@ PUT_TOKEN = (
     " SET ciphertext = excluded.ciphertext, expires_at = excluded.expires_at,"
     " updated_at = excluded.updated_at"
 )
+# an audit line written again (a retried write whose commit was not answered) is left as it is
+RECORD_SECRET_READ = (
+    "INSERT INTO secret_reads (id, at, reader, name, backend, outcome, scope, count)"  # noqa: S105
+    " VALUES (:id, :at, :reader, :name, :backend, :outcome, :scope, :count)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+# the oldest audit lines first, a bounded chunk per transaction (the index on ``at``)
+PRUNE_SECRET_READS = (
+    "DELETE FROM secret_reads WHERE id IN (SELECT id FROM secret_reads"  # noqa: S105 - SQL
+    " WHERE at < :older_than ORDER BY at LIMIT :limit)"
+)
 
 # statuses as parameters of the statements above
 STARTED_STATUSES = {"running": JobStatus.RUNNING, "succeeded": JobStatus.SUCCEEDED}
@@ -237,6 +250,10 @@ def secret_params(r: SecretRecord) -> dict[str, Any]:
     return _fields(r, "name", "scope", "ciphertext", "created_at", "updated_at", "key_id")
 
 
+def secret_read_params(r: SecretReadRecord) -> dict[str, Any]:
+    return _fields(r, "id", "at", "reader", "name", "backend", "outcome", "scope", "count")
+
+
 def lease_params(name: str, holder: str, ttl: float, now: float) -> dict[str, Any]:
     return {"name": name, "holder": holder, "expires_at": now + ttl, "now": now}
 
@@ -321,6 +338,15 @@ def secret_query(name: str) -> Select[Any]:
     return select(t.secrets).where(t.secrets.c.name == name)
 
 
+def secret_reads_query(name: str | None, since: float | None, limit: int) -> Select[Any]:
+    """Audit lines, newest first: of the secret ``name``, at or after ``since``."""
+    r = t.secret_reads
+    q = _where_given(select(r), (r.c.name, name))
+    if since is not None:
+        q = q.where(r.c.at >= since)
+    return q.order_by(r.c.at.desc(), r.c.id.desc()).limit(limit)
+
+
 def token_query(key: str) -> Select[Any]:
     c = t.connector_tokens.c
     return select(c.ciphertext, c.expires_at).where(c.key == key)
@@ -362,3 +388,7 @@ def attempt_of(m: Row) -> AttemptRecord:
 
 def secret_of(m: Row) -> SecretRecord:
     return _record(SecretRecord, m, ciphertext=bytes)
+
+
+def secret_read_of(m: Row) -> SecretReadRecord:
+    return _record(SecretReadRecord, m, outcome=ReadOutcome)

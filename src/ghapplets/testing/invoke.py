@@ -142,7 +142,7 @@ async def _open(settings: Mapping[str, Any] | None) -> Connectors | None:
     async def no_secrets(name: str) -> str:
         raise UnresolvedReference(f"invoke() reads no stored secret ({name}): pass the value")
 
-    return await Connectors.open(configs, no_secrets)
+    return await Connectors.open(configs, lambda reader: no_secrets)
 
 
 def _load(path: Path) -> AppletSpec:
