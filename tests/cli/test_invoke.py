@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ghapplets.testing.events import fixture_event
-from tests.cli.helpers import cli, ghapplets
+from tests.cli.helpers import clean_env, cli, ghapplets
 from tests.conftest import ProjectBuilder
 
 TOKEN = "invoke-token-51c9e2"
@@ -18,14 +19,37 @@ def add_exec_applet(project: Path, name: str, script: str, manifest: str = "") -
     ProjectBuilder(project).exec_applet(name, script, "on: [com.github.*]\n" + manifest)
 
 
-def test_invoke_a_python_applet_on_a_fixture(scaffolded: Path) -> None:
+def test_invoke_a_python_applet_on_a_fixture(scaffolded: Path, ghapplets_fakes: Any) -> None:
+    # the scaffold's applet comments through the project's GitHub connector: pointed at the
+    # fake by environment overrides, with the fake App's key stored as the config says
+    github = ghapplets_fakes.github
+    github.add_issue("octo-org/hello-world", 1347, title="Found a bug")
+    pem = ghapplets_fakes.private_keys[1001]
+    assert cli("secrets", "set", "github-app-key", "-p", scaffolded, input=pem).code == 0
+    env = clean_env(
+        GHAPPLETS_CONNECTORS__GITHUB__BASE_URL=github.base_url,
+        GHAPPLETS_CONNECTORS__GITHUB__APP_ID="1001",
+        GHAPPLETS_CONNECTORS__GITHUB__INSTALLATION_ID="2001",
+    )
     result = ghapplets(
-        "invoke", "hello-python", "--fixture", "github:issues.opened", cwd=scaffolded
+        "invoke", "hello-python", "--fixture", "github:issues.opened", cwd=scaffolded, env=env
     )
     assert result.code == 0, result
     doc = json.loads(result.out)
     assert doc["ok"] is True
-    assert doc["result"]["comment"].startswith("Thanks @monalisa for opening #")
+    assert "/octo-org/hello-world/issues/1347#issuecomment-" in doc["result"]["comment"]
+    [posted] = github.requests("/repos/octo-org/hello-world/issues/1347/comments", method="POST")
+    assert posted.json()["body"].startswith("Thanks @monalisa for opening #1347")
+
+
+def test_invoke_without_the_connectors_secret_fails_its_action(scaffolded: Path) -> None:
+    result = ghapplets(
+        "invoke", "hello-python", "--fixture", "github:issues.opened", cwd=scaffolded
+    )
+    assert result.code == 1, result
+    error = json.loads(result.out)["error"]
+    assert error["type"] == "ConnectorUnusable"
+    assert "no stored secret named 'github-app-key'" in error["message"]
 
 
 def test_invoke_an_event_file(scaffolded: Path) -> None:

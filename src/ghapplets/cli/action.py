@@ -24,8 +24,8 @@ import orjson
 import typer
 
 from ghapplets.backends import DB_FILE
-from ghapplets.cli.invoke import EXIT_RETRYABLE
 from ghapplets.cli.project import (
+    EXIT_RETRYABLE,
     DataDirOpt,
     ProjectOpt,
     backends,
@@ -89,7 +89,12 @@ async def _project_store(
         yield b.secrets.lookup, TokenCache.of(b.vault) if tokens else None
 
 
-async def _act(project: Path | None, data: Path | None, name: str, payload: Any) -> Any:
+@contextlib.asynccontextmanager
+async def project_connectors(
+    project: Path | None, data: Path | None, *, tolerant: bool = False
+) -> AsyncIterator[Connectors]:
+    """The project's connectors, open (``ghapplets action``, ``ghapplets invoke``), with the
+    store opened only when a connector needs it; ``tolerant``: see :meth:`Connectors.open`."""
     config = project_config(project)
     needed = any(
         "${secret:" in value
@@ -99,11 +104,18 @@ async def _act(project: Path | None, data: Path | None, name: str, payload: Any)
     )
     caches = any(c.caches_tokens for c in config.connectors.values())
     async with _project_store(project, data, needed, caches) as (lookup, tokens):
-        connectors = await Connectors.open(config.connectors, lookup, tokens=tokens)
+        connectors = await Connectors.open(
+            config.connectors, lookup, tokens=tokens, tolerant=tolerant
+        )
         try:
-            return await connectors.act(name, payload)
+            yield connectors
         finally:
             await connectors.aclose()
+
+
+async def _act(project: Path | None, data: Path | None, name: str, payload: Any) -> Any:
+    async with project_connectors(project, data) as connectors:
+        return await connectors.act(name, payload)
 
 
 async def _act_remote(url: str, token: str, name: str, payload: Any) -> Any:

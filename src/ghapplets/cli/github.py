@@ -15,8 +15,8 @@ from pathlib import Path
 
 import typer
 
-from ghapplets.cli.invoke import EXIT_RETRYABLE
 from ghapplets.cli.project import (
+    EXIT_RETRYABLE,
     EXIT_USAGE,
     DataDirOpt,
     JsonOpt,

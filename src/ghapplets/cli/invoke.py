@@ -11,13 +11,21 @@ import typer
 from ghapplets.applets.loader import discover
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import run_once
-from ghapplets.cli.project import DataDirOpt, ProjectOpt, backends, console, fail, load, run
+from ghapplets.cli.action import project_connectors
+from ghapplets.cli.project import (
+    EXIT_RETRYABLE,
+    DataDirOpt,
+    ProjectOpt,
+    backends,
+    console,
+    fail,
+    load,
+    run,
+)
 from ghapplets.events import CloudEvent
 from ghapplets.exceptions import ConfigError, NotFound, SecretScopeError
 from ghapplets.logging import configure
 from ghapplets.testing.events import fixture_event
-
-EXIT_RETRYABLE = 75
 
 
 def _read_event(event_file: Path | None, fixture: str | None) -> CloudEvent:
@@ -57,7 +65,20 @@ async def _invoke(
                 fail(f"applet {applet!r} declares a secret that is not stored: {exc}", 4)
             except SecretScopeError as exc:
                 fail(str(exc), 3)
-    return await run_once(spec, event, job_id=f"invoke:{uuid.uuid4().hex[:12]}", secrets=secrets)
+    job_id = f"invoke:{uuid.uuid4().hex[:12]}"
+    if not spec.connectors:
+        return await run_once(spec, event, job_id=job_id, secrets=secrets)
+    # as in a job: its connectors only, a GitHub action as the event's installation; one
+    # without its secret fails its own actions (ConnectorUnusable), not the invocation
+    async with project_connectors(project, data, tolerant=True) as connectors:
+        return await run_once(
+            spec,
+            event,
+            job_id=job_id,
+            secrets=secrets,
+            actions=connectors.caller(spec.connectors, event),
+            clients=connectors.clients(spec.connectors, event),
+        )
 
 
 def invoke(

@@ -34,6 +34,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_NOT_FOUND = 4
+EXIT_RETRYABLE = 75  # EX_TEMPFAIL: try again later
 
 ProjectOpt = typer.Option(
     None,
