@@ -73,6 +73,22 @@ GROUPS: dict[str, Group] = {
         ("ghapplets/dispatch/*",),
         ("dispatch", "connectors/test_applet_actions.py", "connectors/test_job_actions.py"),
     ),
+    "connectors": Group(
+        (
+            "ghapplets/secrets/tokens.py",
+            "ghapplets/connectors/registry.py",
+            "ghapplets/connectors/endpoint.py",
+            "ghapplets/connectors/wire.py",
+            "ghapplets/connectors/github_kit.py",
+            "ghapplets/connectors/github_catchup.py",
+        ),
+        (
+            "connectors",
+            "cli/test_action_cli.py",
+            "cli/test_action_github_cli.py",
+            "cli/test_action_servicenow_cli.py",
+        ),
+    ),
     "secrets": Group(
         ("ghapplets/secrets/*",),
         (
