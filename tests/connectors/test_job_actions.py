@@ -5,9 +5,11 @@ applet's environment); a Python applet's GitHub actions act as the event's App i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,11 +42,13 @@ def jira_connector(url: str) -> str:
     )
 
 
-def exec_project(root: Path, fakes: Any, action: str, data: Any, allowed: str) -> Path:
+def exec_project(
+    root: Path, fakes: Any, action: str, data: Any, allowed: str, attempts: int = 1
+) -> Path:
     builder = ProjectBuilder(root)
     manifest = (
         f"on: [com.github.issues.opened]\nconnectors: [{allowed}]\n"
-        "retry: {max_attempts: 1}\nenv:\n"
+        f"retry: {{max_attempts: {attempts}}}\nenv:\n"
         f"  PATH: {BIN}:/usr/bin:/bin\n  ACTION: {action}\n  INPUT: '{json.dumps(data)}'\n"
     )
     builder.exec_applet("commenter", EXEC_SCRIPT, manifest)
@@ -135,6 +139,32 @@ async def test_a_vendor_outage_makes_the_exec_applet_retryable(
         [attempt] = await gw.platform.backends.store.list_attempts(job.id)
     assert attempt.outcome == AttemptOutcome.RETRYABLE  # exit 75: the job is tried again
     assert "ActionUnavailable" in "\n".join(attempt.logs or [])
+
+
+@pytest.mark.usefixtures("jira_env")
+async def test_the_vendors_retry_after_reaches_the_exec_applets_job(
+    tmp_path: Path, ghapplets_fakes: Any
+) -> None:
+    jira = ghapplets_fakes.jira
+    jira.add_issue("PROJ", "Existing")
+    jira.inject(429, retry_after=40, times=100)
+    data = {"issue": "PROJ-1", "body": "later"}
+    root = exec_project(tmp_path / "p", ghapplets_fakes, "jira.add_comment", data, "jira", 2)
+    async with running_gateway(root, tmp_path / "data") as gw:
+        await gw.send("github", "issues.opened", delivery_id="x-5")
+        store = gw.platform.backends.store
+        deadline = time.monotonic() + 30
+        while True:
+            jobs = await store.list_jobs(delivery_id="x-5")
+            if jobs and jobs[0].status == JobStatus.RETRYING:
+                break
+            assert time.monotonic() < deadline, jobs
+            await asyncio.sleep(0.05)
+        [attempt] = await store.list_attempts(jobs[0].id)
+    # `exec ghapplets action` printed the error object: Jira's delay, not the usual backoff
+    assert attempt.error_type == "ActionUnavailable"
+    assert jobs[0].next_attempt_at is not None
+    assert jobs[0].next_attempt_at >= attempt.finished_at + 39
 
 
 # -- an HTTP applet --------------------------------------------------------------------------

@@ -148,7 +148,9 @@ def action(
 ) -> None:
     """Run the action NAME once and print its output as JSON; exit 0 ok, 75 retryable (the
     vendor is unavailable), 1 permanent (refused, or bad input), 2 unreadable --input, 3 the
-    configuration cannot be used (a connector's reference cannot be resolved)."""
+    configuration cannot be used (a connector's reference cannot be resolved). A failed action
+    also prints the exec applets' error object on stdout, so an applet that ends with
+    ``exec ghapplets action ...`` hands its job the vendor's Retry-After."""
     payload = _read_input(input)
     url, token = os.environ.get(wire.URL_VARIABLE), os.environ.get(wire.TOKEN_VARIABLE)
     try:
@@ -158,6 +160,10 @@ def action(
             output = run(_act(project, data, name, payload))
     except AppletError as exc:
         typer.echo(f"error: {exc.type}: {exc.message}", err=True)
+        error = {"type": str(exc.type), "message": exc.message, "retryable": exc.retryable}
+        if exc.retry_after is not None:
+            error["retry_after"] = exc.retry_after
+        sys.stdout.write(orjson.dumps({"ok": False, "error": error}).decode() + "\n")
         raise typer.Exit(EXIT_RETRYABLE if exc.retryable else 1) from None
     except GhappletsError as exc:
         fail(str(exc), 1)
