@@ -242,11 +242,25 @@ def test_no_secret_value_reaches_the_server_log(flow: Flow) -> None:
 # -- serve with a scaffolded project: ${secret:...}, --data-dir, GHAPPLETS_SERVER__PORT ---------
 
 
-def test_serve_a_scaffolded_project_with_data_dir_and_port_override(tmp_path: Path) -> None:
+def test_serve_a_scaffolded_project_with_data_dir_and_port_override(
+    tmp_path: Path, ghapplets_fakes: Any
+) -> None:
     root, data = tmp_path / "demo", tmp_path / "data"
     assert cli("init", root, "--data-dir", data).code == 0
+    # the example Python applet comments through the GitHub connector: on the fake, with the
+    # fake App's key stored under --data-dir as the configuration says
+    ghapplets_fakes.github.add_issue("octo-org/hello-world", 1347)
+    pem = ghapplets_fakes.private_keys[1001]
+    stored = cli("secrets", "set", "github-app-key", "-p", root, "--data-dir", data, input=pem)
+    assert stored.code == 0, stored
     port = free_port()
-    env = clean_env(GHAPPLETS_SERVER__PORT=str(port), GHAPPLETS_DATA_DIR=str(data))
+    env = clean_env(
+        GHAPPLETS_SERVER__PORT=str(port),
+        GHAPPLETS_DATA_DIR=str(data),
+        GHAPPLETS_CONNECTORS__GITHUB__BASE_URL=ghapplets_fakes.github.base_url,
+        GHAPPLETS_CONNECTORS__GITHUB__APP_ID="1001",
+        GHAPPLETS_CONNECTORS__GITHUB__INSTALLATION_ID="2001",
+    )
     # the source's secret is ${secret:github-webhook}, from the vault under --data-dir
     with serving(root, "--data-dir", data, env=env, port=port) as server:
         delivery_id = str(uuid.uuid4())
