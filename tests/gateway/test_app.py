@@ -8,6 +8,8 @@ the answers, which depend only on the request scope.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -51,7 +53,13 @@ def client(app: GatewayApp, base: str = "http://127.0.0.1:8080") -> httpx.AsyncC
 
 @pytest.mark.parametrize(
     ("path", "name"),
-    [("/hooks/github", "github"), ("/hooks/jira/", "jira"), ("/hooks/a-b_c", "a-b_c")],
+    [
+        ("/hooks/github", "github"),
+        ("/hooks/jira/", "jira"),
+        ("/hooks/jira//", "jira"),
+        ("/hooks/a-b_c", "a-b_c"),
+        ("/hooks/GitHubX", "GitHubX"),  # only slashes are trimmed
+    ],
 )
 async def test_post_to_a_hook_goes_to_ingest_with_the_source_name(path: str, name: str) -> None:
     app, ingest = make_app()
@@ -181,6 +189,39 @@ async def test_an_ipv4_mapped_address_is_the_same_listener() -> None:
     async with client(app, "http://127.0.0.1:9100") as c:
         assert (await c.get("/healthz")).status_code == 404
         assert (await c.get("/metrics")).status_code == 200
+
+
+async def test_the_lifespan_given_runs_at_startup_and_shutdown() -> None:
+    events: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        events.append("startup")
+        yield
+        events.append("shutdown")
+
+    async def ready() -> dict[str, str]:
+        return {}
+
+    async def render() -> bytes:
+        return b""
+
+    app = GatewayApp(Recorder(), ready, render, lifespan=lifespan)  # type: ignore[arg-type]
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        events.append(message["type"])
+
+    await app({"type": "lifespan"}, receive, send)
+    assert events == [
+        "startup",
+        "lifespan.startup.complete",
+        "shutdown",
+        "lifespan.shutdown.complete",
+    ]
 
 
 async def test_non_http_scopes_go_to_starlette() -> None:

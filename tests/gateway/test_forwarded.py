@@ -59,6 +59,7 @@ def test_a_very_long_header_is_walked_a_bounded_distance() -> None:
         (" 1.2.3.4:80 ", "1.2.3.4"),
         ("[::1]:80", "::1"),
         ("[::1]", "::1"),
+        ("[2001:db8::1]:443]", "2001:db8::1"),  # what the first brackets hold
         ("::1", "::1"),
         ("[::1", None),
         ("unknown", None),

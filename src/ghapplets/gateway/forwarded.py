@@ -72,5 +72,4 @@ class TrustedProxies:
                 return None  # garbage a trusted proxy passed on: the client is unknown
             if not self.trusts(address):
                 return str(address)
-        first = parse_address(hops[0])
-        return None if first is None else str(first)
+        return str(parse_address(hops[0]))  # every hop a trusted proxy: the first is the client
