@@ -70,3 +70,9 @@ def test_a_very_long_header_is_walked_a_bounded_distance() -> None:
 def test_parse_address(text: str, expected: str | None) -> None:
     address = parse_address(text)
     assert (None if address is None else str(address)) == expected
+
+
+def test_a_network_written_with_host_bits_is_its_network() -> None:
+    proxies = TrustedProxies(["10.1.2.3/8", "2001:db8::1/32"])
+    assert proxies.client("10.200.0.1", "198.51.100.7") == "198.51.100.7"
+    assert proxies.client("2001:db8:ffff::9", "198.51.100.8") == "198.51.100.8"
