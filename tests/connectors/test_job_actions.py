@@ -20,7 +20,7 @@ import pytest
 
 from ghapplets.fakes.config import JiraConfig
 from ghapplets.sources import fixtures
-from ghapplets.store.records import AttemptOutcome, JobStatus
+from ghapplets.store.records import AttemptOutcome, AttemptRecord, JobRecord, JobStatus
 from ghapplets.testing.gateway import running_gateway
 from tests.conftest import ProjectBuilder
 
@@ -63,18 +63,27 @@ def jira_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JIRA_TOKEN", JIRA_TOKEN)
 
 
+async def comment_once(
+    tmp_path: Path, fakes: Any, body: str, allowed: str = "jira"
+) -> tuple[Path, JobRecord, AttemptRecord]:
+    """One webhook through the platform, whose exec applet comments on PROJ-1 through
+    ``ghapplets action``: the project, the finished job and its attempt."""
+    fakes.jira.add_issue("PROJ", "Existing")
+    data = {"issue": "PROJ-1", "body": body}
+    root = exec_project(tmp_path / "p", fakes, "jira.add_comment", data, allowed)
+    async with running_gateway(root, tmp_path / "data") as gw:
+        await gw.send("github", "issues.opened", delivery_id="x-1")
+        [job] = await gw.wait_for_jobs("x-1", count=1, timeout=30)
+        [attempt] = await gw.platform.backends.store.list_attempts(job.id)
+    return root, job, attempt
+
+
 @pytest.mark.usefixtures("jira_env")
 async def test_an_exec_applet_comments_through_the_worker(
     tmp_path: Path, ghapplets_fakes: Any
 ) -> None:
     jira = ghapplets_fakes.jira
-    jira.add_issue("PROJ", "Existing")
-    data = {"issue": "PROJ-1", "body": "from an exec applet"}
-    root = exec_project(tmp_path / "p", ghapplets_fakes, "jira.add_comment", data, "jira")
-    async with running_gateway(root, tmp_path / "data") as gw:
-        await gw.send("github", "issues.opened", delivery_id="x-1")
-        [job] = await gw.wait_for_jobs("x-1", count=1, timeout=30)
-        [attempt] = await gw.platform.backends.store.list_attempts(job.id)
+    root, job, attempt = await comment_once(tmp_path, ghapplets_fakes, "from an exec applet")
     assert job.status == JobStatus.SUCCEEDED, attempt
     [comment] = jira.issue("PROJ-1").comments
     assert comment.body.render("2") == "from an exec applet"
@@ -110,13 +119,7 @@ async def test_an_exec_applet_cannot_use_a_connector_it_did_not_declare(
     tmp_path: Path, ghapplets_fakes: Any
 ) -> None:
     jira = ghapplets_fakes.jira
-    jira.add_issue("PROJ", "Existing")
-    data = {"issue": "PROJ-1", "body": "not allowed"}
-    root = exec_project(tmp_path / "p", ghapplets_fakes, "jira.add_comment", data, "splunk")
-    async with running_gateway(root, tmp_path / "data") as gw:
-        await gw.send("github", "issues.opened", delivery_id="x-3")
-        [job] = await gw.wait_for_jobs("x-3", count=1, timeout=30)
-        [attempt] = await gw.platform.backends.store.list_attempts(job.id)
+    _, job, attempt = await comment_once(tmp_path, ghapplets_fakes, "not allowed", "splunk")
     assert job.status == JobStatus.DEAD
     logs = "\n".join(attempt.logs or [])
     assert "ConnectorNotAllowed" in logs and "not in the applet's 'connectors:' list" in logs
@@ -128,15 +131,8 @@ async def test_an_exec_applet_cannot_use_a_connector_it_did_not_declare(
 async def test_a_vendor_outage_makes_the_exec_applet_retryable(
     tmp_path: Path, ghapplets_fakes: Any
 ) -> None:
-    jira = ghapplets_fakes.jira
-    jira.add_issue("PROJ", "Existing")
-    jira.inject(503, times=100)
-    data = {"issue": "PROJ-1", "body": "later"}
-    root = exec_project(tmp_path / "p", ghapplets_fakes, "jira.add_comment", data, "jira")
-    async with running_gateway(root, tmp_path / "data") as gw:
-        await gw.send("github", "issues.opened", delivery_id="x-4")
-        [job] = await gw.wait_for_jobs("x-4", count=1, timeout=30)
-        [attempt] = await gw.platform.backends.store.list_attempts(job.id)
+    ghapplets_fakes.jira.inject(503, times=100)
+    _, _, attempt = await comment_once(tmp_path, ghapplets_fakes, "later")
     assert attempt.outcome == AttemptOutcome.RETRYABLE  # exit 75: the job is tried again
     assert "ActionUnavailable" in "\n".join(attempt.logs or [])
 
