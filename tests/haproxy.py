@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.conftest import free_port
+from tests.servers.process import terminate
 
 
 def haproxy_binary() -> str:
@@ -104,13 +105,7 @@ class HAProxy:
         }
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def __enter__(self) -> HAProxy:
         return self.start()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from tests.servers.process import log_tail, terminate
 
 BINARY_NAME = "nats-server.exe" if os.name == "nt" else "nats-server"
 
@@ -166,14 +167,7 @@ class NatsServer:
     def stop(self, timeout: float = 10.0) -> None:
         """A clean shutdown (SIGTERM), waiting for the process to exit."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout)
 
     def kill(self) -> None:
         """A crash: SIGKILL, no chance to flush or say goodbye to the cluster."""
@@ -191,10 +185,7 @@ class NatsServer:
         return _get_json(f"{self.monitor_url}/jsz{query}")
 
     def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def cleanup(self) -> None:
         self.kill()

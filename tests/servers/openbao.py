@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ from types import TracebackType
 from typing import Self
 
 from tests.servers.nats import free_port
+from tests.servers.process import log_tail, terminate
 
 BINARY_NAME = "bao.exe" if os.name == "nt" else "bao"
 ROOT_TOKEN = "ghapplets-test-root-token"
@@ -114,20 +114,10 @@ class OpenBaoServer:
 
     def kill(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
     def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def close(self) -> None:
         self.kill()
