@@ -53,7 +53,14 @@ from ghapplets.connectors import wire
 from ghapplets.exceptions import ErrorType, PermanentError, RetryableError
 from ghapplets.secrets.names import secret_env_name
 
-__all__ = ["ExecRuntime", "build_env", "resolve_program", "secret_env_name"]
+__all__ = [
+    "ExecRuntime",
+    "build_env",
+    "guarded_argv",
+    "inherited_path",
+    "resolve_program",
+    "secret_env_name",
+]
 
 EX_TEMPFAIL = 75
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -186,10 +193,15 @@ def _argv(spec: AppletSpec, program: str) -> list[str]:
     handlers only, never an ``exec`` applet. (A loop on another thread would do too: that
     thread runs through the whole invocation, and :meth:`ExecRuntime._run` kills and reaps the
     program before it returns.)"""
-    argv = [program, *(spec.command or [])[1:]]
-    setpriv = _setpriv()
     cwd = os.fspath(spec.folder) if spec.folder else os.getcwd()
-    if setpriv is not None and _execs_cleanly(program, cwd, setpriv[1]):
+    return guarded_argv([program, *(spec.command or [])[1:]], cwd)
+
+
+def guarded_argv(argv: list[str], cwd: str) -> list[str]:
+    """``argv`` behind ``setpriv --pdeathsig KILL`` when that is sure to work (see
+    :func:`_argv`), so the program dies with the process that starts it."""
+    setpriv = _setpriv()
+    if setpriv is not None and _execs_cleanly(argv[0], cwd, setpriv[1]):
         return [setpriv[0], "--pdeathsig", "KILL", "--", *argv]
     return argv
 

@@ -1,0 +1,108 @@
+"""What a blueprint run is made of: its statuses, and the journal entry of each task it ran.
+
+A :class:`StepRecord` is one task's outcome at one position of a run (its ``key``: the task's
+reference plus the loop iterations, retry attempts and revisits that led there). The journal of a
+run is its step records; the engine replays them to resume a run, so a record holds everything
+the engine needs to go on without running the task again: its output, the context it left and
+the flow directive it took.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    """A run's phase, as the DSL names them."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+    FAULTED = "faulted"
+    COMPLETED = "completed"
+
+    @property
+    def final(self) -> bool:
+        return self in (RunStatus.CANCELLED, RunStatus.FAULTED, RunStatus.COMPLETED)
+
+
+class TaskStatus(StrEnum):
+    """A task's phase in the journal. ``running`` marks a task that started and keeps state
+    that must survive a crash (a wait's due time, a listener, a retry's next attempt)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    FAULTED = "faulted"
+    CANCELLED = "cancelled"
+
+    @property
+    def done(self) -> bool:
+        """A task whose outcome replays without running it again."""
+        return self in (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
+
+
+class Directive(StrEnum):
+    """The flow directives that are not a task name."""
+
+    CONTINUE = "continue"
+    EXIT = "exit"
+    END = "end"
+
+
+@dataclass
+class StepRecord:
+    """One task at one position of a run."""
+
+    key: str
+    reference: str
+    name: str
+    status: TaskStatus
+    started_at: float
+    finished_at: float | None = None
+    input: Any = None
+    output: Any = None
+    context: Any = None  # the run's context after the task (its export), when it completed
+    then: str = Directive.CONTINUE.value
+    error: dict[str, Any] | None = None
+    attempt: int = 1
+    state: dict[str, Any] = field(default_factory=dict)  # kind-specific durable state
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "reference": self.reference,
+            "name": self.name,
+            "status": self.status.value,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "input": self.input,
+            "output": self.output,
+            "context": self.context,
+            "then": self.then,
+            "error": self.error,
+            "attempt": self.attempt,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepRecord:
+        return cls(
+            key=data["key"],
+            reference=data["reference"],
+            name=data["name"],
+            status=TaskStatus(data["status"]),
+            started_at=data["started_at"],
+            finished_at=data.get("finished_at"),
+            input=data.get("input"),
+            output=data.get("output"),
+            context=data.get("context"),
+            then=data.get("then", Directive.CONTINUE.value),
+            error=data.get("error"),
+            attempt=data.get("attempt", 1),
+            state=data.get("state") or {},
+        )
