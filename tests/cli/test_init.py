@@ -20,6 +20,8 @@ FILES = [
     "applets/hello-shell/applet.yaml",
     "applets/hello-shell/run.sh",
     "tests/test_applets.py",
+    "blueprints/triage-issue.yaml",
+    "tests/test_blueprints.py",
 ]
 
 
@@ -140,12 +142,13 @@ def test_the_scaffolded_project_tests_pass(scaffolded: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed" in proc.stdout
+    assert "5 passed" in proc.stdout
 
 
 def test_the_scaffold_validates_and_lists_both_applets(scaffolded: Path) -> None:
     result = cli("validate", "-p", scaffolded)
     assert result.code == 0, result
-    assert "1 source(s), 2 applet(s)" in result.out
+    assert "1 source(s), 2 applet(s), 1 blueprint(s)" in result.out
+    assert "triage-issue 0.1.0: 2 task(s)" in result.out
     assert "hello-python (python): com.github.issues.opened" in result.out
     assert "hello-shell (exec): com.github.*" in result.out

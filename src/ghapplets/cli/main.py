@@ -16,6 +16,7 @@ from ghapplets.cli import (
     init,
     invoke,
     records,
+    run_blueprint,
     secrets_cmd,
     send,
     serve,
@@ -36,6 +37,7 @@ app.command()(serve.worker)
 app.command()(send.send)
 app.command()(invoke.invoke)
 app.command()(validate.validate)
+app.command(name="run")(run_blueprint.run_blueprint)
 app.command()(records.replay)
 app.command()(fakes.fakes)
 app.command()(actions.actions)

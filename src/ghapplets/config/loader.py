@@ -104,9 +104,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedC
             sources[name] = validate(model, data["sources"][name], locator, ("sources", name))
         except ConfigError as exc:
             problems.extend(exc.problems)
-    for i, folder in enumerate(config.applets):
-        if not (config.root / folder).is_dir():
-            problems.append(locator.problem(("applets", i), f"folder {folder!r} does not exist"))
+    for key, folders in (("applets", config.applets), ("blueprints", config.blueprints)):
+        for i, folder in enumerate(folders):
+            if not (config.root / folder).is_dir():
+                problems.append(locator.problem((key, i), f"folder {folder!r} does not exist"))
     hec = config.logging.splunk_hec
     if hec is not None and isinstance(hec.verify, str):
         problem = ca_bundle_problem(config.root / hec.verify)

@@ -272,6 +272,7 @@ class ProjectConfig(BaseModel):
         default_factory=dict
     )
     applets: list[str] = Field(default_factory=list)
+    blueprints: list[str] = Field(default_factory=list)  # folders of blueprint files
     connectors: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ConnectorConfig] = Field(
         default_factory=dict
     )
@@ -287,6 +288,9 @@ class ProjectConfig(BaseModel):
 
     def applet_dirs(self) -> list[Path]:
         return [(self.root / p).resolve() for p in self.applets]
+
+    def blueprint_dirs(self) -> list[Path]:
+        return [(self.root / p).resolve() for p in self.blueprints]
 
     def deprecations(self) -> list[str]:
         """Old spellings still accepted, each with what to write instead."""

@@ -107,7 +107,7 @@ async def invoke(
 ) -> InvokeResult:
     """Run ``applet`` (a folder with ``applet.yaml``, its manifest path, or a spec) on ``event``."""
     spec = applet if isinstance(applet, AppletSpec) else _load(Path(applet))
-    opened = await _open(connectors)
+    opened = await open_connectors(connectors)
     calls: list[HttpCall] = []
     live = http == "live" or spec.runtime == "http"
     inner: httpx.AsyncBaseTransport = (
@@ -133,7 +133,7 @@ async def invoke(
     return InvokeResult(outcome, calls)
 
 
-async def _open(settings: Mapping[str, Any] | None) -> Connectors | None:
+async def open_connectors(settings: Mapping[str, Any] | None) -> Connectors | None:
     if settings is None:
         return None
     adapter: TypeAdapter[ConnectorConfig] = TypeAdapter(ConnectorConfig)

@@ -4,6 +4,9 @@
 - ``ghapplets_signed_request(kind, event, ...)``: ``(source, SignedRequest)`` as the vendor sends.
 - ``ghapplets_invoke(applet, event, secrets=..., http=...)``: run an applet, get ``InvokeResult``.
 - ``ghapplets_gateway(project_dir)``: async context manager with the whole platform in-process.
+- ``ghapplets_blueprint``: a :class:`~ghapplets.testing.blueprints.BlueprintHarness` that runs
+  blueprints in process on a virtual clock, with mocked applets, actions and HTTP, injected
+  events and crash injection (paths relative to the pytest root folder).
 - ``ghapplets_fakes``: the vendor fakes (GitHub, Jira Cloud and Data Center, ServiceNow,
   Splunk HEC) served on free local ports for the test session, reset before each test; a
   :class:`~ghapplets.fakes.runner.FakeSet` (``.github``, ``.jira``, ``.jira_dc``,
@@ -27,6 +30,7 @@ from ghapplets.testing.invoke import invoke
 if TYPE_CHECKING:  # imported when the fixtures are used, so the plugin loads fast
     from ghapplets.fakes.config import FakesConfig
     from ghapplets.fakes.runner import FakeSet
+    from ghapplets.testing.blueprints import BlueprintHarness
 
 
 @pytest.fixture
@@ -54,6 +58,13 @@ def ghapplets_gateway(
         return running_gateway(project, tmp_path / f"ghapplets-data-{next(counter)}")
 
     return factory
+
+
+@pytest.fixture
+def ghapplets_blueprint(request: pytest.FixtureRequest) -> BlueprintHarness:
+    from ghapplets.testing.blueprints import BlueprintHarness
+
+    return BlueprintHarness(Path(request.config.rootpath))
 
 
 @pytest.fixture(scope="session")
