@@ -61,6 +61,8 @@ def test_iso_8601_strings(value: str, seconds: float) -> None:
         ("P1Y", "years or months"),
         ("P1M", "years or months"),
         ("P0Y", "years or months"),
+        ("P0M", "years or months"),
+        ("P0Y0M1D", "years or months"),
         ("P1Y2M3DT4H", "years or months"),
         ("P1.5M", "years or months"),
         ("-P1D", "not an ISO 8601 duration"),
