@@ -20,12 +20,16 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`AppletError`: an applet run ended in error (retryable or permanent), or could not
   start (:class:`AppletStalled`); a connector action failed (:class:`ActionFailed`,
   :class:`ActionUnavailable`, :class:`ActionInputInvalid`, :class:`ConnectorNotAllowed`), so a
-  job that calls one retries or dead-letters as usual.
+  job that calls one retries or dead-letters as usual;
+- :class:`BlueprintError`: a blueprint run faulted, described as the Serverless Workflow DSL's
+  Problem Details error (``type``, ``status``, ``title``, ``detail``, ``instance``): the error
+  its ``try`` blocks catch and its run ends with; :class:`ExpressionInvalid`: a blueprint's
+  runtime expression does not compile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -270,3 +274,86 @@ class ConnectorUnusable(PermanentError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type=ErrorType.CONNECTOR_UNUSABLE)
+
+
+class ExpressionInvalid(GhappletsError, ValueError):
+    """A runtime expression does not compile (bad jq, an undefined ``$variable``, a variable
+    name that is not an identifier). The message is jq's own, positions in the expression."""
+
+    def __init__(self, message: str, *, expression: str | None = None) -> None:
+        super().__init__(message)
+        self.expression = expression
+
+
+class BlueprintError(GhappletsError):
+    """A blueprint error: the DSL's Problem Details (RFC 7807) description of what went wrong.
+
+    ``type`` (a URI, usually one of the standard error types) and ``status`` are always set;
+    ``instance`` is the JSON Pointer of the component that raised it (the engine sets it when it
+    raises or escalates the error); ``title`` and ``detail`` are for people. The attributes stay
+    writable so the engine can set ``instance`` on an error raised deeper down.
+    """
+
+    def __init__(
+        self,
+        type: str,
+        status: int,
+        title: str | None = None,
+        detail: str | None = None,
+        instance: str | None = None,
+    ) -> None:
+        if not isinstance(type, str) or not type:
+            raise ValueError(f"an error's type must be a non-empty string, not {type!r}")
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise ValueError(f"an error's status must be an integer, not {status!r}")
+        for name, value in (("title", title), ("detail", detail), ("instance", instance)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"an error's {name} must be a string, not {value!r}")
+        super().__init__(type, status, title, detail, instance)
+        self.type = type
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.instance = instance
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles with the fields as set now
+        return (self.__class__, (self.type, self.status, self.title, self.detail, self.instance))
+
+    def __str__(self) -> str:
+        head = self.title or self.type.rsplit("/", 1)[-1] or self.type
+        text = f"{head}: {self.detail}" if self.detail else head
+        where = f" at {self.instance}" if self.instance else ""
+        return f"{text} (status {self.status}, type {self.type}){where}"
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.to_dict()!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the DSL writes it: ``type`` and ``status`` always, each other property
+        only when set (so ``instance`` is there once the error has been raised)."""
+        out: dict[str, Any] = {"type": self.type, "status": self.status}
+        for name in ("title", "detail", "instance"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any]) -> BlueprintError:
+        """The error a DSL error object describes (the inverse of :meth:`to_dict`).
+
+        ``type`` and ``status`` are required; other members (RFC 7807 extensions) are ignored,
+        as RFC 7807 asks of a consumer that does not know them. A wrong type is a ValueError.
+        """
+        if not isinstance(mapping, Mapping):
+            raise ValueError(f"an error must be an object, not {mapping!r}")
+        missing = [name for name in ("type", "status") if mapping.get(name) is None]
+        if missing:
+            raise ValueError(f"an error needs {' and '.join(missing)}: {dict(mapping)!r}")
+        return cls(
+            mapping["type"],
+            mapping["status"],
+            mapping.get("title"),
+            mapping.get("detail"),
+            mapping.get("instance"),
+        )
