@@ -266,7 +266,7 @@ def load_blueprints(folders: Sequence[Path], catalog: Catalog | None = None) -> 
         first[blueprint.key] = path
         blueprints.append(blueprint)
     if problems:
-        raise BlueprintInvalid(problems)
+        raise BlueprintInvalid(sorted(problems, key=lambda p: (p.file, p.line, p.column)))
     return blueprints
 
 
