@@ -5,6 +5,8 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 :class:`GhappletsError` for "anything Ghapplets reported"; the branches say what went wrong:
 
 - :class:`ConfigError`: a configuration file or manifest is wrong (with file:line:col problems);
+  :class:`BlueprintInvalid`: a blueprint (a workflow file) is wrong or uses a feature this
+  runtime refuses;
 - :class:`NotFound`: a named record (delivery, job, secret, applet) does not exist;
 - :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
   :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
@@ -44,6 +46,12 @@ class ConfigError(GhappletsError):
     def __init__(self, problems: Sequence[Any]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class BlueprintInvalid(ConfigError):
+    """One or more located problems in blueprint files: not YAML 1.2 / JSON, not the Serverless
+    Workflow DSL, a reference or flow directive that names nothing, or a feature this runtime
+    does not execute."""
 
 
 class NotFound(GhappletsError, LookupError):

@@ -1,0 +1,707 @@
+"""Semantic checks of a blueprint, after its schema: each finding a located problem.
+
+:func:`check_workflow` walks the plain data of a workflow that the models accepted, and checks
+what a schema cannot:
+
+- flow: a ``then`` (of a task or a switch case) that is not ``continue``, ``exit`` or ``end``
+  names a task of the same list; task names are unique in their list and are not directives;
+  a switch has at most one default case (no ``when``);
+- expressions: every runtime expression compiles with jq (:func:`compile_check`), with the
+  variables that exist where it is (the runtime arguments, a ``for``'s ``each``/``at``, a
+  catch's ``as``, a listen ``foreach``'s ``item``/``at``); ``$secrets.NAME`` is declared;
+- references: ``call``, ``raise.error``, a catch's ``retry``, ``timeout``, ``authentication:
+  {use}``, a secret-based authentication's ``use`` and ``run.workflow`` name something that
+  exists (in ``use``, or in the :class:`Catalog` of the platform when it knows);
+- refused features (:class:`Refused`): what this runtime does not execute is refused here, at
+  load time, each with what to use instead. A refused construct is reported once; what it
+  holds is not checked further.
+
+Schema documents, ``metadata`` and ``document`` are data, not expressions: they are not read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jq
+from croniter import croniter
+from jsonschema import Draft202012Validator, SchemaError
+from jsonschema.validators import validator_for
+
+from ghapplets.blueprints.model_common import is_expression
+from ghapplets.blueprints.model_tasks import BuiltinCall, FlowDirective, task_kind
+from ghapplets.blueprints.source import SourceLocator
+from ghapplets.config.located import Loc, Problem
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """What the platform has, for the references of a blueprint. None: unknown, not checked."""
+
+    applets: frozenset[str] | None = None
+    actions: frozenset[str] | None = None
+    secrets: frozenset[str] | None = None
+    blueprints: frozenset[tuple[str, str, str]] | None = None  # (namespace, name, version)
+
+
+NOT_SUPPORTED = "is not supported by this runtime"
+
+
+class Refused(StrEnum):
+    """The DSL features this runtime does not execute; the value names the feature."""
+
+    CALL_GRPC = "call: grpc"
+    CALL_ASYNCAPI = "call: asyncapi"
+    CALL_A2A = "call: a2a"
+    CALL_MCP = "call: mcp"
+    CATALOGED_FUNCTION = "a cataloged function (name:version@catalog)"
+    FUNCTION_URI = "a custom function named by a URI"
+    CATALOGS = "use.catalogs"
+    EXTENSIONS = "use.extensions"
+    RUN_CONTAINER = "run.container"
+    SCRIPT_LANGUAGE = "run.script in this language"
+    EXPRESSION_LANGUAGE = "an expression language other than jq"
+    LOOSE_MODE = "evaluate.mode: loose"
+    CERTIFICATE = "certificate authentication"
+    DIGEST = "digest authentication"
+    OIDC = "oidc authentication"
+    OAUTH2_GRANT = "an oauth2 grant other than client_credentials"
+    OAUTH2_CLIENT_AUTHENTICATION = "this oauth2 client authentication"
+    OAUTH2_TOKEN_EXCHANGE = "oauth2 subject and actor tokens"  # noqa: S105 - not a password
+    SCHEMA_RESOURCE = "a schema from an external resource"
+    SCHEMA_FORMAT = "a schema format other than json"
+    COMBINED_SCHEDULE = "a schedule that combines every, cron, after and on"
+    DSL_VERSION = "a DSL version other than 1.0.x"
+
+
+_APPLET_OR_ACTION = "call an applet or a connector action instead"
+INSTEAD: Mapping[Refused, str] = {
+    Refused.CALL_GRPC: _APPLET_OR_ACTION,
+    Refused.CALL_ASYNCAPI: "emit and listen to events, or " + _APPLET_OR_ACTION,
+    Refused.CALL_A2A: _APPLET_OR_ACTION,
+    Refused.CALL_MCP: _APPLET_OR_ACTION,
+    Refused.CATALOGED_FUNCTION: "define the function in use.functions, or " + _APPLET_OR_ACTION,
+    Refused.FUNCTION_URI: "define the function in use.functions, or " + _APPLET_OR_ACTION,
+    Refused.CATALOGS: "define the functions in use.functions",
+    Refused.EXTENSIONS: "put the tasks in the workflow's do list",
+    Refused.RUN_CONTAINER: "use run.shell, or an exec applet (call: <applet>)",
+    Refused.SCRIPT_LANGUAGE: "write it in js or python, or use run.shell",
+    Refused.EXPRESSION_LANGUAGE: "write the expressions in jq",
+    Refused.LOOSE_MODE: "use strict mode, with expressions written ${ ... }",
+    Refused.CERTIFICATE: "use basic, bearer or oauth2 (client_credentials)",
+    Refused.DIGEST: "use basic, bearer or oauth2 (client_credentials)",
+    Refused.OIDC: "use oauth2 with grant: client_credentials, or bearer",
+    Refused.OAUTH2_GRANT: "use grant: client_credentials",
+    Refused.OAUTH2_CLIENT_AUTHENTICATION: "use client_secret_basic or client_secret_post",
+    Refused.OAUTH2_TOKEN_EXCHANGE: "use grant: client_credentials without subject and actor",
+    Refused.SCHEMA_RESOURCE: "put the schema inline, as its document",
+    Refused.SCHEMA_FORMAT: "use format: json (JSON Schema)",
+    Refused.COMBINED_SCHEDULE: "keep one (another blueprint can hold another schedule)",
+    Refused.DSL_VERSION: "write dsl: '1.0.3'",
+}
+
+_REFUSED_CALLS = {
+    BuiltinCall.GRPC: Refused.CALL_GRPC,
+    BuiltinCall.ASYNCAPI: Refused.CALL_ASYNCAPI,
+    BuiltinCall.A2A: Refused.CALL_A2A,
+    BuiltinCall.MCP: Refused.CALL_MCP,
+}
+_REFUSED_SCHEMES = {
+    "certificate": Refused.CERTIFICATE,
+    "digest": Refused.DIGEST,
+    "oidc": Refused.OIDC,
+}
+SCRIPT_LANGUAGES = frozenset({"js", "javascript", "python"})
+OAUTH2_CLIENT_AUTHENTICATIONS = frozenset({"client_secret_basic", "client_secret_post"})
+
+# The runtime expression arguments, available in every expression (dsl.md)
+ARGUMENTS = (
+    "context",
+    "input",
+    "output",
+    "secrets",
+    "task",
+    "workflow",
+    "runtime",
+    "authorization",
+)
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_REF = re.compile(
+    r"\$secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\.\s*\"([^\"\\]*)\"|\[\s*\"([^\"\\]*)\"\s*\])"
+)
+_DSL_1_0 = re.compile(r"^1\.0\.\d+([-+].*)?$")
+
+
+def refusal(feature: Refused, shown: str | None = None) -> str:
+    """The message refusing ``feature`` (``shown``: how this file wrote it, if more telling)."""
+    return f"{shown or feature} {NOT_SUPPORTED}: {INSTEAD[feature]}"
+
+
+def expression_body(value: str) -> str:
+    """The jq program of a runtime expression: without ``${ }`` when it is written so."""
+    text = value.strip()
+    if text.startswith("${") and text.endswith("}"):
+        return text[2:-1].strip()
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(expression: str, variables: tuple[str, ...]) -> str | None:
+    try:
+        jq.compile(expression, args=dict.fromkeys(variables))
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        return first.removeprefix("jq: error: ").removesuffix(":").replace(" at <top-level>", "")
+    return None
+
+
+def compile_check(expression: str, variables: Iterable[str]) -> str | None:
+    """Compile the jq ``expression`` (a body, without ``${ }``) with ``$name`` defined for each of
+    ``variables``: the error message, or None when it compiles. The one place that knows the
+    expression language (the engine's compiler can take its place)."""
+    return _compile(expression, tuple(sorted(set(variables))))
+
+
+def secret_names(expression: str) -> list[str]:
+    """The secrets an expression reads by name (``$secrets.X``, ``$secrets["X"]``)."""
+    return [
+        next(g for g in match.groups() if g is not None)
+        for match in _SECRET_REF.finditer(expression)
+    ]
+
+
+def _names(names: Iterable[str], limit: int = 12) -> str:
+    shown = sorted(names)
+    if not shown:
+        return "none"
+    more = f", ... ({len(shown) - limit} more)" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
+def _close(name: str, names: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(names), 1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+Scope = frozenset[str]
+
+
+class _Checker:
+    def __init__(self, data: dict[str, Any], locator: SourceLocator, catalog: Catalog) -> None:
+        self.data = data
+        self.locator = locator
+        self.catalog = catalog
+        self.problems: list[Problem] = []
+        use = data.get("use") or {}
+        self.use = use
+        self.secrets = set(use.get("secrets") or [])
+        self.tasks_anywhere: dict[str, list[Loc]] = {}
+        self.pending_then: list[tuple[Loc, str, list[str]]] = []
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def at_key(self, loc: Loc, message: str) -> None:
+        self.problems.append(self.locator.problem(loc, message))
+
+    def at_value(self, loc: Loc, message: str) -> None:
+        self.problems.append(self.locator.value_problem(loc, message))
+
+    def refuse(
+        self, loc: Loc, feature: Refused, shown: str | None = None, *, value: bool = False
+    ) -> None:
+        (self.at_value if value else self.at_key)(loc, refusal(feature, shown))
+
+    def defined(self, section: str) -> Collection[str]:
+        return self.use.get(section) or {}
+
+    def reference(self, name: str, section: str, loc: Loc, what: str) -> None:
+        """``name`` (at ``loc``) must name one of ``use.<section>``."""
+        names = self.defined(section)
+        if name not in names:
+            self.at_value(
+                loc,
+                f"no {what} named {name!r} in use.{section} (it has: {_names(names)})"
+                + _close(name, names),
+            )
+
+    # --- expressions --------------------------------------------------------------------------
+
+    def compile(self, body: str, loc: Loc, scope: Scope) -> None:
+        error = compile_check(body, scope)
+        if error is not None:
+            self.at_value(loc, f"invalid runtime expression: {error}")
+        for name in secret_names(body):
+            if name not in self.secrets:
+                self.at_value(loc, f"uses secret {name!r}, which is not listed in use.secrets")
+
+    def bare(self, value: Any, loc: Loc, scope: Scope) -> None:
+        """A property whose value is a runtime expression, with or without ``${ }``."""
+        if isinstance(value, str):
+            self.compile(expression_body(value), loc, scope)
+
+    def strings(self, value: Any, loc: Loc, scope: Scope) -> None:
+        """Every ``${ ... }`` string in ``value``, at any depth."""
+        if isinstance(value, str):
+            if is_expression(value):
+                self.compile(expression_body(value), loc, scope)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self.strings(item, (*loc, key), scope)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self.strings(item, (*loc, i), scope)
+
+    def variable(self, name: str, loc: Loc) -> None:
+        """A name that an expression will read as ``$name``."""
+        if not _VARIABLE.match(name):
+            self.at_value(loc, f"{name!r} cannot name a variable: use letters, digits and '_'")
+        elif name in ARGUMENTS:
+            self.at_value(loc, f"{name!r} would hide the runtime argument ${name}: pick another")
+
+    # --- the workflow -------------------------------------------------------------------------
+
+    def run(self) -> list[Problem]:
+        self.document()
+        self.evaluate()
+        self.components()
+        self.data_flow(self.data.get("input"), ("input",), "from", frozenset(ARGUMENTS))
+        self.data_flow(self.data.get("output"), ("output",), "as", frozenset(ARGUMENTS))
+        self.timeout(self.data.get("timeout"), ("timeout",), frozenset(ARGUMENTS))
+        self.schedule()
+        self.task_list(self.data["do"], ("do",), frozenset(ARGUMENTS))
+        self.resolve_then()
+        return self.problems
+
+    def document(self) -> None:
+        dsl = self.data["document"]["dsl"]
+        if not _DSL_1_0.match(dsl):
+            self.refuse(("document", "dsl"), Refused.DSL_VERSION, f"dsl {dsl!r}", value=True)
+
+    def evaluate(self) -> None:
+        evaluate = self.data.get("evaluate") or {}
+        language = evaluate.get("language", "jq")
+        if language != "jq":
+            shown = f"evaluate.language {language!r}"
+            self.refuse(("evaluate", "language"), Refused.EXPRESSION_LANGUAGE, shown, value=True)
+        if evaluate.get("mode") == "loose":
+            self.refuse(("evaluate", "mode"), Refused.LOOSE_MODE, value=True)
+
+    def components(self) -> None:
+        scope = frozenset(ARGUMENTS)
+        use = self.use
+        for section, feature in (
+            ("catalogs", Refused.CATALOGS),
+            ("extensions", Refused.EXTENSIONS),
+        ):
+            if section in use:
+                self.refuse(("use", section), feature)
+        for name, policy in (use.get("authentications") or {}).items():
+            self.authentication(policy, ("use", "authentications", name), scope)
+        for name, error in (use.get("errors") or {}).items():
+            self.strings(error, ("use", "errors", name), scope)
+        for name, task in (use.get("functions") or {}).items():
+            self.task(task, ("use", "functions", name), scope, None)
+        for name, policy in (use.get("retries") or {}).items():
+            self.retry(policy, ("use", "retries", name), scope)
+        for name, timeout in (use.get("timeouts") or {}).items():
+            self.strings(timeout, ("use", "timeouts", name), scope)
+        known = self.catalog.secrets
+        for i, name in enumerate(use.get("secrets") or []):
+            if known is not None and name not in known:
+                self.at_value(
+                    ("use", "secrets", i),
+                    f"no secret named {name!r} in this project" + _close(name, known),
+                )
+
+    def schedule(self) -> None:
+        schedule = self.data.get("schedule")
+        if schedule is None:
+            return
+        if len(schedule) > 1:
+            shown = f"a schedule with {' and '.join(schedule)}"
+            self.refuse(("schedule",), Refused.COMBINED_SCHEDULE, shown)
+        scope = frozenset(ARGUMENTS)
+        if "cron" in schedule:
+            cron = schedule["cron"]
+            try:
+                croniter(cron)
+            except (ValueError, KeyError, TypeError) as exc:  # croniter's errors are ValueErrors
+                self.at_value(("schedule", "cron"), f"invalid cron expression {cron!r}: {exc}")
+        for key in ("every", "after"):
+            self.strings(schedule.get(key), ("schedule", key), scope)
+        if "on" in schedule:
+            self.consumption(schedule["on"], ("schedule", "on"), scope)
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    def task_list(self, items: list[dict[str, Any]], loc: Loc, scope: Scope) -> None:
+        first: dict[str, Loc] = {}
+        for i, item in enumerate(items):
+            name = next(iter(item))
+            task_loc = (*loc, i, name)
+            if name in first:
+                line, _ = self.locator.find(first[name])
+                self.at_key(
+                    task_loc, f"duplicate task name {name!r} in this list (first at line {line})"
+                )
+            elif name in set(FlowDirective):
+                self.at_key(task_loc, f"a task cannot be named {name!r}: it is a flow directive")
+            else:
+                first[name] = task_loc
+            self.tasks_anywhere.setdefault(name, []).append(task_loc)
+        siblings = list(first)
+        for i, item in enumerate(items):
+            name, task = next(iter(item.items()))
+            self.task(task, (*loc, i, name), scope, siblings)
+
+    def flow(self, target: Any, loc: Loc, siblings: list[str] | None) -> None:
+        if not isinstance(target, str) or target in set(FlowDirective):
+            return
+        if siblings is None:
+            self.at_value(
+                loc,
+                f"then: {target!r} names a task, but a function has no sibling tasks: use "
+                "continue, exit or end",
+            )
+        elif target not in siblings:
+            self.pending_then.append((loc, target, siblings))
+
+    def resolve_then(self) -> None:
+        """Report the ``then`` targets not found, now that every task name is known."""
+        for loc, target, siblings in self.pending_then:
+            here = f"the tasks of this list are: {_names(siblings)}; or continue, exit, end"
+            elsewhere = self.tasks_anywhere.get(target)
+            if elsewhere:
+                line, _ = self.locator.find(elsewhere[0])
+                self.at_value(
+                    loc,
+                    f"then: {target!r} is a task at another depth (line {line}); a flow "
+                    f"directive only reaches the tasks of its own list ({here})",
+                )
+            else:
+                close = _close(target, siblings)
+                self.at_value(loc, f"then: no task named {target!r} in this list{close} ({here})")
+
+    def task(
+        self, task: dict[str, Any], loc: Loc, scope: Scope, siblings: list[str] | None
+    ) -> None:
+        self.flow(task.get("then"), (*loc, "then"), siblings)
+        if "if" in task:
+            self.bare(task["if"], (*loc, "if"), scope)
+        self.data_flow(task.get("input"), (*loc, "input"), "from", scope)
+        self.data_flow(task.get("output"), (*loc, "output"), "as", scope)
+        self.data_flow(task.get("export"), (*loc, "export"), "as", scope)
+        self.timeout(task.get("timeout"), (*loc, "timeout"), scope)
+        kind = task_kind(task)
+        if kind is not None:
+            getattr(self, f"task_{kind.value}")(task, loc, scope, siblings)
+
+    def task_call(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        call: str = task["call"]
+        arguments = task.get("with") or {}
+        with_loc = (*loc, "with")
+        if call in _REFUSED_CALLS:
+            self.refuse((*loc, "call"), _REFUSED_CALLS[BuiltinCall(call)], value=True)
+            return
+        if call == BuiltinCall.HTTP:
+            self.endpoint(arguments["endpoint"], (*with_loc, "endpoint"), scope)
+        elif call == BuiltinCall.OPENAPI:
+            self.resource(arguments["document"], (*with_loc, "document"), scope)
+            if "authentication" in arguments:
+                self.authentication_reference(
+                    arguments["authentication"], (*with_loc, "authentication"), scope
+                )
+        elif not self.function(call, (*loc, "call")):
+            return
+        self.strings(arguments, with_loc, scope)
+
+    def function(self, name: str, loc: Loc) -> bool:
+        """Check a called function's name; False when the call is refused."""
+        if "://" in name:
+            self.refuse(loc, Refused.FUNCTION_URI, f"{Refused.FUNCTION_URI} ({name})", value=True)
+            return False
+        if ":" in name or "@" in name:
+            shown = f"{Refused.CATALOGED_FUNCTION}: {name!r}"
+            self.refuse(loc, Refused.CATALOGED_FUNCTION, shown, value=True)
+            return False
+        functions = self.defined("functions")
+        applets, actions = self.catalog.applets, self.catalog.actions
+        if name in functions or name in (applets or ()) or name in (actions or ()):
+            return True
+        if "." in name:
+            if actions is not None:
+                self.at_value(
+                    loc,
+                    f"no connector action named {name!r}{_close(name, actions)} (actions: "
+                    f"{_names(actions)})",
+                )
+        elif applets is not None:
+            known = {*functions, *applets}
+            self.at_value(
+                loc,
+                f"call: {name!r} is not http, openapi, a function of use.functions nor an "
+                f"applet{_close(name, known)} (functions: {_names(functions)}; applets: "
+                f"{_names(applets)})",
+            )
+        return True
+
+    def task_do(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        self.task_list(task["do"], (*loc, "do"), scope)
+
+    def task_emit(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        self.strings(task["emit"], (*loc, "emit"), scope)
+
+    def task_for(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        loop = task["for"]
+        each, at = loop.get("each", "item"), loop.get("at", "index")
+        for key in ("each", "at"):
+            if key in loop:
+                self.variable(loop[key], (*loc, "for", key))
+        self.bare(loop["in"], (*loc, "for", "in"), scope)
+        inner = scope | {each, at}
+        if "while" in task:
+            self.bare(task["while"], (*loc, "while"), inner)
+        self.task_list(task["do"], (*loc, "do"), inner)
+
+    def task_fork(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        self.task_list(task["fork"]["branches"], (*loc, "fork", "branches"), scope)
+
+    def task_listen(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        self.consumption(task["listen"]["to"], (*loc, "listen", "to"), scope)
+        iterator = task.get("foreach")
+        if iterator is None:
+            return
+        item, at = iterator.get("item", "item"), iterator.get("at", "index")
+        for key in ("item", "at"):
+            if key in iterator:
+                self.variable(iterator[key], (*loc, "foreach", key))
+        inner = scope | {item, at}
+        if "do" in iterator:
+            self.task_list(iterator["do"], (*loc, "foreach", "do"), inner)
+        self.data_flow(iterator.get("output"), (*loc, "foreach", "output"), "as", inner)
+        self.data_flow(iterator.get("export"), (*loc, "foreach", "export"), "as", inner)
+
+    def task_raise(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        error = task["raise"]["error"]
+        if isinstance(error, str):
+            self.reference(error, "errors", (*loc, "raise", "error"), "error")
+        else:
+            self.strings(error, (*loc, "raise", "error"), scope)
+
+    def task_run(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        run = task["run"]
+        run_loc = (*loc, "run")
+        if "container" in run:
+            self.refuse((*run_loc, "container"), Refused.RUN_CONTAINER)
+            return
+        if "script" in run:
+            script = run["script"]
+            language = script["language"]
+            if language.lower() not in SCRIPT_LANGUAGES:
+                shown = f"run.script language {language!r}"
+                self.refuse(
+                    (*run_loc, "script", "language"), Refused.SCRIPT_LANGUAGE, shown, value=True
+                )
+            if "source" in script:
+                self.resource(script["source"], (*run_loc, "script", "source"), scope)
+        if "workflow" in run:
+            self.subflow(run["workflow"], (*run_loc, "workflow"))
+        self.strings(run, run_loc, scope)
+
+    def subflow(self, ref: dict[str, Any], loc: Loc) -> None:
+        known = self.catalog.blueprints
+        if known is None:
+            return
+        namespace, name, version = ref["namespace"], ref["name"], ref["version"]
+        versions = sorted(v for (ns, n, v) in known if (ns, n) == (namespace, name))
+        if version in versions or (version == "latest" and versions):
+            return
+        if versions:
+            detail = f"no version {version!r} (it has: {_names(versions)})"
+        else:
+            detail = "no such blueprint"
+        self.at_key(loc, f"run.workflow: {namespace}/{name}: {detail}")
+
+    def task_set(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        value = task["set"]
+        if isinstance(value, str):
+            self.bare(value, (*loc, "set"), scope)
+        else:
+            self.strings(value, (*loc, "set"), scope)
+
+    def task_switch(
+        self, task: dict[str, Any], loc: Loc, scope: Scope, siblings: list[str] | None
+    ) -> None:
+        default: str | None = None
+        for i, item in enumerate(task["switch"]):
+            name, case = next(iter(item.items()))
+            case_loc = (*loc, "switch", i, name)
+            if "when" in case:
+                self.bare(case["when"], (*case_loc, "when"), scope)
+            elif default is None:
+                default = name
+            else:
+                self.at_key(
+                    case_loc,
+                    f"a second default case (no 'when'): {default!r} is already the default; "
+                    "a switch has at most one",
+                )
+            self.flow(case["then"], (*case_loc, "then"), siblings)
+
+    def task_try(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        self.task_list(task["try"], (*loc, "try"), scope)
+        catch = task["catch"]
+        catch_loc = (*loc, "catch")
+        if "as" in catch:
+            self.variable(catch["as"], (*catch_loc, "as"))
+        inner = scope | {catch.get("as", "error")}
+        for key in ("when", "exceptWhen"):
+            if key in catch:
+                self.bare(catch[key], (*catch_loc, key), inner)
+        retry = catch.get("retry")
+        if isinstance(retry, str):
+            self.reference(retry, "retries", (*catch_loc, "retry"), "retry policy")
+        elif retry is not None:
+            self.retry(retry, (*catch_loc, "retry"), inner)
+        if "do" in catch:
+            self.task_list(catch["do"], (*catch_loc, "do"), inner)
+
+    def task_wait(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+        self.strings(task["wait"], (*loc, "wait"), scope)
+
+    # --- the parts of tasks -------------------------------------------------------------------
+
+    def data_flow(self, value: dict[str, Any] | None, loc: Loc, key: str, scope: Scope) -> None:
+        """An ``input`` (``key``: ``from``), ``output`` or ``export`` (``as``)."""
+        if value is None:
+            return
+        if "schema" in value:
+            self.schema(value["schema"], (*loc, "schema"), scope)
+        transform = value.get(key)
+        if isinstance(transform, str):
+            self.bare(transform, (*loc, key), scope)
+        else:
+            self.strings(transform, (*loc, key), scope)
+
+    def schema(self, schema: dict[str, Any], loc: Loc, scope: Scope) -> None:
+        form = schema.get("format", "json")
+        if form.split(":", 1)[0] != "json":
+            self.refuse(
+                (*loc, "format"), Refused.SCHEMA_FORMAT, f"schema format {form!r}", value=True
+            )
+        if "resource" in schema:
+            self.refuse((*loc, "resource"), Refused.SCHEMA_RESOURCE)
+            return
+        document = schema["document"]
+        try:
+            validator_for(document, default=Draft202012Validator).check_schema(document)
+        except SchemaError as exc:
+            where = (*loc, "document", *exc.path)
+            self.at_key(where, f"not a valid JSON Schema: {exc.message}")
+
+    def timeout(self, value: Any, loc: Loc, scope: Scope) -> None:
+        if isinstance(value, str):
+            self.reference(value, "timeouts", loc, "timeout")
+        else:
+            self.strings(value, loc, scope)
+
+    def retry(self, policy: dict[str, Any], loc: Loc, scope: Scope) -> None:
+        for key, value in policy.items():
+            if key in ("when", "exceptWhen"):
+                self.bare(value, (*loc, key), scope)
+            else:
+                self.strings(value, (*loc, key), scope)
+
+    def consumption(self, strategy: dict[str, Any], loc: Loc, scope: Scope) -> None:
+        """An event consumption strategy (listen ``to``, schedule ``on``, an ``until``)."""
+        filters: list[tuple[Loc, dict[str, Any]]] = []
+        if "one" in strategy:
+            filters.append((("one",), strategy["one"]))
+        for key in ("all", "any"):
+            filters += [((key, i), f) for i, f in enumerate(strategy.get(key) or [])]
+        for sub, event_filter in filters:
+            self.strings(event_filter["with"], (*loc, *sub, "with"), scope)
+            for name, correlation in (event_filter.get("correlate") or {}).items():
+                where = (*loc, *sub, "correlate", name)
+                self.bare(correlation["from"], (*where, "from"), scope)
+                self.strings(correlation.get("expect"), (*where, "expect"), scope)
+        until = strategy.get("until")
+        if isinstance(until, str):
+            self.bare(until, (*loc, "until"), scope)
+        elif until is not None:
+            self.consumption(until, (*loc, "until"), scope)
+
+    def endpoint(self, endpoint: Any, loc: Loc, scope: Scope) -> None:
+        if isinstance(endpoint, dict) and "authentication" in endpoint:
+            self.authentication_reference(
+                endpoint["authentication"], (*loc, "authentication"), scope
+            )
+
+    def resource(self, resource: dict[str, Any], loc: Loc, scope: Scope) -> None:
+        self.endpoint(resource["endpoint"], (*loc, "endpoint"), scope)
+
+    def authentication_reference(self, value: dict[str, Any], loc: Loc, scope: Scope) -> None:
+        if "use" in value:
+            self.reference(value["use"], "authentications", (*loc, "use"), "authentication")
+        else:
+            self.authentication(value, loc, scope)
+
+    def authentication(self, policy: dict[str, Any], loc: Loc, scope: Scope) -> None:
+        scheme, settings = next(iter(policy.items()))
+        scheme_loc = (*loc, scheme)
+        if scheme in _REFUSED_SCHEMES:
+            self.refuse(scheme_loc, _REFUSED_SCHEMES[scheme])
+            return
+        if "use" in settings:
+            secret = settings["use"]
+            if secret not in self.secrets:
+                self.at_value(
+                    (*scheme_loc, "use"),
+                    f"uses secret {secret!r}, which is not listed in use.secrets",
+                )
+            return
+        if scheme == "oauth2":
+            self.oauth2(settings, scheme_loc)
+        self.strings(settings, scheme_loc, scope)
+
+    def oauth2(self, settings: dict[str, Any], loc: Loc) -> None:
+        grant = settings["grant"]
+        if grant != "client_credentials":
+            self.refuse(
+                (*loc, "grant"), Refused.OAUTH2_GRANT, f"oauth2 grant {grant!r}", value=True
+            )
+        method = (settings.get("client") or {}).get("authentication")
+        if method is not None and method not in OAUTH2_CLIENT_AUTHENTICATIONS:
+            shown = f"oauth2 client authentication {method!r}"
+            where = (*loc, "client", "authentication")
+            self.refuse(where, Refused.OAUTH2_CLIENT_AUTHENTICATION, shown, value=True)
+        for key in ("subject", "actor"):
+            if key in settings:
+                self.refuse((*loc, key), Refused.OAUTH2_TOKEN_EXCHANGE, f"oauth2 {key}")
+
+
+def check_workflow(
+    data: dict[str, Any], locator: SourceLocator, catalog: Catalog | None = None
+) -> list[Problem]:
+    """The semantic problems of ``data``, a workflow that the models accepted."""
+    return _Checker(data, locator, catalog or Catalog()).run()
+
+
+__all__ = [
+    "ARGUMENTS",
+    "INSTEAD",
+    "NOT_SUPPORTED",
+    "Catalog",
+    "Refused",
+    "check_workflow",
+    "compile_check",
+    "expression_body",
+    "refusal",
+    "secret_names",
+]
