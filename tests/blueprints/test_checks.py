@@ -205,7 +205,7 @@ def test_every_bare_expression_field_is_compiled() -> None:
               export: {as: .f |}
               for: {in: .g |}
               while: .h |
-              do: [{x: {set: .i |}}]
+              do: [{x: {set: '${ .i | }'}}, {y: {set: just text}}]
           - s:
               switch: [{c: {when: .j |, then: exit}}]
           - l:

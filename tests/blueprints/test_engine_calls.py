@@ -136,9 +136,9 @@ def test_http_basic_and_bearer_authentication(harness: BlueprintHarness) -> None
                       password: ${ .password }"""),
         {"password": "s3cret"},
     )
-    assert seen[-1].headers["Authorization"] == "Basic " + base64.b64encode(
-        b"admin:s3cret"
-    ).decode()
+    assert (
+        seen[-1].headers["Authorization"] == "Basic " + base64.b64encode(b"admin:s3cret").decode()
+    )
     harness.secrets["apiToken"] = {"token": "tok-1"}
     report = harness.run(
         blueprint("""

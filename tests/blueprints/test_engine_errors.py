@@ -3,6 +3,8 @@ the backoffs with their delays measured on the virtual clock, limits, and escala
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ghapplets.blueprints.errors import ErrorKind, raise_error
@@ -65,7 +67,7 @@ def call_times(harness: BlueprintHarness, answer):
 def test_retry_backoffs_wait_the_right_delays(
     harness: BlueprintHarness, backoff: str, gaps: list[float]
 ) -> None:
-    answer, calls = flaky(3)
+    answer, _calls = flaky(3)
     timed, times = call_times(harness, answer)
     harness.mock_applet("flaky", timed)
     report = harness.run(
@@ -81,7 +83,7 @@ def test_retry_backoffs_wait_the_right_delays(
     )
     assert report.status == "completed", report.error
     assert report.output == {"ok": True, "calls": 4}
-    assert [round(b - a, 6) for a, b in zip(times, times[1:], strict=False)] == gaps
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == gaps
 
 
 def test_retry_gives_up_after_the_attempt_count_and_faults(harness: BlueprintHarness) -> None:
@@ -155,7 +157,7 @@ def test_jitter_adds_a_delay_within_its_range(harness: BlueprintHarness) -> None
                       count: 5"""
         )
     )
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 3
     assert all(2.0 <= g <= 4.0 for g in gaps)
 

@@ -178,10 +178,10 @@ def test_exit_ends_only_the_current_scope(harness: BlueprintHarness) -> None:
               - outer:
                   do:
                     - one:
-                        set: 1
+                        set: '${ 1 }'
                         then: exit
                     - two:
-                        set: 2
+                        set: '${ 2 }'
               - after:
                   set: ${ . + 10 }
         """)
@@ -197,10 +197,10 @@ def test_end_ends_the_whole_workflow_from_inside(harness: BlueprintHarness) -> N
               - outer:
                   do:
                     - one:
-                        set: 1
+                        set: '${ 1 }'
                         then: end
               - after:
-                  set: 99
+                  set: '${ 99 }'
         """)
     )
     assert report.output == 1
@@ -219,15 +219,18 @@ def test_if_skips_a_task_and_passes_its_raw_input_on(harness: BlueprintHarness) 
     )
     assert report.output == {"go": False}
     assert report.tasks[0].status == "skipped"
-    assert harness.run(
-        blueprint("""
+    assert (
+        harness.run(
+            blueprint("""
             do:
               - maybe:
                   if: ${ .go }
                   set: ran
         """),
-        {"go": True},
-    ).output == "ran"
+            {"go": True},
+        ).output
+        == "ran"
+    )
 
 
 def test_for_iterates_with_its_variables_and_chains_outputs(harness: BlueprintHarness) -> None:
@@ -284,7 +287,7 @@ def test_for_over_a_non_list_is_an_expression_error(harness: BlueprintHarness) -
                     in: ${ .n }
                   do:
                     - noop:
-                        set: 1
+                        set: '${ 1 }'
         """),
         {"n": 3},
     )

@@ -80,7 +80,7 @@ def test_a_faulted_run_exits_1_with_the_error_object(tmp_path: Path) -> None:
 
 
 def test_run_prints_each_task_as_it_runs(tmp_path: Path) -> None:
-    flow = write(tmp_path, "do:\n  - one:\n      set: 1\n  - two:\n      set: 2\n")
+    flow = write(tmp_path, "do:\n  - one:\n      set: '${ 1 }'\n  - two:\n      set: '${ 2 }'\n")
     result = ghapplets("run", flow, cwd=tmp_path)
     assert result.code == 0, result
     assert "/do/0/one" in result.err and "/do/1/two" in result.err
@@ -106,14 +106,16 @@ def test_a_run_waiting_for_events_that_cannot_come_is_cancelled(tmp_path: Path) 
     report = json.loads(result.out)
     assert report["status"] == "cancelled"
     assert "--event" in report["error"]["detail"]
-    event = json.dumps({"type": "com.example.approved", "id": "1", "source": "/x", "data": {"ok": 1}})
+    event = json.dumps(
+        {"type": "com.example.approved", "id": "1", "source": "/x", "data": {"ok": 1}}
+    )
     result = cli("run", flow, "--event", event, "--json")
     assert result.code == 0, result
     assert json.loads(result.out)["output"] == [{"ok": 1}]
 
 
 def test_an_invalid_blueprint_exits_3_with_its_line(tmp_path: Path) -> None:
-    flow = write(tmp_path, "do:\n  - one:\n      set: 1\n      then: nowhere\n")
+    flow = write(tmp_path, "do:\n  - one:\n      set: '${ 1 }'\n      then: nowhere\n")
     result = cli("run", flow, "--json")
     assert result.code == 3
     assert f"{flow}:5:" in result.err
@@ -122,14 +124,14 @@ def test_an_invalid_blueprint_exits_3_with_its_line(tmp_path: Path) -> None:
 
 
 def test_validate_one_file(tmp_path: Path) -> None:
-    flow = write(tmp_path, "do:\n  - one:\n      set: 1\n")
+    flow = write(tmp_path, "do:\n  - one:\n      set: '${ 1 }'\n")
     result = cli("validate", flow)
     assert result.code == 0, result
     assert "test/cli 0.1.0: 1 task(s)" in result.out
 
 
 def test_bad_input_json_is_a_usage_error(tmp_path: Path) -> None:
-    flow = write(tmp_path, "do:\n  - one:\n      set: 1\n")
+    flow = write(tmp_path, "do:\n  - one:\n      set: '${ 1 }'\n")
     result = cli("run", flow, "--input", "{nope")
     assert result.code == 2
     assert "--input" in result.err

@@ -18,7 +18,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "blueprints"
 
 @pytest.fixture(scope="session")
 def ghapplets_fakes_config() -> FakesConfig:
-    return FakesConfig(jira=JiraConfig(projects=[JiraProject(), JiraProject(key="SEC", name="Security")]))
+    return FakesConfig(
+        jira=JiraConfig(projects=[JiraProject(), JiraProject(key="SEC", name="Security")])
+    )
 
 
 def event_of(kind: str, name: str, **changes: Any) -> dict[str, Any]:
@@ -62,9 +64,7 @@ def approve_when_waiting(bp: BlueprintHarness, fakes: Any, decision: str) -> Non
             return False
         record, diff = servicenow.approve(changes[-1]["sys_id"], decision)
         hook = servicenow.record_webhook("change_request", record, diff)
-        bp.event(
-            {"type": "com.servicenow.change_request.updated", "data": orjson.loads(hook.body)}
-        )
+        bp.event({"type": "com.servicenow.change_request.updated", "data": orjson.loads(hook.body)})
         sent.append(True)
         return True
 

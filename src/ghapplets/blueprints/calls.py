@@ -69,8 +69,14 @@ async def call_http(run: Run, step: Step, args: Mapping[str, Any]) -> Any:
     if auth is not None:
         step.authorization = await authorize(run, step, auth)
         variables = run.variables(step)
-    headers = {str(k): _text(v) for k, v in (run.render(args.get("headers") or {}, step.input, variables)).items()}
-    query = {str(k): _text(v) for k, v in (run.render(args.get("query") or {}, step.input, variables)).items()}
+    headers = {
+        str(k): _text(v)
+        for k, v in (run.render(args.get("headers") or {}, step.input, variables)).items()
+    }
+    query = {
+        str(k): _text(v)
+        for k, v in (run.render(args.get("query") or {}, step.input, variables)).items()
+    }
     request = HttpRequest(
         method=str(args.get("method", "get")).upper(),
         uri=_resolve_uri(run, step, uri, variables),
@@ -331,11 +337,15 @@ async def _openapi_document(run: Run, step: Step, uri: str, auth: Any) -> Mappin
         document = yaml.safe_load(response.content)  # JSON is YAML too
     except yaml.YAMLError as exc:
         raise raise_error(
-            ErrorKind.CONFIGURATION, f"the OpenAPI document {uri} is not readable", instance=step.ref
+            ErrorKind.CONFIGURATION,
+            f"the OpenAPI document {uri} is not readable",
+            instance=step.ref,
         ) from exc
     if not isinstance(document, Mapping):
         raise raise_error(
-            ErrorKind.CONFIGURATION, f"the OpenAPI document {uri} is not an object", instance=step.ref
+            ErrorKind.CONFIGURATION,
+            f"the OpenAPI document {uri} is not an object",
+            instance=step.ref,
         )
     run.documents[uri] = document
     return document

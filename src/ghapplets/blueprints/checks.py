@@ -529,11 +529,9 @@ class _Checker:
         self.at_key(loc, f"run.workflow: {namespace}/{name}: {detail}")
 
     def task_set(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
-        value = task["set"]
-        if isinstance(value, str):
-            self.bare(value, (*loc, "set"), scope)
-        else:
-            self.strings(value, (*loc, "set"), scope)
+        # an object with expressions in it, or one ``${ }`` expression; in strict mode any
+        # other string is the value itself
+        self.strings(task["set"], (*loc, "set"), scope)
 
     def task_switch(
         self, task: dict[str, Any], loc: Loc, scope: Scope, siblings: list[str] | None

@@ -99,9 +99,13 @@ async def call_action(connectors: Connectors | None, name: str, data: Any) -> An
     except ActionInputInvalid as exc:
         raise raise_error(ErrorKind.VALIDATION, f"{name}: {exc.message}", title=exc.type) from exc
     except ConnectorNotAllowed as exc:
-        raise raise_error(ErrorKind.AUTHORIZATION, f"{name}: {exc.message}", title=exc.type) from exc
+        raise raise_error(
+            ErrorKind.AUTHORIZATION, f"{name}: {exc.message}", title=exc.type
+        ) from exc
     except ConnectorUnusable as exc:
-        raise raise_error(ErrorKind.CONFIGURATION, f"{name}: {exc.message}", title=exc.type) from exc
+        raise raise_error(
+            ErrorKind.CONFIGURATION, f"{name}: {exc.message}", title=exc.type
+        ) from exc
     except ActionFailed as exc:
         raise raise_error(
             ErrorKind.COMMUNICATION, f"{name}: {exc.message}", status=exc.status, title=exc.type

@@ -139,7 +139,7 @@ class Outcome:
     emit: list[Mapping[str, Any]] = field(default_factory=list)
 
 
-class EndFlow(Exception):  # noqa: N818 - control flow, not an error
+class EndFlow(Exception):
     """``then: end`` somewhere: the workflow ends now, gracefully, with ``output``."""
 
     def __init__(self, output: Any) -> None:
@@ -178,10 +178,11 @@ class Run:
             "input": input,
             "startedAt": datetime_descriptor(started_at),
         }
+        self.runtime_version = runtime_version
         self.runtime = {"name": RUNTIME_NAME, "version": runtime_version, "metadata": {}}
         self.tokens: dict[str, tuple[str, float]] = {}  # OAuth2 access tokens, until expiry
         self.documents: dict[str, Mapping[str, Any]] = {}  # OpenAPI documents read
-        self.random = random.Random(f"{host.run_id}{key_prefix}")  # noqa: S311 - jitter
+        self.random = random.Random(f"{host.run_id}{key_prefix}")
 
     # -- expressions ----------------------------------------------------------------------
     def variables(self, step: Step | None, **extra: Any) -> dict[str, Any]:
@@ -265,7 +266,9 @@ class Run:
         if timeout is not None:
             deadline = self.started_at + timeout
         try:
-            output, _ = await self.within(deadline, self.run_list(definition["do"], root, data), "/")
+            output, _ = await self.within(
+                deadline, self.run_list(definition["do"], root, data), "/"
+            )
         except EndFlow as end:
             output = end.output
         spec = definition.get("output") or {}
@@ -293,7 +296,9 @@ class Run:
             return await self._rest(task, timer)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        raise raise_error(ErrorKind.TIMEOUT, "the task did not finish within its timeout", instance=ref)
+        raise raise_error(
+            ErrorKind.TIMEOUT, "the task did not finish within its timeout", instance=ref
+        )
 
     async def _rest(self, task: asyncio.Future[Any], timer: asyncio.Future[Any]) -> Any:
         try:
@@ -304,7 +309,9 @@ class Run:
                 raise suspended.merge(error) from None
             raise
 
-    async def run_list(self, tasks: Sequence[Mapping[str, Any]], scope: Scope, data: Any) -> tuple[Any, bool]:
+    async def run_list(
+        self, tasks: Sequence[Mapping[str, Any]], scope: Scope, data: Any
+    ) -> tuple[Any, bool]:
         """Run a list of tasks in order (or as ``then`` directs); ``(output, exited)``."""
         names = [next(iter(item)) for item in tasks]
         visits = [0] * len(tasks)
@@ -334,7 +341,9 @@ class Run:
         if recorded is not None and recorded.status.done:
             self.context = recorded.context
             return recorded.output, recorded.then
-        marker = recorded if recorded is not None and recorded.status == TaskStatus.RUNNING else None
+        marker = (
+            recorded if recorded is not None and recorded.status == TaskStatus.RUNNING else None
+        )
         started = marker.started_at if marker else self.host.now()
         step = Step(name, task, ref, key, scope, raw, started, marker=marker)
         try:
@@ -465,11 +474,15 @@ async def run_for(run: Run, step: Step) -> Outcome:
         items = []
     if not isinstance(items, list):
         raise raise_error(
-            ErrorKind.EXPRESSION, f"for.in gave a {type(items).__name__}, not a list", instance=step.ref
+            ErrorKind.EXPRESSION,
+            f"for.in gave a {type(items).__name__}, not a list",
+            instance=step.ref,
         )
     data = step.input
     for index, item in enumerate(items):
-        scope = step.scope.child(f"{step.key}/do[{index}]", f"{step.ref}/do", {each: item, at: index})
+        scope = step.scope.child(
+            f"{step.key}/do[{index}]", f"{step.ref}/do", {each: item, at: index}
+        )
         looped = replace(step, scope=scope)
         if "while" in step.task and not truthy(
             run.evaluate(step.task["while"], data, run.variables(looped))
@@ -504,7 +517,7 @@ async def run_fork(run: Run, step: Step) -> Outcome:
     return Outcome(await _all(tasks))
 
 
-async def _all(tasks: list[asyncio.Future[Any]]) -> list[Any]:
+async def _all(tasks: Sequence[asyncio.Future[Any]]) -> list[Any]:
     """Every branch's output in order; the first error (cancelling the rest) otherwise. A
     branch that suspends lets the others run on until they end or suspend too."""
     suspended: Suspended | None = None
@@ -635,9 +648,7 @@ def _catches(run: Run, step: Step, catch: Mapping[str, Any], error: BlueprintErr
     return _when(run, step, catch, error, catch.get("as", "error"))
 
 
-def _when(
-    run: Run, step: Step, spec: Mapping[str, Any], error: BlueprintError, name: str
-) -> bool:
+def _when(run: Run, step: Step, spec: Mapping[str, Any], error: BlueprintError, name: str) -> bool:
     """``when`` / ``exceptWhen`` of a catch or a retry policy: evaluated on the error, which
     is also ``$<as>``."""
     value = error.to_dict()
@@ -671,6 +682,7 @@ def _retry_delay(
             return None
     base = run.duration(policy["delay"], step) if "delay" in policy else 0.0
     backoff = policy.get("backoff") or {}
+    delay: float
     if "exponential" in backoff:
         delay = base * 2 ** (retry - 1)
     elif "linear" in backoff:

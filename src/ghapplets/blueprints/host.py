@@ -29,7 +29,7 @@ from ghapplets.blueprints.program import Program
 from ghapplets.blueprints.records import StepRecord
 
 
-class Suspended(Exception):  # noqa: N818 - a signal, not an error
+class Suspended(Exception):
     """The run cannot go on now; it resumes at ``wake_at`` or when an event reaches one of
     ``listeners`` (step keys), whichever comes first."""
 

@@ -40,9 +40,13 @@ Evaluate = Callable[[str, Any], Any]  # (expression, data) -> value
 async def run_emit(run: Run, step: Step) -> Outcome:
     from ghapplets.blueprints.engine import Outcome
 
-    props = run.render(step.task["emit"]["event"].get("with") or {}, step.input, run.variables(step))
+    props = run.render(
+        step.task["emit"]["event"].get("with") or {}, step.input, run.variables(step)
+    )
     if not isinstance(props, Mapping):
-        raise raise_error(ErrorKind.VALIDATION, "the event to emit is not an object", instance=step.ref)
+        raise raise_error(
+            ErrorKind.VALIDATION, "the event to emit is not an object", instance=step.ref
+        )
     event = dict(props)
     for required in ("source", "type"):
         if not isinstance(event.get(required), str) or not event[required]:
@@ -82,9 +86,7 @@ def attribute_matches(expected: Any, actual: Any) -> bool:
 
 def attributes_match(props: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     """The attributes of a filter that are not expressions: what a host can match alone."""
-    return all(
-        attribute_matches(v, event.get(k)) for k, v in props.items() if not is_expression(v)
-    )
+    return all(attribute_matches(v, event.get(k)) for k, v in props.items() if not is_expression(v))
 
 
 def filter_matches(
@@ -266,9 +268,7 @@ def _expectations(
     return expected
 
 
-async def _each(
-    run: Run, step: Step, foreach: Mapping[str, Any], item: Any, index: int
-) -> Any:
+async def _each(run: Run, step: Step, foreach: Mapping[str, Any], item: Any, index: int) -> Any:
     names = {foreach.get("item", "item"): item, foreach.get("at", "index"): index}
     scope = step.scope.child(f"{step.key}/foreach[{index}]/do", f"{step.ref}/foreach/do", names)
     data: Any = item
@@ -282,4 +282,3 @@ async def _each(
     if "as" in export:
         run.context = run.evaluate(export["as"], data, {**variables, "output": data})
     return data
-

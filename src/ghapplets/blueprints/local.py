@@ -160,7 +160,9 @@ class LocalHost:
             return
         self.inbox.add_listener(listener)
         if not self.inbox.delivered[listener.key]:  # events that came before it listened
-            self.inbox.delivered[listener.key].extend(e for e in self.pending if accepts(listener, e))
+            self.inbox.delivered[listener.key].extend(
+                e for e in self.pending if accepts(listener, e)
+            )
 
     async def receive(self, key: str, index: int, deadline: float | None) -> Mapping[str, Any]:
         while True:

@@ -127,10 +127,9 @@ async def _script_code(run: Run, step: Step, script: Mapping[str, Any]) -> str:
 
 def _interpreter(step: Step, language: str, code: str, folder: Path) -> tuple[str, Path]:
     if language == "python":
-        found = shutil.which("python3") or sys.executable
-        return found, folder / "script.py"
-    found = shutil.which("node") or shutil.which("nodejs")
-    if found is None:
+        return shutil.which("python3") or sys.executable, folder / "script.py"
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
         raise raise_error(
             ErrorKind.CONFIGURATION,
             "JavaScript scripts need Node.js (node) on the PATH of the worker",
@@ -138,7 +137,7 @@ def _interpreter(step: Step, language: str, code: str, folder: Path) -> tuple[st
         )
     suffix = ".mjs" if _ESM.search(code) else ".cjs"
     os.chmod(folder, 0o700)
-    return found, folder / f"script{suffix}"
+    return node, folder / f"script{suffix}"
 
 
 async def _subflow(run: Run, step: Step, spec: Mapping[str, Any]) -> Any:
@@ -162,7 +161,7 @@ async def _subflow(run: Run, step: Step, spec: Mapping[str, Any]) -> Any:
         run.host,
         input=data,
         started_at=step.started_at,
-        runtime_version=run.runtime["version"],
+        runtime_version=run.runtime_version,
         key_prefix=f"{step.key}/workflow",
         secrets=await run.host.secrets(program.secret_names),
     )

@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import os
 import signal
+from typing import Any
 
 from ghapplets.applets.exec_runtime import INHERITED, guarded_argv, inherited_path
 from ghapplets.blueprints.errors import ErrorKind, raise_error
 from ghapplets.blueprints.host import ProcessResult, ProcessSpec
 
 MAX_OUTPUT = 1 << 20  # bytes of stdout, and of stderr, a task may take in
-_background: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[Any]] = set()  # processes started with ``await: false``
 
 
 def environment(extra: dict[str, str]) -> dict[str, str]:
@@ -79,7 +80,9 @@ async def _finish(proc: asyncio.subprocess.Process, stdin: bytes | None) -> tupl
             chunks.append(data)
         return b"".join(chunks)
 
-    _, out, err = await asyncio.gather(feed(), read(proc.stdout, "stdout"), read(proc.stderr, "stderr"))
+    _, out, err = await asyncio.gather(
+        feed(), read(proc.stdout, "stdout"), read(proc.stderr, "stderr")
+    )
     await proc.wait()
     return _text(out), _text(err)
 

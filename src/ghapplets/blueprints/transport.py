@@ -7,6 +7,8 @@ shorter). JSON bodies are sent as JSON, strings as text, bytes as they are.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import httpx
 import orjson
 
@@ -27,7 +29,7 @@ class HttpxSender:
         headers = dict(request.headers)
         content: bytes | None = None
         if request.form is not None:
-            content = httpx.QueryParams(dict(request.form)).encode()
+            content = urlencode(dict(request.form)).encode()
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         elif isinstance(request.body, bytes):
             content = request.body

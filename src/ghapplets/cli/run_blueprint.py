@@ -25,10 +25,10 @@ import typer
 
 from ghapplets import __version__
 from ghapplets.blueprints.effects import call_action, call_applet
+from ghapplets.blueprints.errors import ErrorKind, raise_error
 from ghapplets.blueprints.loader import Blueprint, load_blueprint, load_blueprints
 from ghapplets.blueprints.local import LocalHost, Report, execute
 from ghapplets.blueprints.program import Program
-from ghapplets.blueprints.errors import ErrorKind, raise_error
 from ghapplets.blueprints.records import RunStatus, StepRecord, TaskStatus
 from ghapplets.blueprints.transport import HttpxSender
 from ghapplets.cli.project import (
@@ -99,7 +99,9 @@ async def _project_host(
         )
 
         async def applets(name: str, value: Any, key: str) -> Any:
-            return await call_applet(runtimes, name, value, key=key, blueprint=label, connectors=connectors)
+            return await call_applet(
+                runtimes, name, value, key=key, blueprint=label, connectors=connectors
+            )
 
         async def actions(name: str, value: Any, key: str) -> Any:
             return await call_action(connectors, name, value)
@@ -165,7 +167,9 @@ async def _run(
 def run_blueprint(
     file: Path = typer.Argument(..., help="The blueprint file (YAML or JSON).", exists=True),
     input: str | None = typer.Option(None, "--input", "-i", help="The input: JSON or @file."),
-    event: list[str] = typer.Option([], "--event", "-e", help="An event for listeners: JSON or @file (repeat)."),  # noqa: B006
+    event: list[str] = typer.Option(
+        [], "--event", "-e", help="An event for listeners: JSON or @file (repeat)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,

@@ -130,7 +130,9 @@ class BlueprintHarness:
         return load_blueprint(path if path.is_absolute() else self.folder / path)
 
     # -- running ------------------------------------------------------------------------
-    def run(self, blueprint: str | Path, input: Any = None, *, crash_after: int | None = None) -> Report:
+    def run(
+        self, blueprint: str | Path, input: Any = None, *, crash_after: int | None = None
+    ) -> Report:
         """Run to the end (see :meth:`arun`), from synchronous test code."""
         return asyncio.run(self.arun(blueprint, input, crash_after=crash_after))
 
