@@ -137,8 +137,7 @@ def _problems(data: Any, locator: SourceLocator, catalog: Catalog | None) -> lis
     problems = _schema_problems(data, locator)
     if not problems:
         problems = check_workflow(data, locator, catalog)
-    unique = dict.fromkeys(problems)  # same problem twice (an alias repeats a value): once
-    return sorted(unique, key=lambda p: (p.line, p.column, p.where, p.message))
+    return sorted(problems, key=lambda p: (p.line, p.column, p.where, p.message))
 
 
 def _build(data: dict[str, Any], locator: Locator, path: Path | None) -> Blueprint:
