@@ -6,17 +6,9 @@ import textwrap
 
 import pytest
 
-from ghapplets.blueprints.checks import (
-    INSTEAD,
-    NOT_SUPPORTED,
-    Catalog,
-    Refused,
-    compile_check,
-    expression_body,
-    refusal,
-    secret_names,
-)
+from ghapplets.blueprints.checks import Catalog, compile_check, expression_body, secret_names
 from ghapplets.blueprints.loader import Blueprint, parse_blueprint
+from ghapplets.blueprints.refusals import INSTEAD, NOT_SUPPORTED, Refused, refusal
 from ghapplets.exceptions import BlueprintInvalid
 
 HEAD = """\

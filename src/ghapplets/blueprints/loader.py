@@ -26,7 +26,7 @@ from pydantic_core import ErrorDetails
 
 from ghapplets.blueprints.checks import Catalog, check_workflow
 from ghapplets.blueprints.model import Workflow, file_path
-from ghapplets.blueprints.model_common import Closed
+from ghapplets.blueprints.model_base import Closed
 from ghapplets.blueprints.source import SourceLocator, is_json_file, parse_source, read_source
 from ghapplets.config.located import Locator, Problem
 from ghapplets.exceptions import BlueprintInvalid
