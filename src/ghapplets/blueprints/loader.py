@@ -54,6 +54,9 @@ class Blueprint:
         """What names a blueprint: (namespace, name, version)."""
         return (self.namespace, self.name, self.version)
 
+    def __hash__(self) -> int:  # the definition is a dict: hash what names this exact one
+        return hash((self.key, self.digest))
+
 
 def digest(definition: Any) -> str:
     """The hex SHA-256 of ``definition`` as canonical JSON (orjson, sorted keys)."""
