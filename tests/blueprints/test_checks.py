@@ -6,17 +6,9 @@ import textwrap
 
 import pytest
 
-from ghapplets.blueprints.checks import (
-    INSTEAD,
-    NOT_SUPPORTED,
-    Catalog,
-    Refused,
-    compile_check,
-    expression_body,
-    refusal,
-    secret_names,
-)
+from ghapplets.blueprints.checks import Catalog, compile_check, expression_body, secret_names
 from ghapplets.blueprints.loader import Blueprint, parse_blueprint
+from ghapplets.blueprints.refusals import INSTEAD, NOT_SUPPORTED, Refused, refusal
 from ghapplets.exceptions import BlueprintInvalid
 
 HEAD = """\
@@ -384,6 +376,49 @@ def test_named_components_must_exist() -> None:
     ]
 
 
+def test_references_and_expressions_are_checked_everywhere() -> None:
+    found = problems(
+        """\
+        use:
+          errors: {e: {type: 'https://x.com/e', status: 500, detail: '${ .a | }'}}
+          timeouts: {t: {after: '${ .b | }'}}
+        schedule:
+          on:
+            any: [{with: {type: t, data: '${ .c | }'}}]
+            until: {one: {with: {type: u, data: '${ .d | }'}}}
+        do:
+          - spec:
+              call: openapi
+              with:
+                document: {endpoint: {uri: 'https://x.com/o.json', authentication: {use: nope1}}}
+                operationId: x
+                authentication: {use: nope2}
+          - script:
+              run:
+                script:
+                  language: python
+                  source: {endpoint: {uri: 'https://x.com/a.py', authentication: {use: nope3}}}
+          - wait: {wait: '${ .e | }'}
+        """
+    )
+    assert [p.split(": ", 2)[1] for p in found] == [
+        "use.errors.e.detail",
+        "use.timeouts.t.after",
+        "schedule.on.any.0.with.data",
+        "schedule.on.until.one.with.data",
+        "do.0.spec.with.document.endpoint.authentication.use",
+        "do.0.spec.with.authentication.use",
+        "do.1.script.run.script.source.endpoint.authentication.use",
+        "do.2.wait.wait",
+    ]
+    assert problems("schedule: {every: '${ .x | }'}\ndo: []\n")[0].startswith(
+        "bp.yaml:6:19: schedule.every: invalid runtime expression: syntax error"
+    )
+    assert problems("schedule: {after: '${ .x | }'}\ndo: []\n")[0].startswith(
+        "bp.yaml:6:19: schedule.after: invalid runtime expression: syntax error"
+    )
+
+
 def test_calls_name_a_function_an_applet_or_an_action() -> None:
     body = """\
         use:
@@ -589,9 +624,32 @@ def test_other_dsl_versions_are_refused() -> None:
         assert parse_blueprint(load_head + "do: []\n", "bp.yaml").dsl == version
 
 
-def test_what_is_allowed_of_oauth2_and_scripts() -> None:
+@pytest.mark.parametrize(
+    "grant",
+    [
+        "authorization_code",
+        "password",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ],
+)
+def test_oauth2_grants_other_than_client_credentials_are_refused(grant: str) -> None:
+    [problem] = problems(
+        "use:\n  authentications:\n    o: {oauth2: {authority: 'https://a.x.com', "
+        f"grant: '{grant}', client: {{id: i}}}}}}\ndo: []\n"
+    )
+    assert problem.startswith(
+        f"bp.yaml:8:55: use.authentications.o.oauth2.grant: oauth2 grant '{grant}' "
+    )
+
+
+def test_what_is_allowed_of_oauth2_schemas_and_scripts() -> None:
     load(
         """\
+        input:
+          schema: {format: 'json:2020-12', document: {type: object}}
+        output:
+          schema: {document: {type: object}}
         use:
           authentications:
             post:

@@ -20,8 +20,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from ghapplets.blueprints.checks import NOT_SUPPORTED, Refused
 from ghapplets.blueprints.loader import load_blueprint, parse_blueprint
+from ghapplets.blueprints.refusals import NOT_SUPPORTED, Refused
 from ghapplets.blueprints.source import read_source
 from ghapplets.exceptions import BlueprintInvalid
 

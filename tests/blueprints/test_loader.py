@@ -36,6 +36,9 @@ def test_a_json_file_loads(tmp_path: Path) -> None:
     assert loaded.path == path
     with pytest.raises(dataclasses.FrozenInstanceError):
         loaded.name = "other"  # type: ignore[misc]
+    again = load_blueprint(path)
+    assert again == loaded
+    assert {loaded, again} == {loaded}  # hashable, by name, version and digest
 
 
 def test_a_json_file_gets_located_problems(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from ghapplets.blueprints.loader import parse_blueprint
 from ghapplets.blueprints.model import TaskKind, Workflow, task_kind
-from ghapplets.blueprints.model_common import file_path, is_expression
+from ghapplets.blueprints.model_base import file_path, is_expression
 from ghapplets.blueprints.model_tasks import task_kinds
 from ghapplets.blueprints.source import parse_source
 from ghapplets.exceptions import BlueprintInvalid

@@ -12,8 +12,8 @@ what a schema cannot:
 - references: ``call``, ``raise.error``, a catch's ``retry``, ``timeout``, ``authentication:
   {use}``, a secret-based authentication's ``use`` and ``run.workflow`` name something that
   exists (in ``use``, or in the :class:`Catalog` of the platform when it knows);
-- refused features (:class:`Refused`): what this runtime does not execute is refused here, at
-  load time, each with what to use instead. A refused construct is reported once; what it
+- refused features (:class:`~.refusals.Refused`): what this runtime does not execute is refused
+  here, at load time, each with what to use instead. A refused construct is reported once; what it
   holds is not checked further.
 
 Schema documents, ``metadata`` and ``document`` are data, not expressions: they are not read.
@@ -24,9 +24,8 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import jq
@@ -34,8 +33,16 @@ from croniter import croniter
 from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.validators import validator_for
 
-from ghapplets.blueprints.model_common import is_expression
-from ghapplets.blueprints.model_tasks import BuiltinCall, FlowDirective, task_kind
+from ghapplets.blueprints.model_base import is_expression
+from ghapplets.blueprints.model_tasks import BuiltinCall, FlowDirective, TaskKind, task_kind
+from ghapplets.blueprints.refusals import (
+    OAUTH2_CLIENT_AUTHENTICATIONS,
+    REFUSED_CALLS,
+    REFUSED_SCHEMES,
+    SCRIPT_LANGUAGES,
+    Refused,
+    refusal,
+)
 from ghapplets.blueprints.source import SourceLocator
 from ghapplets.config.located import Loc, Problem
 
@@ -49,76 +56,6 @@ class Catalog:
     secrets: frozenset[str] | None = None
     blueprints: frozenset[tuple[str, str, str]] | None = None  # (namespace, name, version)
 
-
-NOT_SUPPORTED = "is not supported by this runtime"
-
-
-class Refused(StrEnum):
-    """The DSL features this runtime does not execute; the value names the feature."""
-
-    CALL_GRPC = "call: grpc"
-    CALL_ASYNCAPI = "call: asyncapi"
-    CALL_A2A = "call: a2a"
-    CALL_MCP = "call: mcp"
-    CATALOGED_FUNCTION = "a cataloged function (name:version@catalog)"
-    FUNCTION_URI = "a custom function named by a URI"
-    CATALOGS = "use.catalogs"
-    EXTENSIONS = "use.extensions"
-    RUN_CONTAINER = "run.container"
-    SCRIPT_LANGUAGE = "run.script in this language"
-    EXPRESSION_LANGUAGE = "an expression language other than jq"
-    LOOSE_MODE = "evaluate.mode: loose"
-    CERTIFICATE = "certificate authentication"
-    DIGEST = "digest authentication"
-    OIDC = "oidc authentication"
-    OAUTH2_GRANT = "an oauth2 grant other than client_credentials"
-    OAUTH2_CLIENT_AUTHENTICATION = "this oauth2 client authentication"
-    OAUTH2_TOKEN_EXCHANGE = "oauth2 subject and actor tokens"  # noqa: S105 - not a password
-    SCHEMA_RESOURCE = "a schema from an external resource"
-    SCHEMA_FORMAT = "a schema format other than json"
-    COMBINED_SCHEDULE = "a schedule that combines every, cron, after and on"
-    DSL_VERSION = "a DSL version other than 1.0.x"
-
-
-_APPLET_OR_ACTION = "call an applet or a connector action instead"
-INSTEAD: Mapping[Refused, str] = {
-    Refused.CALL_GRPC: _APPLET_OR_ACTION,
-    Refused.CALL_ASYNCAPI: "emit and listen to events, or " + _APPLET_OR_ACTION,
-    Refused.CALL_A2A: _APPLET_OR_ACTION,
-    Refused.CALL_MCP: _APPLET_OR_ACTION,
-    Refused.CATALOGED_FUNCTION: "define the function in use.functions, or " + _APPLET_OR_ACTION,
-    Refused.FUNCTION_URI: "define the function in use.functions, or " + _APPLET_OR_ACTION,
-    Refused.CATALOGS: "define the functions in use.functions",
-    Refused.EXTENSIONS: "put the tasks in the workflow's do list",
-    Refused.RUN_CONTAINER: "use run.shell, or an exec applet (call: <applet>)",
-    Refused.SCRIPT_LANGUAGE: "write it in js or python, or use run.shell",
-    Refused.EXPRESSION_LANGUAGE: "write the expressions in jq",
-    Refused.LOOSE_MODE: "use strict mode, with expressions written ${ ... }",
-    Refused.CERTIFICATE: "use basic, bearer or oauth2 (client_credentials)",
-    Refused.DIGEST: "use basic, bearer or oauth2 (client_credentials)",
-    Refused.OIDC: "use oauth2 with grant: client_credentials, or bearer",
-    Refused.OAUTH2_GRANT: "use grant: client_credentials",
-    Refused.OAUTH2_CLIENT_AUTHENTICATION: "use client_secret_basic or client_secret_post",
-    Refused.OAUTH2_TOKEN_EXCHANGE: "use grant: client_credentials without subject and actor",
-    Refused.SCHEMA_RESOURCE: "put the schema inline, as its document",
-    Refused.SCHEMA_FORMAT: "use format: json (JSON Schema)",
-    Refused.COMBINED_SCHEDULE: "keep one (another blueprint can hold another schedule)",
-    Refused.DSL_VERSION: "write dsl: '1.0.3'",
-}
-
-_REFUSED_CALLS = {
-    BuiltinCall.GRPC: Refused.CALL_GRPC,
-    BuiltinCall.ASYNCAPI: Refused.CALL_ASYNCAPI,
-    BuiltinCall.A2A: Refused.CALL_A2A,
-    BuiltinCall.MCP: Refused.CALL_MCP,
-}
-_REFUSED_SCHEMES = {
-    "certificate": Refused.CERTIFICATE,
-    "digest": Refused.DIGEST,
-    "oidc": Refused.OIDC,
-}
-SCRIPT_LANGUAGES = frozenset({"js", "javascript", "python"})
-OAUTH2_CLIENT_AUTHENTICATIONS = frozenset({"client_secret_basic", "client_secret_post"})
 
 # The runtime expression arguments, available in every expression (dsl.md)
 ARGUMENTS = (
@@ -136,11 +73,6 @@ _SECRET_REF = re.compile(
     r"\$secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\.\s*\"([^\"\\]*)\"|\[\s*\"([^\"\\]*)\"\s*\])"
 )
 _DSL_1_0 = re.compile(r"^1\.0\.\d+([-+].*)?$")
-
-
-def refusal(feature: Refused, shown: str | None = None) -> str:
-    """The message refusing ``feature`` (``shown``: how this file wrote it, if more telling)."""
-    return f"{shown or feature} {NOT_SUPPORTED}: {INSTEAD[feature]}"
 
 
 def expression_body(value: str) -> str:
@@ -189,7 +121,9 @@ def _close(name: str, names: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-Scope = frozenset[str]
+Scope = frozenset[str]  # the variables an expression may read
+TaskData = dict[str, Any]  # a task's definition, as read
+Siblings = list[str] | None  # the task names of its list (None: a function, in no list)
 
 
 class _Checker:
@@ -203,6 +137,20 @@ class _Checker:
         self.secrets = set(use.get("secrets") or [])
         self.tasks_anywhere: dict[str, list[Loc]] = {}
         self.pending_then: list[tuple[Loc, str, list[str]]] = []
+        self.by_kind: dict[TaskKind, Callable[[TaskData, Loc, Scope, Siblings], None]] = {
+            TaskKind.CALL: self.task_call,
+            TaskKind.DO: self.task_do,
+            TaskKind.EMIT: self.task_emit,
+            TaskKind.FOR: self.task_for,
+            TaskKind.FORK: self.task_fork,
+            TaskKind.LISTEN: self.task_listen,
+            TaskKind.RAISE: self.task_raise,
+            TaskKind.RUN: self.task_run,
+            TaskKind.SET: self.task_set,
+            TaskKind.SWITCH: self.task_switch,
+            TaskKind.TRY: self.task_try,
+            TaskKind.WAIT: self.task_wait,
+        }
 
     # --- reporting ----------------------------------------------------------------------------
 
@@ -400,14 +348,14 @@ class _Checker:
         self.timeout(task.get("timeout"), (*loc, "timeout"), scope)
         kind = task_kind(task)
         if kind is not None:
-            getattr(self, f"task_{kind.value}")(task, loc, scope, siblings)
+            self.by_kind[kind](task, loc, scope, siblings)
 
-    def task_call(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_call(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         call: str = task["call"]
         arguments = task.get("with") or {}
         with_loc = (*loc, "with")
-        if call in _REFUSED_CALLS:
-            self.refuse((*loc, "call"), _REFUSED_CALLS[BuiltinCall(call)], value=True)
+        if call in REFUSED_CALLS:
+            self.refuse((*loc, "call"), REFUSED_CALLS[BuiltinCall(call)], value=True)
             return
         if call == BuiltinCall.HTTP:
             self.endpoint(arguments["endpoint"], (*with_loc, "endpoint"), scope)
@@ -451,13 +399,13 @@ class _Checker:
             )
         return True
 
-    def task_do(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_do(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         self.task_list(task["do"], (*loc, "do"), scope)
 
-    def task_emit(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_emit(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         self.strings(task["emit"], (*loc, "emit"), scope)
 
-    def task_for(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_for(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         loop = task["for"]
         each, at = loop.get("each", "item"), loop.get("at", "index")
         for key in ("each", "at"):
@@ -469,10 +417,10 @@ class _Checker:
             self.bare(task["while"], (*loc, "while"), inner)
         self.task_list(task["do"], (*loc, "do"), inner)
 
-    def task_fork(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_fork(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         self.task_list(task["fork"]["branches"], (*loc, "fork", "branches"), scope)
 
-    def task_listen(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_listen(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         self.consumption(task["listen"]["to"], (*loc, "listen", "to"), scope)
         iterator = task.get("foreach")
         if iterator is None:
@@ -487,14 +435,14 @@ class _Checker:
         self.data_flow(iterator.get("output"), (*loc, "foreach", "output"), "as", inner)
         self.data_flow(iterator.get("export"), (*loc, "foreach", "export"), "as", inner)
 
-    def task_raise(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_raise(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         error = task["raise"]["error"]
         if isinstance(error, str):
             self.reference(error, "errors", (*loc, "raise", "error"), "error")
         else:
             self.strings(error, (*loc, "raise", "error"), scope)
 
-    def task_run(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_run(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         run = task["run"]
         run_loc = (*loc, "run")
         if "container" in run:
@@ -528,14 +476,12 @@ class _Checker:
             detail = "no such blueprint"
         self.at_key(loc, f"run.workflow: {namespace}/{name}: {detail}")
 
-    def task_set(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_set(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         # an object with expressions in it, or one ``${ }`` expression; in strict mode any
         # other string is the value itself
         self.strings(task["set"], (*loc, "set"), scope)
 
-    def task_switch(
-        self, task: dict[str, Any], loc: Loc, scope: Scope, siblings: list[str] | None
-    ) -> None:
+    def task_switch(self, task: TaskData, loc: Loc, scope: Scope, siblings: Siblings) -> None:
         default: str | None = None
         for i, item in enumerate(task["switch"]):
             name, case = next(iter(item.items()))
@@ -552,7 +498,7 @@ class _Checker:
                 )
             self.flow(case["then"], (*case_loc, "then"), siblings)
 
-    def task_try(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_try(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         self.task_list(task["try"], (*loc, "try"), scope)
         catch = task["catch"]
         catch_loc = (*loc, "catch")
@@ -570,7 +516,7 @@ class _Checker:
         if "do" in catch:
             self.task_list(catch["do"], (*catch_loc, "do"), inner)
 
-    def task_wait(self, task: dict[str, Any], loc: Loc, scope: Scope, _: object) -> None:
+    def task_wait(self, task: TaskData, loc: Loc, scope: Scope, _: Siblings) -> None:
         self.strings(task["wait"], (*loc, "wait"), scope)
 
     # --- the parts of tasks -------------------------------------------------------------------
@@ -653,8 +599,8 @@ class _Checker:
     def authentication(self, policy: dict[str, Any], loc: Loc, scope: Scope) -> None:
         scheme, settings = next(iter(policy.items()))
         scheme_loc = (*loc, scheme)
-        if scheme in _REFUSED_SCHEMES:
-            self.refuse(scheme_loc, _REFUSED_SCHEMES[scheme])
+        if scheme in REFUSED_SCHEMES:
+            self.refuse(scheme_loc, REFUSED_SCHEMES[scheme])
             return
         if "use" in settings:
             secret = settings["use"]
@@ -693,13 +639,9 @@ def check_workflow(
 
 __all__ = [
     "ARGUMENTS",
-    "INSTEAD",
-    "NOT_SUPPORTED",
     "Catalog",
-    "Refused",
     "check_workflow",
     "compile_check",
     "expression_body",
-    "refusal",
     "secret_names",
 ]

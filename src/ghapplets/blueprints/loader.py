@@ -26,7 +26,7 @@ from pydantic_core import ErrorDetails
 
 from ghapplets.blueprints.checks import Catalog, check_workflow
 from ghapplets.blueprints.model import Workflow, file_path
-from ghapplets.blueprints.model_common import Closed
+from ghapplets.blueprints.model_base import Closed
 from ghapplets.blueprints.source import SourceLocator, is_json_file, parse_source, read_source
 from ghapplets.config.located import Locator, Problem
 from ghapplets.exceptions import BlueprintInvalid
@@ -53,6 +53,9 @@ class Blueprint:
     def key(self) -> tuple[str, str, str]:
         """What names a blueprint: (namespace, name, version)."""
         return (self.namespace, self.name, self.version)
+
+    def __hash__(self) -> int:  # the definition is a dict: hash what names this exact one
+        return hash((self.key, self.digest))
 
 
 def digest(definition: Any) -> str:
@@ -137,8 +140,7 @@ def _problems(data: Any, locator: SourceLocator, catalog: Catalog | None) -> lis
     problems = _schema_problems(data, locator)
     if not problems:
         problems = check_workflow(data, locator, catalog)
-    unique = dict.fromkeys(problems)  # same problem twice (an alias repeats a value): once
-    return sorted(unique, key=lambda p: (p.line, p.column, p.where, p.message))
+    return sorted(problems, key=lambda p: (p.line, p.column, p.where, p.message))
 
 
 def _build(data: dict[str, Any], locator: Locator, path: Path | None) -> Blueprint:

@@ -2,8 +2,9 @@
 
 :class:`Workflow` is a whole file: ``document``, ``input``, ``use`` (the reusable components),
 ``do``, ``timeout``, ``output``, ``schedule`` and ``evaluate``. The objects it is made of are in
-:mod:`.model_common` (no tasks inside), :mod:`.model_calls` (call arguments) and
-:mod:`.model_tasks` (tasks and task lists); the names most callers need are re-exported here.
+:mod:`.model_base` (base classes, string forms, durations), :mod:`.model_auth` (authentication,
+endpoints), :mod:`.model_common` (data flow, errors, retries, events), :mod:`.model_calls` (call
+arguments) and :mod:`.model_tasks` (tasks and task lists).
 
 The top-level object refuses unknown properties, like every object the DSL lists all the
 properties of (the JSON Schema leaves the top level open, but a misspelt ``timeout`` or
@@ -17,21 +18,25 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ghapplets.blueprints.model_common import (
+from ghapplets.blueprints.model_auth import (
     AuthenticationPolicy,
+    ResourceCatalog,
+)
+from ghapplets.blueprints.model_base import (
     Closed,
     DnsName,
     Duration,
-    Error,
-    EventConsumptionStrategy,
-    Input,
-    Output,
-    ResourceCatalog,
-    RetryPolicy,
     SemVer,
     Timeout,
     TimeoutOrName,
     file_path,
+)
+from ghapplets.blueprints.model_common import (
+    Error,
+    EventConsumptionStrategy,
+    Input,
+    Output,
+    RetryPolicy,
 )
 from ghapplets.blueprints.model_tasks import (
     BuiltinCall,

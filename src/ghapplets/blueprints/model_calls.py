@@ -1,7 +1,7 @@
 """Pydantic models of the ``with`` arguments of the DSL's built-in calls: HTTP, OpenAPI, gRPC, A2A
 and MCP (AsyncAPI's, which hold tasks, are in :mod:`.model_tasks`).
 
-They follow the DSL reference and the official JSON Schema (see :mod:`.model_common` for the
+They follow the DSL reference and the official JSON Schema (see :mod:`.model_base` for the
 conventions). gRPC, A2A and MCP are modelled so that a file using them gets precise errors, and
 then refused by :mod:`.checks`: this runtime does not execute them.
 """
@@ -14,13 +14,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
-from ghapplets.blueprints.model_common import (
-    Closed,
-    Duration,
+from ghapplets.blueprints.model_auth import (
     Endpoint,
     ExternalResource,
-    NonEmpty,
     ReferenceableAuthentication,
+)
+from ghapplets.blueprints.model_base import (
+    Closed,
+    Duration,
+    NonEmpty,
     RuntimeExpression,
     shape,
 )

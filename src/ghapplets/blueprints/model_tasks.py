@@ -18,6 +18,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
+from ghapplets.blueprints.model_auth import (
+    ExternalResource,
+    ReferenceableAuthentication,
+)
+from ghapplets.blueprints.model_base import (
+    Closed,
+    Duration,
+    NonEmpty,
+    Open,
+    RuntimeExpression,
+    TimeoutOrName,
+    shape,
+)
 from ghapplets.blueprints.model_calls import (
     A2aArguments,
     GrpcArguments,
@@ -27,22 +40,13 @@ from ghapplets.blueprints.model_calls import (
 )
 from ghapplets.blueprints.model_common import (
     CatchErrors,
-    Closed,
-    Duration,
     EmittedProperties,
     ErrorOrName,
     EventConsumptionStrategy,
     Export,
-    ExternalResource,
     Input,
-    NonEmpty,
-    Open,
     Output,
-    ReferenceableAuthentication,
     RetryOrName,
-    RuntimeExpression,
-    TimeoutOrName,
-    shape,
 )
 
 
