@@ -705,3 +705,15 @@ def test_yaml_1_2_booleans_stay_strings_in_a_blueprint() -> None:
         "answer": "y",
         "really": True,
     }
+
+
+def test_an_empty_expression_is_refused() -> None:
+    found = problems(
+        """\
+        do:
+          - t:
+              set: '${}'
+        """
+    )
+    assert len(found) == 1
+    assert "do.0.t.set: invalid runtime expression" in found[0]

@@ -28,12 +28,11 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import jq
 from croniter import croniter
 from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.validators import validator_for
 
-from ghapplets.blueprints.model_base import is_expression
+from ghapplets.blueprints.expressions import Expression, is_expression
 from ghapplets.blueprints.model_tasks import BuiltinCall, FlowDirective, TaskKind, task_kind
 from ghapplets.blueprints.refusals import (
     OAUTH2_CLIENT_AUTHENTICATIONS,
@@ -45,6 +44,7 @@ from ghapplets.blueprints.refusals import (
 )
 from ghapplets.blueprints.source import SourceLocator
 from ghapplets.config.located import Loc, Problem
+from ghapplets.exceptions import ExpressionInvalid
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,8 @@ def expression_body(value: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _compile(expression: str, variables: tuple[str, ...]) -> str | None:
     try:
-        jq.compile(expression, args=dict.fromkeys(variables))
-    except ValueError as exc:
+        Expression(expression).check(variables)  # as the engine will compile it
+    except ExpressionInvalid as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
         return first.removeprefix("jq: error: ").removesuffix(":").replace(" at <top-level>", "")
     return None
@@ -95,8 +95,8 @@ def _compile(expression: str, variables: tuple[str, ...]) -> str | None:
 
 def compile_check(expression: str, variables: Iterable[str]) -> str | None:
     """Compile the jq ``expression`` (a body, without ``${ }``) with ``$name`` defined for each of
-    ``variables``: the error message, or None when it compiles. The one place that knows the
-    expression language (the engine's compiler can take its place)."""
+    ``variables``: the error message, or None when it compiles (with the engine's compiler,
+    :class:`~ghapplets.blueprints.expressions.Expression`, and its rules)."""
     return _compile(expression, tuple(sorted(set(variables))))
 
 

@@ -27,7 +27,6 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import jsonschema
@@ -36,8 +35,9 @@ from ghapplets.blueprints import calls, listening, processes
 from ghapplets.blueprints.durations import parse_duration
 from ghapplets.blueprints.errors import ErrorKind, error_matches, raise_error
 from ghapplets.blueprints.host import Host, Suspended
+from ghapplets.blueprints.model_tasks import FlowDirective, TaskKind, task_kind
 from ghapplets.blueprints.program import Program
-from ghapplets.blueprints.records import Directive, StepRecord, TaskStatus
+from ghapplets.blueprints.records import StepRecord, TaskStatus
 from ghapplets.exceptions import BlueprintError
 
 RUNTIME_NAME = "ghapplets"
@@ -53,28 +53,11 @@ BASE_VARIABLES = (
 )
 
 
-class TaskKind(StrEnum):
-    """The task types of the DSL, by the property that names each."""
-
-    CALL = "call"
-    EMIT = "emit"
-    FOR = "for"
-    FORK = "fork"
-    LISTEN = "listen"
-    RAISE = "raise"
-    RUN = "run"
-    SET = "set"
-    SWITCH = "switch"
-    TRY = "try"
-    WAIT = "wait"
-    DO = "do"  # last: ``for`` tasks have a ``do`` too
-
-
 def kind_of(task: Mapping[str, Any]) -> TaskKind:
-    for kind in TaskKind:
-        if kind.value in task:
-            return kind
-    raise raise_error(ErrorKind.CONFIGURATION, f"not a task: {sorted(task)}")
+    kind = task_kind(task)
+    if kind is None:  # the loader refuses such a task; a definition built by hand may not
+        raise raise_error(ErrorKind.CONFIGURATION, f"not one task: {sorted(task)}")
+    return kind
 
 
 def datetime_descriptor(epoch: float) -> dict[str, Any]:
@@ -324,11 +307,11 @@ class Run:
             visits[index] += 1
             key = f"{scope.key}/{index}/{name}" + (f"@{visit}" if visit else "")
             data, then = await self.run_task(name, task, ref, key, data, scope)
-            if then == Directive.CONTINUE:
+            if then == FlowDirective.CONTINUE:
                 index += 1
-            elif then == Directive.EXIT:
+            elif then == FlowDirective.EXIT:
                 return data, True
-            elif then == Directive.END:
+            elif then == FlowDirective.END:
                 raise EndFlow(data)
             else:
                 index = names.index(then)  # the checks made sure it is there
@@ -370,8 +353,8 @@ class Run:
         task, ref = step.task, step.ref
         base = self.variables(None, task=step.descriptor(), **step.scope.variables)
         if "if" in task and not truthy(self.evaluate(task["if"], step.raw_input, base)):
-            await self._complete(step, TaskStatus.SKIPPED, step.raw_input, Directive.CONTINUE)
-            return step.raw_input, Directive.CONTINUE
+            await self._complete(step, TaskStatus.SKIPPED, step.raw_input, FlowDirective.CONTINUE)
+            return step.raw_input, FlowDirective.CONTINUE
         spec = task.get("input") or {}
         self.validate(spec.get("schema"), step.raw_input, "task input", ref)
         step.input = step.raw_input
@@ -397,7 +380,7 @@ class Run:
             variables["output"] = output
             self.context = self.evaluate(spec["as"], output, variables)
         self.validate(spec.get("schema"), self.context, "exported context", ref)
-        then = outcome.then or task.get("then") or Directive.CONTINUE
+        then = outcome.then or task.get("then") or FlowDirective.CONTINUE
         await self._complete(step, TaskStatus.COMPLETED, output, then, outcome.emit)
         return output, then
 
@@ -460,9 +443,9 @@ async def run_switch(run: Run, step: Step) -> Outcome:
     for case in step.task["switch"]:
         spec = next(iter(case.values()))
         if "when" not in spec:
-            default = spec.get("then", Directive.CONTINUE)
+            default = spec.get("then", FlowDirective.CONTINUE)
         elif truthy(run.evaluate(spec["when"], step.input, variables)):
-            return Outcome(step.input, spec.get("then", Directive.CONTINUE))
+            return Outcome(step.input, spec.get("then", FlowDirective.CONTINUE))
     return Outcome(step.input, default)
 
 
@@ -507,7 +490,7 @@ async def run_fork(run: Run, step: Step) -> Outcome:
             step.input,
             scope,
         )
-        if then == Directive.END:
+        if then == FlowDirective.END:
             raise EndFlow(output)
         return output
 

@@ -106,7 +106,8 @@ _DETAIL_CHARS = 200
 
 def is_expression(value: object) -> bool:
     """Whether ``value`` is a runtime expression in strict mode: a string whose text, without
-    surrounding whitespace, starts with ``${`` and ends with ``}``."""
+    surrounding whitespace, starts with ``${`` and ends with ``}`` (``${}`` is one, which does
+    not compile)."""
     if not isinstance(value, str):
         return False
     text = value.strip()

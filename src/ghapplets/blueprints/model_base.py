@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ghapplets.blueprints.expressions import is_expression
+
 # --- bases -------------------------------------------------------------------------------------
 
 
@@ -111,7 +113,6 @@ def keyed(*keys: str) -> Any:
 
 # --- strings -----------------------------------------------------------------------------------
 
-EXPRESSION = re.compile(r"^\s*\$\{.+\}\s*$", re.DOTALL)
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*://")
 _TEMPLATE = re.compile(r"[^{}]*(\{[^{}]+\}[^{}]*)*", re.DOTALL)
 _SEMVER = re.compile(
@@ -126,11 +127,6 @@ ISO_DURATION = re.compile(
 )
 _POINTER = re.compile(r"^(/([^~/]|~[01])*)*$", re.DOTALL)
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-def is_expression(value: str) -> bool:
-    """A runtime expression in strict mode: the whole (stripped) string is ``${ ... }``."""
-    return bool(EXPRESSION.match(value))
 
 
 def _expression(value: str) -> str:
@@ -279,7 +275,6 @@ TimeoutOrName = Annotated[
 
 
 __all__ = [
-    "EXPRESSION",
     "ISO_DURATION",
     "Closed",
     "DateTimeOrExpression",

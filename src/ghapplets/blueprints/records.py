@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ghapplets.blueprints.model_tasks import FlowDirective
+
 
 class RunStatus(StrEnum):
     """A run's phase, as the DSL names them."""
@@ -46,14 +48,6 @@ class TaskStatus(StrEnum):
         return self in (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
 
 
-class Directive(StrEnum):
-    """The flow directives that are not a task name."""
-
-    CONTINUE = "continue"
-    EXIT = "exit"
-    END = "end"
-
-
 @dataclass
 class StepRecord:
     """One task at one position of a run."""
@@ -67,7 +61,7 @@ class StepRecord:
     input: Any = None
     output: Any = None
     context: Any = None  # the run's context after the task (its export), when it completed
-    then: str = Directive.CONTINUE.value
+    then: str = FlowDirective.CONTINUE.value
     error: dict[str, Any] | None = None
     attempt: int = 1
     state: dict[str, Any] = field(default_factory=dict)  # kind-specific durable state
@@ -101,7 +95,7 @@ class StepRecord:
             input=data.get("input"),
             output=data.get("output"),
             context=data.get("context"),
-            then=data.get("then", Directive.CONTINUE.value),
+            then=data.get("then", FlowDirective.CONTINUE.value),
             error=data.get("error"),
             attempt=data.get("attempt", 1),
             state=data.get("state") or {},
