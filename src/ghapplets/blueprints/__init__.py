@@ -2,15 +2,26 @@
 
 The package is layered like the rest of Ghapplets: a pure core, and thin shells around it.
 
-- :mod:`.source` reads a blueprint file (YAML 1.2 or JSON) keeping each value's line and column;
-  :mod:`.model` are our pydantic models of the DSL; :mod:`.loader` and :mod:`.checks` turn a
-  file into a :class:`~.loader.Blueprint`, or into line-precise problems (schema, then the
-  semantic checks: ``then`` targets, expressions, references, and every feature this runtime
-  does not execute, refused here rather than at run time).
-- :mod:`.expressions` compiles jq runtime expressions once and binds their arguments per
-  evaluation; :mod:`.errors` are the DSL's Problem-Details errors; :mod:`.durations` and
-  :mod:`.uris` read durations and URI templates.
-- :mod:`.engine` interprets a blueprint. It is deterministic given its journal, so a run is
-  resumed after a crash by running it again: every task already journaled returns its recorded
-  outcome instead of running, and the interrupted task runs again with the same idempotency key.
+Loading (a file in, a :class:`~.loader.Blueprint` or line-precise problems out):
+
+- :mod:`.source` reads YAML 1.2 or JSON keeping each key's and value's line and column;
+- :mod:`.model` (with :mod:`.model_base`, :mod:`.model_auth`, :mod:`.model_common`,
+  :mod:`.model_calls`, :mod:`.model_tasks`) are our pydantic models of the DSL;
+- :mod:`.checks` are the semantic checks (``then`` targets, expressions, references) and
+  :mod:`.refusals` the features this runtime does not execute, refused at validation;
+- :mod:`.loader` puts them together: ``load_blueprint``, ``parse_blueprint``, ``load_blueprints``.
+
+The language: :mod:`.expressions` (jq, compiled once, arguments bound per evaluation),
+:mod:`.errors` (Problem-Details errors), :mod:`.durations`, :mod:`.uris` (URI templates).
+
+Running:
+
+- :mod:`.engine` interprets a :class:`~.program.Program` against a :class:`~.host.Host`; the
+  task kinds live in :mod:`.calls`, :mod:`.processes` and :mod:`.listening`. It is deterministic
+  given its journal (:mod:`.records`), so a run resumes after a crash by running again: tasks
+  already journaled return their recorded outcome, the interrupted one runs again with the same
+  idempotency key.
+- :mod:`.local` is the in-process host (``ghapplets run``, the test harness), :mod:`.effects`
+  turns applets and connector actions into tasks, :mod:`.transport` sends HTTP with httpx,
+  :mod:`.spawn` runs processes.
 """
