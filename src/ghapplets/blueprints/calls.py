@@ -322,19 +322,9 @@ async def _openapi_document(run: Run, step: Step, uri: str, auth: Any) -> Mappin
     cached = run.documents.get(uri)
     if cached is not None:
         return cached
-    headers = {}
-    if auth is not None:
-        headers = _auth_headers(await authorize(run, step, auth))
-    response = await run.host.send_http(HttpRequest("GET", uri, headers, {}))
-    if not 200 <= response.status <= 299:
-        raise raise_error(
-            ErrorKind.COMMUNICATION,
-            f"the OpenAPI document {uri} answered {response.status}",
-            instance=step.ref,
-            status=response.status,
-        )
+    content = await fetch(run, step, {"uri": uri, "authentication": auth}, "the OpenAPI document")
     try:
-        document = yaml.safe_load(response.content)  # JSON is YAML too
+        document = yaml.safe_load(content)  # JSON is YAML too
     except yaml.YAMLError as exc:
         raise raise_error(
             ErrorKind.CONFIGURATION,
@@ -349,6 +339,21 @@ async def _openapi_document(run: Run, step: Step, uri: str, auth: Any) -> Mappin
         )
     run.documents[uri] = document
     return document
+
+
+async def fetch(run: Run, step: Step, endpoint: Any, what: str) -> bytes:
+    """An external resource's content (``endpoint``: a URI, or ``{uri, authentication}``)."""
+    uri, auth = _endpoint(endpoint)
+    headers = _auth_headers(await authorize(run, step, auth)) if auth is not None else {}
+    response = await run.host.send_http(HttpRequest("GET", uri, headers, {}))
+    if not 200 <= response.status <= 299:
+        raise raise_error(
+            ErrorKind.COMMUNICATION,
+            f"{what} {uri} answered {response.status}",
+            instance=step.ref,
+            status=response.status,
+        )
+    return response.content
 
 
 def _operation(

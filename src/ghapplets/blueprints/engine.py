@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -41,16 +41,6 @@ from ghapplets.blueprints.records import StepRecord, TaskStatus
 from ghapplets.exceptions import BlueprintError
 
 RUNTIME_NAME = "ghapplets"
-BASE_VARIABLES = (
-    "context",
-    "input",
-    "output",
-    "secrets",
-    "task",
-    "workflow",
-    "runtime",
-    "authorization",
-)
 
 
 def kind_of(task: Mapping[str, Any]) -> TaskKind:
@@ -515,13 +505,18 @@ async def _all(tasks: Sequence[asyncio.Future[Any]]) -> list[Any]:
                 elif error is not None:
                     raise error
     finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await _cancel(pending)
     if suspended is not None:
         raise suspended
     return [task.result() for task in tasks]
+
+
+async def _cancel(pending: Collection[asyncio.Future[Any]]) -> None:
+    """Cancel the branches still running, and wait until they have stopped."""
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _compete(
@@ -551,10 +546,7 @@ async def _compete(
                 else:
                     raise error
     finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await _cancel(pending)
     if suspended is not None:
         raise suspended
     raise failures[0]

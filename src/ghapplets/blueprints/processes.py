@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ghapplets.blueprints.calls import fetch
 from ghapplets.blueprints.errors import ErrorKind, raise_error
-from ghapplets.blueprints.host import HttpRequest, ProcessResult, ProcessSpec
+from ghapplets.blueprints.host import ProcessResult, ProcessSpec
 
 if TYPE_CHECKING:
     from ghapplets.blueprints.engine import Outcome, Run, Step
@@ -112,17 +113,8 @@ async def _script_code(run: Run, step: Step, script: Mapping[str, Any]) -> str:
     if "code" in script:
         return str(script["code"])
     source = script.get("source") or {}
-    endpoint = source.get("endpoint")
-    uri = endpoint.get("uri") if isinstance(endpoint, Mapping) else endpoint
-    response = await run.host.send_http(HttpRequest("GET", str(uri), {}, {}))
-    if not 200 <= response.status <= 299:
-        raise raise_error(
-            ErrorKind.COMMUNICATION,
-            f"the script {uri} answered {response.status}",
-            instance=step.ref,
-            status=response.status,
-        )
-    return response.content.decode("utf-8", "replace")
+    content = await fetch(run, step, source.get("endpoint"), "the script")
+    return content.decode("utf-8", "replace")
 
 
 def _interpreter(step: Step, language: str, code: str, folder: Path) -> tuple[str, Path]:
