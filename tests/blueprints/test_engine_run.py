@@ -254,3 +254,34 @@ def test_a_crash_after_any_task_resumes_with_the_same_output_and_effects(
         (c.kind, c.name, c.data) for c in clean.calls
     ]
     assert [t.name for t in report.tasks] == [t.name for t in expected.tasks]
+
+
+def test_a_script_read_from_its_source(harness: BlueprintHarness) -> None:
+    harness.mock_http("GET", "https://scripts.example/hello.py", "print('from the source')")
+    report = harness.run(
+        blueprint("""
+            do:
+              - py:
+                  run:
+                    script:
+                      language: python
+                      source:
+                        endpoint: https://scripts.example/hello.py
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert report.output == "from the source"
+    harness.mock_http("GET", "https://scripts.example/missing.py", "no", status=404)
+    missing = harness.run(
+        blueprint("""
+            do:
+              - py:
+                  run:
+                    script:
+                      language: python
+                      source:
+                        endpoint: https://scripts.example/missing.py
+        """)
+    )
+    assert missing.error["status"] == 404
+    assert missing.error["type"] == ErrorKind.COMMUNICATION.type
