@@ -377,6 +377,14 @@ async def test_a_finished_run_stops_listening(runs: RunStore) -> None:
     assert await runs.update_run("r1", status=RunStatus.CANCELLED)
     assert keyed(await runs.listeners_for(["t1"])) == [("r2", "a", None)]
     assert await runs.deliver([("r1", "a", event("e1"))]) == set()
+    # the worker's checkpoint lands after the cancel: its step and events are kept, but the
+    # cancelled run does not listen again
+    await runs.checkpoint_step(
+        "r1", step("b"), emit=[event("late")], listen=[listener("r1", "b", "t1")]
+    )
+    assert keyed(await runs.listeners_for(["t1"])) == [("r2", "a", None)]
+    assert [s["key"] for s in await runs.steps("r1")] == ["a", "b"]
+    assert ids(await runs.take_outbox()) == ["late"]
 
 
 # -- inboxes ----------------------------------------------------------------------------------
@@ -509,7 +517,7 @@ async def test_prune_deletes_old_final_runs_with_their_state_and_keeps_the_rest(
         "done2": RunStatus.COMPLETED,
         "done3": RunStatus.COMPLETED,
     }
-    kept = ["waiting", "running", "recent"]
+    kept = ["waiting", "running", "recent", "retried"]
     for run_id in [*old, *kept]:
         await runs.create_run(run(run_id, status=RunStatus.RUNNING))
         await listen(runs, run_id, "l", "t")
@@ -518,6 +526,18 @@ async def test_prune_deletes_old_final_runs_with_their_state_and_keeps_the_rest(
     for run_id, status in old.items():
         await runs.update_run(run_id, status=status)  # finished at T0
     await runs.update_run("waiting", status=RunStatus.WAITING, wake_at=T0 + 10**6)
+    # faulted long ago, then taken up again: running, with the old finished_at still there
+    await runs.update_run("retried", status=RunStatus.FAULTED)
+    await runs.update_run("retried", status=RunStatus.RUNNING, expect={RunStatus.FAULTED})
+    await listen(runs, "retried", "l", "t")
+    assert (await runs.get_run("retried")).finished_at == T0
+    # a stray listener row of a finished run (none is registered through the API): it goes too
+    stray = sql.listener_params("done", listener("done", "stray", "t"))
+
+    def plant() -> relational.Write[None]:
+        yield relational.Step("execute", sql.INSERT_LISTENER, stray)
+
+    await runs._write(plant)  # type: ignore[attr-defined]
     clock.now = T0 + 40 * 86400
     await runs.update_run("recent", status=RunStatus.COMPLETED)
     cutoff = T0 + 30 * 86400
@@ -532,8 +552,12 @@ async def test_prune_deletes_old_final_runs_with_their_state_and_keeps_the_rest(
         assert [s["key"] for s in await runs.steps(run_id)] == ["l", "s"]
         assert ids(await runs.inbox(run_id, "l")) == ["e1"]
     # listeners of the pruned runs are gone (those of the recent one went when it finished)
-    assert keyed(await runs.listeners_for(["t"])) == [("running", "l", "t"), ("waiting", "l", "t")]
-    assert len(await runs.take_outbox()) == 8  # what is still to publish stays
+    assert keyed(await runs.listeners_for(["t"])) == [
+        ("retried", "l", "t"),
+        ("running", "l", "t"),
+        ("waiting", "l", "t"),
+    ]
+    assert len(await runs.take_outbox()) == 9  # what is still to publish stays
     assert await runs.prune_runs(cutoff) == 0
     assert await runs.prune_runs(T0 + 41 * 86400) == 1  # recent, in its turn
 

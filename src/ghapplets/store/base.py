@@ -254,7 +254,8 @@ class RunStore(ABC):
         the same key, which keeps its place in the journal; put ``emit`` in the outbox (an
         event id already there is left as it is); register the listeners ``listen`` (rows of
         this run: a listener registered again, as the engine does on every resume, replaces
-        its rows); drop the listener ``unlisten``; and touch the run's ``updated_at``. Raise
+        its rows; a run already final, cancelled while the step ran, registers none); drop the
+        listener ``unlisten``; and touch the run's ``updated_at``. Raise
         NotFound for an unknown run, InvalidRecord for what cannot be stored: then nothing of
         it is kept."""
 

@@ -255,17 +255,20 @@ def checkpoint_step(
 ) -> Write[None]:
     """The step, its events and its listeners, in the caller's one transaction. The run's row
     is written first: on PostgreSQL that locks it, so checkpoints (and deliveries) of one run
-    take turns and the next position is read by one of them at a time."""
+    take turns and the next position is read by one of them at a time. A final run registers
+    no listener (its step and events are kept: the step did run)."""
     params = sql.step_params(run_id, step)
-    touched = yield Step("execute", sql.TOUCH_RUN, {"run_id": params["run_id"], "now": now})
-    if not touched:
+    yield Step("execute", sql.TOUCH_RUN, {"run_id": params["run_id"], "now": now})
+    run = yield Step("first", sql.RUN_STATUS, {"run_id": run_id})
+    if run is None:
         raise NotFound(f"no run {run_id!r}")
     row = yield Step("first", sql.NEXT_STEP_POSITION, {"run_id": run_id})
     yield Step("execute", sql.UPSERT_STEP, {**params, "position": row["position"]})
     if emit:
         events = [sql.outbox_params(run_id, e, i, now) for i, e in enumerate(emit)]
         yield Step("many", sql.INSERT_OUTBOX, events)
-    if listen:
+    # a run that finished meanwhile (a cancel beat the worker's checkpoint) listens no more
+    if listen and not RunStatus(run["status"]).final:
         rows = [sql.listener_params(run_id, listener) for listener in listen]
         keys = sorted({row["key"] for row in rows})  # registered again: its rows replaced
         yield Step("many", sql.DELETE_LISTENER, [{"run_id": run_id, "key": k} for k in keys])

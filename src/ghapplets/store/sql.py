@@ -188,6 +188,7 @@ INSERT_RUN = (
     " ON CONFLICT (id) DO NOTHING"
 )
 TOUCH_RUN = "UPDATE blueprint_runs SET updated_at = :now WHERE id = :run_id"
+RUN_STATUS = "SELECT status FROM blueprint_runs WHERE id = :run_id"
 # a new key goes after every key recorded so far (the unique (run_id, position) index's range)
 NEXT_STEP_POSITION = (
     "SELECT coalesce(max(position) + 1, 0) AS position FROM blueprint_steps WHERE run_id = :run_id"
