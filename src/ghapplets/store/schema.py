@@ -215,8 +215,9 @@ Index("ix_blueprint_runs_status_started", blueprint_runs.c.status, blueprint_run
 Index("ix_blueprint_runs_name_started", blueprint_runs.c.name, blueprint_runs.c.started_at)
 # due_runs: the waiting runs whose timer is due, a range scan
 Index("ix_blueprint_runs_status_wake", blueprint_runs.c.status, blueprint_runs.c.wake_at)
-# prune_runs: only finished runs have a finished_at, so the range below a cutoff is theirs
-Index("ix_blueprint_runs_finished", blueprint_runs.c.finished_at)
+# prune_runs: the final runs that finished before a cutoff, a range scan per final status (a
+# run taken up again after it finished keeps its old finished_at: the status leaves it out)
+Index("ix_blueprint_runs_status_finished", blueprint_runs.c.status, blueprint_runs.c.finished_at)
 
 # a run's journal: one step record per key (StepRecord.to_dict() as JSON in ``record``), with the
 # columns worth querying beside it; ``position`` is the order keys were first recorded in (a

@@ -226,11 +226,11 @@ INSERT_INBOX = (
     " delivered_at) VALUES (:run_id, :key, :seq, :event_source, :event_id, :event,"
     " :delivered_at) ON CONFLICT (run_id, key, event_source, event_id) DO NOTHING"
 )
-# finished runs before the cutoff: a range scan of ix_blueprint_runs_finished (only final runs
-# have a finished_at, as update_run sets it)
+# final runs that finished before the cutoff: range scans of ix_blueprint_runs_status_finished
+# (status, finished_at), which read only rows to delete (update_run sets finished_at)
 PRUNABLE_RUNS = (
-    "SELECT id FROM blueprint_runs WHERE finished_at < :older_than"
-    " AND status IN (:completed, :faulted, :cancelled) ORDER BY finished_at LIMIT :limit"
+    "SELECT id FROM blueprint_runs WHERE status IN (:completed, :faulted, :cancelled)"
+    " AND finished_at < :older_than LIMIT :limit"
 )
 DELETE_RUN_STEPS = "DELETE FROM blueprint_steps WHERE run_id = :run_id"
 DELETE_RUN_INBOX = "DELETE FROM blueprint_inbox WHERE run_id = :run_id"
@@ -627,7 +627,7 @@ def run_query(run_id: str) -> Select[Any]:
 def runs_query(status: RunStatus | None, name: str | None, limit: int) -> Select[Any]:
     r = t.blueprint_runs
     return _where_given(
-        select(r).order_by(r.c.started_at.desc(), r.c.id.desc()).limit(limit),
+        select(r).order_by(r.c.started_at.desc()).limit(limit),
         (r.c.status, status),
         (r.c.name, name),
     )
@@ -662,14 +662,14 @@ def due_runs_query(now: float, limit: int) -> Select[Any]:
     return (
         select(r.c.id)
         .where(r.c.status == RunStatus.WAITING, r.c.wake_at <= now)
-        .order_by(r.c.wake_at, r.c.id)
+        .order_by(r.c.wake_at)
         .limit(limit)
     )
 
 
 def outbox_query(limit: int) -> Select[Any]:
     o = t.blueprint_outbox
-    return select(o.c.event).order_by(o.c.created_at, o.c.ordinal, o.c.id).limit(limit)
+    return select(o.c.event).order_by(o.c.created_at, o.c.ordinal).limit(limit)
 
 
 def token_query(key: str) -> Select[Any]:

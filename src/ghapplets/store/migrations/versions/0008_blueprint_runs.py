@@ -38,7 +38,9 @@ def upgrade() -> None:
     op.create_index("ix_blueprint_runs_status_started", "blueprint_runs", ["status", "started_at"])
     op.create_index("ix_blueprint_runs_name_started", "blueprint_runs", ["name", "started_at"])
     op.create_index("ix_blueprint_runs_status_wake", "blueprint_runs", ["status", "wake_at"])
-    op.create_index("ix_blueprint_runs_finished", "blueprint_runs", ["finished_at"])
+    op.create_index(
+        "ix_blueprint_runs_status_finished", "blueprint_runs", ["status", "finished_at"]
+    )
     op.create_table(
         "blueprint_steps",
         sa.Column("run_id", sa.String(128), primary_key=True),
@@ -96,7 +98,7 @@ def downgrade() -> None:
     op.drop_table("blueprint_listeners")
     op.drop_table("blueprint_steps")
     for index in (
-        "ix_blueprint_runs_finished",
+        "ix_blueprint_runs_status_finished",
         "ix_blueprint_runs_status_wake",
         "ix_blueprint_runs_name_started",
         "ix_blueprint_runs_status_started",
