@@ -626,6 +626,24 @@ async def test_keys_that_are_not_storable_text_are_refused(
     assert await runs.steps("r1") == []
 
 
+async def test_lookups_by_what_cannot_be_stored_find_nothing(runs: RunStore) -> None:
+    """A NUL, a lone surrogate or an over-long value names no stored row: the answer is "none"
+    on both backends (PostgreSQL would refuse to compare a NUL)."""
+    await runs.create_run(run())
+    await listen(runs, "r1", "a")  # takes every event
+    await runs.checkpoint_step("r1", step("s"), emit=[event("e1")])
+    for bad in ("r\x00", "\udc80", "r" * (STEP_KEY_MAX + 1)):
+        with pytest.raises(NotFound):
+            await runs.get_run(bad)
+        assert await runs.list_runs(name=bad) == []
+        assert await runs.steps(bad) == []
+        assert await runs.inbox(bad, "a") == []
+        assert await runs.inbox("r1", bad) == []
+        assert keyed(await runs.listeners_for([bad, "t"])) == [("r1", "a", None)]
+        await runs.drop_outbox([bad])
+    assert ids(await runs.take_outbox()) == ["e1"]
+
+
 async def test_unicode_and_quotes_are_kept_as_they_are(runs: RunStore) -> None:
     tricky = '\'; DROP TABLE blueprint_runs; -- "ü" 名前 🎉 %_\\'
     data = {tricky: [tricky, "nul \x00 inside JSON", "\u2028", 1.5, -(2**63), 2**64 - 1, None]}

@@ -28,6 +28,11 @@ from ghapplets.exceptions import NotFound, SecretKeyMismatch
 from ghapplets.store import sql
 from ghapplets.store.base import HistoryStore, Reencrypt, RunStore, SecretStore
 from ghapplets.store.records import (
+    BLUEPRINT_NAME_MAX,
+    EVENT_ID_MAX,
+    EVENT_TYPE_MAX,
+    RUN_ID_MAX,
+    STEP_KEY_MAX,
     UNCHANGED,
     AttemptRecord,
     DeliveryRecord,
@@ -346,7 +351,7 @@ class SqlRunStore(Relational, RunStore):
         return await self._write(create_run, run)
 
     async def get_run(self, run_id: str) -> RunRecord:
-        rows = await self._query(sql.run_query(run_id))
+        rows = await self._query(sql.run_query(run_id)) if sql.storable(run_id, RUN_ID_MAX) else []
         if not rows:
             raise NotFound(f"no run {run_id!r}")
         return sql.run_of(rows[0])
@@ -354,6 +359,8 @@ class SqlRunStore(Relational, RunStore):
     async def list_runs(
         self, *, status: RunStatus | None = None, name: str | None = None, limit: int = 50
     ) -> list[RunRecord]:
+        if name and not sql.storable(name, BLUEPRINT_NAME_MAX):
+            return []
         return [sql.run_of(r) for r in await self._query(sql.runs_query(status, name, limit))]
 
     async def update_run(
@@ -394,10 +401,13 @@ class SqlRunStore(Relational, RunStore):
         await self._write(checkpoint_step, run_id, step, emit, listen, unlisten, clock())
 
     async def steps(self, run_id: str) -> list[dict[str, Any]]:
+        if not sql.storable(run_id, RUN_ID_MAX):
+            return []
         return [orjson.loads(r["record"]) for r in await self._query(sql.steps_query(run_id))]
 
     async def listeners_for(self, types: Sequence[str]) -> list[ListenerRecord]:
-        return [sql.listener_of(r) for r in await self._query(sql.listeners_query(types))]
+        exact = [t for t in types if sql.storable(t, EVENT_TYPE_MAX)]  # others match no row
+        return [sql.listener_of(r) for r in await self._query(sql.listeners_query(exact))]
 
     async def deliver(self, deliveries: Sequence[tuple[str, str, dict[str, Any]]]) -> set[str]:
         if not deliveries:
@@ -405,6 +415,8 @@ class SqlRunStore(Relational, RunStore):
         return await self._write(deliver, deliveries, clock())
 
     async def inbox(self, run_id: str, key: str, start: int = 0) -> list[dict[str, Any]]:
+        if not (sql.storable(run_id, RUN_ID_MAX) and sql.storable(key, STEP_KEY_MAX)):
+            return []
         rows = await self._query(sql.inbox_query(run_id, key, start))
         return [orjson.loads(r["event"]) for r in rows]
 
@@ -415,8 +427,9 @@ class SqlRunStore(Relational, RunStore):
         return [orjson.loads(r["event"]) for r in await self._query(sql.outbox_query(limit))]
 
     async def drop_outbox(self, ids: Sequence[str]) -> None:
-        if ids:
-            await self._write(drop_outbox, ids)
+        stored = [i for i in ids if sql.storable(i, EVENT_ID_MAX)]  # others are not there
+        if stored:
+            await self._write(drop_outbox, stored)
 
     async def prune_runs(self, older_than: float) -> int:
         """In chunks of :data:`RUN_PRUNE_CHUNK` runs, each its own transaction."""

@@ -352,6 +352,16 @@ def _text(what: str, value: Any, limit: int | None = None) -> str:
     return value
 
 
+def storable(value: Any, limit: int) -> bool:
+    """Could ``value`` be a stored key of at most ``limit`` bytes? One that could not matches
+    nothing, so a lookup by it answers "none" without asking (PostgreSQL would refuse a NUL)."""
+    try:
+        _text("a key", value, limit)
+    except InvalidRecord:
+        return False
+    return True
+
+
 def _optional_text(what: str, value: Any, limit: int | None = None) -> str | None:
     return None if value is None else _text(what, value, limit)
 
