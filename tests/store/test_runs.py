@@ -177,6 +177,11 @@ async def test_update_sets_what_it_is_given_and_leaves_the_rest(
     got = await runs.get_run("r1")
     assert (got.output, got.finished_at) == (None, T0 + 20)  # now again: final, not given
     assert not await runs.update_run("nope", status=RunStatus.RUNNING)
+    with pytest.raises(InvalidRecord, match="not a run status: 'done'"):
+        await runs.update_run("r1", status="done")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRecord, match="a run's wake_at must be a number"):
+        await runs.update_run("r1", status=RunStatus.WAITING, wake_at="soon")  # type: ignore[arg-type]
+    assert (await runs.get_run("r1")).status == RunStatus.COMPLETED
 
 
 async def test_update_is_a_compare_and_set_on_the_status(runs: RunStore) -> None:

@@ -245,7 +245,7 @@ def update_run(
 ) -> Write[bool]:
     statement, params = sql.update_run(run_id, status, changes, expect, resumed, now)
     count = yield Step("execute", statement, params)
-    if count and RunStatus(status).final:  # nothing is delivered to a finished run
+    if count and sql.run_status(status).final:  # nothing is delivered to a finished run
         yield Step("execute", sql.DELETE_RUN_LISTENERS, {"run_id": run_id})
     return bool(count)
 
@@ -273,7 +273,7 @@ def checkpoint_step(
         events = [sql.outbox_params(run_id, e, i, now) for i, e in enumerate(emit)]
         yield Step("many", sql.INSERT_OUTBOX, events)
     # a run that finished meanwhile (a cancel beat the worker's checkpoint) listens no more
-    if listen and not RunStatus(run["status"]).final:
+    if listen and not sql.run_status(run["status"]).final:
         rows = [sql.listener_params(run_id, listener) for listener in listen]
         keys = sorted({row["key"] for row in rows})  # registered again: its rows replaced
         yield Step("many", sql.DELETE_LISTENER, [{"run_id": run_id, "key": k} for k in keys])
@@ -382,10 +382,10 @@ class SqlRunStore(Relational, RunStore):
         if error is not UNCHANGED:
             changes["error"] = None if error is None else sql.stored_json("a run's error", error)
         if wake_at is not UNCHANGED:
-            changes["wake_at"] = wake_at
+            changes["wake_at"] = sql.epoch("a run's wake_at", wake_at, optional=True)
         if finished_at is not UNCHANGED:
-            changes["finished_at"] = finished_at
-        elif RunStatus(status).final:
+            changes["finished_at"] = sql.epoch("a run's finished_at", finished_at, optional=True)
+        elif sql.run_status(status).final:
             changes["finished_at"] = now
         return await self._write(update_run, run_id, status, changes, expect, resumed, now)
 

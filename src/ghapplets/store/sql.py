@@ -366,7 +366,8 @@ def _optional_text(what: str, value: Any, limit: int | None = None) -> str | Non
     return None if value is None else _text(what, value, limit)
 
 
-def _time(what: str, value: Any, *, optional: bool = False) -> float | None:
+def epoch(what: str, value: Any, *, optional: bool = False) -> float | None:
+    """``value`` as epoch seconds (None too, when ``optional``); InvalidRecord otherwise."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -391,7 +392,7 @@ def key_param(key: Any) -> str:
     return _text("a step key", key, STEP_KEY_MAX)
 
 
-def _run_status(value: Any) -> RunStatus:
+def run_status(value: Any) -> RunStatus:
     try:
         return RunStatus(value)
     except ValueError:
@@ -406,14 +407,14 @@ def run_params(r: RunRecord) -> dict[str, Any]:
         "version": _text("a blueprint version", r.version, BLUEPRINT_NAME_MAX),
         "digest": _text("a blueprint digest", r.digest, DIGEST_MAX),
         "definition": stored_json("a blueprint definition", r.definition),
-        "status": _run_status(r.status),
+        "status": run_status(r.status),
         "input": stored_json("a run's input", r.input),
         "output": stored_json("a run's output", r.output),
         "error": None if r.error is None else stored_json("a run's error", r.error),
-        "started_at": _time("a run's started_at", r.started_at),
-        "updated_at": _time("a run's updated_at", r.updated_at),
-        "finished_at": _time("a run's finished_at", r.finished_at, optional=True),
-        "wake_at": _time("a run's wake_at", r.wake_at, optional=True),
+        "started_at": epoch("a run's started_at", r.started_at),
+        "updated_at": epoch("a run's updated_at", r.updated_at),
+        "finished_at": epoch("a run's finished_at", r.finished_at, optional=True),
+        "wake_at": epoch("a run's wake_at", r.wake_at, optional=True),
         "trigger": _optional_text("a run's trigger", r.trigger, TRIGGER_MAX),
         "resumes": int(r.resumes),
     }
@@ -432,7 +433,7 @@ def update_run(
     must be in (any, if None)."""
     params: dict[str, Any] = {
         "run_id": run_id_param(run_id),
-        "status": _run_status(status),
+        "status": run_status(status),
         "updated_at": now,
     }
     sets = ["status = :status", "updated_at = :updated_at"]
@@ -445,7 +446,7 @@ def update_run(
     where = "id = :run_id"
     if expect is not None:
         marks = []
-        for i, expected in enumerate(sorted({_run_status(e) for e in expect})):
+        for i, expected in enumerate(sorted({run_status(e) for e in expect})):
             params[f"e{i}"] = expected
             marks.append(f":e{i}")
         # no status is in an empty set: a statement that changes nothing
@@ -464,8 +465,8 @@ def step_params(run_id: str, step: Mapping[str, Any]) -> dict[str, Any]:
         "reference": _text("a step's reference", step.get("reference")),
         "name": _text("a step's name", step.get("name")),
         "status": _text("a step's status", step.get("status"), 16),
-        "started_at": _time("a step's started_at", step.get("started_at")),
-        "finished_at": _time("a step's finished_at", step.get("finished_at"), optional=True),
+        "started_at": epoch("a step's started_at", step.get("started_at")),
+        "finished_at": epoch("a step's finished_at", step.get("finished_at"), optional=True),
         "record": stored_json(f"the step {step.get('key')!r:.80}", dict(step)),
     }
 
@@ -499,7 +500,7 @@ def listener_params(run_id: str, listener: ListenerRecord) -> dict[str, Any]:
             "a listener's event type", listener.event_type, EVENT_TYPE_MAX
         ),
         "filters": stored_json(f"the filters of listener {listener.key!r:.80}", listener.filters),
-        "created_at": _time("a listener's created_at", listener.created_at),
+        "created_at": epoch("a listener's created_at", listener.created_at),
     }
 
 
