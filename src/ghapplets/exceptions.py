@@ -7,7 +7,9 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`ConfigError`: a configuration file or manifest is wrong (with file:line:col problems);
   :class:`BlueprintInvalid`: a blueprint (a workflow file) is wrong or uses a feature this
   runtime refuses;
-- :class:`NotFound`: a named record (delivery, job, secret, applet) does not exist;
+- :class:`NotFound`: a named record (delivery, job, secret, applet, run) does not exist;
+- :class:`InvalidRecord`: a record the store refuses to write (a key past its length limit,
+  a value that is not JSON it can keep), named in the message; nothing of the write is kept;
 - :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
   :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
 - :class:`DataFolderBusy`: another server holds the embedded data folder;
@@ -59,6 +61,13 @@ class NotFound(GhappletsError, LookupError):
 
     def __str__(self) -> str:  # LookupError would quote the message like a KeyError
         return str(self.args[0]) if self.args else "not found"
+
+
+class InvalidRecord(GhappletsError, ValueError):
+    """A record the store cannot keep as it is: a key or name past its limit (or with a NUL
+    character, which PostgreSQL's text cannot hold), or a value that is not storable JSON (too
+    deeply nested, a non-string object key, an integer past 64 bits). The write is refused
+    whole."""
 
 
 class Unavailable(GhappletsError):

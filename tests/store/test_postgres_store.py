@@ -16,11 +16,19 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ghapplets.exceptions import StoreUnavailable
-from ghapplets.store.postgres import PostgresDatabase, PostgresHistoryStore, PostgresSecretStore
+from ghapplets.store import sql
+from ghapplets.store.postgres import (
+    _DIALECT,
+    PostgresDatabase,
+    PostgresHistoryStore,
+    PostgresSecretStore,
+    numbered,
+)
 from ghapplets.store.records import DeliveryRecord, DeliveryStatus, SecretRecord
 from tests.servers import FORCE_EMBEDDED_PG, PostgresServer, start_embedded_postgres
 from tests.store.schema_check import schema_differences
@@ -279,3 +287,37 @@ async def test_a_restarted_server_is_used_again() -> None:
             assert sorted(d.id for d in await store.list_deliveries()) == ["after", "before"]
     finally:
         await asyncio.to_thread(server.cleanup)
+
+
+# -- the run store's queries ---------------------------------------------------------------------
+async def test_run_store_lookups_use_their_indexes(pg_url: str) -> None:
+    """With sequential scans priced out (the tables are empty here), each lookup can be an
+    index search: listeners by event type (and NULL), due timers, prunable runs."""
+
+    async def plan(
+        conn: asyncpg.Connection, query: Select | str, params: dict | None = None
+    ) -> str:
+        if isinstance(query, str):
+            statement, names = numbered(query)
+            args = [(params or {})[n] for n in names]
+        else:
+            compiled = query.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+            statement = compiled.string
+            args = [compiled.params[n] for n in compiled.positiontup or ()]
+        return " / ".join(r[0].strip() for r in await conn.fetch("EXPLAIN " + statement, *args))
+
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("SET enable_seqscan = off")
+        shown = await plan(conn, sql.listeners_query(["com.example.push", "com.example.tag"]))
+        assert shown.count("Index Scan on ix_blueprint_listeners_type") == 2, shown
+        assert "(event_type IS NULL)" in shown
+        shown = await plan(conn, sql.due_runs_query(0.0, 100))
+        assert "Index Scan using ix_blueprint_runs_status_wake" in shown, shown
+        assert "Sort" not in shown
+        finals = {"older_than": 0.0, "limit": 64, **sql.FINAL_STATUSES}
+        shown = await plan(conn, sql.PRUNABLE_RUNS, finals)
+        assert "Index Scan using ix_blueprint_runs_status_finished" in shown, shown
+        assert "finished_at <" in shown
+    finally:
+        await conn.close()

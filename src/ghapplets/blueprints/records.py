@@ -1,4 +1,6 @@
 """What a blueprint run is made of: its statuses, and the journal entry of each task it ran.
+(:class:`RunStatus` lives with the run store, :mod:`ghapplets.store.records`; it is re-exported
+here.)
 
 A :class:`StepRecord` is one task's outcome at one position of a run (its ``key``: the task's
 reference plus the loop iterations, retry attempts and revisits that led there). The journal of a
@@ -14,22 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 from ghapplets.blueprints.model_tasks import FlowDirective
+from ghapplets.store.records import RunStatus  # the run store keeps it; here for the engine
 
-
-class RunStatus(StrEnum):
-    """A run's phase, as the DSL names them."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    WAITING = "waiting"
-    SUSPENDED = "suspended"
-    CANCELLED = "cancelled"
-    FAULTED = "faulted"
-    COMPLETED = "completed"
-
-    @property
-    def final(self) -> bool:
-        return self in (RunStatus.CANCELLED, RunStatus.FAULTED, RunStatus.COMPLETED)
+__all__ = ["RunStatus", "StepRecord", "TaskStatus"]
 
 
 class TaskStatus(StrEnum):

@@ -1,33 +1,45 @@
-"""The store contracts: the history of deliveries and jobs, and the encrypted secrets.
+"""The store contracts: the history of deliveries and jobs, the encrypted secrets, and the
+durable state of blueprint runs.
 
-Two interfaces, because they change for different reasons and may live in different places
+Separate interfaces, because they change for different reasons and may live in different places
 (secret values can be kept by OpenBao or Kubernetes while the history stays in the database):
 
 - :class:`HistoryStore`: deliveries, jobs and their attempts, dead letters, retention;
 - :class:`SecretStore`: named ciphertexts (encryption is the vault's job, not the store's), the
   connectors' cached tokens (encrypted by :mod:`ghapplets.secrets.tokens`), and the audit log
-  of secret reads (:mod:`ghapplets.secrets.audit`), whatever backend keeps the values.
+  of secret reads (:mod:`ghapplets.secrets.audit`), whatever backend keeps the values;
+- :class:`RunStore`: blueprint runs, their journals of steps, their listeners and the events
+  delivered to them, and the outbox of the events their steps emit. The relational history
+  stores implement it too: runs live in the same database as the history.
 
 Backends: the embedded SQLite database (:mod:`ghapplets.store.sqlite`) and PostgreSQL
 (:mod:`ghapplets.store.postgres`); both pass one conformance suite. Lookups of a name that does
 not exist raise :class:`ghapplets.exceptions.NotFound`; a store that cannot serve (closed, server
-unreachable) raises :class:`ghapplets.exceptions.StoreUnavailable`.
+unreachable) raises :class:`ghapplets.exceptions.StoreUnavailable`; a record a store cannot keep
+(a key past its limit, a value that is not storable JSON) raises
+:class:`ghapplets.exceptions.InvalidRecord`, and nothing of that write is kept.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from ghapplets.store.records import (
+    UNCHANGED,
     AttemptRecord,
     DeliveryRecord,
     DeliveryStatus,
     JobRecord,
     JobStatus,
     JobUpdate,
+    ListenerRecord,
+    RunRecord,
+    RunStatus,
     SecretReadRecord,
     SecretRecord,
+    Unchanged,
 )
 
 
@@ -172,3 +184,119 @@ class SecretStore(ABC):
     async def prune_secret_reads(self, older_than: float) -> int:
         """Delete the audit lines before the epoch time ``older_than``, in small transactions;
         how many."""
+
+
+class RunStore(ABC):
+    """The durable state of blueprint runs (:mod:`ghapplets.blueprints`).
+
+    A run's journal is its steps (``StepRecord.to_dict()``, one per key); the engine replays it
+    to resume the run. :meth:`checkpoint_step` writes a step together with what the step sends
+    and starts or stops listening to, in one transaction. Events reach a listener through
+    :meth:`listeners_for` (who may want an event of this type) and :meth:`deliver` (append it
+    to their inboxes, numbered, once each); :meth:`due_runs` finds the waiting runs whose timer
+    is due; :meth:`take_outbox` / :meth:`drop_outbox` publish what steps emitted.
+
+    Writes that concern one run take turns on it (on PostgreSQL they lock its row), so two
+    processes never number one run's steps or one listener's events alike. Statuses are
+    :class:`RunStatus` members; keys and names are limited in bytes (``RUN_ID_MAX``... in
+    :mod:`ghapplets.store.records`)."""
+
+    @abstractmethod
+    async def create_run(self, run: RunRecord) -> bool:
+        """Insert a run; true when inserted. A run of that id already stored is left as it is
+        and false returned (a redelivered trigger must not start a second run)."""
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord:
+        """Raise NotFound when unknown."""
+
+    @abstractmethod
+    async def list_runs(
+        self, *, status: RunStatus | None = None, name: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        """Runs newest (latest started) first: of ``status``, of the blueprint ``name``."""
+
+    @abstractmethod
+    async def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        output: Any = UNCHANGED,
+        error: dict[str, Any] | Unchanged | None = UNCHANGED,
+        wake_at: float | Unchanged | None = UNCHANGED,
+        finished_at: float | Unchanged | None = UNCHANGED,
+        expect: Collection[RunStatus] | None = None,
+        resumed: bool = False,
+    ) -> bool:
+        """Set the run's status (and ``updated_at`` to now), and each other field given (None
+        clears it; :data:`~ghapplets.store.records.UNCHANGED`, the default, leaves it as it
+        is); ``resumed`` counts one more resume. With ``expect``, only if the run's status is
+        one of those at that moment (compare-and-set: a cancel is not overwritten by a worker
+        finishing; of two workers taking up a waiting run with ``expect={WAITING}``, one
+        wins). True when the run changed; false when it is unknown or its status was not
+        expected.
+
+        A final status (completed, faulted, cancelled) sets ``finished_at`` to now unless it is
+        given, and drops the run's listeners (nothing is delivered to a finished run)."""
+
+    @abstractmethod
+    async def checkpoint_step(
+        self,
+        run_id: str,
+        step: dict[str, Any],
+        *,
+        emit: Sequence[dict[str, Any]] = (),
+        listen: Sequence[ListenerRecord] = (),
+        unlisten: str | None = None,
+    ) -> None:
+        """In one transaction: store ``step`` (``StepRecord.to_dict()``), replacing the step of
+        the same key, which keeps its place in the journal; put ``emit`` in the outbox (an
+        event id already there is left as it is); register the listeners ``listen`` (rows of
+        this run: a listener registered again, as the engine does on every resume, replaces
+        its rows; a run already final, cancelled while the step ran, registers none); drop the
+        listener ``unlisten``; and touch the run's ``updated_at``. Raise
+        NotFound for an unknown run, InvalidRecord for what cannot be stored: then nothing of
+        it is kept."""
+
+    @abstractmethod
+    async def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's step dicts, in the order their keys were first recorded ([] if none)."""
+
+    @abstractmethod
+    async def listeners_for(self, types: Sequence[str]) -> list[ListenerRecord]:
+        """The listener rows that may want an event of one of ``types``: those of exactly
+        such a type, and those that see every event (``event_type`` None)."""
+
+    @abstractmethod
+    async def deliver(self, deliveries: Sequence[tuple[str, str, dict[str, Any]]]) -> set[str]:
+        """Append each ``(run_id, key, event)`` to the inbox of the listener ``key`` of the run,
+        numbered 0, 1, 2... per listener in the order given. An event already in that inbox
+        (the same ``source`` and ``id``) is skipped, and so is a listener that is no longer
+        registered (the run moved on, finished, or was pruned). The ids of the runs that got
+        at least one new event. Raise InvalidRecord (nothing delivered) for an event without
+        an ``id``."""
+
+    @abstractmethod
+    async def inbox(self, run_id: str, key: str, start: int = 0) -> list[dict[str, Any]]:
+        """The events delivered to a listener, from number ``start`` on, in order."""
+
+    @abstractmethod
+    async def due_runs(self, now: float, limit: int = 100) -> list[str]:
+        """The ids of waiting runs whose ``wake_at`` is at or before ``now``, earliest first."""
+
+    @abstractmethod
+    async def take_outbox(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Emitted events still to publish, oldest first (one step's in the order it emitted
+        them). They stay until :meth:`drop_outbox`: take, publish, drop."""
+
+    @abstractmethod
+    async def drop_outbox(self, ids: Sequence[str]) -> None:
+        """Forget the published events ``ids`` (unknown ids are ignored)."""
+
+    @abstractmethod
+    async def prune_runs(self, older_than: float) -> int:
+        """Delete the final runs (completed, faulted, cancelled) that finished before the epoch
+        time ``older_than``, with their steps, listeners and inboxes, in small transactions;
+        how many runs. Unfinished runs are kept, however old. (The outbox is not touched: its
+        events go when they are published.)"""

@@ -8,8 +8,8 @@ SQL as parameters, never spelled out in queries.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Final
 
 
 class JobStatus(StrEnum):
@@ -22,6 +22,25 @@ class JobStatus(StrEnum):
     @property
     def final(self) -> bool:
         return self in (JobStatus.SUCCEEDED, JobStatus.DEAD)
+
+
+class RunStatus(StrEnum):
+    """A blueprint run's phase, as the Serverless Workflow DSL names them."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+    FAULTED = "faulted"
+    COMPLETED = "completed"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_RUN_STATUSES
+
+
+FINAL_RUN_STATUSES: Final = frozenset((RunStatus.CANCELLED, RunStatus.FAULTED, RunStatus.COMPLETED))
 
 
 class DeliveryStatus(StrEnum):
@@ -142,3 +161,74 @@ class SecretReadRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# -- blueprint runs ----------------------------------------------------------------------------
+# The longest keys and names the run store keeps, in bytes of UTF-8 (what PostgreSQL's index
+# entries are measured in: an entry of at most 2,704 bytes, which the widest index here, the
+# inbox's (run_id, key, event_source, event_id), stays under). Longer ones, or ones with a NUL
+# character, are refused with InvalidRecord.
+RUN_ID_MAX: Final = 128
+BLUEPRINT_NAME_MAX: Final = 255  # namespace, name and version each
+DIGEST_MAX: Final = 128
+TRIGGER_MAX: Final = 1024
+STEP_KEY_MAX: Final = 1024
+EVENT_ID_MAX: Final = 512  # an event's id, and its source
+EVENT_TYPE_MAX: Final = 512
+
+
+class Unchanged(Enum):
+    """The type of :data:`UNCHANGED`."""
+
+    UNCHANGED = "unchanged"
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+# "leave this field as it is" in RunStore.update_run, where None means "set it to NULL"
+UNCHANGED: Final = Unchanged.UNCHANGED
+
+
+@dataclass(slots=True, kw_only=True)
+class RunRecord:
+    """A blueprint run: the definition it is pinned to (``digest`` names that exact text, so a
+    blueprint edited while it runs does not change it), where it is, and what it ended with.
+
+    ``wake_at``: when a ``waiting`` run is due again (a timer); ``trigger``: what started it (a
+    delivery id, ``cli``, a parent run); ``resumes``: how often it was taken up again after it
+    waited. ``input``, ``output`` and ``error`` are JSON values."""
+
+    id: str
+    namespace: str
+    name: str
+    version: str
+    digest: str
+    definition: dict[str, Any] = field(repr=False)
+    status: RunStatus
+    input: Any
+    output: Any = None
+    error: dict[str, Any] | None = None
+    started_at: float
+    updated_at: float
+    finished_at: float | None = None
+    wake_at: float | None = None
+    trigger: str | None = None
+    resumes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True, kw_only=True)
+class ListenerRecord:
+    """One row of a run's listener (the listen step ``key``): a listener is stored as one row
+    per exact CloudEvent type it can take, or as one row with ``event_type`` None when some
+    filter does not name one exact type (every event is then a candidate). Each row carries the
+    listener's whole ``filters`` (JSON), which the run applies to the candidates it is given."""
+
+    run_id: str
+    key: str
+    event_type: str | None
+    filters: list[dict[str, Any]]
+    created_at: float

@@ -17,24 +17,35 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
+import orjson
 from sqlalchemy import Select
 
 from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.exceptions import NotFound, SecretKeyMismatch
 from ghapplets.store import sql
-from ghapplets.store.base import HistoryStore, Reencrypt, SecretStore
+from ghapplets.store.base import HistoryStore, Reencrypt, RunStore, SecretStore
 from ghapplets.store.records import (
+    BLUEPRINT_NAME_MAX,
+    EVENT_ID_MAX,
+    EVENT_TYPE_MAX,
+    RUN_ID_MAX,
+    STEP_KEY_MAX,
+    UNCHANGED,
     AttemptRecord,
     DeliveryRecord,
     DeliveryStatus,
     JobRecord,
     JobStatus,
     JobUpdate,
+    ListenerRecord,
+    RunRecord,
+    RunStatus,
     SecretReadRecord,
     SecretRecord,
+    Unchanged,
 )
 
 T = TypeVar("T")
@@ -44,7 +55,10 @@ JOBS_CHUNK = 400  # job ids per status query
 BODIES_CHUNK = 200  # deliveries per body query (two bound parameters each)
 PRUNE_CHUNK = 256  # deliveries deleted per transaction
 AUDIT_PRUNE_CHUNK = 2000  # audit lines of secret reads deleted per transaction
-# the clock leases are measured by (the processes' clocks: keep them in sync); tests replace it
+RUNS_CHUNK = 400  # run ids per statement that names them (locks, listeners)
+RUN_PRUNE_CHUNK = 64  # blueprint runs deleted per transaction (each with all its steps)
+# the clock leases are measured by and runs are stamped with (the processes' clocks: keep them
+# in sync); tests replace it
 clock = time.time
 
 
@@ -215,6 +229,109 @@ def prune_secret_reads(older_than: float, limit: int) -> Write[int]:
     return int(count)
 
 
+# -- blueprint runs ------------------------------------------------------------------------------
+def create_run(run: RunRecord) -> Write[bool]:
+    count = yield Step("execute", sql.INSERT_RUN, sql.run_params(run))
+    return bool(count)
+
+
+def update_run(
+    run_id: str,
+    status: RunStatus,
+    changes: Mapping[str, Any],
+    expect: Collection[RunStatus] | None,
+    resumed: bool,
+    now: float,
+) -> Write[bool]:
+    statement, params = sql.update_run(run_id, status, changes, expect, resumed, now)
+    count = yield Step("execute", statement, params)
+    if count and sql.run_status(status).final:  # nothing is delivered to a finished run
+        yield Step("execute", sql.DELETE_RUN_LISTENERS, {"run_id": run_id})
+    return bool(count)
+
+
+def checkpoint_step(
+    run_id: str,
+    step: Mapping[str, Any],
+    emit: Sequence[Mapping[str, Any]],
+    listen: Sequence[ListenerRecord],
+    unlisten: str | None,
+    now: float,
+) -> Write[None]:
+    """The step, its events and its listeners, in the caller's one transaction. The run's row
+    is written first: on PostgreSQL that locks it, so checkpoints (and deliveries) of one run
+    take turns and the next position is read by one of them at a time. A final run registers
+    no listener (its step and events are kept: the step did run)."""
+    params = sql.step_params(run_id, step)
+    yield Step("execute", sql.TOUCH_RUN, {"run_id": params["run_id"], "now": now})
+    run = yield Step("first", sql.RUN_STATUS, {"run_id": run_id})
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    row = yield Step("first", sql.NEXT_STEP_POSITION, {"run_id": run_id})
+    yield Step("execute", sql.UPSERT_STEP, {**params, "position": row["position"]})
+    if emit:
+        events = [sql.outbox_params(run_id, e, i, now) for i, e in enumerate(emit)]
+        yield Step("many", sql.INSERT_OUTBOX, events)
+    # a run that finished meanwhile (a cancel beat the worker's checkpoint) listens no more
+    if listen and not sql.run_status(run["status"]).final:
+        rows = [sql.listener_params(run_id, listener) for listener in listen]
+        keys = sorted({row["key"] for row in rows})  # registered again: its rows replaced
+        yield Step("many", sql.DELETE_LISTENER, [{"run_id": run_id, "key": k} for k in keys])
+        yield Step("many", sql.INSERT_LISTENER, rows)
+    if unlisten is not None:
+        yield Step("execute", sql.DELETE_LISTENER, {"run_id": run_id, "key": unlisten})
+
+
+def deliver(
+    deliveries: Sequence[tuple[str, str, Mapping[str, Any]]], now: float
+) -> Write[set[str]]:
+    """Number each event in its listener's inbox, skipping those it has. On PostgreSQL the runs
+    are locked first (in id order), so two processes delivering to one listener at once take
+    turns and the second numbers after the first's events."""
+    rows = [sql.inbox_params(run_id, key, event, now) for run_id, key, event in deliveries]
+    run_ids = sorted({row["run_id"] for row in rows})
+    listening: set[tuple[str, str]] = set()
+    for i in range(0, len(run_ids), RUNS_CHUNK):
+        statement, params = sql.lock_runs(run_ids[i : i + RUNS_CHUNK])
+        yield Step("lock", statement, params, "FOR UPDATE")
+    for i in range(0, len(run_ids), RUNS_CHUNK):
+        statement, params = sql.listening(run_ids[i : i + RUNS_CHUNK])
+        found = yield Step("rows", statement, params)
+        listening.update((r["run_id"], r["key"]) for r in found)
+    next_seq: dict[tuple[str, str], int] = {}
+    got: set[str] = set()
+    for row in rows:
+        listener = (row["run_id"], row["key"])
+        if listener not in listening:  # not (or no longer) listening
+            continue
+        if listener not in next_seq:
+            first = yield Step("first", sql.NEXT_INBOX_SEQ, row)
+            next_seq[listener] = int(first["seq"])
+        added = yield Step("execute", sql.INSERT_INBOX, {**row, "seq": next_seq[listener]})
+        if added:  # else in the inbox already: a redelivery
+            next_seq[listener] += 1
+            got.add(row["run_id"])
+    return got
+
+
+def drop_outbox(ids: Sequence[str]) -> Write[None]:
+    yield Step("many", sql.DROP_OUTBOX, [{"id": event_id} for event_id in ids])
+
+
+def prune_runs_chunk(older_than: float, limit: int) -> Write[int]:
+    """Delete up to ``limit`` final runs finished before ``older_than`` with their steps,
+    listeners and inboxes. PostgreSQL skips runs another transaction holds."""
+    params = {"older_than": older_than, "limit": limit, **sql.FINAL_STATUSES}
+    old = yield Step("rows", sql.PRUNABLE_RUNS, params, "FOR UPDATE SKIP LOCKED")
+    keys = [{"run_id": r["id"]} for r in old]
+    if keys:
+        yield Step("many", sql.DELETE_RUN_STEPS, keys)
+        yield Step("many", sql.DELETE_RUN_LISTENERS, keys)
+        yield Step("many", sql.DELETE_RUN_INBOX, keys)
+        yield Step("many", sql.DELETE_RUN, keys)
+    return len(keys)
+
+
 class Relational(ABC):
     """What a relational backend supplies: running writes and queries."""
 
@@ -227,8 +344,106 @@ class Relational(ABC):
     async def _query(self, query: Select[Any]) -> list[sql.Row]: ...
 
 
-class SqlHistoryStore(Relational, HistoryStore):
-    """:class:`HistoryStore` on any :class:`Relational` backend."""
+class SqlRunStore(Relational, RunStore):
+    """:class:`RunStore` on any :class:`Relational` backend."""
+
+    async def create_run(self, run: RunRecord) -> bool:
+        return await self._write(create_run, run)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        rows = await self._query(sql.run_query(run_id)) if sql.storable(run_id, RUN_ID_MAX) else []
+        if not rows:
+            raise NotFound(f"no run {run_id!r}")
+        return sql.run_of(rows[0])
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, name: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        if name and not sql.storable(name, BLUEPRINT_NAME_MAX):
+            return []
+        return [sql.run_of(r) for r in await self._query(sql.runs_query(status, name, limit))]
+
+    async def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        output: Any = UNCHANGED,
+        error: dict[str, Any] | Unchanged | None = UNCHANGED,
+        wake_at: float | Unchanged | None = UNCHANGED,
+        finished_at: float | Unchanged | None = UNCHANGED,
+        expect: Collection[RunStatus] | None = None,
+        resumed: bool = False,
+    ) -> bool:
+        now = clock()
+        changes: dict[str, Any] = {}
+        if output is not UNCHANGED:
+            changes["output"] = sql.stored_json("a run's output", output)
+        if error is not UNCHANGED:
+            changes["error"] = None if error is None else sql.stored_json("a run's error", error)
+        if wake_at is not UNCHANGED:
+            changes["wake_at"] = sql.epoch("a run's wake_at", wake_at, optional=True)
+        if finished_at is not UNCHANGED:
+            changes["finished_at"] = sql.epoch("a run's finished_at", finished_at, optional=True)
+        elif sql.run_status(status).final:
+            changes["finished_at"] = now
+        return await self._write(update_run, run_id, status, changes, expect, resumed, now)
+
+    async def checkpoint_step(
+        self,
+        run_id: str,
+        step: dict[str, Any],
+        *,
+        emit: Sequence[dict[str, Any]] = (),
+        listen: Sequence[ListenerRecord] = (),
+        unlisten: str | None = None,
+    ) -> None:
+        await self._write(checkpoint_step, run_id, step, emit, listen, unlisten, clock())
+
+    async def steps(self, run_id: str) -> list[dict[str, Any]]:
+        if not sql.storable(run_id, RUN_ID_MAX):
+            return []
+        return [orjson.loads(r["record"]) for r in await self._query(sql.steps_query(run_id))]
+
+    async def listeners_for(self, types: Sequence[str]) -> list[ListenerRecord]:
+        exact = [t for t in types if sql.storable(t, EVENT_TYPE_MAX)]  # others match no row
+        return [sql.listener_of(r) for r in await self._query(sql.listeners_query(exact))]
+
+    async def deliver(self, deliveries: Sequence[tuple[str, str, dict[str, Any]]]) -> set[str]:
+        if not deliveries:
+            return set()
+        return await self._write(deliver, deliveries, clock())
+
+    async def inbox(self, run_id: str, key: str, start: int = 0) -> list[dict[str, Any]]:
+        if not (sql.storable(run_id, RUN_ID_MAX) and sql.storable(key, STEP_KEY_MAX)):
+            return []
+        rows = await self._query(sql.inbox_query(run_id, key, start))
+        return [orjson.loads(r["event"]) for r in rows]
+
+    async def due_runs(self, now: float, limit: int = 100) -> list[str]:
+        return [r["id"] for r in await self._query(sql.due_runs_query(now, limit))]
+
+    async def take_outbox(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [orjson.loads(r["event"]) for r in await self._query(sql.outbox_query(limit))]
+
+    async def drop_outbox(self, ids: Sequence[str]) -> None:
+        stored = [i for i in ids if sql.storable(i, EVENT_ID_MAX)]  # others are not there
+        if stored:
+            await self._write(drop_outbox, stored)
+
+    async def prune_runs(self, older_than: float) -> int:
+        """In chunks of :data:`RUN_PRUNE_CHUNK` runs, each its own transaction."""
+        total = 0
+        while True:
+            pruned = await self._write(prune_runs_chunk, older_than, RUN_PRUNE_CHUNK)
+            total += pruned
+            if pruned < RUN_PRUNE_CHUNK:
+                return total
+
+
+class SqlHistoryStore(SqlRunStore, HistoryStore):
+    """:class:`HistoryStore` (and :class:`RunStore`: runs live in the history's database) on
+    any :class:`Relational` backend."""
 
     async def record_dispatch(
         self, deliveries: list[DeliveryRecord], jobs: list[JobRecord]

@@ -19,6 +19,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from ghapplets.store.records import (
+    BLUEPRINT_NAME_MAX,
+    DIGEST_MAX,
+    EVENT_ID_MAX,
+    EVENT_TYPE_MAX,
+    RUN_ID_MAX,
+    STEP_KEY_MAX,
+    TRIGGER_MAX,
+)
+
 metadata = MetaData()
 
 broker_messages = Table(
@@ -170,3 +180,105 @@ secret_reads = Table(
 )
 Index("ix_secret_reads_at", secret_reads.c.at)
 Index("ix_secret_reads_name_at", secret_reads.c.name, secret_reads.c.at)
+
+# -- blueprint runs (RunStore) ------------------------------------------------------------------
+# Strings that are keys are limited in bytes of UTF-8 (ghapplets.store.records: RUN_ID_MAX...);
+# a column's length is that many characters, so whatever passes the byte check fits. JSON values
+# are Text, like a job's result.
+
+# a run: the definition it is pinned to (``digest`` names it), its input, where it is, what it
+# ended with; ``wake_at``: when a waiting run is due again
+blueprint_runs = Table(
+    "blueprint_runs",
+    metadata,
+    Column("id", String(RUN_ID_MAX), primary_key=True),
+    Column("namespace", String(BLUEPRINT_NAME_MAX), nullable=False),
+    Column("name", String(BLUEPRINT_NAME_MAX), nullable=False),
+    Column("version", String(BLUEPRINT_NAME_MAX), nullable=False),
+    Column("digest", String(DIGEST_MAX), nullable=False),
+    Column("definition", Text, nullable=False),
+    # pending | running | waiting | suspended | cancelled | faulted | completed
+    Column("status", String(16), nullable=False),
+    Column("input", Text, nullable=False),
+    Column("output", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("wake_at", Float, nullable=True),
+    Column("trigger", String(TRIGGER_MAX), nullable=True),
+    Column("resumes", Integer, nullable=False, default=0),
+)
+# list_runs: newest first, of everything, of one status or of one blueprint
+Index("ix_blueprint_runs_started", blueprint_runs.c.started_at)
+Index("ix_blueprint_runs_status_started", blueprint_runs.c.status, blueprint_runs.c.started_at)
+Index("ix_blueprint_runs_name_started", blueprint_runs.c.name, blueprint_runs.c.started_at)
+# due_runs: the waiting runs whose timer is due, a range scan
+Index("ix_blueprint_runs_status_wake", blueprint_runs.c.status, blueprint_runs.c.wake_at)
+# prune_runs: the final runs that finished before a cutoff, a range scan per final status (a
+# run taken up again after it finished keeps its old finished_at: the status leaves it out)
+Index("ix_blueprint_runs_status_finished", blueprint_runs.c.status, blueprint_runs.c.finished_at)
+
+# a run's journal: one step record per key (StepRecord.to_dict() as JSON in ``record``), with the
+# columns worth querying beside it; ``position`` is the order keys were first recorded in (a
+# replaced step keeps its own)
+blueprint_steps = Table(
+    "blueprint_steps",
+    metadata,
+    Column("run_id", String(RUN_ID_MAX), primary_key=True),
+    Column("key", String(STEP_KEY_MAX), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    # running | completed | skipped | faulted | cancelled
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("record", Text, nullable=False),
+    UniqueConstraint("run_id", "position", name="uq_blueprint_steps_position"),
+)
+
+# the runs' listeners: one row per exact event type a listener takes, or one row with a NULL
+# event_type for a listener that must see every event (ListenerRecord); ``id`` only orders them
+blueprint_listeners = Table(
+    "blueprint_listeners",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(RUN_ID_MAX), nullable=False),
+    Column("key", String(STEP_KEY_MAX), nullable=False),
+    Column("event_type", String(EVENT_TYPE_MAX), nullable=True),
+    Column("filters", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+# listeners_for: the rows of the event's types and the NULL rows, two ranges of one index
+Index("ix_blueprint_listeners_type", blueprint_listeners.c.event_type)
+Index("ix_blueprint_listeners_run", blueprint_listeners.c.run_id, blueprint_listeners.c.key)
+
+# the events delivered to each listener, numbered 0, 1, 2... per (run_id, key) in the order
+# they were delivered; an event (its source and id) is in a listener's inbox at most once
+blueprint_inbox = Table(
+    "blueprint_inbox",
+    metadata,
+    Column("run_id", String(RUN_ID_MAX), primary_key=True),
+    Column("key", String(STEP_KEY_MAX), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("event_source", String(EVENT_ID_MAX), nullable=False),
+    Column("event_id", String(EVENT_ID_MAX), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("delivered_at", Float, nullable=False),
+    UniqueConstraint("run_id", "key", "event_source", "event_id", name="uq_blueprint_inbox_event"),
+)
+
+# events steps emitted, to publish (a transactional outbox: written with the step that emits
+# them, deleted once published); an event id is kept once. ``ordinal``: its place among the
+# events of its checkpoint, so one step's events go out in order
+blueprint_outbox = Table(
+    "blueprint_outbox",
+    metadata,
+    Column("id", String(EVENT_ID_MAX), primary_key=True),
+    Column("run_id", String(RUN_ID_MAX), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("ordinal", Integer, nullable=False),
+)
+Index("ix_blueprint_outbox_created", blueprint_outbox.c.created_at, blueprint_outbox.c.ordinal)

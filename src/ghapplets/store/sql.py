@@ -13,15 +13,24 @@ Statuses are :mod:`ghapplets.store.records` enums passed as parameters, never sp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
 
+from ghapplets.exceptions import InvalidRecord
 from ghapplets.store import schema as t
 from ghapplets.store.records import (
+    BLUEPRINT_NAME_MAX,
+    DIGEST_MAX,
+    EVENT_ID_MAX,
+    EVENT_TYPE_MAX,
+    FINAL_RUN_STATUSES,
+    RUN_ID_MAX,
+    STEP_KEY_MAX,
+    TRIGGER_MAX,
     AttemptOutcome,
     AttemptRecord,
     DeliveryRecord,
@@ -29,7 +38,10 @@ from ghapplets.store.records import (
     JobRecord,
     JobStatus,
     JobUpdate,
+    ListenerRecord,
     ReadOutcome,
+    RunRecord,
+    RunStatus,
     SecretReadRecord,
     SecretRecord,
 )
@@ -164,6 +176,69 @@ PRUNE_SECRET_READS = (
     " WHERE at < :older_than ORDER BY at LIMIT :limit)"
 )
 
+# -- blueprint runs: writes ------------------------------------------------------------------
+# Every write of one run starts by writing or locking the run's row, so on PostgreSQL two
+# transactions about one run take turns: a step's position and a listener's event numbers are
+# read and written by one of them at a time (SQLite's writer holds the whole database).
+INSERT_RUN = (
+    "INSERT INTO blueprint_runs (id, namespace, name, version, digest, definition, status,"
+    " input, output, error, started_at, updated_at, finished_at, wake_at, trigger, resumes)"
+    " VALUES (:id, :namespace, :name, :version, :digest, :definition, :status, :input,"
+    " :output, :error, :started_at, :updated_at, :finished_at, :wake_at, :trigger, :resumes)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+TOUCH_RUN = "UPDATE blueprint_runs SET updated_at = :now WHERE id = :run_id"
+RUN_STATUS = "SELECT status FROM blueprint_runs WHERE id = :run_id"
+# a new key goes after every key recorded so far (the unique (run_id, position) index's range)
+NEXT_STEP_POSITION = (
+    "SELECT coalesce(max(position) + 1, 0) AS position FROM blueprint_steps WHERE run_id = :run_id"
+)
+# a replaced step keeps its position
+UPSERT_STEP = (
+    "INSERT INTO blueprint_steps (run_id, key, position, reference, name, status, started_at,"
+    " finished_at, record) VALUES (:run_id, :key, :position, :reference, :name, :status,"
+    " :started_at, :finished_at, :record) ON CONFLICT (run_id, key) DO UPDATE SET"
+    " reference = excluded.reference, name = excluded.name, status = excluded.status,"
+    " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+    " record = excluded.record"
+)
+# an event emitted again (its step ran again after a crash) is left as it is
+INSERT_OUTBOX = (
+    "INSERT INTO blueprint_outbox (id, run_id, event, created_at, ordinal)"
+    " VALUES (:id, :run_id, :event, :created_at, :ordinal) ON CONFLICT (id) DO NOTHING"
+)
+DROP_OUTBOX = "DELETE FROM blueprint_outbox WHERE id = :id"
+INSERT_LISTENER = (
+    "INSERT INTO blueprint_listeners (run_id, key, event_type, filters, created_at)"
+    " VALUES (:run_id, :key, :event_type, :filters, :created_at)"
+)
+DELETE_LISTENER = "DELETE FROM blueprint_listeners WHERE run_id = :run_id AND key = :key"
+DELETE_RUN_LISTENERS = "DELETE FROM blueprint_listeners WHERE run_id = :run_id"
+# the next number of a listener's inbox (its primary key's range)
+NEXT_INBOX_SEQ = (
+    "SELECT coalesce(max(seq) + 1, 0) AS seq FROM blueprint_inbox"
+    " WHERE run_id = :run_id AND key = :key"
+)
+# an event already in the listener's inbox (a redelivery) is skipped: row count 0. Two
+# deliveries given one number (which the run's lock prevents) fail on the primary key instead.
+INSERT_INBOX = (
+    "INSERT INTO blueprint_inbox (run_id, key, seq, event_source, event_id, event,"
+    " delivered_at) VALUES (:run_id, :key, :seq, :event_source, :event_id, :event,"
+    " :delivered_at) ON CONFLICT (run_id, key, event_source, event_id) DO NOTHING"
+)
+# final runs that finished before the cutoff: range scans of ix_blueprint_runs_status_finished
+# (status, finished_at), which read only rows to delete (update_run sets finished_at)
+PRUNABLE_RUNS = (
+    "SELECT id FROM blueprint_runs WHERE status IN (:completed, :faulted, :cancelled)"
+    " AND finished_at < :older_than LIMIT :limit"
+)
+DELETE_RUN_STEPS = "DELETE FROM blueprint_steps WHERE run_id = :run_id"
+DELETE_RUN_INBOX = "DELETE FROM blueprint_inbox WHERE run_id = :run_id"
+DELETE_RUN = "DELETE FROM blueprint_runs WHERE id = :run_id"
+FINAL_STATUSES = {status.value: status for status in FINAL_RUN_STATUSES}
+# the fields update_run may set besides the status, as columns
+RUN_UPDATES = ("output", "error", "wake_at", "finished_at")
+
 # statuses as parameters of the statements above
 STARTED_STATUSES = {"running": JobStatus.RUNNING, "succeeded": JobStatus.SUCCEEDED}
 REFRESH_STATUSES = {
@@ -258,6 +333,214 @@ def lease_params(name: str, holder: str, ttl: float, now: float) -> dict[str, An
     return {"name": name, "holder": holder, "expires_at": now + ttl, "now": now}
 
 
+# -- blueprint runs: parameters --------------------------------------------------------------
+def _text(what: str, value: Any, limit: int | None = None) -> str:
+    """``value``, a non-empty string the store can keep (UTF-8, no NUL, at most ``limit`` bytes
+    of UTF-8); InvalidRecord naming ``what`` otherwise."""
+    if not isinstance(value, str) or not value:
+        raise InvalidRecord(f"{what} must be a non-empty string, not {value!r:.80}")
+    if "\x00" in value:
+        raise InvalidRecord(f"{what} has a NUL character: {value!r:.80}")
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError as exc:
+        raise InvalidRecord(f"{what} is not valid Unicode ({exc.reason}): {value!r:.80}") from None
+    if limit is not None and size > limit:
+        raise InvalidRecord(
+            f"{what} is {size} bytes of UTF-8, longer than the {limit} it may have: {value!r:.80}"
+        )
+    return value
+
+
+def storable(value: Any, limit: int) -> bool:
+    """Could ``value`` be a stored key of at most ``limit`` bytes? One that could not matches
+    nothing, so a lookup by it answers "none" without asking (PostgreSQL would refuse a NUL)."""
+    try:
+        _text("a key", value, limit)
+    except InvalidRecord:
+        return False
+    return True
+
+
+def _optional_text(what: str, value: Any, limit: int | None = None) -> str | None:
+    return None if value is None else _text(what, value, limit)
+
+
+def epoch(what: str, value: Any, *, optional: bool = False) -> float | None:
+    """``value`` as epoch seconds (None too, when ``optional``); InvalidRecord otherwise."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRecord(f"{what} must be a number (epoch seconds), not {value!r:.80}")
+    return float(value)
+
+
+def stored_json(what: str, value: Any) -> str:
+    """``value`` as JSON text; InvalidRecord when it is not JSON the store can keep (nested
+    more than 254 levels deep, an object key that is not a string, an integer past 64 bits...)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRecord(f"{what} cannot be stored as JSON: {exc}") from None
+
+
+def run_id_param(run_id: Any) -> str:
+    return _text("a run id", run_id, RUN_ID_MAX)
+
+
+def key_param(key: Any) -> str:
+    return _text("a step key", key, STEP_KEY_MAX)
+
+
+def run_status(value: Any) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise InvalidRecord(f"not a run status: {value!r:.80}") from None
+
+
+def run_params(r: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run_id_param(r.id),
+        "namespace": _text("a blueprint namespace", r.namespace, BLUEPRINT_NAME_MAX),
+        "name": _text("a blueprint name", r.name, BLUEPRINT_NAME_MAX),
+        "version": _text("a blueprint version", r.version, BLUEPRINT_NAME_MAX),
+        "digest": _text("a blueprint digest", r.digest, DIGEST_MAX),
+        "definition": stored_json("a blueprint definition", r.definition),
+        "status": run_status(r.status),
+        "input": stored_json("a run's input", r.input),
+        "output": stored_json("a run's output", r.output),
+        "error": None if r.error is None else stored_json("a run's error", r.error),
+        "started_at": epoch("a run's started_at", r.started_at),
+        "updated_at": epoch("a run's updated_at", r.updated_at),
+        "finished_at": epoch("a run's finished_at", r.finished_at, optional=True),
+        "wake_at": epoch("a run's wake_at", r.wake_at, optional=True),
+        "trigger": _optional_text("a run's trigger", r.trigger, TRIGGER_MAX),
+        "resumes": int(r.resumes),
+    }
+
+
+def update_run(
+    run_id: str,
+    status: RunStatus,
+    changes: Mapping[str, Any],
+    expect: Collection[RunStatus] | None,
+    resumed: bool,
+    now: float,
+) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters of ``update_run``: ``changes`` maps the columns of
+    :data:`RUN_UPDATES` to set to their values (JSON already), ``expect`` the statuses the run
+    must be in (any, if None)."""
+    params: dict[str, Any] = {
+        "run_id": run_id_param(run_id),
+        "status": run_status(status),
+        "updated_at": now,
+    }
+    sets = ["status = :status", "updated_at = :updated_at"]
+    for column in RUN_UPDATES:  # only these fixed names go into the text
+        if column in changes:
+            sets.append(f"{column} = :{column}")
+            params[column] = changes[column]
+    if resumed:
+        sets.append("resumes = resumes + 1")
+    where = "id = :run_id"
+    if expect is not None:
+        marks = []
+        for i, expected in enumerate(sorted({run_status(e) for e in expect})):
+            params[f"e{i}"] = expected
+            marks.append(f":e{i}")
+        # no status is in an empty set: a statement that changes nothing
+        where += f" AND status IN ({', '.join(marks)})" if marks else " AND 1 = 0"
+    statement = f"UPDATE blueprint_runs SET {', '.join(sets)} WHERE {where}"  # noqa: S608
+    return statement, params
+
+
+def step_params(run_id: str, step: Mapping[str, Any]) -> dict[str, Any]:
+    """UPSERT_STEP's parameters but the position: a step dict (``StepRecord.to_dict()``)."""
+    if not isinstance(step, Mapping):
+        raise InvalidRecord(f"a step must be a dict (StepRecord.to_dict()), not {step!r:.80}")
+    return {
+        "run_id": run_id_param(run_id),
+        "key": key_param(step.get("key")),
+        "reference": _text("a step's reference", step.get("reference")),
+        "name": _text("a step's name", step.get("name")),
+        "status": _text("a step's status", step.get("status"), 16),
+        "started_at": epoch("a step's started_at", step.get("started_at")),
+        "finished_at": epoch("a step's finished_at", step.get("finished_at"), optional=True),
+        "record": stored_json(f"the step {step.get('key')!r:.80}", dict(step)),
+    }
+
+
+def _event_id(what: str, event: Any) -> str:
+    if not isinstance(event, Mapping):
+        raise InvalidRecord(f"{what} must be a dict (a CloudEvent), not {event!r:.80}")
+    return _text(f"the id of {what}", event.get("id"), EVENT_ID_MAX)
+
+
+def outbox_params(run_id: str, event: Any, ordinal: int, now: float) -> dict[str, Any]:
+    return {
+        "id": _event_id("an emitted event", event),
+        "run_id": run_id,
+        "event": stored_json("an emitted event", event),
+        "created_at": now,
+        "ordinal": ordinal,
+    }
+
+
+def listener_params(run_id: str, listener: ListenerRecord) -> dict[str, Any]:
+    if listener.run_id != run_id:
+        raise InvalidRecord(
+            f"the listener {listener.key!r:.80} of run {listener.run_id!r:.80} is checkpointed"
+            f" with run {run_id!r:.80}"
+        )
+    return {
+        "run_id": run_id,
+        "key": key_param(listener.key),
+        "event_type": _optional_text(
+            "a listener's event type", listener.event_type, EVENT_TYPE_MAX
+        ),
+        "filters": stored_json(f"the filters of listener {listener.key!r:.80}", listener.filters),
+        "created_at": epoch("a listener's created_at", listener.created_at),
+    }
+
+
+def inbox_params(run_id: Any, key: Any, event: Any, now: float) -> dict[str, Any]:
+    """INSERT_INBOX's parameters but the number. An event without a source (CloudEvents
+    requires one) counts as from the source ""."""
+    event_id = _event_id("a delivered event", event)
+    source = event.get("source")
+    return {
+        "run_id": run_id_param(run_id),
+        "key": key_param(key),
+        "event_source": "" if source is None else _text("an event's source", source, EVENT_ID_MAX),
+        "event_id": event_id,
+        "event": stored_json(f"the event {event_id!r:.80}", event),
+        "delivered_at": now,
+    }
+
+
+def _marks(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """``:p0, :p1...`` and their parameters: only generated names go into a statement's text."""
+    params = {f"{prefix}{i}": value for i, value in enumerate(values)}
+    return ", ".join(f":{name}" for name in params), params
+
+
+def lock_runs(run_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """A ``SELECT`` of the runs ``run_ids`` in id order, for their row locks (``FOR UPDATE``
+    on PostgreSQL): transactions locking overlapping sets wait for each other, not deadlock."""
+    marks, params = _marks("r", run_ids)
+    return f"SELECT id FROM blueprint_runs WHERE id IN ({marks}) ORDER BY id", params  # noqa: S608
+
+
+def listening(run_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """The (run_id, key) of the listeners registered by the runs ``run_ids``."""
+    marks, params = _marks("r", run_ids)
+    return (
+        f"SELECT DISTINCT run_id, key FROM blueprint_listeners WHERE run_id IN ({marks})",  # noqa: S608
+        params,
+    )
+
+
 def settled_jobs(job_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """The statement and parameters that select which of ``job_ids`` exist and are no longer
     queued (running, retrying or finished: their message exists or is spent)."""
@@ -347,6 +630,59 @@ def secret_reads_query(name: str | None, since: float | None, limit: int) -> Sel
     return q.order_by(r.c.at.desc(), r.c.id.desc()).limit(limit)
 
 
+# -- blueprint runs: queries -----------------------------------------------------------------
+def run_query(run_id: str) -> Select[Any]:
+    return select(t.blueprint_runs).where(t.blueprint_runs.c.id == run_id)
+
+
+def runs_query(status: RunStatus | None, name: str | None, limit: int) -> Select[Any]:
+    r = t.blueprint_runs
+    return _where_given(
+        select(r).order_by(r.c.started_at.desc()).limit(limit),
+        (r.c.status, status),
+        (r.c.name, name),
+    )
+
+
+def steps_query(run_id: str) -> Select[Any]:
+    s = t.blueprint_steps
+    return select(s.c.record).where(s.c.run_id == run_id).order_by(s.c.position)
+
+
+def listeners_query(types: Sequence[str]) -> Select[Any]:
+    """The rows of exactly one of ``types`` or of every type (NULL): two ranges of
+    ix_blueprint_listeners_type."""
+    lt = t.blueprint_listeners
+    wanted: ColumnElement[bool] = lt.c.event_type.is_(None)
+    if types:
+        wanted = or_(lt.c.event_type.in_(sorted(set(types))), wanted)
+    return select(lt).where(wanted).order_by(lt.c.id)
+
+
+def inbox_query(run_id: str, key: str, start: int) -> Select[Any]:
+    i = t.blueprint_inbox
+    return (
+        select(i.c.event)
+        .where(i.c.run_id == run_id, i.c.key == key, i.c.seq >= start)
+        .order_by(i.c.seq)
+    )
+
+
+def due_runs_query(now: float, limit: int) -> Select[Any]:
+    r = t.blueprint_runs
+    return (
+        select(r.c.id)
+        .where(r.c.status == RunStatus.WAITING, r.c.wake_at <= now)
+        .order_by(r.c.wake_at)
+        .limit(limit)
+    )
+
+
+def outbox_query(limit: int) -> Select[Any]:
+    o = t.blueprint_outbox
+    return select(o.c.event).order_by(o.c.created_at, o.c.ordinal).limit(limit)
+
+
 def token_query(key: str) -> Select[Any]:
     c = t.connector_tokens.c
     return select(c.ciphertext, c.expires_at).where(c.key == key)
@@ -392,3 +728,19 @@ def secret_of(m: Row) -> SecretRecord:
 
 def secret_read_of(m: Row) -> SecretReadRecord:
     return _record(SecretReadRecord, m, outcome=ReadOutcome)
+
+
+def run_of(m: Row) -> RunRecord:
+    return _record(
+        RunRecord,
+        m,
+        status=RunStatus,
+        definition=orjson.loads,
+        input=orjson.loads,
+        output=_loads_or(None),
+        error=_loads_or(None),
+    )
+
+
+def listener_of(m: Row) -> ListenerRecord:
+    return _record(ListenerRecord, m, filters=orjson.loads)
