@@ -71,6 +71,14 @@ class ProjectBuilder:
         )
         return folder
 
+    def blueprint(self, name: str, text: str) -> Path:
+        """A blueprint file ``blueprints/<name>.yaml``; the project lists the folder."""
+        path = self.root / "blueprints" / f"{name}.yaml"
+        write(path, textwrap.dedent(text).lstrip())
+        if "blueprints:" not in self.extra:
+            self.extra += "blueprints:\n  - blueprints\n"
+        return path
+
     def build(self) -> Path:
         lines = ["project: test", "applets:", "  - applets", "sources:"]
         if not self.sources:

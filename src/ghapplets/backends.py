@@ -34,7 +34,7 @@ from ghapplets.secrets.backends.kubernetes import KubernetesBackend
 from ghapplets.secrets.config import KubernetesSecrets, OpenBaoSecrets
 from ghapplets.secrets.crypto import load_keyring
 from ghapplets.secrets.vault import SecretVault
-from ghapplets.store.base import HistoryStore, SecretStore
+from ghapplets.store.base import SecretStore, Store
 from ghapplets.store.database import Database
 from ghapplets.store.sqlite import SqliteHistoryStore, SqliteSecretStore
 
@@ -69,7 +69,7 @@ class Backends:
         self.db: Database | None = None
         self.pg: PostgresDatabase | None = None
         self.broker: Broker
-        self.store: HistoryStore
+        self.store: Store
         self.secret_store: SecretStore
         self._vault: SecretVault | None = None
         self._build()

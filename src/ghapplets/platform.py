@@ -30,11 +30,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ghapplets import __version__
 from ghapplets.applets.loader import discover
 from ghapplets.applets.matching import Matcher
 from ghapplets.applets.model import AppletSpec
 from ghapplets.applets.runtime import Runtime, build_runtime
 from ghapplets.backends import Backends
+from ghapplets.blueprints.checks import project_catalog
+from ghapplets.blueprints.loader import load_blueprints
+from ghapplets.blueprints.transport import HttpxSender
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.connectors.config import GithubConnector
 from ghapplets.connectors.endpoint import ActionEndpoint
@@ -44,6 +48,7 @@ from ghapplets.connectors.registry import Connectors
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.bodies import BodyCache
 from ghapplets.dispatch.dispatcher import Dispatcher
+from ghapplets.dispatch.runs import Blueprints, RunDriver, RunTimers, worker_effects
 from ghapplets.dispatch.worker import Worker
 from ghapplets.exceptions import AppletError, GhappletsError, RejectReason
 from ghapplets.gateway.app import GatewayApp
@@ -100,6 +105,7 @@ class Platform:
         self.action_endpoint: ActionEndpoint | None = None  # for exec and HTTP applets
         self.dispatcher: Dispatcher | None = None
         self.worker: Worker | None = None
+        self.http_sender: HttpxSender | None = None  # blueprints' HTTP calls
         self._tasks: list[asyncio.Task[None]] = []
         # this process among the replicas, for leases
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -183,12 +189,14 @@ class Platform:
             await runtime.start()
             self.runtimes[spec.name] = runtime
         bodies = BodyCache(b.store)
+        runs = self._run_driver()
         self.dispatcher = Dispatcher(
             b.broker,
             b.store,
             Matcher(self.specs),
             batch=self.config.worker.dispatch_batch,
             bodies=bodies,
+            runs=runs,
         )
         self.worker = Worker(
             b.broker,
@@ -200,12 +208,16 @@ class Platform:
             lease_refresh=self.config.broker.ack_wait / 3,
             connectors=self.connectors,
             endpoint=self.action_endpoint,
+            runs=runs,
         )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.worker.run(), name="worker"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
+        if runs is not None:
+            timers = RunTimers(b.store, b.broker, instance=self.instance)
+            self._tasks.append(asyncio.create_task(timers.run(), name="blueprint-timers"))
         for name, settings in self.config.connectors.items():
             connector = self.connectors.by_name.get(name) if self.connectors else None
             if isinstance(settings, GithubConnector) and isinstance(connector, GitHub):
@@ -213,6 +225,26 @@ class Platform:
                 if every is not None and connector.is_app:
                     loop = self._github_catch_up(connector, every, settings.catch_up_window)
                     self._tasks.append(asyncio.create_task(loop, name=f"catch-up-{name}"))
+
+    def _run_driver(self) -> RunDriver | None:
+        """The blueprint runs of this worker, when the project has blueprints."""
+        blueprints = load_blueprints(
+            self.config.blueprint_dirs(), project_catalog([s for s in self.specs if s.enabled])
+        )
+        if not blueprints:
+            return None
+        self.http_sender = HttpxSender()
+        effects = worker_effects(
+            self.runtimes, self.connectors, self.backends.secrets, self.http_sender
+        )
+        return RunDriver(
+            self.backends.store,
+            self.backends.broker,
+            Blueprints(blueprints),
+            effects,
+            instance=self.instance,
+            runtime_version=__version__,
+        )
 
     async def _github_catch_up(self, github: GitHub, every: float, window: float) -> None:
         """Every ``every`` seconds, redeliver the App's failed webhooks of the last ``window``
@@ -285,6 +317,9 @@ class Platform:
         if self.connectors is not None:
             with contextlib.suppress(Exception):
                 await self.connectors.aclose()
+        if self.http_sender is not None:
+            with contextlib.suppress(Exception):
+                await self.http_sender.aclose()
         with contextlib.suppress(Exception):  # another replica may prune now, not in an hour
             await self.backends.store.release_lease(RETENTION_LEASE, self.instance)
         await self.backends.close()

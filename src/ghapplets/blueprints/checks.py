@@ -93,6 +93,17 @@ def _compile(expression: str, variables: tuple[str, ...]) -> str | None:
     return None
 
 
+def project_catalog(applets: Iterable[Any]) -> Catalog:
+    """What a project's blueprints may call: its applets (their specs) and the connector
+    action catalog; secrets and other blueprints are not checked."""
+    from ghapplets.connectors.catalog import catalog  # the vendors register their actions
+
+    return Catalog(
+        applets=frozenset(a.name for a in applets),
+        actions=frozenset(action.name for action in catalog()),
+    )
+
+
 def compile_check(expression: str, variables: Iterable[str]) -> str | None:
     """Compile the jq ``expression`` (a body, without ``${ }``) with ``$name`` defined for each of
     ``variables``: the error message, or None when it compiles (with the engine's compiler,

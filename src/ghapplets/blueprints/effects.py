@@ -15,9 +15,12 @@ refusal keeps the vendor's status.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from ghapplets.applets.result import AppletOutcome
 from ghapplets.applets.runtime import Invocation, Runtime
@@ -35,6 +38,18 @@ from ghapplets.exceptions import (
 )
 
 CALL_EVENT_TYPE = "ghapplets.blueprint.call"
+
+
+def secret_values(values: Mapping[str, str]) -> dict[str, Any]:
+    """Stored secrets as a blueprint sees them: a value that is a JSON object is that object
+    (``basic: {use: name}`` takes a ``{username, password}`` secret), any other is its text."""
+    found: dict[str, Any] = {}
+    for name, value in values.items():
+        found[name] = value
+        if value.lstrip().startswith("{"):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                found[name] = orjson.loads(value)
+    return found
 
 
 def call_event(key: str, blueprint: str, applet: str, data: Any) -> CloudEvent:

@@ -24,7 +24,7 @@ import orjson
 import typer
 
 from ghapplets import __version__
-from ghapplets.blueprints.effects import call_action, call_applet
+from ghapplets.blueprints.effects import call_action, call_applet, secret_values
 from ghapplets.blueprints.errors import ErrorKind, raise_error
 from ghapplets.blueprints.loader import Blueprint, load_blueprint, load_blueprints
 from ghapplets.blueprints.local import LocalHost, Report, execute
@@ -88,7 +88,7 @@ async def _project_host(
     names = list((blueprint.definition.get("use") or {}).get("secrets") or [])
     if names:
         async with backends(project, data) as b:
-            host.secret_values = {n: _secret_value(v) for n, v in (await _read(b, names)).items()}
+            host.secret_values = secret_values(await _read(b, names))
     runtimes = {s.name: build_runtime(s) for s in specs}
     label = f"{blueprint.namespace}/{blueprint.name}"
     async with contextlib.AsyncExitStack() as stack:
@@ -116,13 +116,6 @@ async def _read(b: Any, names: list[str]) -> Mapping[str, str]:
         with contextlib.suppress(Exception):  # a missing one faults the run, as the DSL says
             found[name] = await b.secrets.get(name)
     return found
-
-
-def _secret_value(value: str) -> Any:
-    if value.lstrip().startswith("{"):
-        with contextlib.suppress(orjson.JSONDecodeError):
-            return orjson.loads(value)
-    return value
 
 
 def _show(record: StepRecord) -> None:

@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 
 from ghapplets.applets.loader import discover
-from ghapplets.applets.model import AppletSpec
-from ghapplets.blueprints.checks import Catalog
+from ghapplets.blueprints.checks import project_catalog
 from ghapplets.blueprints.loader import Blueprint, load_blueprint, load_blueprints
 from ghapplets.cli.project import (
     EXIT_CONFIG,
@@ -20,7 +19,6 @@ from ghapplets.cli.project import (
     print_problems,
 )
 from ghapplets.config.loader import CONFIG_FILE
-from ghapplets.connectors.catalog import catalog as action_catalog
 from ghapplets.exceptions import ConfigError
 
 
@@ -58,16 +56,6 @@ def validate(
         )
     for blueprint in blueprints:
         _describe(blueprint)
-
-
-def project_catalog(specs: list[AppletSpec]) -> Catalog:
-    """What a project's blueprints may call: its applets and the connector catalog."""
-    return Catalog(
-        applets=frozenset(s.name for s in specs),
-        actions=frozenset(a.name for a in action_catalog()),
-        secrets=None,
-        blueprints=None,
-    )
 
 
 def _one_blueprint(file: Path, project: Path | None) -> None:

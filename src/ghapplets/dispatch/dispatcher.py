@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -23,6 +23,9 @@ from ghapplets.events import CloudEvent
 from ghapplets.logging import get_logger
 from ghapplets.store.base import HistoryStore
 from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
+
+if TYPE_CHECKING:
+    from ghapplets.dispatch.runs import RunDriver
 
 log = get_logger("ghapplets.dispatcher")
 
@@ -93,8 +96,10 @@ class Dispatcher:
         *,
         batch: int = 256,
         bodies: BodyCache | None = None,
+        runs: RunDriver | None = None,
     ) -> None:
         self.bodies = bodies
+        self.runs = runs  # blueprints: the runs events start, the listeners they reach
         self.broker = broker
         self.store = store
         self.matcher = matcher
@@ -115,6 +120,8 @@ class Dispatcher:
         # the delivery (which holds the body) is durable before any job message names it
         to_run = await self.store.record_dispatch(deliveries, jobs)
         reached(CrashPoint.DISPATCH_RECORDED)
+        if self.runs is not None:
+            await self.runs.on_batch(batch)
         if len(to_run) < len(jobs):
             outbound = [o for o in outbound if o.headers[m.H_JOB_ID] in to_run]
             log.info("jobs already run or running not queued again", jobs=len(jobs) - len(to_run))

@@ -25,6 +25,7 @@ H_JOB_ID = "ghapplets-job-id"
 H_APPLET = "ghapplets-applet"
 H_DELIVERY = "ghapplets-delivery-id"
 H_ATTEMPT_OFFSET = "ghapplets-attempt-offset"
+H_RUN = "ghapplets-run"  # a run message (dispatch.runs): the blueprint run it moves on
 
 
 def job_id(source: str, delivery_id: str, applet: str) -> str:

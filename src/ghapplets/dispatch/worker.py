@@ -51,6 +51,7 @@ from ghapplets.store.records import AttemptOutcome, AttemptRecord, JobStatus, Jo
 if TYPE_CHECKING:
     from ghapplets.connectors.endpoint import ActionEndpoint
     from ghapplets.connectors.registry import Connectors
+    from ghapplets.dispatch.runs import RunDriver
     from ghapplets.events.cloudevent import CloudEvent
     from ghapplets.sdk.context import ActionCaller
 
@@ -77,6 +78,7 @@ class Worker:
         bodies: BodyCache | None = None,
         connectors: Connectors | None = None,
         endpoint: ActionEndpoint | None = None,
+        runs: RunDriver | None = None,
     ) -> None:
         """``lease_refresh`` must be well below the broker's ack wait (a third of it, say)."""
         self.bodies = bodies or BodyCache(store)
@@ -89,6 +91,7 @@ class Worker:
         self.lease_refresh = lease_refresh
         self.connectors = connectors
         self.endpoint = endpoint  # exec and HTTP applets' way to the connectors
+        self.runs = runs  # blueprint runs, whose messages share the jobs stream
         self.consumer = broker.consumer(m.JOBS)
         self._tasks: dict[asyncio.Task[None], Message] = {}
         self._keeper: asyncio.Task[None] | None = None
@@ -183,6 +186,9 @@ class Worker:
     # -- one job -----------------------------------------------------------------------------
     async def _handle(self, message: Message) -> None:
         headers = message.headers
+        if m.H_RUN in headers:
+            await self._handle_run(message)
+            return
         applet = headers.get(m.H_APPLET, "")
         job_id = headers.get(m.H_JOB_ID, message.msg_id)
         delivery_id = headers.get(m.H_DELIVERY, "")
@@ -195,6 +201,22 @@ class Worker:
                     await self.consumer.nak(message, 5.0)
                 except Exception as nak_exc:
                     log.error("could not nak job", error=str(nak_exc))
+
+    async def _handle_run(self, message: Message) -> None:
+        run_id = message.headers[m.H_RUN]
+        with bind_delivery(run_id, run_id=run_id):
+            if self.runs is None:
+                log.error("a blueprint run message reached a worker without blueprints")
+                await self.consumer.nak(message, 5.0)
+                return
+            try:
+                await self.runs.handle(message)
+            except Exception as exc:  # infrastructure failure: leave it for redelivery
+                log.error("run handling failed; it will be redelivered", error=str(exc))
+                try:
+                    await self.consumer.nak(message, 5.0)
+                except Exception as nak_exc:
+                    log.error("could not nak run message", error=str(nak_exc))
 
     async def _run(self, message: Message, applet: str, job_id: str, delivery_id: str) -> None:
         if message.delivered > 1 and await self._finished_before(job_id):

@@ -54,7 +54,14 @@ class SecretAccess:
     async def for_applet(self, applet: str, names: Sequence[str]) -> Mapping[str, str]:
         """The values of ``names`` for ``applet``: each global or of ``applet:<applet>``
         (:class:`SecretScopeError` or NotFound otherwise)."""
-        reader = Reader.applet(applet)
+        return await self._all(Reader.applet(applet), names)
+
+    async def for_blueprint(self, blueprint: str, names: Sequence[str]) -> Mapping[str, str]:
+        """The values of ``names`` for the runs of ``blueprint``: each global or of
+        ``blueprint:<blueprint>`` (:class:`SecretScopeError` or NotFound otherwise)."""
+        return await self._all(Reader.blueprint(blueprint), names)
+
+    async def _all(self, reader: Reader, names: Sequence[str]) -> Mapping[str, str]:
         return {name: await self._read(reader, name) for name in names}
 
     async def get(self, name: str, scope: Scope | None = None) -> str:

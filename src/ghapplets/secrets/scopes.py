@@ -54,6 +54,10 @@ class Scope:
     def applet(cls, name: str) -> Scope:
         return cls(ScopeKind.APPLET, name)
 
+    @classmethod
+    def blueprint(cls, name: str) -> Scope:
+        return cls(ScopeKind.BLUEPRINT, name)
+
     def admits(self, reader: Scope) -> bool:
         """May ``reader`` have a secret of this scope?"""
         return self.kind is ScopeKind.GLOBAL or self == reader
@@ -64,6 +68,7 @@ GLOBAL = Scope(ScopeKind.GLOBAL)
 
 class ReaderKind(StrEnum):
     APPLET = "applet"  # its declared secrets, for a job or ``ghapplets invoke``
+    BLUEPRINT = "blueprint"  # its ``use.secrets``, for a run
     SOURCE = "source"  # ``${secret:name}`` in a source's settings
     CONNECTOR = "connector"  # ``${secret:name}`` in a connector's settings
     PLATFORM = "platform"  # ``${secret:name}`` in the platform's own settings (logging...)
@@ -85,6 +90,10 @@ class Reader:
         return cls(ReaderKind.APPLET, name)
 
     @classmethod
+    def blueprint(cls, name: str) -> Reader:
+        return cls(ReaderKind.BLUEPRINT, name)
+
+    @classmethod
     def source(cls, name: str) -> Reader:
         return cls(ReaderKind.SOURCE, name)
 
@@ -101,12 +110,14 @@ class Reader:
         """The scope this reader reads as; None for the operator, who reads any."""
         if self.kind is ReaderKind.CLI:
             return None
-        return Scope.applet(self.name) if self.kind is ReaderKind.APPLET else GLOBAL
+        if self.kind is ReaderKind.APPLET:
+            return Scope.applet(self.name)
+        return Scope.blueprint(self.name) if self.kind is ReaderKind.BLUEPRINT else GLOBAL
 
     def describe(self) -> str:
         """The reader in an error message."""
-        if self.kind is ReaderKind.APPLET:
-            return f"applet {self.name!r}"
+        if self.kind in (ReaderKind.APPLET, ReaderKind.BLUEPRINT):
+            return f"{self.kind} {self.name!r}"
         if self.kind is ReaderKind.CLI:
             return "the operator"
         return f"the settings of {self.kind} {self.name!r}"

@@ -300,3 +300,8 @@ class RunStore(ABC):
         time ``older_than``, with their steps, listeners and inboxes, in small transactions;
         how many runs. Unfinished runs are kept, however old. (The outbox is not touched: its
         events go when they are published.)"""
+
+
+class Store(HistoryStore, RunStore, ABC):
+    """The history database: deliveries, jobs and their attempts, and blueprint runs (both
+    backends keep them in one database)."""

@@ -26,7 +26,7 @@ from sqlalchemy import Select
 from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.exceptions import NotFound, SecretKeyMismatch
 from ghapplets.store import sql
-from ghapplets.store.base import HistoryStore, Reencrypt, RunStore, SecretStore
+from ghapplets.store.base import Reencrypt, RunStore, SecretStore, Store
 from ghapplets.store.records import (
     BLUEPRINT_NAME_MAX,
     EVENT_ID_MAX,
@@ -441,7 +441,7 @@ class SqlRunStore(Relational, RunStore):
                 return total
 
 
-class SqlHistoryStore(SqlRunStore, HistoryStore):
+class SqlHistoryStore(SqlRunStore, Store):
     """:class:`HistoryStore` (and :class:`RunStore`: runs live in the history's database) on
     any :class:`Relational` backend."""
 

@@ -1,0 +1,521 @@
+"""Blueprint runs in the worker: durable, resumable, one worker at a time per run.
+
+A run moves forward when a *run message* (on the ``jobs`` stream, header ``ghapplets-run``)
+reaches a worker: when it starts, when an event reaches one of its listeners, when its timer is
+due, when someone resumes it. The worker that handles the message:
+
+1. holds the run's lease in the store (``run:<id>``, renewed while it works; another worker
+   that gets a message for the same run meanwhile puts it back for later);
+2. sets the run ``running`` (compare-and-set: a cancelled or suspended run stays so);
+3. replays the run from its journal with a :class:`StoreHost` and lets it go on: each step is
+   checkpointed in the store with the events it emits (an outbox) and the listeners it opens;
+4. records how it ended: ``completed``, ``faulted``, or ``waiting`` with the time its timer is
+   due; then lets go of the lease and settles the message.
+
+A run that waits is not kept in memory: a wait longer than :data:`SHORT_WAIT`, a listener with
+no event yet, or a retry's delay suspends it. :class:`RunTimers` publishes a run message for
+each run whose timer is due (one replica at a time, under a store lease) and publishes what
+steps emitted and a crash left in the outbox. The dispatcher hands every event to
+:meth:`RunDriver.on_events`: it starts the runs of blueprints whose ``schedule.on`` the event
+matches, and delivers it to the listeners that may want it.
+
+A worker killed in the middle of a run leaves its lease to expire and its message to be
+delivered again: another worker (or the same, restarted) replays the journal and runs the
+interrupted step again, with the same idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ghapplets.applets.runtime import Runtime
+from ghapplets.blueprints.effects import call_action, call_applet, secret_values
+from ghapplets.blueprints.engine import Run
+from ghapplets.blueprints.errors import ErrorKind, raise_error
+from ghapplets.blueprints.host import (
+    HttpRequest,
+    HttpResponse,
+    Listener,
+    ProcessResult,
+    ProcessSpec,
+    Suspended,
+)
+from ghapplets.blueprints.listening import Consumption, attributes_match
+from ghapplets.blueprints.loader import Blueprint
+from ghapplets.blueprints.program import Program
+from ghapplets.blueprints.records import StepRecord
+from ghapplets.blueprints.spawn import spawn
+from ghapplets.blueprints.transport import HttpxSender
+from ghapplets.broker.base import Broker, Message, OutboundMessage
+from ghapplets.connectors.registry import Connectors
+from ghapplets.dispatch import messages as m
+from ghapplets.events import CloudEvent
+from ghapplets.exceptions import BlueprintError, NotFound
+from ghapplets.logging import get_logger
+from ghapplets.secrets.access import SecretAccess
+from ghapplets.store.base import Store
+from ghapplets.store.records import ListenerRecord, RunRecord, RunStatus
+
+log = get_logger("ghapplets.runs")
+
+SHORT_WAIT = 2.0  # a wait this short is slept through; a longer one suspends the run
+LEASE_TTL = 30.0  # a run's lease, renewed every third of it while a worker runs it
+EMITTED_SOURCE = "blueprints"  # the source name of the events blueprints emit
+_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/")
+
+Call = Callable[[str, Any, str], Awaitable[Any]]  # (name, data, idempotency key) -> output
+
+
+def run_message(run_id: str, reason: str) -> OutboundMessage:
+    """The message that moves a run on; ``reason`` makes its id unique per cause (the broker
+    drops a second message of the same id)."""
+    return OutboundMessage(m.JOBS, f"run:{run_id}:{reason}", {m.H_RUN: run_id}, b"")
+
+
+def emitted_message(event: Mapping[str, Any]) -> OutboundMessage:
+    """An event a blueprint emitted, on the ``events`` stream like a webhook's."""
+    cloud = CloudEvent.from_dict(event)
+    return m.event_message(
+        EMITTED_SOURCE, cloud, cloud.data_bytes(), {}, time.time(), dedup_key=f"emit:{cloud.id}"
+    )
+
+
+def listener_rows(run_id: str, listener: Listener, now: float) -> list[ListenerRecord]:
+    """A listener as the store keeps it: a row per exact type, or one row for every event."""
+    filters = [dict(f) for f in listener.filters]
+    types: list[str | None] = []
+    for spec in filters:
+        kind = (spec.get("with") or {}).get("type")
+        if not isinstance(kind, str) or not set(kind) <= _TYPE_CHARS:
+            types = [None]
+            break
+        types.append(kind)
+    if listener.wants_all or not types:
+        types = [None]
+    return [
+        ListenerRecord(
+            run_id=run_id, key=listener.key, event_type=t, filters=filters, created_at=now
+        )
+        for t in dict.fromkeys(types)
+    ]
+
+
+def candidate(row: ListenerRecord, event: Mapping[str, Any]) -> bool:
+    """Whether an event goes to a listener's inbox: it matches a filter's attributes (the run
+    applies the rest: data expressions, correlations)."""
+    if not row.filters:
+        return True
+    return any(attributes_match(f.get("with") or {}, event) for f in row.filters)
+
+
+@dataclass
+class Effects:
+    """What a run's tasks reach in this worker."""
+
+    applets: Call
+    actions: Call
+    http: Callable[[HttpRequest], Awaitable[HttpResponse]]
+    processes: Callable[[ProcessSpec], Awaitable[ProcessResult]]
+    secrets: Callable[[str, Sequence[str]], Awaitable[Mapping[str, Any]]]  # (blueprint, names)
+
+
+def worker_effects(
+    runtimes: Mapping[str, Runtime],
+    connectors: Connectors | None,
+    secrets: SecretAccess,
+    http: HttpxSender,
+) -> Callable[[RunRecord], Effects]:
+    """What the runs of a worker reach: its applets (with their declared secrets), its
+    connectors, HTTP, processes, and each blueprint's own secrets."""
+
+    def effects(run: RunRecord) -> Effects:
+        label = f"{run.namespace}/{run.name}"
+
+        async def applets(name: str, data: Any, key: str) -> Any:
+            runtime = runtimes.get(name)
+            declared = runtime.spec.secrets if runtime is not None else []
+            values = await secrets.for_applet(name, declared) if declared else {}
+            return await call_applet(
+                runtimes,
+                name,
+                data,
+                key=key,
+                blueprint=label,
+                secrets=values,
+                connectors=connectors,
+            )
+
+        async def actions(name: str, data: Any, key: str) -> Any:
+            return await call_action(connectors, name, data)
+
+        async def blueprint_secrets(blueprint: str, names: Sequence[str]) -> Mapping[str, Any]:
+            return secret_values(await secrets.for_blueprint(blueprint, names))
+
+        return Effects(applets, actions, http, spawn, blueprint_secrets)
+
+    return effects
+
+
+class StoreHost:
+    """The host of one run in a worker: the journal in the store, listeners' events from their
+    store inboxes, long waits and missing events as :class:`Suspended`."""
+
+    def __init__(
+        self,
+        run: RunRecord,
+        journal: list[dict[str, Any]],
+        store: Store,
+        broker: Broker,
+        effects: Effects,
+        programs: Blueprints,
+    ) -> None:
+        self.run_id = run.id
+        self.run = run
+        self.store = store
+        self.broker = broker
+        self.effects = effects
+        self.programs = programs
+        self.steps = {d["key"]: StepRecord.from_dict(d) for d in journal}
+        self.asked: dict[str, int] = {}  # listener key -> the event index it waits for
+
+    def recorded(self, key: str) -> StepRecord | None:
+        return self.steps.get(key)
+
+    async def checkpoint(self, record: StepRecord, emit: Sequence[Mapping[str, Any]] = ()) -> None:
+        events = [dict(e) for e in emit]
+        await self.store.checkpoint_step(self.run_id, record.to_dict(), emit=events)
+        self.steps[record.key] = record
+        if events:
+            await self.broker.publish_many([emitted_message(e) for e in events])
+            await self.store.drop_outbox([str(e["id"]) for e in events])
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, when: float) -> None:
+        delay = when - time.time()
+        if delay > SHORT_WAIT:
+            raise Suspended(wake_at=when)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def call_applet(self, name: str, data: Any, *, key: str) -> Any:
+        return await self.effects.applets(name, data, key)
+
+    async def call_action(self, name: str, data: Any, *, key: str) -> Any:
+        return await self.effects.actions(name, data, key)
+
+    async def send_http(self, request: HttpRequest) -> HttpResponse:
+        return await self.effects.http(request)
+
+    async def run_process(self, spec: ProcessSpec) -> ProcessResult:
+        return await self.effects.processes(spec)
+
+    async def listen(self, listener: Listener) -> None:
+        marker = self.steps.get(listener.key)
+        step = marker.to_dict() if marker else None
+        if step is None:  # the engine marks a listen step before it listens
+            raise raise_error(ErrorKind.RUNTIME, f"listener {listener.key} has no step")
+        rows = listener_rows(self.run_id, listener, time.time())
+        await self.store.checkpoint_step(self.run_id, step, listen=rows)
+
+    async def receive(self, key: str, index: int, deadline: float | None) -> Mapping[str, Any]:
+        events = await self.store.inbox(self.run_id, key, index)
+        if events:
+            return events[0]
+        if deadline is not None and time.time() >= deadline:
+            raise TimeoutError(key)
+        self.asked[key] = index
+        raise Suspended(wake_at=deadline, listeners=[key])
+
+    async def unlisten(self, key: str) -> None:
+        step = self.steps.get(key)
+        if step is not None:
+            await self.store.checkpoint_step(self.run_id, step.to_dict(), unlisten=key)
+
+    def subflow(self, namespace: str, name: str, version: str) -> Program:
+        return self.programs.find(namespace, name, version)
+
+    async def secrets(self, names: Sequence[str]) -> Mapping[str, Any]:
+        if not names:
+            return {}
+        try:
+            return await self.effects.secrets(self.run.name, names)
+        except Exception as exc:
+            raise raise_error(
+                ErrorKind.AUTHORIZATION,
+                f"a secret of use.secrets cannot be read: {exc}",
+                instance="/use/secrets",
+            ) from exc
+
+
+class Blueprints:
+    """The project's blueprints, compiled once: what starts a run, and a run's program."""
+
+    def __init__(self, blueprints: Sequence[Blueprint]) -> None:
+        self.blueprints = list(blueprints)
+        self._programs: dict[str, Program] = {}
+        for b in self.blueprints:
+            self._programs[b.digest] = Program(b.definition, b.digest)
+        self.starters = [
+            b for b in self.blueprints if (b.definition.get("schedule") or {}).get("on")
+        ]
+
+    def program(self, run: RunRecord) -> Program:
+        """The program a run is pinned to (its own definition, whatever the files say now)."""
+        found = self._programs.get(run.digest)
+        if found is None:
+            found = self._programs[run.digest] = Program(run.definition, run.digest)
+        return found
+
+    def find(self, namespace: str, name: str, version: str) -> Program:
+        found = [b for b in self.blueprints if (b.namespace, b.name) == (namespace, name)]
+        if version != "latest":
+            found = [b for b in found if b.version == version]
+        if not found:
+            raise LookupError(f"{namespace}/{name}@{version}")
+        chosen = max(found, key=lambda b: b.version)
+        return self._programs[chosen.digest]
+
+    def started_by(self, event: Mapping[str, Any]) -> list[Blueprint]:
+        """The blueprints whose ``schedule.on`` the event matches (its first event starts a
+        run: ``one``, or any filter of ``any``)."""
+        found = []
+        for blueprint in self.starters:
+            strategy = blueprint.definition["schedule"]["on"]
+            program = self._programs[blueprint.digest]
+
+            def evaluate(expression: str, data: Any, program: Program = program) -> Any:
+                return program.expression(expression).evaluate(data, {})
+
+            if Consumption(strategy, evaluate).offer(event, lambda: False):
+                found.append(blueprint)
+        return found
+
+
+class RunDriver:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        blueprints: Blueprints,
+        effects: Callable[[RunRecord], Effects],
+        *,
+        instance: str,
+        runtime_version: str = "",
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.blueprints = blueprints
+        self.effects = effects
+        self.instance = instance
+        self.runtime_version = runtime_version
+        self.consumer = broker.consumer(m.JOBS)
+
+    # -- starting and waking runs ---------------------------------------------------------
+    async def start(
+        self, blueprint: Blueprint, input: Any, *, trigger: str, run_id: str | None = None
+    ) -> str:
+        """Create a run (once: an id already stored is left as it is) and send it off."""
+        now = time.time()
+        run = RunRecord(
+            id=run_id or str(uuid.uuid4()),
+            namespace=blueprint.namespace,
+            name=blueprint.name,
+            version=blueprint.version,
+            digest=blueprint.digest,
+            definition=blueprint.definition,
+            status=RunStatus.PENDING,
+            input=input,
+            started_at=now,
+            updated_at=now,
+            trigger=trigger,
+        )
+        await self.store.create_run(run)
+        await self.broker.publish_many([run_message(run.id, "start")])
+        return run.id
+
+    async def on_batch(self, batch: Sequence[Message]) -> None:
+        """A batch of event messages the dispatcher recorded (see :meth:`on_events`)."""
+        await self.on_events(event_documents(batch))
+
+    async def on_events(self, events: Sequence[tuple[str, CloudEvent]]) -> None:
+        """Events the dispatcher recorded, with their source names: start the runs they
+        trigger, deliver them to the listeners that may want them, and wake those runs."""
+        messages: list[OutboundMessage] = []
+        documents = [(source, event, event.to_dict()) for source, event in events]
+        for source, event, doc in documents:
+            for blueprint in self.blueprints.started_by(doc):
+                run_id = f"{source}:{event.id}:{blueprint.namespace}/{blueprint.name}"
+                await self.start(blueprint, [doc], trigger=f"{source}:{event.id}", run_id=run_id)
+        types = sorted({doc.get("type", "") for _, _, doc in documents})
+        rows = await self.store.listeners_for(types) if types else []
+        deliveries: list[tuple[str, str, dict[str, Any]]] = []
+        woken: dict[str, str] = {}
+        for _, _, doc in documents:
+            seen: set[tuple[str, str]] = set()
+            for row in rows:
+                if row.event_type not in (None, doc.get("type")) or (row.run_id, row.key) in seen:
+                    continue
+                if candidate(row, doc):
+                    seen.add((row.run_id, row.key))
+                    deliveries.append((row.run_id, row.key, doc))
+                    woken[row.run_id] = f"event:{doc.get('source')}:{doc.get('id')}"
+        if deliveries:
+            await self.store.deliver(deliveries)
+        # every run a listener took an event for is woken, new or not: a crash between the
+        # delivery and this publish is made good by the event's redelivery
+        messages.extend(run_message(run_id, reason) for run_id, reason in woken.items())
+        if messages:
+            await self.broker.publish_many(messages)
+
+    # -- one run message ------------------------------------------------------------------
+    async def handle(self, message: Message) -> None:
+        run_id = message.headers.get(m.H_RUN, "")
+        lease = f"run:{run_id}"
+        try:
+            run = await self.store.get_run(run_id)
+        except NotFound:
+            log.warning("a message for an unknown run is dropped", run_id=run_id)
+            await self.consumer.ack(message)
+            return
+        if run.status.final or run.status == RunStatus.SUSPENDED:
+            await self.consumer.ack(message)
+            return
+        if not await self.store.claim_lease(lease, self.instance, LEASE_TTL):
+            await self.consumer.nak(message, 1.0)  # another worker runs it now
+            return
+        try:
+            await self._advance(run, message, lease)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(lease, self.instance)
+        await self.consumer.ack(message)
+
+    async def _keep(
+        self, lease: str, message: Message, run_id: str, work: asyncio.Future[Any]
+    ) -> None:
+        """Renew the run's lease and the message's while ``work`` runs it; cancel ``work`` if
+        the run is cancelled or suspended meanwhile."""
+        while not work.done():
+            await asyncio.sleep(LEASE_TTL / 3)
+            with contextlib.suppress(Exception):
+                await self.store.claim_lease(lease, self.instance, LEASE_TTL)
+                await self.consumer.in_progress(message)
+                run = await self.store.get_run(run_id)
+                if run.status in (RunStatus.CANCELLED, RunStatus.SUSPENDED):
+                    work.cancel()
+
+    async def _advance(self, run: RunRecord, message: Message, lease: str) -> None:
+        took = await self.store.update_run(
+            run.id,
+            status=RunStatus.RUNNING,
+            expect={RunStatus.PENDING, RunStatus.WAITING, RunStatus.RUNNING},
+            resumed=run.status == RunStatus.WAITING,
+        )
+        if not took:
+            return
+        journal = await self.store.steps(run.id)
+        host = StoreHost(run, journal, self.store, self.broker, self.effects(run), self.blueprints)
+        program = self.blueprints.program(run)
+        try:
+            secrets = await host.secrets(program.secret_names)
+            engine = Run(
+                program,
+                host,
+                input=run.input,
+                started_at=run.started_at,
+                runtime_version=self.runtime_version,
+                secrets=secrets,
+            )
+            work = asyncio.ensure_future(engine.execute())
+            keeper = asyncio.ensure_future(self._keep(lease, message, run.id, work))
+            try:
+                output = await work
+            finally:
+                keeper.cancel()
+        except BlueprintError as error:
+            await self._end(run.id, RunStatus.FAULTED, error=error.to_dict())
+            log.info("run faulted", run_id=run.id, error=str(error))
+        except Suspended as suspended:
+            await self.store.update_run(
+                run.id,
+                status=RunStatus.WAITING,
+                wake_at=suspended.wake_at,
+                expect={RunStatus.RUNNING},
+            )
+            await self._recheck(run.id, host)
+        except asyncio.CancelledError:
+            if not await self._stopped(run.id):
+                raise
+        else:
+            await self._end(run.id, RunStatus.COMPLETED, output=output)
+            log.info("run completed", run_id=run.id)
+
+    async def _end(self, run_id: str, status: RunStatus, **fields: Any) -> None:
+        await self.store.update_run(run_id, status=status, expect={RunStatus.RUNNING}, **fields)
+
+    async def _stopped(self, run_id: str) -> bool:
+        """Whether the run was cancelled or suspended (and its task cancelled for that)."""
+        run = await self.store.get_run(run_id)
+        return run.status in (RunStatus.CANCELLED, RunStatus.SUSPENDED)
+
+    async def _recheck(self, run_id: str, host: StoreHost) -> None:
+        """An event that reached a listener between the run's look at its inbox and its
+        ``waiting``: wake the run for it now."""
+        for key, index in host.asked.items():
+            if await self.store.inbox(run_id, key, index):
+                await self.broker.publish_many([run_message(run_id, f"recheck:{uuid.uuid4()}")])
+                return
+
+
+class RunTimers:
+    """Wake the runs whose timer is due, and publish what a crash left in the outbox; one
+    replica at a time (a store lease), every ``every`` seconds."""
+
+    LEASE = "blueprint-timers"
+
+    def __init__(self, store: Store, broker: Broker, *, instance: str, every: float = 1.0) -> None:
+        self.store = store
+        self.broker = broker
+        self.instance = instance
+        self.every = every
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception as exc:
+                log.warning("blueprint timers failed; trying again", error=str(exc))
+            await asyncio.sleep(self.every)
+
+    async def tick(self, now: float | None = None) -> int:
+        if not await self.store.claim_lease(self.LEASE, self.instance, 10 * self.every + 5):
+            return 0
+        due = await self.store.due_runs(time.time() if now is None else now)
+        messages = []
+        for run_id in due:
+            run = await self.store.get_run(run_id)
+            messages.append(run_message(run_id, f"wake:{run.wake_at}:{run.resumes}"))
+        outbox = await self.store.take_outbox()
+        messages.extend(emitted_message(event) for event in outbox)
+        if messages:
+            await self.broker.publish_many(messages)
+        if outbox:
+            await self.store.drop_outbox([str(e["id"]) for e in outbox])
+        return len(due)
+
+
+def event_documents(batch: Sequence[Message]) -> list[tuple[str, CloudEvent]]:
+    """The events of a dispatched batch, with their sources (unreadable ones left out)."""
+    found = []
+    for message in batch:
+        with contextlib.suppress(Exception):
+            found.append((message.headers[m.H_SOURCE], m.event_of(message)))
+    return found
