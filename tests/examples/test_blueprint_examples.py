@@ -3,6 +3,7 @@ actions go through the real connectors to the fakes, their events are what the v
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +11,19 @@ import orjson
 import pytest
 
 from ghapplets.fakes.config import FakesConfig, JiraConfig, JiraProject
+from ghapplets.fakes.runner import serve_fakes
 from ghapplets.testing.blueprints import BlueprintHarness
 from ghapplets.testing.events import fixture_event
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "blueprints"
 
 
-@pytest.fixture(scope="session")
-def ghapplets_fakes_config() -> FakesConfig:
-    return FakesConfig(
-        jira=JiraConfig(projects=[JiraProject(), JiraProject(key="SEC", name="Security")])
-    )
+@pytest.fixture(scope="module")
+def security_fakes() -> Iterator[Any]:
+    """Fakes whose Jira has the security team's project (the session's have only PROJ)."""
+    config = FakesConfig(jira=JiraConfig(projects=[JiraProject(key="SEC", name="Security")]))
+    with serve_fakes(config) as fakes:
+        yield fakes
 
 
 def event_of(kind: str, name: str, **changes: Any) -> dict[str, Any]:
@@ -155,13 +158,15 @@ do:
 
 
 async def test_security_alert_opens_a_ticket_and_announces_it(
-    harness: BlueprintHarness, ghapplets_fakes: Any
+    tmp_path: Path, security_fakes: Any
 ) -> None:
+    harness = BlueprintHarness(tmp_path)
+    harness.connect({k: v for k, v in security_fakes.connectors().items() if k != "jira-dc"})
     alert = fixture_event("splunk", "alert").to_dict()
     report = await harness.arun(EXAMPLES / "security-alert-to-jira.yaml", [alert])
     assert report.status == "completed", report.error
     assert report.output["severity"] == "High"  # 57 matching events
-    issue = ghapplets_fakes.jira.snapshot()["issues"][report.output["issue"]]
+    issue = security_fakes.jira.snapshot()["issues"][report.output["issue"]]
     assert issue["summary"] == "[High] Failed logins spike on web-01"
     assert issue["issuetype"] == "Bug"
     emitted = [t for t in report.tasks if t.name == "announce"]
