@@ -17,6 +17,7 @@ from ghapplets.cli import (
     invoke,
     records,
     run_blueprint,
+    runs,
     secrets_cmd,
     send,
     serve,
@@ -44,6 +45,7 @@ app.command()(actions.actions)
 app.command()(action.action)
 app.add_typer(records.deliveries_app, name="deliveries")
 app.add_typer(records.jobs_app, name="jobs")
+app.add_typer(runs.app, name="runs")
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(debug.app, name="debug")
 app.add_typer(github.app, name="github")

@@ -28,7 +28,13 @@ from ghapplets.cli.project import (
 )
 from ghapplets.dispatch.replay import replay_delivery, replay_job
 from ghapplets.exceptions import ConfigError, NotFound
-from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus
+from ghapplets.store.records import (
+    DeliveryRecord,
+    DeliveryStatus,
+    JobRecord,
+    JobStatus,
+    RunStatus,
+)
 
 deliveries_app = typer.Typer(
     help="List and show deliveries (webhooks received).",
@@ -47,14 +53,20 @@ STATUS_STYLE: dict[str, str] = {
     DeliveryStatus.DISPATCHED: "cyan",
     JobStatus.QUEUED: "cyan",
     DeliveryStatus.UNMATCHED: "dim",
+    RunStatus.COMPLETED: "green",
+    RunStatus.FAULTED: "red",
+    RunStatus.WAITING: "yellow",
+    RunStatus.SUSPENDED: "magenta",
+    RunStatus.PENDING: "cyan",
+    RunStatus.CANCELLED: "dim",
 }
 
 
-def _when(ts: float) -> str:
+def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _styled(status: str) -> str:
+def styled(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{literal(status)}[/]"
 
 
@@ -72,7 +84,7 @@ def _delivery_row(d: DeliveryRecord) -> dict[str, Any]:
     }
 
 
-def _where(
+def where(
     ctx: typer.Context, project: Path | None, data: Path | None
 ) -> tuple[Path | None, Path | None]:
     """``--project`` / ``--data-dir`` given after ``show`` win over those given before it."""
@@ -109,12 +121,12 @@ def deliveries(
     table = Table("received", "source", "id", "type", "subject", "status", "jobs")
     for d in rows:
         table.add_row(  # cells are markup; ids, types, subjects come from webhooks
-            _when(d.received_at),
+            when(d.received_at),
             literal(d.source),
             literal(d.id),
             literal(d.type),
             literal(d.subject),
-            _styled(d.status),
+            styled(d.status),
             f"{d.jobs_succeeded}/{d.jobs_total}",
         )
     console.print(table)
@@ -131,7 +143,7 @@ def delivery_show(
     data: Path | None = DataDirOpt,
 ) -> None:
     """Show one delivery with its jobs."""
-    project, data = _where(ctx, project, data)
+    project, data = where(ctx, project, data)
 
     async def show(b: Backends) -> tuple[DeliveryRecord, list[JobRecord]]:
         d = await b.store.get_delivery(delivery_id, source)
@@ -185,10 +197,10 @@ def jobs(
     for j in rows:
         error = f"{j.error_type}: {j.error_message}" if j.error_type else ""
         table.add_row(  # cells are markup; ids and errors come from webhooks and applets
-            _when(j.updated_at),
+            when(j.updated_at),
             literal(j.id),
             literal(j.applet),
-            _styled(j.status),
+            styled(j.status),
             str(j.attempts),
             literal(error[:80]),
         )
@@ -204,7 +216,7 @@ def job_show(
     data: Path | None = DataDirOpt,
 ) -> None:
     """Show one job with every attempt."""
-    project, data = _where(ctx, project, data)
+    project, data = where(ctx, project, data)
 
     async def show(b: Backends) -> dict[str, Any]:
         job = await b.store.get_job(job_id)

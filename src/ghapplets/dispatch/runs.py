@@ -519,3 +519,64 @@ def event_documents(batch: Sequence[Message]) -> list[tuple[str, CloudEvent]]:
         with contextlib.suppress(Exception):
             found.append((message.headers[m.H_SOURCE], m.event_of(message)))
     return found
+
+
+# -- operators' controls (``ghapplets runs``) ---------------------------------------------------
+ACTIVE = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING})
+
+
+async def cancel_run(store: Store, run_id: str) -> bool:
+    """Cancel a run that has not ended (a worker running it stops within seconds)."""
+    await store.get_run(run_id)  # NotFound
+    return await store.update_run(
+        run_id, status=RunStatus.CANCELLED, expect=ACTIVE | {RunStatus.SUSPENDED}
+    )
+
+
+async def suspend_run(store: Store, run_id: str) -> bool:
+    """Hold a run where it is: no worker takes it up until it is resumed (events for its
+    listeners are kept for then)."""
+    await store.get_run(run_id)
+    return await store.update_run(run_id, status=RunStatus.SUSPENDED, expect=ACTIVE)
+
+
+async def resume_run(store: Store, broker: Broker, run_id: str) -> bool:
+    """Let a suspended run go on now."""
+    await store.get_run(run_id)
+    resumed = await store.update_run(
+        run_id, status=RunStatus.WAITING, wake_at=time.time(), expect={RunStatus.SUSPENDED}
+    )
+    if resumed:
+        await broker.publish_many([run_message(run_id, f"resume:{uuid.uuid4()}")])
+    return resumed
+
+
+async def rerun(store: Store, broker: Broker, run_id: str, task: str) -> str:
+    """A new run of the same definition and input that starts at ``task`` (a task's name or
+    reference): the steps the old run recorded before that task's first step are copied into
+    its journal, so they replay instead of running. Its id."""
+    old = await store.get_run(run_id)
+    steps = await store.steps(run_id)
+    first = next((i for i, s in enumerate(steps) if task in (s["name"], s["reference"])), None)
+    if first is None:
+        names = ", ".join(dict.fromkeys(s["name"] for s in steps)) or "none"
+        raise NotFound(f"run {run_id} ran no task {task!r} (it ran: {names})")
+    now = time.time()
+    new = RunRecord(
+        id=str(uuid.uuid4()),
+        namespace=old.namespace,
+        name=old.name,
+        version=old.version,
+        digest=old.digest,
+        definition=old.definition,
+        status=RunStatus.PENDING,
+        input=old.input,
+        started_at=now,
+        updated_at=now,
+        trigger=f"rerun:{run_id}",
+    )
+    await store.create_run(new)
+    for step in steps[:first]:
+        await store.checkpoint_step(new.id, step)
+    await broker.publish_many([run_message(new.id, "start")])
+    return new.id
