@@ -44,7 +44,14 @@ SERVE = [sys.executable, "-c", "from ghapplets.cli.main import main; main()", "s
 # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit status names the signal
 GRACEFUL = (0, -signal.SIGTERM)
 # points a webhook flow reaches by itself; the rest have tests of their own
-NOT_IN_FLOW = {CrashPoint.REPLAY_QUEUED, CrashPoint.RETENTION_BATCH, CrashPoint.MIGRATION_STEP}
+# the points of blueprint runs, which a webhook flow without blueprints does not reach
+RUN_POINTS = frozenset(p for p in CrashPoint if p.startswith("run."))
+NOT_IN_FLOW = {
+    CrashPoint.REPLAY_QUEUED,
+    CrashPoint.RETENTION_BATCH,
+    CrashPoint.MIGRATION_STEP,
+    *RUN_POINTS,  # tests/test_blueprint_crashes.py
+}
 FLOW_POINTS = [p.point for p in POINTS if p.point not in NOT_IN_FLOW]
 # the effect applet logs the incarnation of serve it ran in, from this variable
 INCARNATION_ENV = "SOAK_INCARNATION"

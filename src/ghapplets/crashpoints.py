@@ -52,6 +52,11 @@ class CrashPoint(StrEnum):
     REPLAY_QUEUED = "replay.queued"
     RETENTION_BATCH = "retention.batch"
     MIGRATION_STEP = "migration.step"
+    RUN_TAKEN = "run.taken"
+    RUN_STEP_RETURNED = "run.step_returned"
+    RUN_STEP_RECORDED = "run.step_recorded"
+    RUN_WAITING = "run.waiting"
+    RUN_ENDED = "run.ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +168,35 @@ POINTS: tuple[PointInfo, ...] = (
         _ANY,
         "nothing of this upgrade: one revision is applied, but the caller's transaction "
         "commits all of them together, so the schema is still the previous one",
+    ),
+    PointInfo(
+        CrashPoint.RUN_TAKEN,
+        _WORKER,
+        "the blueprint run, marked running under this worker's lease, and its journal; its "
+        "message is not settled, so it comes back once the lease has run out",
+    ),
+    PointInfo(
+        CrashPoint.RUN_STEP_RETURNED,
+        _WORKER,
+        "the journal up to the step before; this step's applet or action has returned but is "
+        "not recorded: it runs again, with the same idempotency key",
+    ),
+    PointInfo(
+        CrashPoint.RUN_STEP_RECORDED,
+        _WORKER,
+        "the step, with the events it emits in the outbox (published by the timers if not by "
+        "this worker)",
+    ),
+    PointInfo(
+        CrashPoint.RUN_WAITING,
+        _WORKER,
+        "the run, waiting, with its timer and listeners; its message is not settled yet",
+    ),
+    PointInfo(
+        CrashPoint.RUN_ENDED,
+        _WORKER,
+        "the run's end (completed or faulted) and its output or error; its message is not "
+        "settled yet",
     ),
 )
 

@@ -54,6 +54,7 @@ from ghapplets.blueprints.spawn import spawn
 from ghapplets.blueprints.transport import HttpxSender
 from ghapplets.broker.base import Broker, Message, OutboundMessage
 from ghapplets.connectors.registry import Connectors
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.dispatch import messages as m
 from ghapplets.events import CloudEvent
 from ghapplets.exceptions import BlueprintError, NotFound
@@ -65,7 +66,7 @@ from ghapplets.store.records import ListenerRecord, RunRecord, RunStatus
 log = get_logger("ghapplets.runs")
 
 SHORT_WAIT = 2.0  # a wait this short is slept through; a longer one suspends the run
-LEASE_TTL = 30.0  # a run's lease, renewed every third of it while a worker runs it
+LEASE_TTL = 15.0  # a run's lease, renewed every third of it while a worker runs it
 EMITTED_SOURCE = "blueprints"  # the source name of the events blueprints emit
 _TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/")
 
@@ -191,6 +192,8 @@ class StoreHost:
         events = [dict(e) for e in emit]
         await self.store.checkpoint_step(self.run_id, record.to_dict(), emit=events)
         self.steps[record.key] = record
+        if record.status.done:
+            reached(CrashPoint.RUN_STEP_RECORDED)
         if events:
             await self.broker.publish_many([emitted_message(e) for e in events])
             await self.store.drop_outbox([str(e["id"]) for e in events])
@@ -206,10 +209,14 @@ class StoreHost:
             await asyncio.sleep(delay)
 
     async def call_applet(self, name: str, data: Any, *, key: str) -> Any:
-        return await self.effects.applets(name, data, key)
+        output = await self.effects.applets(name, data, key)
+        reached(CrashPoint.RUN_STEP_RETURNED)
+        return output
 
     async def call_action(self, name: str, data: Any, *, key: str) -> Any:
-        return await self.effects.actions(name, data, key)
+        output = await self.effects.actions(name, data, key)
+        reached(CrashPoint.RUN_STEP_RETURNED)
+        return output
 
     async def send_http(self, request: HttpRequest) -> HttpResponse:
         return await self.effects.http(request)
@@ -389,7 +396,7 @@ class RunDriver:
             await self.consumer.ack(message)
             return
         if not await self.store.claim_lease(lease, self.instance, LEASE_TTL):
-            await self.consumer.nak(message, 1.0)  # another worker runs it now
+            await self.consumer.nak(message, LEASE_TTL / 5)  # another worker runs it now
             return
         try:
             await self._advance(run, message, lease)
@@ -421,6 +428,7 @@ class RunDriver:
         )
         if not took:
             return
+        reached(CrashPoint.RUN_TAKEN)
         journal = await self.store.steps(run.id)
         host = StoreHost(run, journal, self.store, self.broker, self.effects(run), self.blueprints)
         program = self.blueprints.program(run)
@@ -450,6 +458,7 @@ class RunDriver:
                 wake_at=suspended.wake_at,
                 expect={RunStatus.RUNNING},
             )
+            reached(CrashPoint.RUN_WAITING)
             await self._recheck(run.id, host)
         except asyncio.CancelledError:
             if not await self._stopped(run.id):
@@ -460,6 +469,7 @@ class RunDriver:
 
     async def _end(self, run_id: str, status: RunStatus, **fields: Any) -> None:
         await self.store.update_run(run_id, status=status, expect={RunStatus.RUNNING}, **fields)
+        reached(CrashPoint.RUN_ENDED)
 
     async def _stopped(self, run_id: str) -> bool:
         """Whether the run was cancelled or suspended (and its task cancelled for that)."""
