@@ -117,8 +117,13 @@ def _out(cmd: list[str], **kw: Any) -> str:
 def _git(*args: str) -> str:
     """Read-only git queries about this checkout ('' when it is not one)."""
     try:
-        res = subprocess.run(["git", "-C", str(BENCH.parent), *args], capture_output=True,
-                             text=True, timeout=30, check=False)
+        res = subprocess.run(
+            ["git", "-C", str(BENCH.parent), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return res.stdout.strip() if res.returncode == 0 else ""
@@ -185,8 +190,10 @@ def check_wrk() -> None:
 def check_node() -> str:
     node = shutil.which("node")
     if node is None or shutil.which("npm") is None:
-        raise BenchError("Node.js (20.18+ or 22+) and npm are needed for the Probot side; "
-                         "install them or run with --only ghapplets")
+        raise BenchError(
+            "Node.js (20.18+ or 22+) and npm are needed for the Probot side; "
+            "install them or run with --only ghapplets"
+        )
     major, minor = (int(x) for x in _out([node, "--version"]).lstrip("v").split(".")[:2])
     if major < 20 or (major == 20 and minor < 18):
         raise BenchError(f"Probot 14 needs Node.js 20.18+ or 22+, found {major}.{minor}")
@@ -207,8 +214,9 @@ def ensure_probot() -> None:
 def private_key_pem(node: str) -> str:
     """A throwaway RSA key for Probot's APP_ID/PRIVATE_KEY (never written to disk)."""
     if shutil.which("openssl"):
-        res = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True, text=True,
-                             check=False)
+        res = subprocess.run(
+            ["openssl", "genrsa", "2048"], capture_output=True, text=True, check=False
+        )
         if res.returncode == 0 and "PRIVATE KEY" in res.stdout:
             return res.stdout
     script = (
@@ -225,8 +233,10 @@ def wait_quiet(max_load: float, attempts: int, pause: float) -> float:
     for i in range(attempts):
         if load < max_load:
             return load
-        say(f"machine busy (load average {load:.2f} >= {max_load}); waiting {pause:.0f} s "
-            f"({i + 1}/{attempts})")
+        say(
+            f"machine busy (load average {load:.2f} >= {max_load}); waiting {pause:.0f} s "
+            f"({i + 1}/{attempts})"
+        )
         time.sleep(pause)
         load = os.getloadavg()[0]
     if load >= max_load:
@@ -336,11 +346,14 @@ class Server:
 
     def memory(self) -> dict[str, Any]:
         now = self.sample()
-        return {"peak_rss_mb": round(self.peak_rss_kb / 1024, 1),
-                "rss_at_end_mb": round(sum(kb for _, kb in now.values()) / 1024, 1),
-                "peak_rss_mb_by_process": sorted(
-                    (f"{name} ({pid})", round(kb / 1024, 1))
-                    for pid, (name, kb) in self.peaks_kb.items())}
+        return {
+            "peak_rss_mb": round(self.peak_rss_kb / 1024, 1),
+            "rss_at_end_mb": round(sum(kb for _, kb in now.values()) / 1024, 1),
+            "peak_rss_mb_by_process": sorted(
+                (f"{name} ({pid})", round(kb / 1024, 1))
+                for pid, (name, kb) in self.peaks_kb.items()
+            ),
+        }
 
     def stop(self, timeout: float = 60) -> str:
         self._stop.set()
@@ -354,19 +367,23 @@ class Server:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def launch(name: str, cmd: list[str], env: dict[str, str], cwd: Path, base: str,
-           ready_path: str) -> Server:
+def launch(
+    name: str, cmd: list[str], env: dict[str, str], cwd: Path, base: str, ready_path: str
+) -> Server:
     log = WORK / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     server = Server(name, proc, base, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BenchError(f"{name} exited with code {proc.returncode} while starting; "
-                             f"see {log}:\n{log.read_text(errors='replace')[-2000:]}")
+            raise BenchError(
+                f"{name} exited with code {proc.returncode} while starting; "
+                f"see {log}:\n{log.read_text(errors='replace')[-2000:]}"
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(base + ready_path, timeout=1).status_code == 200:
                 server.start_sampling()
@@ -412,8 +429,9 @@ class WrkRun:
             "requests": self.result["requests"],
             "acknowledged_2xx": self.ok,
             "rps": round(self.result["rps"], 1),
-            "latency_ms": {k: round(lat[k] / 1000, 2) for k in ("p50", "p90", "p99", "p999",
-                                                                "max", "mean")},
+            "latency_ms": {
+                k: round(lat[k] / 1000, 2) for k in ("p50", "p90", "p99", "p999", "max", "mean")
+            },
             "non_2xx": self.non2xx,
             "socket_errors": {k: v for k, v in self.result["errors"].items() if k != "status"},
             "server_cpu_cores": round(self.cpu_server_s / secs, 2),
@@ -421,13 +439,34 @@ class WrkRun:
         }
 
 
-def wrk(url: str, body: Path, sig: str, *, duration: float, connections: int, threads: int,
-        rate: float = 0, pid: int | None = None) -> WrkRun:
+def wrk(
+    url: str,
+    body: Path,
+    sig: str,
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    rate: float = 0,
+    pid: int | None = None,
+) -> WrkRun:
     prefix = run_prefix()
     cmd = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
-        "--timeout", "10s", "-s", str(LUA), url, "--",
-        str(body), sig, prefix, str(int(rate)), str(threads),
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(body),
+        sig,
+        prefix,
+        str(int(rate)),
+        str(threads),
     ]
     cpu0 = cpu_seconds(pid) if pid else 0.0
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -438,7 +477,7 @@ def wrk(url: str, body: Path, sig: str, *, duration: float, connections: int, th
     if res.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({res.returncode}): {res.stderr or res.stdout}")
     wrk_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    return WrkRun(prefix, json.loads(line[len("BENCH_JSON "):]), cpu1 - cpu0, wrk_cpu)
+    return WrkRun(prefix, json.loads(line[len("BENCH_JSON ") :]), cpu1 - cpu0, wrk_cpu)
 
 
 # -- Prometheus text -----------------------------------------------------------------------------
@@ -470,8 +509,9 @@ def buckets(samples: list[tuple[str, str, float]], name: str) -> list[tuple[floa
     return sorted(out)
 
 
-def histogram_quantile(q: float, before: list[tuple[float, float]],
-                       after: list[tuple[float, float]]) -> tuple[float | None, bool]:
+def histogram_quantile(
+    q: float, before: list[tuple[float, float]], after: list[tuple[float, float]]
+) -> tuple[float | None, bool]:
     """The q-quantile of the observations made between two scrapes, interpolated linearly
     inside the bucket where it falls (as Prometheus' histogram_quantile does). Returns
     (value in seconds, whether it fell in the +Inf bucket: then the value is a lower bound)."""
@@ -525,23 +565,30 @@ def stored_count(db: Path, prefix: str) -> tuple[int, int]:
 
 # -- smoke checks ----------------------------------------------------------------------------------
 def post(url: str, body: bytes, sig: str, delivery: str) -> httpx.Response:
-    return httpx.post(url, content=body, timeout=10, headers={
-        "Content-Type": "application/json",
-        "User-Agent": "GitHub-Hookshot/bench",
-        "X-GitHub-Event": "issues",
-        "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sig,
-    })
+    return httpx.post(
+        url,
+        content=body,
+        timeout=10,
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/bench",
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sig,
+        },
+    )
 
 
-def smoke(name: str, url: str, body: bytes, sig: str, *, expect_ok: int,
-          duplicate_check: bool) -> list[str]:
+def smoke(
+    name: str, url: str, body: bytes, sig: str, *, expect_ok: int, duplicate_check: bool
+) -> list[str]:
     notes = []
     delivery = f"smoke-{secrets.token_hex(8)}"
     r = post(url, body, sig, delivery)
     if r.status_code != expect_ok:
-        raise BenchError(f"{name}: a signed request got {r.status_code} {r.text[:200]!r}, "
-                         f"expected {expect_ok}")
+        raise BenchError(
+            f"{name}: a signed request got {r.status_code} {r.text[:200]!r}, expected {expect_ok}"
+        )
     notes.append(f"signed request -> {r.status_code}")
     if duplicate_check:
         r2 = post(url, body, sig, delivery)
@@ -584,20 +631,33 @@ def bench_probot(node: str, s: Settings) -> dict[str, Any]:
         "LOG_LEVEL": {"warning": "warn"}.get(s.log_level, s.log_level),  # pino's names
         "LOG_FORMAT": "json",
     }
-    cmd = [node, str(PROBOT_DIR / "node_modules" / "probot" / "bin" / "probot.js"), "run",
-           "./index.js"]
+    cmd = [
+        node,
+        str(PROBOT_DIR / "node_modules" / "probot" / "bin" / "probot.js"),
+        "run",
+        "./index.js",
+    ]
     base = f"http://127.0.0.1:{port}"
     server = launch("probot", cmd, env, PROBOT_DIR, base, "/ping")
     url = base + PROBOT_PATH
     try:
-        notes = smoke("probot", url, s.body.read_bytes(), s.sig, expect_ok=200,
-                      duplicate_check=False)
+        notes = smoke(
+            "probot", url, s.body.read_bytes(), s.sig, expect_ok=200, duplicate_check=False
+        )
         say(f"probot: {'; '.join(notes)}; warming up {s.warmup:.0f} s")
-        warm = wrk(url, s.body, s.sig, duration=s.warmup, connections=s.connections,
-                   threads=s.threads)
+        warm = wrk(
+            url, s.body, s.sig, duration=s.warmup, connections=s.connections, threads=s.threads
+        )
         say(f"probot: ingest, closed loop, {s.connections} connections, {s.duration:.0f} s")
-        run = wrk(url, s.body, s.sig, duration=s.duration, connections=s.connections,
-                  threads=s.threads, pid=server.proc.pid)
+        run = wrk(
+            url,
+            s.body,
+            s.sig,
+            duration=s.duration,
+            connections=s.connections,
+            threads=s.threads,
+            pid=server.proc.pid,
+        )
         memory = server.memory()
     finally:
         log = server.stop()
@@ -615,7 +675,7 @@ def bench_probot(node: str, s: Settings) -> dict[str, Any]:
             "acknowledged_2xx_total": sent_ok,
             "ok": sent_ok <= ran <= sent_ok + in_flight,
             "rule": "handler runs >= 2xx answers (smoke + warm-up + run), and at most "
-                    f"{in_flight} more (requests in flight when wrk stopped)",
+            f"{in_flight} more (requests in flight when wrk stopped)",
         },
     }
 
@@ -686,10 +746,13 @@ class Backends:
         store.mkdir(parents=True, exist_ok=True)
         log = (WORK / "logs" / "nats.log").open("wb")
         conf = self.data / "nats.conf"  # max_payload is a config-file setting only
-        conf.write_text(f'listen: "127.0.0.1:{port}"\nmax_payload: {32 * 1024 * 1024}\n'
-                        f'jetstream {{ store_dir: "{store}" }}\n')
-        self.nats = subprocess.Popen([str(binary), "-c", str(conf)], stdout=log,
-                                     stderr=subprocess.STDOUT)
+        conf.write_text(
+            f'listen: "127.0.0.1:{port}"\nmax_payload: {32 * 1024 * 1024}\n'
+            f'jetstream {{ store_dir: "{store}" }}\n'
+        )
+        self.nats = subprocess.Popen(
+            [str(binary), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 15
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
@@ -729,17 +792,26 @@ class Backends:
         lo, hi = prefix + "-", prefix + "."  # '.' sorts right after '-'
         if self.mode == "embedded":
             return stored_count(self.data / "ghapplets.db", prefix)
-        d = self._sql(self.db_url, "SELECT count(*) FROM deliveries WHERE id >= $1 AND id < $2",
-                      lo, hi)
-        j = self._sql(self.db_url, "SELECT count(*) FROM jobs WHERE delivery_id >= $1 AND "
-                      "delivery_id < $2 AND status = 'succeeded'", lo, hi)
+        d = self._sql(
+            self.db_url, "SELECT count(*) FROM deliveries WHERE id >= $1 AND id < $2", lo, hi
+        )
+        j = self._sql(
+            self.db_url,
+            "SELECT count(*) FROM jobs WHERE delivery_id >= $1 AND "
+            "delivery_id < $2 AND status = 'succeeded'",
+            lo,
+            hi,
+        )
         return int(d), int(j)
 
     def disk(self) -> dict[str, Any]:
         """Bytes on disk and deliveries stored, after the queues drained."""
         if self.mode == "embedded":
-            deliveries = sqlite3.connect(f"file:{self.data / 'ghapplets.db'}?mode=ro", uri=True
-                                         ).execute("SELECT count(*) FROM deliveries").fetchone()[0]
+            deliveries = (
+                sqlite3.connect(f"file:{self.data / 'ghapplets.db'}?mode=ro", uri=True)
+                .execute("SELECT count(*) FROM deliveries")
+                .fetchone()[0]
+            )
             used = folder_bytes(self.data)
             parts = {"sqlite_bytes": used}
         else:
@@ -748,8 +820,12 @@ class Backends:
             nats = folder_bytes(self.data / "nats")
             used = int(pg) + nats
             parts = {"postgresql_bytes": int(pg), "nats_bytes": nats}
-        return {**parts, "bytes": used, "deliveries": int(deliveries),
-                "bytes_per_event": round(used / max(1, int(deliveries)))}
+        return {
+            **parts,
+            "bytes": used,
+            "deliveries": int(deliveries),
+            "bytes_per_event": round(used / max(1, int(deliveries))),
+        }
 
     def stop(self) -> None:
         if self.nats is not None:
@@ -784,8 +860,13 @@ def bench_ghapplets(cli: Path, s: Settings, mode: str) -> dict[str, Any]:
     for key in [k for k in env if k.startswith("GHAPPLETS_")]:
         del env[key]  # the project file and the mode alone decide
     env.update(backends.env)
-    res = subprocess.run([str(cli), "validate", "-p", str(project)], env=env, capture_output=True,
-                         text=True, check=False)
+    res = subprocess.run(
+        [str(cli), "validate", "-p", str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if res.returncode != 0:
         raise BenchError(f"ghapplets validate failed:\n{res.stdout}{res.stderr}")
     port = free_port()
@@ -793,17 +874,40 @@ def bench_ghapplets(cli: Path, s: Settings, mode: str) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     servers: list[Server] = []
     if mode == "embedded":
-        servers.append(launch("ghapplets-serve", [str(cli), "serve", "--port", str(port), *common],
-                              env, project, base, "/readyz"))
+        servers.append(
+            launch(
+                "ghapplets-serve",
+                [str(cli), "serve", "--port", str(port), *common],
+                env,
+                project,
+                base,
+                "/readyz",
+            )
+        )
     else:
         # one node's worth of roles, sharing one /metrics as serve's children do
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        servers.append(launch("ghapplets-gateway", [str(cli), "gateway", "--port", str(port),
-                                                    *common], env, project, base, "/readyz"))
+        servers.append(
+            launch(
+                "ghapplets-gateway",
+                [str(cli), "gateway", "--port", str(port), *common],
+                env,
+                project,
+                base,
+                "/readyz",
+            )
+        )
         wport = free_port()
-        servers.append(launch("ghapplets-worker", [str(cli), "worker", "--port", str(wport),
-                                                   "--nice", "10", *common], env, project,
-                              f"http://127.0.0.1:{wport}", "/readyz"))
+        servers.append(
+            launch(
+                "ghapplets-worker",
+                [str(cli), "worker", "--port", str(wport), "--nice", "10", *common],
+                env,
+                project,
+                f"http://127.0.0.1:{wport}",
+                "/readyz",
+            )
+        )
     pids = [srv.proc.pid for srv in servers]
     url = base + GHAPPLETS_PATH
 
@@ -811,32 +915,53 @@ def bench_ghapplets(cli: Path, s: Settings, mode: str) -> dict[str, Any]:
         return sum(cpu_seconds(pid) for pid in pids)
 
     try:
-        notes = smoke(f"ghapplets {mode}", url, s.body.read_bytes(), s.sig, expect_ok=202,
-                      duplicate_check=True)
+        notes = smoke(
+            f"ghapplets {mode}",
+            url,
+            s.body.read_bytes(),
+            s.sig,
+            expect_ok=202,
+            duplicate_check=True,
+        )
         say(f"ghapplets {mode}: {'; '.join(notes)}; warming up {s.warmup:.0f} s")
         wrk(url, s.body, s.sig, duration=s.warmup, connections=s.connections, threads=s.threads)
         wait_drained(base)
-        idle = {f"{name} ({pid})": round(kb / 1024, 1)
-                for srv in servers for pid, (name, kb) in srv.sample().items()}
+        idle = {
+            f"{name} ({pid})": round(kb / 1024, 1)
+            for srv in servers
+            for pid, (name, kb) in srv.sample().items()
+        }
 
-        say(f"ghapplets {mode}: ingest, closed loop, {s.connections} connections, "
-            f"{s.duration:.0f} s")
+        say(
+            f"ghapplets {mode}: ingest, closed loop, {s.connections} connections, "
+            f"{s.duration:.0f} s"
+        )
         m0 = scrape(base)
         c0 = cpu()
-        peak = wrk(url, s.body, s.sig, duration=s.duration, connections=s.connections,
-                   threads=s.threads)
+        peak = wrk(
+            url, s.body, s.sig, duration=s.duration, connections=s.connections, threads=s.threads
+        )
         peak.cpu_server_s = cpu() - c0
         m1 = scrape(base)
         drain_peak = wait_drained(base)
         sustained = peak.ok / (peak.result["duration_s"] + drain_peak)
 
         rate = s.paced_rate or sustained / 2
-        say(f"ghapplets {mode}: half of the sustained rate, paced at {rate:.0f} req/s, "
-            f"{s.duration:.0f} s")
+        say(
+            f"ghapplets {mode}: half of the sustained rate, paced at {rate:.0f} req/s, "
+            f"{s.duration:.0f} s"
+        )
         h0 = scrape(base)
         c0 = cpu()
-        half = wrk(url, s.body, s.sig, duration=s.duration, connections=s.connections,
-                   threads=s.threads, rate=rate)
+        half = wrk(
+            url,
+            s.body,
+            s.sig,
+            duration=s.duration,
+            connections=s.connections,
+            threads=s.threads,
+            rate=rate,
+        )
         half.cpu_server_s = cpu() - c0
         drain_half = wait_drained(base)
         h1 = scrape(base)
@@ -844,12 +969,16 @@ def bench_ghapplets(cli: Path, s: Settings, mode: str) -> dict[str, Any]:
         say(f"ghapplets {mode}: backlog of {s.backlog} events while the applet is down")
         pause.touch()
         backlog_secs = s.backlog / max(1.0, peak.result["rps"]) * 1.15 + 1
-        back = wrk(url, s.body, s.sig, duration=backlog_secs, connections=s.connections,
-                   threads=s.threads)
+        back = wrk(
+            url, s.body, s.sig, duration=backlog_secs, connections=s.connections, threads=s.threads
+        )
         time.sleep(2)  # let the dispatcher turn the events into queued jobs
         depth = metric_sum(scrape(base), "ghapplets_queue_depth")
-        with_backlog = {f"{name} ({pid})": round(kb / 1024, 1)
-                        for srv in servers for pid, (name, kb) in srv.sample().items()}
+        with_backlog = {
+            f"{name} ({pid})": round(kb / 1024, 1)
+            for srv in servers
+            for pid, (name, kb) in srv.sample().items()
+        }
         pause.unlink()
         t0 = time.monotonic()
         drain_backlog = wait_drained(base, timeout=1800)
@@ -863,15 +992,18 @@ def bench_ghapplets(cli: Path, s: Settings, mode: str) -> dict[str, Any]:
         for label, run in (("ingest", peak), ("half_load", half), ("backlog", back)):
             stored, succeeded = backends.stored(run.prefix)
             slack = s.connections + run.socket_errors
-            checks.append({
-                "run": label,
-                "acknowledged_2xx": run.ok,
-                "stored_deliveries": stored,
-                "applet_runs_succeeded": succeeded,
-                "ok": run.ok <= stored <= run.ok + slack and succeeded == stored,
-            })
+            checks.append(
+                {
+                    "run": label,
+                    "acknowledged_2xx": run.ok,
+                    "stored_deliveries": stored,
+                    "applet_runs_succeeded": succeeded,
+                    "ok": run.ok <= stored <= run.ok + slack and succeeded == stored,
+                }
+            )
         received = metric_sum(m1, "ghapplets_webhooks_received_total") - metric_sum(
-            m0, "ghapplets_webhooks_received_total")
+            m0, "ghapplets_webhooks_received_total"
+        )
         disk = backends.disk()
     finally:
         for srv in reversed(servers):
@@ -888,8 +1020,11 @@ def bench_ghapplets(cli: Path, s: Settings, mode: str) -> dict[str, Any]:
         "mode": mode,
         "server": MODES[mode],
         "smoke": notes,
-        "ingest": {**peak.summary(), "received_counter_delta": int(received),
-                   "drain_after_s": round(drain_peak, 2)},
+        "ingest": {
+            **peak.summary(),
+            "received_counter_delta": int(received),
+            "drain_after_s": round(drain_peak, 2),
+        },
         "sustained_rps": round(sustained, 1),
         "half_load": {
             **half.summary(),
@@ -901,23 +1036,29 @@ def bench_ghapplets(cli: Path, s: Settings, mode: str) -> dict[str, Any]:
                 "p99_is_lower_bound": p99_inf or p50_inf,
                 "observations": int(observed),
                 "method": "histogram ghapplets_job_start_latency_seconds scraped before and "
-                          "after the run; quantile interpolated linearly inside its bucket "
-                          f"(bucket bounds ms: {', '.join(f'{b * 1000:g}' for b in bounds)})",
+                "after the run; quantile interpolated linearly inside its bucket "
+                f"(bucket bounds ms: {', '.join(f'{b * 1000:g}' for b in bounds)})",
             },
         },
-        "backlog": {**back.summary(), "queued_when_applet_came_back": int(depth),
-                    "drained_in_s": round(drained_in, 1),
-                    "drain_rps": round(back.ok / max(0.001, drained_in), 1),
-                    "wait_drained_s": round(drain_backlog, 1)},
+        "backlog": {
+            **back.summary(),
+            "queued_when_applet_came_back": int(depth),
+            "drained_in_s": round(drained_in, 1),
+            "drain_rps": round(back.ok / max(0.001, drained_in), 1),
+            "wait_drained_s": round(drain_backlog, 1),
+        },
         "memory": memory,
-        "disk": {**disk, "payload_bytes": s.body_bytes,
-                 "ratio_to_payload": round(disk["bytes_per_event"] / s.body_bytes, 2)},
+        "disk": {
+            **disk,
+            "payload_bytes": s.body_bytes,
+            "ratio_to_payload": round(disk["bytes_per_event"] / s.body_bytes, 2),
+        },
         "check": {
             "runs": checks,
             "ok": all(c["ok"] for c in checks),
             "rule": "acknowledged (2xx) <= deliveries stored with the run's delivery-id prefix "
-                    "<= acknowledged + connections (in flight when wrk stopped) + socket errors; "
-                    "and every stored delivery's no-op job succeeded",
+            "<= acknowledged + connections (in flight when wrk stopped) + socket errors; "
+            "and every stored delivery's no-op job succeeded",
         },
     }
 
@@ -928,39 +1069,77 @@ def verdicts(res: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: str, target: str, ok: bool | None) -> None:
-        out.append({"target": name, "value": value, "goal": target,
-                    "result": "n/a" if ok is None else ("PASS" if ok else "FAIL")})
+        out.append(
+            {
+                "target": name,
+                "value": value,
+                "goal": target,
+                "result": "n/a" if ok is None else ("PASS" if ok else "FAIL"),
+            }
+        )
 
     for mode, g in res.get("ghapplets", {}).items():
         if p:
             ratio = g["ingest"]["rps"] / p["ingest"]["rps"]
-            add(f"[{mode}] burst ingest req/s vs Probot", f"{ratio:.2f}x",
-                f">= {TARGET_RATIO:g}x", ratio >= TARGET_RATIO)
+            add(
+                f"[{mode}] burst ingest req/s vs Probot",
+                f"{ratio:.2f}x",
+                f">= {TARGET_RATIO:g}x",
+                ratio >= TARGET_RATIO,
+            )
             sus = g["sustained_rps"] / p["ingest"]["rps"]
-            add(f"[{mode}] sustained end to end vs Probot", f"{sus:.2f}x",
-                f">= {TARGET_SUSTAINED_RATIO:g}x", sus >= TARGET_SUSTAINED_RATIO)
+            add(
+                f"[{mode}] sustained end to end vs Probot",
+                f"{sus:.2f}x",
+                f">= {TARGET_SUSTAINED_RATIO:g}x",
+                sus >= TARGET_SUSTAINED_RATIO,
+            )
             gp, pp = g["ingest"]["latency_ms"]["p99"], p["ingest"]["latency_ms"]["p99"]
-            add(f"[{mode}] ingest p99 vs Probot's", f"{gp:.2f} ms vs {pp:.2f} ms",
-                "<= Probot's", gp <= pp)
+            add(
+                f"[{mode}] ingest p99 vs Probot's",
+                f"{gp:.2f} ms vs {pp:.2f} ms",
+                "<= Probot's",
+                gp <= pp,
+            )
         js = g["half_load"]["job_start_ms"]
         p99 = js["p99"]
         goal = TARGET_START_P99_MS[mode]
         shown = "no data" if p99 is None else f"{'> ' if js['p99_is_lower_bound'] else ''}{p99} ms"
-        add(f"[{mode}] applet start p99 at half the sustained rate", shown, f"<= {goal:g} ms",
-            None if p99 is None else (p99 <= goal and not js["p99_is_lower_bound"]))
+        add(
+            f"[{mode}] applet start p99 at half the sustained rate",
+            shown,
+            f"<= {goal:g} ms",
+            None if p99 is None else (p99 <= goal and not js["p99_is_lower_bound"]),
+        )
         rss = g["memory"]["peak_rss_mb"]
-        add(f"[{mode}] RSS of any process, backlog included", f"{rss} MB",
-            f"<= {TARGET_RSS_MB:g} MB", rss <= TARGET_RSS_MB)
+        add(
+            f"[{mode}] RSS of any process, backlog included",
+            f"{rss} MB",
+            f"<= {TARGET_RSS_MB:g} MB",
+            rss <= TARGET_RSS_MB,
+        )
         d = g["disk"]
-        add(f"[{mode}] disk per event", f"{d['bytes_per_event']} B ({d['ratio_to_payload']}x)",
-            "<= 2x payload + overhead", None)
-        add(f"[{mode}] every 202 stored, every job ran", "yes" if g["check"]["ok"] else "NO",
-            "yes", g["check"]["ok"])
+        add(
+            f"[{mode}] disk per event",
+            f"{d['bytes_per_event']} B ({d['ratio_to_payload']}x)",
+            "<= 2x payload + overhead",
+            None,
+        )
+        add(
+            f"[{mode}] every 202 stored, every job ran",
+            "yes" if g["check"]["ok"] else "NO",
+            "yes",
+            g["check"]["ok"],
+        )
         errors = g["ingest"]["non_2xx"] + sum(g["ingest"]["socket_errors"].values())
         add(f"[{mode}] no errors / non-2xx", str(errors), "0", errors == 0)
     if p:
-        add("Probot handler ran for every 2xx", "yes" if p["check"]["ok"] else "NO", "yes",
-            p["check"]["ok"])
+        add(
+            "Probot handler ran for every 2xx",
+            "yes" if p["check"]["ok"] else "NO",
+            "yes",
+            p["check"]["ok"],
+        )
     return out
 
 
@@ -993,21 +1172,43 @@ def render(res: dict[str, Any]) -> str:
         f"backlog phase {st['backlog']} events",
         "",
     ]
-    rows = [["", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "non-2xx", "sock err", "peak RSS MB",
-             "server CPU", "wrk CPU"]]
+    rows = [
+        [
+            "",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "non-2xx",
+            "sock err",
+            "peak RSS MB",
+            "server CPU",
+            "wrk CPU",
+        ]
+    ]
 
     def row(label: str, r: dict[str, Any], rss: str) -> list[str]:
         lat = r["latency_ms"]
-        return [label, f"{r['rps']:.0f}", f"{lat['p50']:.2f}", f"{lat['p99']:.2f}",
-                f"{lat['p999']:.2f}", str(r["non_2xx"]), str(sum(r["socket_errors"].values())),
-                rss, f"{r['server_cpu_cores']:.2f}", f"{r['wrk_cpu_cores']:.2f}"]
+        return [
+            label,
+            f"{r['rps']:.0f}",
+            f"{lat['p50']:.2f}",
+            f"{lat['p99']:.2f}",
+            f"{lat['p999']:.2f}",
+            str(r["non_2xx"]),
+            str(sum(r["socket_errors"].values())),
+            rss,
+            f"{r['server_cpu_cores']:.2f}",
+            f"{r['wrk_cpu_cores']:.2f}",
+        ]
 
     if "probot" in res:
         p = res["probot"]
         rows.append(row("Probot 14 (no storage)", p["ingest"], f"{p['memory']['peak_rss_mb']}"))
     for mode, g in res.get("ghapplets", {}).items():
-        rows.append(row(f"Ghapplets {mode} (durable)", g["ingest"],
-                        f"{g['memory']['peak_rss_mb']}"))
+        rows.append(
+            row(f"Ghapplets {mode} (durable)", g["ingest"], f"{g['memory']['peak_rss_mb']}")
+        )
         h = g["half_load"]
         rows.append(row(f"Ghapplets {mode} @ half ({h['target_rps']:.0f}/s)", h, "-"))
     out.append(table(rows))
@@ -1031,16 +1232,24 @@ def render(res: dict[str, Any]) -> str:
             f"per event ({d['ratio_to_payload']}x the {d['payload_bytes']} B payload)",
         ]
         for c in g["check"]["runs"]:
-            out.append(f"  stored check ({c['run']}): {c['acknowledged_2xx']} acknowledged, "
-                       f"{c['stored_deliveries']} stored, {c['applet_runs_succeeded']} applet "
-                       f"runs succeeded -> {'ok' if c['ok'] else 'MISMATCH'}")
+            out.append(
+                f"  stored check ({c['run']}): {c['acknowledged_2xx']} acknowledged, "
+                f"{c['stored_deliveries']} stored, {c['applet_runs_succeeded']} applet "
+                f"runs succeeded -> {'ok' if c['ok'] else 'MISMATCH'}"
+            )
     if "probot" in res:
         c = res["probot"]["check"]
-        out.append(f"Probot handler check: {c['acknowledged_2xx_total']} 2xx answers, "
-                   f"{c['handler_runs']} handler runs -> {'ok' if c['ok'] else 'MISMATCH'}")
-    out += ["", table([["target", "measured", "goal", "result"]]
-                      + [[t["target"], t["value"], t["goal"], t["result"]]
-                         for t in res["targets"]])]
+        out.append(
+            f"Probot handler check: {c['acknowledged_2xx_total']} 2xx answers, "
+            f"{c['handler_runs']} handler runs -> {'ok' if c['ok'] else 'MISMATCH'}"
+        )
+    out += [
+        "",
+        table(
+            [["target", "measured", "goal", "result"]]
+            + [[t["target"], t["value"], t["goal"], t["result"]] for t in res["targets"]]
+        ),
+    ]
     out.append(f"\nresults: {res['results_file']}")
     return "\n".join(out)
 
@@ -1048,34 +1257,72 @@ def render(res: dict[str, Any]) -> str:
 # -- main ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=float, default=None,
-                    help="seconds per measured run (default 30, or 5 with --quick)")
-    ap.add_argument("--warmup", type=float, default=None,
-                    help="seconds of warm-up per server (default 5, or 2 with --quick)")
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds per measured run (default 30, or 5 with --quick)",
+    )
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds of warm-up per server (default 5, or 2 with --quick)",
+    )
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    ap.add_argument("--quick", action="store_true",
-                    help="short runs for development; does not wait for a quiet machine")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="short runs for development; does not wait for a quiet machine",
+    )
     ap.add_argument("--only", choices=["ghapplets", "probot"], help="benchmark one side only")
-    ap.add_argument("--modes", default="embedded,nats-pg",
-                    help="Ghapplets modes, comma-separated: embedded (serve), nats-pg (gateway "
-                         "and worker on NATS JetStream and PostgreSQL); default both")
-    ap.add_argument("--backlog", type=int, default=None,
-                    help="events queued while the applet is down (default 100000; 10000 with "
-                         "--quick)")
-    ap.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                    help="a PostgreSQL server where the nats-pg mode may create a database")
-    ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                    help="log level of both servers (default info, both servers' default)")
-    ap.add_argument("--paced-rate", type=float, default=None,
-                    help="req/s of the webhook-to-applet-start run (default: half of the "
-                         "measured peak); fixed rates make builds comparable")
-    ap.add_argument("--max-load", type=float, default=0.7,
-                    help="wait until the 1-minute load average is below this (default 0.7)")
-    ap.add_argument("--load-retries", type=int, default=10,
-                    help="how many times to wait 30 s for a quiet machine (default 10)")
-    ap.add_argument("--ghapplets", help="path of the ghapplets command (default: next to this "
-                                        "Python, else on PATH)")
+    ap.add_argument(
+        "--modes",
+        default="embedded,nats-pg",
+        help="Ghapplets modes, comma-separated: embedded (serve), nats-pg (gateway "
+        "and worker on NATS JetStream and PostgreSQL); default both",
+    )
+    ap.add_argument(
+        "--backlog",
+        type=int,
+        default=None,
+        help="events queued while the applet is down (default 100000; 10000 with --quick)",
+    )
+    ap.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL server where the nats-pg mode may create a database",
+    )
+    ap.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log level of both servers (default info, both servers' default)",
+    )
+    ap.add_argument(
+        "--paced-rate",
+        type=float,
+        default=None,
+        help="req/s of the webhook-to-applet-start run (default: half of the "
+        "measured peak); fixed rates make builds comparable",
+    )
+    ap.add_argument(
+        "--max-load",
+        type=float,
+        default=0.7,
+        help="wait until the 1-minute load average is below this (default 0.7)",
+    )
+    ap.add_argument(
+        "--load-retries",
+        type=int,
+        default=10,
+        help="how many times to wait 30 s for a quiet machine (default 10)",
+    )
+    ap.add_argument(
+        "--ghapplets",
+        help="path of the ghapplets command (default: next to this Python, else on PATH)",
+    )
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--out", type=Path, default=WORK / "results.json")
     args = ap.parse_args(argv)
@@ -1097,9 +1344,19 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise BenchError(f"unknown mode(s) {unknown}; known: {', '.join(MODES)}")
         backlog = args.backlog or (10_000 if args.quick else 100_000)
-        settings = Settings(duration, warmup, args.connections, args.threads, args.log_level,
-                            args.paced_rate, body_path, body_path.stat().st_size, sig, backlog,
-                            args.pg_url)
+        settings = Settings(
+            duration,
+            warmup,
+            args.connections,
+            args.threads,
+            args.log_level,
+            args.paced_rate,
+            body_path,
+            body_path.stat().st_size,
+            sig,
+            backlog,
+            args.pg_url,
+        )
         results: dict[str, Any] = {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": machine_info(),
