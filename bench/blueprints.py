@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # noqa: E402  (bench/run.py, next to this file)
+from run import (
     WORK,
     Backends,
     BenchError,
