@@ -216,7 +216,7 @@ class Platform:
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
         if runs is not None:
-            timers = RunTimers(b.store, b.broker, instance=self.instance)
+            timers = RunTimers(b.store, b.broker, runs, instance=self.instance)
             self._tasks.append(asyncio.create_task(timers.run(), name="blueprint-timers"))
         for name, settings in self.config.connectors.items():
             connector = self.connectors.by_name.get(name) if self.connectors else None

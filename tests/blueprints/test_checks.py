@@ -384,8 +384,7 @@ def test_references_and_expressions_are_checked_everywhere() -> None:
           timeouts: {t: {after: '${ .b | }'}}
         schedule:
           on:
-            any: [{with: {type: t, data: '${ .c | }'}}]
-            until: {one: {with: {type: u, data: '${ .d | }'}}}
+            any: [{with: {type: t, data: '${ .c | }'}}, {with: {type: u, data: '${ .d | }'}}]
         do:
           - spec:
               call: openapi
@@ -405,7 +404,7 @@ def test_references_and_expressions_are_checked_everywhere() -> None:
         "use.errors.e.detail",
         "use.timeouts.t.after",
         "schedule.on.any.0.with.data",
-        "schedule.on.until.one.with.data",
+        "schedule.on.any.1.with.data",
         "do.0.spec.with.document.endpoint.authentication.use",
         "do.0.spec.with.authentication.use",
         "do.1.script.run.script.source.endpoint.authentication.use",
@@ -717,3 +716,21 @@ def test_an_empty_expression_is_refused() -> None:
     )
     assert len(found) == 1
     assert "do.0.t.set: invalid runtime expression" in found[0]
+
+
+def test_a_schedule_started_by_several_events_is_refused() -> None:
+    found = problems(
+        """\
+        schedule:
+          on:
+            all:
+              - with: {type: a}
+              - with: {type: b}
+        do:
+          - t:
+              set: '${ . }'
+        """
+    )
+    assert len(found) == 1
+    assert "schedule.on with all, or with until" in found[0]
+    assert "is not supported by this runtime" in found[0]

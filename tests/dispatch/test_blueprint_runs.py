@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ghapplets.dispatch.runs import RunTimers
 from ghapplets.store.records import RunRecord, RunStatus
 from ghapplets.testing.gateway import running_gateway
 from tests.conftest import ProjectBuilder
@@ -131,3 +134,94 @@ def _comment(fields: dict[str, Any]) -> dict[str, Any]:
     payload["issue"]["number"] = fields["issue"]["number"]
     payload["comment"]["body"] = fields["comment"]["body"]
     return payload
+
+
+def scheduled(name: str, schedule: str) -> str:
+    return f"""
+document: {{dsl: '1.0.0', namespace: test, name: {name}, version: '0.1.0'}}
+schedule:
+  {schedule}
+do:
+  - tick:
+      set:
+        at: ${{ $workflow.startedAt.epoch.seconds }}
+"""
+
+
+async def runs_of(
+    store: Any, name: str, count: int, *, prefix: str = "", timeout: float = 15
+) -> list[RunRecord]:
+    """The runs of ``name`` (whose id starts with ``prefix``) once there are ``count`` and none
+    is pending or running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [r for r in await store.list_runs(name=name) if r.id.startswith(prefix)]
+        settled = all(r.status not in (RunStatus.PENDING, RunStatus.RUNNING) for r in runs)
+        if len(runs) >= count and settled:
+            return runs
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{count} settled runs of {name} expected: {runs}")
+        await asyncio.sleep(0.05)
+
+
+async def timers_of(gw: Any) -> RunTimers:
+    """The platform's timers, stopped and handed to the test, which ticks them at the times it
+    likes (as the platform's replica, so it holds their lease)."""
+    platform = gw.platform
+    for task in platform._tasks:
+        if task.get_name() == "blueprint-timers":
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return RunTimers(
+        platform.backends.store,
+        platform.backends.broker,
+        platform.worker.runs,
+        instance=platform.instance,
+    )
+
+
+async def test_every_starts_one_run_per_slot(project: ProjectBuilder, tmp_path: Path) -> None:
+    project.blueprint("hourly", scheduled("hourly", "every: PT1H"))
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, timers = gw.platform.backends.store, await timers_of(gw)
+        slot = 1_800_000_000 // 3600 * 3600
+        for now in (slot + 10, slot + 20, slot + 3599):  # one slot, however many ticks
+            await timers.tick(now)
+        mine = f"schedule:test/hourly:{slot // 10**6}"  # not the slot of the real time now
+        [first] = await runs_of(store, "hourly", 1, prefix=mine)
+        assert first.id == f"schedule:test/hourly:{slot}"
+        assert first.status == RunStatus.COMPLETED
+        await timers.tick(slot + 3600)
+        runs = await runs_of(store, "hourly", 2, prefix=mine)
+        assert {r.id for r in runs} == {first.id, f"schedule:test/hourly:{slot + 3600}"}
+
+
+async def test_cron_starts_at_its_latest_slot(project: ProjectBuilder, tmp_path: Path) -> None:
+    project.blueprint("nightly", scheduled("nightly", "cron: '30 2 * * *'"))
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, timers = gw.platform.backends.store, await timers_of(gw)
+        day = 1_800_000_000 // 86400 * 86400
+        await timers.tick(day + 3 * 3600)  # 03:00: the 02:30 slot of that day
+        await timers.tick(day + 20 * 3600)  # still that slot
+        mine = f"schedule:test/nightly:{day // 10**6}"
+        [run] = await runs_of(store, "nightly", 1, prefix=mine)
+        assert run.id == f"schedule:test/nightly:{day + 2 * 3600 + 1800}"
+
+
+async def test_after_starts_the_next_run_that_long_after_the_last(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    project.blueprint("again", scheduled("again", "after: PT10M"))
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, timers = gw.platform.backends.store, await timers_of(gw)
+        await timers.tick(time.time())
+        runs = await runs_of(store, "again", 2)  # the first, done; the next, waiting
+        first = next(r for r in runs if r.id.endswith(":first"))
+        waiting = next(r for r in runs if r is not first)
+        assert first.status == RunStatus.COMPLETED
+        assert waiting.status == RunStatus.WAITING
+        assert waiting.wake_at is not None and first.finished_at is not None
+        assert waiting.wake_at - first.finished_at == pytest.approx(600, abs=2)
+        await timers.tick(waiting.wake_at + 1)
+        runs = await runs_of(store, "again", 3)
+        assert (await store.get_run(waiting.id)).status == RunStatus.COMPLETED

@@ -295,7 +295,10 @@ class _Checker:
         for key in ("every", "after"):
             self.strings(schedule.get(key), ("schedule", key), scope)
         if "on" in schedule:
-            self.consumption(schedule["on"], ("schedule", "on"), scope)
+            on = schedule["on"]
+            if isinstance(on, dict) and ("until" in on or len(on.get("all") or []) > 1):
+                self.refuse(("schedule", "on"), Refused.SCHEDULE_ON_SEVERAL)
+            self.consumption(on, ("schedule", "on"), scope)
 
     # --- tasks --------------------------------------------------------------------------------
 

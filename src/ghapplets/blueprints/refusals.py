@@ -40,6 +40,7 @@ class Refused(StrEnum):
     SCHEMA_RESOURCE = "a schema from an external resource"
     SCHEMA_FORMAT = "a schema format other than json"
     COMBINED_SCHEDULE = "a schedule that combines every, cron, after and on"
+    SCHEDULE_ON_SEVERAL = "schedule.on with all, or with until (a run started by several events)"
     DSL_VERSION = "a DSL version other than 1.0.x"
 
 
@@ -66,6 +67,7 @@ INSTEAD: Mapping[Refused, str] = {
     Refused.SCHEMA_RESOURCE: "put the schema inline, as its document",
     Refused.SCHEMA_FORMAT: "use format: json (JSON Schema)",
     Refused.COMBINED_SCHEDULE: "keep one (another blueprint can hold another schedule)",
+    Refused.SCHEDULE_ON_SEVERAL: "start on one event (one, or any), then listen for the others",
     Refused.DSL_VERSION: "write dsl: '1.0.3'",
 }
 

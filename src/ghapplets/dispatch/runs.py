@@ -28,13 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from croniter import croniter
+
 from ghapplets.applets.runtime import Runtime
+from ghapplets.blueprints.durations import parse_duration
 from ghapplets.blueprints.effects import call_action, call_applet, secret_values
 from ghapplets.blueprints.engine import Run
 from ghapplets.blueprints.errors import ErrorKind, raise_error
@@ -273,6 +279,11 @@ class Blueprints:
         self.starters = [
             b for b in self.blueprints if (b.definition.get("schedule") or {}).get("on")
         ]
+        self.scheduled = [  # started by time: every, cron, after
+            b
+            for b in self.blueprints
+            if {"every", "cron", "after"} & set(b.definition.get("schedule") or {})
+        ]
 
     def program(self, run: RunRecord) -> Program:
         """The program a run is pinned to (its own definition, whatever the files say now)."""
@@ -449,7 +460,7 @@ class RunDriver:
             finally:
                 keeper.cancel()
         except BlueprintError as error:
-            await self._end(run.id, RunStatus.FAULTED, error=error.to_dict())
+            await self._end(run, RunStatus.FAULTED, error=error.to_dict())
             log.info("run faulted", run_id=run.id, error=str(error))
         except Suspended as suspended:
             await self.store.update_run(
@@ -464,12 +475,36 @@ class RunDriver:
             if not await self._stopped(run.id):
                 raise
         else:
-            await self._end(run.id, RunStatus.COMPLETED, output=output)
+            await self._end(run, RunStatus.COMPLETED, output=output)
             log.info("run completed", run_id=run.id)
 
-    async def _end(self, run_id: str, status: RunStatus, **fields: Any) -> None:
-        await self.store.update_run(run_id, status=status, expect={RunStatus.RUNNING}, **fields)
+    async def _end(self, run: RunRecord, status: RunStatus, **fields: Any) -> None:
+        await self.store.update_run(run.id, status=status, expect={RunStatus.RUNNING}, **fields)
         reached(CrashPoint.RUN_ENDED)
+        after = (run.definition.get("schedule") or {}).get("after")
+        if after is not None:  # ``schedule.after``: the next run, that long after this one
+            await self._next(run, parse_duration(after))
+
+    async def _next(self, run: RunRecord, delay: float) -> None:
+        now = time.time()
+        label = f"{run.namespace}/{run.name}"
+        digest = hashlib.sha256(run.id.encode()).hexdigest()[:16]
+        await self.store.create_run(
+            RunRecord(
+                id=f"schedule:{label}:after:{digest}",
+                namespace=run.namespace,
+                name=run.name,
+                version=run.version,
+                digest=run.digest,
+                definition=run.definition,
+                status=RunStatus.WAITING,
+                input={},
+                started_at=now,
+                updated_at=now,
+                wake_at=now + delay,
+                trigger=f"after:{run.id}",
+            )
+        )
 
     async def _stopped(self, run_id: str) -> bool:
         """Whether the run was cancelled or suspended (and its task cancelled for that)."""
@@ -486,14 +521,28 @@ class RunDriver:
 
 
 class RunTimers:
-    """Wake the runs whose timer is due, and publish what a crash left in the outbox; one
-    replica at a time (a store lease), every ``every`` seconds."""
+    """Every ``every`` seconds, by one replica at a time (a store lease): wake the runs whose
+    timer is due, start the runs of ``schedule.every`` / ``schedule.cron`` blueprints whose slot
+    has come (and the first of a ``schedule.after`` one), and publish what a crash left in the
+    outbox.
+
+    A scheduled run's id is its blueprint and its slot, so a slot starts one run whatever the
+    replicas do; after downtime only the latest missed slot runs (once)."""
 
     LEASE = "blueprint-timers"
 
-    def __init__(self, store: Store, broker: Broker, *, instance: str, every: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        driver: RunDriver,
+        *,
+        instance: str,
+        every: float = 1.0,
+    ) -> None:
         self.store = store
         self.broker = broker
+        self.driver = driver
         self.instance = instance
         self.every = every
 
@@ -506,9 +555,10 @@ class RunTimers:
             await asyncio.sleep(self.every)
 
     async def tick(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
         if not await self.store.claim_lease(self.LEASE, self.instance, 10 * self.every + 5):
             return 0
-        due = await self.store.due_runs(time.time() if now is None else now)
+        due = await self.store.due_runs(now)
         messages = []
         for run_id in due:
             run = await self.store.get_run(run_id)
@@ -519,7 +569,35 @@ class RunTimers:
             await self.broker.publish_many(messages)
         if outbox:
             await self.store.drop_outbox([str(e["id"]) for e in outbox])
+        await self.schedule(now)
         return len(due)
+
+    async def schedule(self, now: float) -> None:
+        for blueprint in self.driver.blueprints.scheduled:
+            spec = blueprint.definition["schedule"]
+            label = f"{blueprint.namespace}/{blueprint.name}"
+            if "after" in spec:
+                if not await self.store.list_runs(name=blueprint.name, limit=1):
+                    await self.driver.start(
+                        blueprint, {}, trigger="schedule", run_id=f"schedule:{label}:first"
+                    )
+                continue
+            slot = latest_slot(spec, now)
+            if slot is not None:
+                run_id = f"schedule:{label}:{int(slot)}"
+                await self.driver.start(blueprint, {}, trigger="schedule", run_id=run_id)
+
+
+def latest_slot(schedule: Mapping[str, Any], now: float) -> float | None:
+    """The latest time at or before ``now`` that ``schedule.every`` or ``schedule.cron``
+    names (``every`` counts from the epoch, so replicas agree)."""
+    if "every" in schedule:
+        step = parse_duration(schedule["every"])
+        return math.floor(now / step) * step if step > 0 else None
+    if "cron" in schedule:
+        moment = datetime.fromtimestamp(now, UTC)
+        return float(croniter(str(schedule["cron"]), moment).get_prev(float))
+    return None
 
 
 def event_documents(batch: Sequence[Message]) -> list[tuple[str, CloudEvent]]:
