@@ -89,6 +89,16 @@ GROUPS: dict[str, Group] = {
             "cli/test_action_servicenow_cli.py",
         ),
     ),
+    "blueprints": Group(
+        ("ghapplets/blueprints/*",),
+        (
+            "blueprints",
+            "examples",
+            "dispatch/test_runs_parts.py",
+            "dispatch/test_blueprint_runs.py",
+        ),
+        skip=("ghapplets/blueprints/model*.py",),  # declarations: pydantic does the work
+    ),
     "secrets": Group(
         ("ghapplets/secrets/*",),
         (
