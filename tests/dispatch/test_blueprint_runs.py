@@ -225,3 +225,45 @@ async def test_after_starts_the_next_run_that_long_after_the_last(
         await timers.tick(waiting.wake_at + 1)
         runs = await runs_of(store, "again", 3)
         assert (await store.get_run(waiting.id)).status == RunStatus.COMPLETED
+
+
+EXPIRES = """
+document: {dsl: '1.0.0', namespace: test, name: expires, version: '0.1.0'}
+schedule:
+  on:
+    one:
+      with:
+        type: com.github.issues.opened
+do:
+  - approval:
+      try:
+        - wait:
+            listen:
+              to:
+                one:
+                  with:
+                    type: com.example.never
+            timeout:
+              after: PT3S
+      catch:
+        errors:
+          with:
+            type: https://serverlessworkflow.io/spec/1.0.0/errors/timeout
+        do:
+          - expired:
+              set: expired
+"""
+
+
+async def test_a_listener_times_out_while_the_run_waits_in_the_store(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    project.blueprint("expires", EXPIRES)
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store = gw.platform.backends.store
+        await gw.send("github", "issues.opened")
+        waiting = await wait_for_run(store, name="expires", status=RunStatus.WAITING)
+        assert waiting.wake_at is not None
+        assert waiting.wake_at - waiting.started_at == pytest.approx(3, abs=1)
+        done = await wait_for_run(store, name="expires", status=RunStatus.COMPLETED, timeout=20)
+        assert done.output == "expired"

@@ -262,25 +262,25 @@ class Run:
             task.cancel()
             timer.cancel()
             raise
-        if task.done():
-            timer.cancel()
+        outcome = task.exception() if task.done() else None
+        if task.done() and not isinstance(outcome, Suspended):
+            timer.cancel()  # it ended (or failed) in time
             return task.result()
-        if timer.exception() is not None:  # the host suspended the timer: the work goes on
-            return await self._rest(task, timer)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        raise raise_error(
-            ErrorKind.TIMEOUT, "the task did not finish within its timeout", instance=ref
-        )
-
-    async def _rest(self, task: asyncio.Future[Any], timer: asyncio.Future[Any]) -> Any:
+        if timer.done() and timer.exception() is None:  # the deadline has passed
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise raise_error(
+                ErrorKind.TIMEOUT, "the task did not finish within its timeout", instance=ref
+            )
+        # the host suspended the timer (a long deadline), or the work suspended first: the run
+        # goes on later, and wakes at the deadline at the latest
+        later = Suspended(wake_at=deadline)
         try:
             return await task
         except Suspended as suspended:
-            error = timer.exception()
-            if isinstance(error, Suspended):
-                raise suspended.merge(error) from None
-            raise
+            raise suspended.merge(later) from None
+        finally:
+            timer.cancel()
 
     async def run_list(
         self, tasks: Sequence[Mapping[str, Any]], scope: Scope, data: Any

@@ -231,9 +231,14 @@ async def run_listen(run: Run, step: Step) -> Outcome:
     foreach = step.task.get("foreach")
     outputs: list[Any] = []
     index = 0
-    deadline = None  # the task's timeout is applied around the whole task
+    deadline = None  # the task's timeout is applied around the whole task (Run.within)
     while not consumption.done:
-        event = await run.host.receive(step.key, index, deadline)
+        try:
+            event = await run.host.receive(step.key, index, deadline)
+        except TimeoutError as exc:  # the host saw the task's deadline pass first
+            raise raise_error(
+                ErrorKind.TIMEOUT, "no event came within the task's timeout", instance=step.ref
+            ) from exc
         index += 1
 
         def until_holds() -> bool:
