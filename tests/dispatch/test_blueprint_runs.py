@@ -267,3 +267,57 @@ async def test_a_listener_times_out_while_the_run_waits_in_the_store(
         assert waiting.wake_at - waiting.started_at == pytest.approx(3, abs=1)
         done = await wait_for_run(store, name="expires", status=RunStatus.COMPLETED, timeout=20)
         assert done.output == "expired"
+
+
+ANNOUNCES = """
+document: {dsl: '1.0.0', namespace: test, name: announces, version: '0.1.0'}
+schedule:
+  on:
+    one:
+      with:
+        type: com.github.issues.opened
+do:
+  - announce:
+      emit:
+        event:
+          with:
+            source: https://ghapplets.dev/test
+            type: com.example.triaged
+            data:
+              issue: ${ .[0].data.issue.number }
+"""
+
+HEARS = """
+from ghapplets import Applet, Context
+
+app = Applet("hears")
+HEARD = []
+
+
+@app.on("com.example.triaged")
+def handle(ctx: Context) -> int:
+    HEARD.append(ctx.data["issue"])
+    return ctx.data["issue"]
+"""
+
+
+async def test_an_emitted_event_reaches_applets_through_the_broker(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    project.python_applet("hears", HEARS)
+    project.blueprint("announces", ANNOUNCES)
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store = gw.platform.backends.store
+        await gw.send("github", "issues.opened")
+        run = await wait_for_run(store, name="announces", status=RunStatus.COMPLETED)
+        issue = run.input[0]["data"]["issue"]["number"]
+        deadline = time.monotonic() + 10
+        while True:
+            jobs = await store.list_jobs(applet="hears")
+            if jobs and jobs[0].status.final:
+                break
+            assert time.monotonic() < deadline, jobs
+            await asyncio.sleep(0.05)
+        assert jobs[0].result == issue
+        assert jobs[0].source == "blueprints"
+        assert await store.take_outbox() == []  # published, and dropped from the outbox
