@@ -231,7 +231,12 @@ def test_emit_fills_in_the_cloudevent_and_a_listener_gets_it(harness: BlueprintH
     )
     assert report.status == "completed", report.error
     assert report.output[0] == [{"quantity": 101}]
-    assert report.output[1] == {"quantity": 101}  # emit outputs its input
+    emitted = report.output[1]  # emit outputs the event it emitted
+    assert emitted["type"] == "com.petstore.order.placed.v1"
+    assert emitted["source"] == "https://petstore.com"
+    assert emitted["data"] == {"quantity": 101}
+    assert emitted["specversion"] == "1.0"
+    assert emitted["id"] and emitted["time"]
 
 
 def test_emit_without_a_type_is_a_validation_error(harness: BlueprintHarness) -> None:

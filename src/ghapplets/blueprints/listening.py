@@ -3,7 +3,8 @@
 ``emit`` evaluates the event's properties, fills in what CloudEvents requires (an ``id`` derived
 from the run and the step, so a step run again emits the same event and the broker's dedup
 drops the copy), and hands the event to the host with the step's checkpoint: it is published
-only once the step is durable (an outbox).
+only once the step is durable (an outbox). The task's output is the event, as emitted (the
+conformance kit's emit scenario).
 
 ``listen`` registers a :class:`~.host.Listener` with the host, then takes the events the host
 delivers to it one by one, in the host's order, and decides with the consumption strategy
@@ -59,7 +60,7 @@ async def run_emit(run: Run, step: Step) -> Outcome:
     event.setdefault("time", datetime.fromtimestamp(run.host.now(), UTC).isoformat())
     if "data" in event:
         event.setdefault("datacontenttype", "application/json")
-    return Outcome(step.input, emit=[event])
+    return Outcome(dict(event), emit=[event])  # the task's output is the event it emitted
 
 
 # -- matching (pure) --------------------------------------------------------------------------
