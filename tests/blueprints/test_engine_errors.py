@@ -307,3 +307,18 @@ def test_an_uncaught_error_in_nested_scopes_keeps_its_instance(harness: Blueprin
     assert report.status == "faulted"
     assert report.error["instance"] == "/do/0/outer/do/0/loop/do/0/boom"
     assert report.error["type"] == ErrorKind.EXPRESSION.type
+
+
+def test_each_retry_attempt_is_recorded_with_its_number(harness: BlueprintHarness) -> None:
+    answer, _ = flaky(2)
+    harness.mock_applet("flaky", answer)
+    report = harness.run(
+        retrying(
+            """                  delay: PT1S
+                  limit:
+                    attempt:
+                      count: 3"""
+        )
+    )
+    tries = [(t.status, t.attempt) for t in report.tasks if t.name == "callIt"]
+    assert tries == [("faulted", 1), ("faulted", 2), ("completed", 3)]

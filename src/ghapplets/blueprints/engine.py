@@ -71,9 +71,17 @@ class Scope:
     key: str
     ref: str
     variables: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # inside a try retried n times: n + 1, for the steps' records
 
-    def child(self, key: str, ref: str, variables: Mapping[str, Any] | None = None) -> Scope:
-        return Scope(key, ref, {**self.variables, **(variables or {})})
+    def child(
+        self,
+        key: str,
+        ref: str,
+        variables: Mapping[str, Any] | None = None,
+        attempt: int | None = None,
+    ) -> Scope:
+        merged = {**self.variables, **(variables or {})}
+        return Scope(key, ref, merged, self.attempt if attempt is None else attempt)
 
 
 @dataclass
@@ -334,6 +342,7 @@ class Run:
                     self.host.now(),
                     input=step.input,
                     error=error.to_dict(),
+                    attempt=step.scope.attempt,
                     state=step.marker.state if step.marker else {},
                 )
             )
@@ -408,6 +417,7 @@ class Run:
                 output=output,
                 context=self.context,
                 then=str(then),
+                attempt=step.scope.attempt,
                 state=step.marker.state if step.marker else {},
             ),
             emit,
@@ -589,7 +599,9 @@ async def run_try(run: Run, step: Step) -> Outcome:
             if due is not None:
                 await run.host.sleep_until(due)
             suffix = f"@{attempt}" if attempt else ""
-            scope = step.scope.child(f"{step.key}/try{suffix}", f"{step.ref}/try")
+            scope = step.scope.child(
+                f"{step.key}/try{suffix}", f"{step.ref}/try", attempt=attempt + 1
+            )
             try:
                 output, _ = await run.run_list(step.task["try"], scope, step.input)
                 return Outcome(output)
