@@ -72,7 +72,7 @@ do:
             data: '${ . }'
   - four:
       call: effect
-      with: {step: 4, total: '${ .total }'}
+      with: {step: 4, total: '${ .data.total }'}  # an emit outputs the event it emitted
 """
 # the n-th time each point is reached: past the first step, so work is both done and in flight
 AT = {
