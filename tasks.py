@@ -58,7 +58,11 @@ def setup() -> None:
 
 
 # servers the integration tests run for real, from Debian's packages (the rest come from PyPI)
-TEST_PACKAGES = {"haproxy": "haproxy"}
+TEST_PACKAGES = {
+    "haproxy": "haproxy",
+    "buildah": "buildah",  # the container image's test builds and runs it
+    "mmdebstrap": "mmdebstrap",  # ... from Debian bases it makes
+}
 
 
 def ensure_test_servers() -> None:
