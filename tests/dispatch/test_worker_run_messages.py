@@ -31,6 +31,20 @@ class BrokenDriver:
         raise StoreUnavailable("the store is down")
 
 
+def spy_naks(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float]]:
+    """The worker's naks (message seq, delay), as they pass on to the real consumer."""
+    assert engine.worker is not None
+    consumer = engine.worker.consumer
+    real_nak, naks = consumer.nak, []
+
+    async def nak(message: Message, delay: float) -> None:
+        naks.append((message.seq, delay))
+        await real_nak(message, delay)
+
+    monkeypatch.setattr(consumer, "nak", nak)
+    return naks
+
+
 async def handled_and_put_back(
     engine: Engine, clock: LeaseClock, count: int, *, seen: list[Any]
 ) -> None:
@@ -47,19 +61,11 @@ async def test_a_run_message_reaching_a_worker_without_blueprints_waits_for_one(
 ) -> None:
     clock = LeaseClock()
     engine = Engine(project.build(), tmp_path / "g.db", clock)
-    naks: list[tuple[int, float]] = []
     with capture_logs(processors=[merge_contextvars]) as logs:
         try:
             await engine.start(worker=False)
             assert engine.worker is not None and engine.worker.runs is None
-            consumer = engine.worker.consumer
-            real_nak = consumer.nak
-
-            async def nak(message: Message, delay: float) -> None:
-                naks.append((message.seq, delay))
-                await real_nak(message, delay)
-
-            monkeypatch.setattr(consumer, "nak", nak)
+            naks = spy_naks(engine, monkeypatch)
             engine.start_worker()
             await engine.broker.publish(run_message(RUN, "started"))
             await handled_and_put_back(engine, clock, 1, seen=naks)
@@ -86,20 +92,12 @@ async def test_a_run_whose_handling_fails_is_put_back_for_redelivery(
     clock = LeaseClock()
     engine = Engine(project.build(), tmp_path / "g.db", clock)
     driver = BrokenDriver()
-    naks: list[float] = []
     with capture_logs(processors=[merge_contextvars]) as logs:
         try:
             await engine.start(worker=False)
             assert engine.worker is not None
             engine.worker.runs = driver  # type: ignore[assignment]
-            consumer = engine.worker.consumer
-            real_nak = consumer.nak
-
-            async def nak(message: Message, delay: float) -> None:
-                naks.append(delay)
-                await real_nak(message, delay)
-
-            monkeypatch.setattr(consumer, "nak", nak)
+            naks = spy_naks(engine, monkeypatch)
             engine.start_worker()
             await engine.broker.publish(run_message(RUN, "started"))
             await handled_and_put_back(engine, clock, 1, seen=naks)
@@ -107,7 +105,7 @@ async def test_a_run_whose_handling_fails_is_put_back_for_redelivery(
             await handled_and_put_back(engine, clock, 2, seen=naks)
         finally:
             await engine.stop()
-    assert driver.handled == [RUN, RUN] and naks == [5.0, 5.0]
+    assert driver.handled == [RUN, RUN] and [d for _, d in naks] == [5.0, 5.0]
     assert next(e for e in logs if e["log_level"] == "error") == {
         "event": "run handling failed; it will be redelivered",
         "log_level": "error",
