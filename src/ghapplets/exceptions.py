@@ -200,6 +200,7 @@ class ErrorType(StrEnum):
     APPLET_ERROR = "AppletError"
     APPLET_NOT_FOUND = "AppletNotFound"
     BAD_OUTPUT = "BadOutput"
+    BAD_REQUEST = "BadRequest"  # an adapter got a request that is no event (ghapplets.fission)
     CONNECTION_ERROR = "ConnectionError"
     CONNECTOR_NOT_ALLOWED = "ConnectorNotAllowed"
     CONNECTOR_UNUSABLE = "ConnectorUnusable"
