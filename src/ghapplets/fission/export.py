@@ -320,7 +320,7 @@ class _Planner:
         if "schedule" in blueprint.definition:
             self.export.notes.append(
                 f"blueprint {blueprint.namespace}/{blueprint.name}: its schedule is not exported "
-                f"(a Fission Workflow has none): start runs with fission workflow run {name}"
+                f"(a Fission Workflow has none): start runs with fission workflow run --name {name}"
             )
 
     def _spec(self, name: str, *documents: dict[str, Any]) -> None:
