@@ -9,7 +9,7 @@ import yaml
 from tests.cli.helpers import cli
 from tests.conftest import ProjectBuilder, write
 from tests.fission import crds
-from tests.fission.test_export import build
+from tests.fission.project import build
 
 
 def specs(out: Path) -> list[dict[str, object]]:

@@ -3,14 +3,15 @@ runtime of Ghapplets talking to the adapter through an in-memory transport."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ghapplets.fission.adapter import FissionApplet, FissionRequest
-from tests.conftest import write
+from ghapplets.fission.export import Export
+from tests.conftest import ProjectBuilder, write
 
 HANDLER = """
 from ghapplets import Applet, Context, PermanentError, RetryableError
@@ -74,3 +75,12 @@ def bridge() -> Bridge:
         return httpx.AsyncClient(transport=httpx.MockTransport(handle))
 
     return make
+
+
+@pytest.fixture
+def exported(project: ProjectBuilder, tmp_path: Path) -> Iterator[tuple[Export, Path]]:
+    """The project of :mod:`tests.fission.project`, exported to ``tmp_path / "out"``."""
+    from tests.fission.project import build, export_project
+
+    out = tmp_path / "out"
+    yield export_project(build(project), out), out

@@ -1,13 +1,11 @@
 """``ghapplets export fission`` end to end without the CLI: a project in, a folder of Fission
-specs out, every object valid against Fission's CRDs as written; the exported applets run
-through the adapter (Python) or the binary environment's script (exec), and the rewritten
-manifests send Ghapplets' events to them."""
+specs out, every object valid against Fission's CRDs as written; an exported Python applet
+runs through the adapter, and the rewritten manifests send Ghapplets' events to it (the exec
+applet's script: test_binary.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -15,83 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import yaml
 
 from ghapplets.applets.loader import discover
 from ghapplets.applets.runtime import Invocation, build_runtime
-from ghapplets.blueprints.checks import project_catalog
-from ghapplets.blueprints.loader import load_blueprints
 from ghapplets.events.cloudevent import CloudEvent
-from ghapplets.fission.export import Environment, Export, Options, plan
+from ghapplets.fission.export import Environment, Export
 from ghapplets.fission.names import is_label
-from ghapplets.fission.writer import write_export
 from tests.conftest import ProjectBuilder, write
 from tests.fission import crds
-from tests.fission.conftest import HANDLER
-
-NAMESPACE = "apps"
-EXEC_SCRIPT = """\
-#!/bin/sh
-# echoes what the exec contract gave it
-event=$(cat)
-if [ "$(printf '%s' "$event" | grep -c '"busy"')" -gt 0 ]; then exit 75; fi
-if [ "$(printf '%s' "$event" | grep -c '"broken"')" -gt 0 ]; then
-  echo '{"ok": false, "error": {}}'; exit 0
-fi
-printf '{"event": %s, "type": "%s", "key": "%s", "attempt": "%s", "delivery": "%s", ' \\
-  "$event" "$GHAPPLETS_EVENT_TYPE" "$GHAPPLETS_IDEMPOTENCY_KEY" "$GHAPPLETS_ATTEMPT" \\
-  "$GHAPPLETS_DELIVERY_ID"
-printf '"applet": "%s", "token": "%s", "channel": "%s", "cwd": "%s"}\\n' \\
-  "$GHAPPLETS_APPLET" "$GHAPPLETS_SECRET_SLACK_TOKEN" "$CHANNEL" "$(pwd)"
-"""
-FLOW = """\
-document: {dsl: '1.0.0', namespace: demo, name: issue-flow, version: '1.0.0'}
-do:
-  - classify: {call: triage}
-  - route:
-      switch:
-        - busy: {when: .title == "urgent", then: tell}
-        - calm: {then: end}
-  - tell: {call: notify_v2}
-"""
-REFUSED = """\
-document: {dsl: '1.0.0', namespace: demo, name: deploy-flow, version: '1.0.0'}
-do:
-  - classify: {call: triage}
-  - deploy: {call: deploy-fn}
-"""
-
-
-def build(project: ProjectBuilder) -> Path:
-    project.python_applet("triage", HANDLER, "secrets: [jira-token]\ntimeout: 5\n")
-    project.exec_applet(
-        "notify_v2",
-        EXEC_SCRIPT,
-        "on: [com.github.issues.*]\nsecrets: [slack-token]\nenv: {CHANNEL: deploys}\ntimeout: 7\n",
-    )
-    write(
-        project.root / "applets" / "deploy-fn" / "applet.yaml",
-        "name: deploy-fn\nruntime: http\nurl: https://deploy.example.com/\non: [com.github.push]\n",
-    )
-    project.blueprint("issue-flow", FLOW)
-    project.blueprint("deploy-flow", REFUSED)
-    return project.build()
-
-
-def export_project(root: Path, out: Path, **options: Any) -> Export:
-    specs = discover([root / "applets"])
-    blueprints = load_blueprints([root / "blueprints"], project_catalog(specs))
-    export = plan(specs, blueprints, Options(namespace=NAMESPACE, project="test", **options))
-    write_export(export, out)
-    return export
-
-
-@pytest.fixture
-def exported(project: ProjectBuilder, tmp_path: Path) -> Iterator[tuple[Export, Path]]:
-    out = tmp_path / "out"
-    yield export_project(build(project), out), out
+from tests.fission.project import NAMESPACE, build, export_project
 
 
 def documents(out: Path) -> list[dict[str, Any]]:
@@ -262,66 +194,6 @@ async def test_an_exported_python_applet_runs_through_the_adapter(
         assert not busy.ok and busy.retryable and busy.retry_after == 30
         bad = await invoke({"bad": True})
         assert not bad.ok and not bad.retryable and bad.error_type == "JiraRejected"
-
-
-def run_binary_env(
-    package: Path, headers: dict[str, str], body: bytes, secrets: Path
-) -> subprocess.CompletedProcess[bytes]:
-    """The file run as Fission's binary environment runs it: /bin/sh, the headers as
-    HTTP_<NAME> variables, PATH as it sets it, the body on stdin."""
-    env = {"PATH": "$PATH:/userfunc/deployarchive:/userfunc", "REQUEST_METHOD": "POST"}
-    env |= {f"HTTP_{name.upper()}": value for name, value in headers.items()}
-    env["GHAPPLETS_FISSION_SECRETS_DIR"] = str(secrets)  # the mount, in the test's folder
-    return subprocess.run(
-        ["/bin/sh", str(package / "ghapplets_fission_entry.sh")],
-        input=body,
-        env=env,
-        capture_output=True,
-        timeout=30,
-        cwd="/",
-    )
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, as in Fission")
-def test_an_exported_exec_applet_gets_the_exec_contract_in_the_binary_environment(
-    exported: tuple[Export, Path], tmp_path: Path
-) -> None:
-    _, out = exported
-    package = out / "packages" / "notify-v2"
-    assert os.access(package / "ghapplets_fission_entry.sh", os.X_OK)
-    secrets = tmp_path / "mounted"
-    write(secrets / "slack-token", "xoxb-1")
-    headers = {
-        "Ce-Id": "d-9", "Ce-Source": "/github", "Ce-Type": "com.github.issues.opened",
-        "Ce-Specversion": "1.0", "Ce-Githubhost": "github.com", "Content-Type": "application/json",
-        "Idempotency-Key": "job-5", "X-Ghapplets-Attempt": "3", "X-Ghapplets-Delivery-Id": "d-9",
-    }  # fmt: skip
-    done = run_binary_env(package, headers, b'{"title": "a \\"quoted\\" title"}', secrets)
-    assert done.returncode == 0, done.stderr
-    result = orjson.loads(done.stdout)
-    assert result["event"] == {
-        "id": "d-9", "source": "/github", "type": "com.github.issues.opened",
-        "specversion": "1.0", "githubhost": "github.com", "datacontenttype": "application/json",
-        "data": {"title": 'a "quoted" title'},
-    }  # fmt: skip
-    assert result["type"] == "com.github.issues.opened" and result["key"] == "job-5"
-    assert result["attempt"] == "3" and result["delivery"] == "d-9"
-    assert result["applet"] == "notify_v2" and result["token"] == "xoxb-1"
-    assert result["channel"] == "deploys" and result["cwd"] == str(package)
-    busy = run_binary_env(package, headers, b'{"busy": true}', secrets)
-    assert busy.returncode == 75  # the binary environment answers 500: retried
-    broken = run_binary_env(package, headers, b'{"broken": true}', secrets)
-    assert broken.returncode == 1 and b"reported an error" in broken.stderr
-    workflow = {"X-Fission-Workflow-Run": "run-1", "X-Fission-Workflow-Attempt": "2"}
-    step = run_binary_env(package, workflow, b'{"title": "t"}', secrets)
-    assert step.returncode == 0, step.stderr
-    stepped = orjson.loads(step.stdout)
-    assert stepped["type"] == "ghapplets.blueprint.call" and stepped["attempt"] == "2"
-    assert stepped["event"]["data"] == {"title": "t"} and stepped["delivery"] == "run-1"
-    nothing = run_binary_env(package, {}, b"{}", secrets)
-    assert nothing.returncode == 1 and b"not a CloudEvent" in nothing.stderr
-    no_secret = run_binary_env(package, headers, b"{}", tmp_path / "empty")
-    assert no_secret.returncode == 1 and b"slack-token" in no_secret.stderr
 
 
 def test_exec_applets_can_run_in_the_python_environment(
