@@ -231,3 +231,26 @@ def test_main_answers_flasks_request_as_a_tuple(
     body, status, headers = main()
     assert status == 200 and headers["content-type"] == "application/json"
     assert orjson.loads(body)["result"]["title"] == "via flask"
+
+
+async def test_an_exec_applet_runs_through_the_adapter_with_the_exec_runtime(
+    tmp_path: Path,
+) -> None:
+    """``--exec-env python``: the adapter runs an exec applet with Ghapplets' exec runtime."""
+    folder = tmp_path / "exec"
+    write(
+        folder / "applet.yaml",
+        "name: shell\nruntime: exec\ncommand: [./run]\non: [com.github.*]\n",
+    )
+    write(
+        folder / "run",
+        "#!/bin/sh\nif grep -q busy; then exit 75; fi\n"
+        'echo "{\\"type\\": \\"$GHAPPLETS_EVENT_TYPE\\"}"\n',
+        mode=0o755,
+    )
+    applet = FissionApplet(folder)
+    ok = await applet.answer(fission_request({"title": "x"}))
+    assert ok.status == 200 and ok.json() == {"ok": True, "result": {"type": EVENT.type}}
+    busy = await applet.answer(fission_request({"busy": True}))
+    assert busy.status == 503 and busy.json()["error"]["retryable"] is True
+    await applet.aclose()
