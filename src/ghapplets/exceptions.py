@@ -25,6 +25,8 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
   start (:class:`AppletStalled`); a connector action failed (:class:`ActionFailed`,
   :class:`ActionUnavailable`, :class:`ActionInputInvalid`, :class:`ConnectorNotAllowed`), so a
   job that calls one retries or dead-letters as usual;
+- :class:`NotExportable`: part of a project has no equivalent where it is exported to (a
+  blueprint task a Fission Workflow cannot express);
 - :class:`BlueprintError`: a blueprint run faulted, described as the Serverless Workflow DSL's
   Problem Details error (``type``, ``status``, ``title``, ``detail``, ``instance``): the error
   its ``try`` blocks catch and its run ends with; :class:`ExpressionInvalid`: a blueprint's
@@ -132,6 +134,16 @@ class UnresolvedReference(GhappletsError, LookupError):
     """A ``${env:X}`` or ``${secret:x}`` reference names nothing."""
 
 
+class NotExportable(GhappletsError):
+    """Part of a project has no equivalent where it is exported to (a blueprint's task that a
+    Fission Workflow cannot express); the message says why, ``pointer`` (a JSON pointer into
+    the definition, when known) where."""
+
+    def __init__(self, message: str, *, pointer: str = "") -> None:
+        super().__init__(message)
+        self.pointer = pointer
+
+
 class RejectReason(StrEnum):
     """Why the gateway refused a webhook: the ``reason`` label of
     ``ghapplets_webhooks_rejected_total`` and the ``error`` of the JSON answer.
@@ -200,6 +212,7 @@ class ErrorType(StrEnum):
     APPLET_ERROR = "AppletError"
     APPLET_NOT_FOUND = "AppletNotFound"
     BAD_OUTPUT = "BadOutput"
+    BAD_REQUEST = "BadRequest"  # an adapter got a request that is no event (ghapplets.fission)
     CONNECTION_ERROR = "ConnectionError"
     CONNECTOR_NOT_ALLOWED = "ConnectorNotAllowed"
     CONNECTOR_UNUSABLE = "ConnectorUnusable"

@@ -11,6 +11,7 @@ from ghapplets.cli import (
     action,
     actions,
     debug,
+    export,
     fakes,
     github,
     init,
@@ -49,6 +50,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(debug.app, name="debug")
 app.add_typer(github.app, name="github")
+app.add_typer(export.app, name="export")
 
 
 def _version(value: bool) -> None:
