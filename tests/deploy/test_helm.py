@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import typer
@@ -25,6 +28,7 @@ import yaml
 
 from ghapplets.broker.nats import NatsBroker
 from ghapplets.cli.main import app
+from tests.conftest import free_port
 from tests.deploy.tools import ToolUnavailable, helm
 
 pytestmark = pytest.mark.slow  # about 15 s: some sixty helm runs
@@ -853,12 +857,6 @@ def _notes(*files: Path, sets: tuple[str, ...] = ()) -> str:
     return done.stdout.split("\nNOTES:\n", 1)[1]
 
 
-def _send_options() -> set[str]:
-    command = typer.main.get_command(app)
-    send = command.commands["send"]  # type: ignore[attr-defined]
-    return {option for param in send.params for option in param.opts}
-
-
 @pytest.mark.parametrize(
     ("files", "service"),
     [((), "rel-ghapplets-serve"), ((HA,), "rel-ghapplets-gateway")],
@@ -873,7 +871,77 @@ def test_notes_tell_how_to_send_a_first_webhook(files: tuple[Path, ...], service
     assert send.startswith("ghapplets send issues.opened --url http://127.0.0.1:8080 ")
     options = {word for word in send.split() if word.startswith("--")}
     assert {"--url", "--kind", "--secret"} <= options
-    assert options <= _send_options(), options - _send_options()
+    assert options <= _options("send"), options - _options("send")
     assert "/hooks/github" in notes
     if files:
         assert "get secret ghapplets " in notes
+
+
+# -- the roles' command lines are the CLI's ------------------------------------------------
+
+
+def _options(command: str) -> set[str]:
+    group = typer.main.get_command(app)
+    return {o for p in group.commands[command].params for o in p.opts}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["embedded", "ha"])
+def test_every_role_argument_is_an_option_of_its_command(name: str) -> None:
+    for workload in workloads(scenario(name)):
+        command, *args = main_container(workload)["args"]
+        assert command == role_of(workload)
+        flags = {a for a in args if a.startswith("--")}
+        assert flags <= _options(command), (command, flags - _options(command))
+
+
+def test_the_serve_pod_command_starts_answers_its_probes_and_drains_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """The StatefulSet's command and environment, run here (host and ports made local)."""
+    docs = scenario("embedded")
+    statefulset = only(docs, "StatefulSet")
+    container = main_container(statefulset)
+    project = tmp_path / "etc"
+    for folder in ("applets", "blueprints"):
+        (project / folder).mkdir(parents=True)
+    (project / "ghapplets.yaml").write_text(only(docs, "ConfigMap")["data"]["ghapplets.yaml"])
+    port, metrics = free_port(), free_port()
+    args = list(container["args"])
+    args[args.index("--host") + 1] = "127.0.0.1"
+    args[args.index("--port") + 1] = str(port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHAPPLETS_")}
+    env |= {e["name"]: e["value"] for e in container["env"]}
+    assert env["GHAPPLETS_SERVER__METRICS_ADDRESS"].endswith(":9090")
+    env["GHAPPLETS_SERVER__METRICS_ADDRESS"] = f"127.0.0.1:{metrics}"
+    env["GHAPPLETS_CONFIG"] = str(project)
+    env["GHAPPLETS_DATA_DIR"] = str(tmp_path / "var" / "data")
+    env["GITHUB_WEBHOOK_SECRET"] = "stand-in"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ghapplets", *args], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.communicate()[1]
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.2)
+        grace = pod_template(statefulset)["spec"]["terminationGracePeriodSeconds"]
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            assert container[probe]["httpGet"]["path"] == path
+            assert httpx.get(base + path, timeout=5).status_code == 200
+        assert httpx.get(base + "/metrics", timeout=5).status_code == 404  # not on webhooks
+        scraped = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=5)
+        assert scraped.status_code == 200 and "# TYPE" in scraped.text
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=grace) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
