@@ -9,6 +9,7 @@ fail with what to do, they never skip.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -25,9 +26,13 @@ import kubernetes_validate
 import pytest
 import typer
 import yaml
+from pydantic import BaseModel
 
+from ghapplets.applets.model import NAME_PATTERN
 from ghapplets.broker.nats import NatsBroker
 from ghapplets.cli.main import app
+from ghapplets.config.models import BrokerConfig, LoggingConfig, ProjectConfig, StorageConfig
+from ghapplets.secrets.config import VAULT_ALIAS, BackendKind
 from tests.conftest import free_port
 from tests.deploy.tools import ToolUnavailable, helm
 
@@ -791,6 +796,29 @@ def test_keda_scales_the_workers_on_their_jetstream_consumers(prefix: str | None
 def test_a_wrong_value_fails_naming_it(files: tuple[Path, ...], setting: str, named: str) -> None:
     error = render_error(*files, sets=(setting,))
     assert named in error, error
+
+
+def test_the_schema_checks_config_keys_as_ghapplets_does() -> None:
+    """The few keys of ``config`` the chart's schema checks, the way ghapplets' models do."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    config = schema["properties"]["config"]["properties"]
+
+    def model(cls: type[BaseModel], key: str) -> dict[str, Any]:
+        return dict(cls.model_json_schema()["properties"][key])
+
+    assert config["project"]["pattern"] == model(ProjectConfig, "project")["pattern"]
+    storage = config["storage"]["properties"]
+    assert storage["backend"]["enum"] == model(StorageConfig, "backend")["enum"]
+    broker = config["broker"]["properties"]
+    assert broker["backend"]["enum"] == model(BrokerConfig, "backend")["enum"]
+    assert broker["replicas"]["enum"] == model(BrokerConfig, "replicas")["enum"]
+    assert broker["prefix"]["pattern"] == model(BrokerConfig, "prefix")["pattern"]
+    logging = config["logging"]["properties"]
+    assert logging["format"]["enum"] == model(LoggingConfig, "format")["enum"]
+    backends = {kind.value for kind in BackendKind} | {VAULT_ALIAS}
+    assert set(config["secrets"]["properties"]["backend"]["enum"]) == backends
+    applet = schema["properties"]["applets"]["properties"]["configMaps"]["items"]
+    assert applet["properties"]["name"]["pattern"] == NAME_PATTERN
 
 
 # -- the configuration is one ghapplets accepts --------------------------------------------
