@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from functools import cache
@@ -80,13 +81,14 @@ EVERYTHING = (
 
 
 @cache
-def _helm() -> tuple[Path, dict[str, str]]:
-    """helm, and an environment that keeps its configuration and cache out of the home folder."""
+def _helm() -> tuple[Path, dict[str, str]] | str:
+    """helm, and an environment that keeps its configuration and cache out of the home folder;
+    or why there is no helm (remembered, so a failed download is tried once per session)."""
     try:
         binary = helm()
     except ToolUnavailable as exc:
-        pytest.fail(f"helm is needed for the chart's tests: {exc}", pytrace=False)
-    home = Path(os.environ.get("TMPDIR", "/tmp")) / f"ghapplets-helm-home-{os.getuid()}"
+        return f"helm is needed for the chart's tests: {exc}"
+    home = Path(tempfile.gettempdir()) / f"ghapplets-helm-home-{os.getuid()}"
     env = {**os.environ}
     for name in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
         env[name] = str(home / name.lower())
@@ -94,7 +96,10 @@ def _helm() -> tuple[Path, dict[str, str]]:
 
 
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    binary, env = _helm()
+    found = _helm()
+    if isinstance(found, str):
+        pytest.fail(found, pytrace=False)
+    binary, env = found
     return subprocess.run(
         [str(binary), *args], capture_output=True, text=True, env=env, timeout=120
     )
