@@ -34,10 +34,13 @@ from ghapplets.broker.nats import NatsBroker
 from ghapplets.cli.main import app
 from ghapplets.config.models import BrokerConfig, LoggingConfig, ProjectConfig, StorageConfig
 from ghapplets.secrets.config import VAULT_ALIAS, BackendKind
-from tests.conftest import free_port
+from ghapplets.secrets.crypto import generate_key
+from tests.conftest import WEBHOOK_SECRET, free_port
 from tests.deploy.tools import ToolUnavailable, helm
+from tests.faults import signed
+from tests.servers import NatsServer
 
-pytestmark = pytest.mark.slow  # about 15 s: some sixty helm runs
+pytestmark = pytest.mark.slow  # 15-30 s: some sixty helm runs, and the roles run for real
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "ghapplets"
@@ -927,54 +930,116 @@ def test_every_role_argument_is_an_option_of_its_command(name: str) -> None:
         assert flags <= _options(command), (command, flags - _options(command))
 
 
+class RolePod:
+    """A role's container (its args and environment as rendered) run here as a process:
+    the host and the ports made local, the project and data folders under ``folder``."""
+
+    def __init__(self, docs: list[dict[str, Any]], workload: dict[str, Any], folder: Path,
+                 env: dict[str, str]) -> None:  # fmt: skip
+        self.container = main_container(workload)
+        self.grace = pod_template(workload)["spec"]["terminationGracePeriodSeconds"]
+        project = folder / "etc"
+        for sub in ("applets", "blueprints"):
+            (project / sub).mkdir(parents=True)
+        (project / "ghapplets.yaml").write_text(only(docs, "ConfigMap")["data"]["ghapplets.yaml"])
+        self.port, self.metrics = free_port(), free_port()
+        args = list(self.container["args"])
+        args[args.index("--host") + 1] = "127.0.0.1"
+        args[args.index("--port") + 1] = str(self.port)
+        full = {k: v for k, v in os.environ.items() if not k.startswith("GHAPPLETS_")}
+        full |= {e["name"]: e["value"] for e in self.container["env"] if "value" in e}
+        assert full["GHAPPLETS_SERVER__METRICS_ADDRESS"] == "0.0.0.0:9090"
+        full["GHAPPLETS_SERVER__METRICS_ADDRESS"] = f"127.0.0.1:{self.metrics}"
+        full["GHAPPLETS_CONFIG"] = str(project)
+        full["GHAPPLETS_DATA_DIR"] = str(folder / "var" / "data")
+        full |= env
+        self.log = folder / "log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ghapplets", *args], env=full,
+                stdout=subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 90
+        while True:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"not ready:\n{self.log.read_text()}"
+            time.sleep(0.2)
+
+    def check_probes_and_metrics(self) -> None:
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            assert self.container[probe]["httpGet"]["path"] == path
+            assert httpx.get(self.base + path, timeout=5).status_code == 200
+        assert httpx.get(self.base + "/metrics", timeout=5).status_code == 404  # not here
+        scraped = httpx.get(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5)
+        assert scraped.status_code == 200 and "# TYPE" in scraped.text
+
+    def stop(self) -> int:
+        """SIGTERM, as the kubelet sends it; the exit status, within the grace period."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=self.grace)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def test_the_serve_pod_command_starts_answers_its_probes_and_drains_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    """The StatefulSet's command and environment, run here (host and ports made local)."""
     docs = scenario("embedded")
-    statefulset = only(docs, "StatefulSet")
-    container = main_container(statefulset)
-    project = tmp_path / "etc"
-    for folder in ("applets", "blueprints"):
-        (project / folder).mkdir(parents=True)
-    (project / "ghapplets.yaml").write_text(only(docs, "ConfigMap")["data"]["ghapplets.yaml"])
-    port, metrics = free_port(), free_port()
-    args = list(container["args"])
-    args[args.index("--host") + 1] = "127.0.0.1"
-    args[args.index("--port") + 1] = str(port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GHAPPLETS_")}
-    env |= {e["name"]: e["value"] for e in container["env"]}
-    assert env["GHAPPLETS_SERVER__METRICS_ADDRESS"].endswith(":9090")
-    env["GHAPPLETS_SERVER__METRICS_ADDRESS"] = f"127.0.0.1:{metrics}"
-    env["GHAPPLETS_CONFIG"] = str(project)
-    env["GHAPPLETS_DATA_DIR"] = str(tmp_path / "var" / "data")
-    env["GITHUB_WEBHOOK_SECRET"] = "stand-in"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ghapplets", *args], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    pod = RolePod(docs, only(docs, "StatefulSet"), tmp_path, {"GITHUB_WEBHOOK_SECRET": "x"})
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.communicate()[1]
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.2)
-        grace = pod_template(statefulset)["spec"]["terminationGracePeriodSeconds"]
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-            assert container[probe]["httpGet"]["path"] == path
-            assert httpx.get(base + path, timeout=5).status_code == 200
-        assert httpx.get(base + "/metrics", timeout=5).status_code == 404  # not on webhooks
-        scraped = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=5)
-        assert scraped.status_code == 200 and "# TYPE" in scraped.text
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=grace) == 0
+        pod.wait_ready()
+        pod.check_probes_and_metrics()
+        assert pod.stop() == 0
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        pod.kill()
+
+
+def test_the_ha_pods_commands_run_on_postgresql_and_nats_from_the_secret_variables(
+    tmp_path: Path, nats_server: NatsServer, pg_empty_url: str
+) -> None:
+    """The gateway's and the worker's rendered commands, with the variables values-ha.yaml
+    takes from its Secrets: both migrate an empty database at once (under the lock), become
+    ready, a signed webhook goes through, and SIGTERM stops both within the grace period."""
+    docs = scenario("ha")
+    secrets = {
+        "storage-url": pg_empty_url,
+        "broker-url": nats_server.url,
+    }
+    env = {"GHAPPLETS_SECRET_KEY": generate_key(), "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    deployments = {role_of(d): d for d in docs if d["kind"] == "Deployment"}
+    for item in main_container(deployments["gateway"])["env"]:
+        if "valueFrom" in item:
+            env[item["name"]] = secrets[item["valueFrom"]["secretKeyRef"]["key"]]
+    assert {"GHAPPLETS_STORAGE__URL", "GHAPPLETS_BROKER__URL"} <= set(env)
+    # values-ha.yaml asks for R3 streams, which a one-server NATS cannot hold
+    assert (
+        yaml.safe_load(only(docs, "ConfigMap")["data"]["ghapplets.yaml"])["broker"]["replicas"] == 3
+    )
+    env["GHAPPLETS_BROKER__REPLICAS"] = "1"
+    pods = {
+        role: RolePod(docs, deployment, tmp_path / role, env)
+        for role, deployment in deployments.items()
+    }
+    try:
+        for pod in pods.values():
+            pod.wait_ready()
+            pod.check_probes_and_metrics()
+        body, headers = signed("helm-chart-1", 1)
+        answer = httpx.post(pods["gateway"].base + "/hooks/github", content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+        for role, pod in pods.items():
+            assert pod.stop() in (0, -signal.SIGTERM), (role, pod.log.read_text())
+    finally:
+        for pod in pods.values():
+            pod.kill()
