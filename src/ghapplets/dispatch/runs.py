@@ -147,7 +147,7 @@ def worker_effects(
         async def applets(name: str, data: Any, key: str) -> Any:
             runtime = runtimes.get(name)
             declared = runtime.spec.secrets if runtime is not None else []
-            values = await secrets.for_applet(name, declared) if declared else {}
+            values = await secrets.for_applet(name, declared)  # none declared: {}, no read
             return await call_applet(
                 runtimes,
                 name,
@@ -231,10 +231,7 @@ class StoreHost:
         return await self.effects.processes(spec)
 
     async def listen(self, listener: Listener) -> None:
-        marker = self.steps.get(listener.key)
-        step = marker.to_dict() if marker else None
-        if step is None:  # the engine marks a listen step before it listens
-            raise raise_error(ErrorKind.RUNTIME, f"listener {listener.key} has no step")
+        step = self.steps[listener.key].to_dict()  # the engine marks a listen step first
         rows = listener_rows(self.run_id, listener, time.time())
         await self.store.checkpoint_step(self.run_id, step, listen=rows)
 
