@@ -15,6 +15,7 @@ import pytest
 import ghapplets.logging as ghlog
 from ghapplets.backends import open_backends
 from ghapplets.config.models import ProjectConfig
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.fakes.config import HecToken
 from ghapplets.secrets.crypto import KEY_ENV
 from ghapplets.store.records import RunRecord, RunStatus
@@ -111,6 +112,18 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
+def crash_points(monkeypatch: pytest.MonkeyPatch) -> list[CrashPoint]:
+    """The crash points the runs reach, in order (the real ``reached`` is still called)."""
+    seen: list[CrashPoint] = []
+
+    def record(point: CrashPoint) -> None:
+        seen.append(point)
+        reached(point)
+
+    monkeypatch.setattr("ghapplets.dispatch.runs.reached", record)
+    return seen
+
+
 async def store_secrets(data: Path, values: dict[str, tuple[str, str]]) -> None:
     async with open_backends(ProjectConfig(), data) as b:
         for name, (value, scope) in values.items():
@@ -124,8 +137,9 @@ def with_splunk(project: ProjectBuilder, url: str) -> None:
 
 
 async def test_a_run_calls_an_applet_with_its_secrets_and_an_action(
-    project: ProjectBuilder, tmp_path: Path, ghapplets_fakes: Any
+    project: ProjectBuilder, tmp_path: Path, ghapplets_fakes: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    points = crash_points(monkeypatch)
     splunk = ghapplets_fakes.splunk
     with_splunk(project, splunk.base_url)
     project.python_applet("keeper", KEEPER, "secrets: [tok]\nconnectors: [splunk]\n")
@@ -147,6 +161,24 @@ async def test_a_run_calls_an_applet_with_its_secrets_and_an_action(
         run = await finished(store, "effects")
         assert run.status == RunStatus.COMPLETED, run.error
         steps = {s["name"]: s for s in await store.steps(run.id)}
+    taken, recorded, returned = (
+        CrashPoint.RUN_TAKEN,
+        CrashPoint.RUN_STEP_RECORDED,
+        CrashPoint.RUN_STEP_RETURNED,
+    )
+    assert points == [
+        taken,
+        recorded,  # own
+        returned,  # ask: the applet returned
+        recorded,
+        returned,  # report: the action returned
+        recorded,
+        recorded,  # health
+        recorded,  # shell
+        recorded,  # child: its step, then itself
+        recorded,
+        CrashPoint.RUN_ENDED,
+    ]
     assert steps["own"]["output"] == {"region": "eu-1", "plain": plain[::-1]}
     assert steps["ask"]["output"] == {
         "token": tok[::-1],
@@ -194,14 +226,17 @@ def handle(ctx: Context) -> str:
 
 
 async def test_a_run_calling_an_applet_removed_while_it_waited_faults(
-    project: ProjectBuilder, tmp_path: Path
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    points = crash_points(monkeypatch)
     folder = project.python_applet("gone", ECHO)
     project.blueprint("later", GONE)
     root, data = project.build(), tmp_path / "data"
     async with running_gateway(root, data) as gw:
         await gw.send("github", "issues.opened")
         await wait_for_run(gw.platform.backends.store, name="later", status=RunStatus.WAITING)
+    assert points == [CrashPoint.RUN_TAKEN, CrashPoint.RUN_WAITING]
+    points.clear()
     # the applet goes; the blueprint no longer calls it, but the waiting run is pinned to the
     # definition it started with
     shutil.rmtree(folder)
@@ -213,3 +248,5 @@ async def test_a_run_calling_an_applet_removed_while_it_waited_faults(
     assert run.error is not None
     assert run.error["detail"] == "no applet named 'gone' is installed"
     assert run.error["instance"] == "/do/1/ask"
+    # the listen step, then no return from the applet: the run ends faulted
+    assert points == [CrashPoint.RUN_TAKEN, CrashPoint.RUN_STEP_RECORDED, CrashPoint.RUN_ENDED]
