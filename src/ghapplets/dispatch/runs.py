@@ -369,19 +369,19 @@ class RunDriver:
             for blueprint in self.blueprints.started_by(doc):
                 run_id = f"{source}:{event.id}:{blueprint.namespace}/{blueprint.name}"
                 await self.start(blueprint, [doc], trigger=f"{source}:{event.id}", run_id=run_id)
-        types = sorted({doc.get("type", "") for _, _, doc in documents})
+        types = sorted({doc["type"] for _, _, doc in documents})
         rows = await self.store.listeners_for(types) if types else []
         deliveries: list[tuple[str, str, dict[str, Any]]] = []
         woken: dict[str, str] = {}
         for _, _, doc in documents:
-            seen: set[tuple[str, str]] = set()
+            # a listener's rows have distinct types (or are its one row for every type), and
+            # the store skips an event a listener has: each listener gets each event once
             for row in rows:
-                if row.event_type not in (None, doc.get("type")) or (row.run_id, row.key) in seen:
+                if row.event_type not in (None, doc["type"]):
                     continue
                 if candidate(row, doc):
-                    seen.add((row.run_id, row.key))
                     deliveries.append((row.run_id, row.key, doc))
-                    woken[row.run_id] = f"event:{doc.get('source')}:{doc.get('id')}"
+                    woken[row.run_id] = f"event:{doc['source']}:{doc['id']}"
         if deliveries:
             await self.store.deliver(deliveries)
         # every run a listener took an event for is woken, new or not: a crash between the
