@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
+import ghapplets
 import ghapplets.logging as ghlog
 from ghapplets.backends import open_backends
 from ghapplets.config.models import ProjectConfig
@@ -56,6 +59,7 @@ do:
       set:
         region: ${ $secrets.conf.region }
         plain: ${ $secrets.plain | explode | reverse | implode }
+        runtime: ${ $runtime.version }
   - ask:
       call: keeper
       with:
@@ -155,12 +159,17 @@ async def test_a_run_calls_an_applet_with_its_secrets_and_an_action(
             "plain": (plain, "blueprint:effects"),
         },
     )
-    async with running_gateway(project.build(), data) as gw:
-        await gw.send("github", "issues.opened")
-        store = gw.platform.backends.store
-        run = await finished(store, "effects")
-        assert run.status == RunStatus.COMPLETED, run.error
-        steps = {s["name"]: s for s in await store.steps(run.id)}
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        async with running_gateway(project.build(), data) as gw:
+            await gw.send("github", "issues.opened")
+            store = gw.platform.backends.store
+            run = await finished(store, "effects")
+            assert run.status == RunStatus.COMPLETED, run.error
+            steps = {s["name"]: s for s in await store.steps(run.id)}
+    assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
+    assert {"event": "run completed", "log_level": "info", "run_id": run.id}.items() <= next(
+        e for e in logs if e["event"] == "run completed"
+    ).items()
     taken, recorded, returned = (
         CrashPoint.RUN_TAKEN,
         CrashPoint.RUN_STEP_RECORDED,
@@ -179,7 +188,11 @@ async def test_a_run_calls_an_applet_with_its_secrets_and_an_action(
         recorded,
         CrashPoint.RUN_ENDED,
     ]
-    assert steps["own"]["output"] == {"region": "eu-1", "plain": plain[::-1]}
+    assert steps["own"]["output"] == {
+        "region": "eu-1",
+        "plain": plain[::-1],
+        "runtime": ghapplets.__version__,
+    }
     assert steps["ask"]["output"] == {
         "token": tok[::-1],
         "source": "/blueprints/test/effects",
@@ -241,12 +254,55 @@ async def test_a_run_calling_an_applet_removed_while_it_waited_faults(
     # definition it started with
     shutil.rmtree(folder)
     project.blueprint("later", GONE.replace("call: gone", "set: {done: true}"))
-    async with running_gateway(root, data) as gw:
-        await gw.send("github", "issue_comment.created")
-        run = await finished(gw.platform.backends.store, "later")
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        async with running_gateway(root, data) as gw:
+            await gw.send("github", "issue_comment.created")
+            run = await finished(gw.platform.backends.store, "later")
     assert run.status == RunStatus.FAULTED
     assert run.error is not None
     assert run.error["detail"] == "no applet named 'gone' is installed"
     assert run.error["instance"] == "/do/1/ask"
+    [faulted] = [e for e in logs if e["event"] == "run faulted"]
+    assert faulted == {
+        "event": "run faulted",
+        "log_level": "info",
+        "run_id": run.id,
+        "delivery_id": run.id,
+        "error": "Configuration Error: no applet named 'gone' is installed (status 400, "
+        "type https://serverlessworkflow.io/spec/1.0.0/errors/configuration) at /do/1/ask",
+    }
     # the listen step, then no return from the applet: the run ends faulted
     assert points == [CrashPoint.RUN_TAKEN, CrashPoint.RUN_STEP_RECORDED, CrashPoint.RUN_ENDED]
+
+
+LOCKED = """
+document: {dsl: '1.0.0', namespace: test, name: locked, version: '0.1.0'}
+schedule:
+  on:
+    one:
+      with:
+        type: com.github.issues.opened
+use:
+  secrets: [absent]
+do:
+  - read:
+      set:
+        n: ${ $secrets.absent | length }
+"""
+
+
+async def test_a_run_whose_secret_cannot_be_read_faults_before_its_first_step(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    project.blueprint("locked", LOCKED)
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        await gw.send("github", "issues.opened")
+        store = gw.platform.backends.store
+        run = await finished(store, "locked")
+        assert await store.steps(run.id) == []
+    assert run.status == RunStatus.FAULTED
+    assert run.error is not None
+    assert run.error["type"] == "https://serverlessworkflow.io/spec/1.0.0/errors/authorization"
+    assert run.error["instance"] == "/use/secrets"
+    assert run.error["detail"].startswith("a secret of use.secrets cannot be read: ")
+    assert "absent" in run.error["detail"]

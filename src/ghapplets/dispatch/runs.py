@@ -272,7 +272,7 @@ class Blueprints:
         self.blueprints = list(blueprints)
         self._programs: dict[str, Program] = {}
         for b in self.blueprints:
-            self._programs[b.digest] = Program(b.definition, b.digest)
+            self._programs[b.digest] = Program(b.definition)
         self.starters = [
             b for b in self.blueprints if (b.definition.get("schedule") or {}).get("on")
         ]
@@ -286,7 +286,7 @@ class Blueprints:
         """The program a run is pinned to (its own definition, whatever the files say now)."""
         found = self._programs.get(run.digest)
         if found is None:
-            found = self._programs[run.digest] = Program(run.definition, run.digest)
+            found = self._programs[run.digest] = Program(run.definition)
         return found
 
     def find(self, namespace: str, name: str, version: str) -> Program:
@@ -334,13 +334,12 @@ class RunDriver:
         self.consumer = broker.consumer(m.JOBS)
 
     # -- starting and waking runs ---------------------------------------------------------
-    async def start(
-        self, blueprint: Blueprint, input: Any, *, trigger: str, run_id: str | None = None
-    ) -> str:
-        """Create a run (once: an id already stored is left as it is) and send it off."""
+    async def start(self, blueprint: Blueprint, input: Any, *, trigger: str, run_id: str) -> str:
+        """Create the run ``run_id`` (once: an id already stored is left as it is) and send it
+        off; the id names what started it, so a cause redelivered starts no second run."""
         now = time.time()
         run = RunRecord(
-            id=run_id or str(uuid.uuid4()),
+            id=run_id,
             namespace=blueprint.namespace,
             name=blueprint.name,
             version=blueprint.version,
