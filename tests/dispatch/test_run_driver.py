@@ -13,7 +13,10 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from ghapplets.broker.base import OutboundMessage
+from ghapplets.dispatch import runs
+from ghapplets.dispatch.messages import JOBS
 from ghapplets.events import CloudEvent
+from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store.records import RunRecord, RunStatus
 from ghapplets.testing.gateway import GatewayClient, running_gateway
 from tests.conftest import ProjectBuilder
@@ -57,7 +60,7 @@ def published(gw: GatewayClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def test_an_event_starts_the_runs_whose_schedule_on_it_matches(
-    project: ProjectBuilder, tmp_path: Path
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened = "with: {type: com.github.issues.opened, data: '${ .action == \"opened\" }'}"
     closed = "with: {type: com.github.issues.opened, data: '${ .action == \"closed\" }'}"
@@ -66,6 +69,7 @@ async def test_an_event_starts_the_runs_whose_schedule_on_it_matches(
     project.blueprint("anyone", started_by("anyone", f"any: [{{{closed}}}, {{{opened}}}]"))
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         store = gw.platform.backends.store
+        ids = published(gw, monkeypatch)
         await gw.send("github", "issues.opened", delivery_id="d-1")
         wanted = await finished(store, "wanted")
         anyone = await finished(store, "anyone")
@@ -75,6 +79,7 @@ async def test_an_event_starts_the_runs_whose_schedule_on_it_matches(
     assert anyone.id == "github:d-1:test/anyone"
     assert wanted.trigger == "github:d-1"
     assert wanted.output == {"action": "opened"}
+    assert "run:github:d-1:test/wanted:start" in ids  # a second start of it is a duplicate
 
 
 def listens(name: str, on: str, to: str) -> str:
@@ -228,3 +233,139 @@ async def test_a_run_that_turned_an_event_down_waits_for_the_next(
     assert run.resumes == 2
     # it waits for the events after those it has seen: nothing it turned down wakes it again
     assert [i for i in ids if ":recheck:" in i] == []
+
+
+STUCK = """
+import asyncio
+
+from ghapplets import Applet, Context
+
+app = Applet("stuck")
+
+
+@app.on("ghapplets.blueprint.call")
+async def handle(ctx: Context) -> str:
+    await asyncio.sleep(3600)
+    return "never"
+"""
+
+
+STUCK_RUN = """
+document: {dsl: '1.0.0', namespace: test, name: stuck, version: '0.1.0'}
+schedule:
+  on:
+    one:
+      with:
+        type: com.github.issues.opened
+do:
+  - wait:
+      call: stuck
+"""
+
+
+async def test_a_run_cancelled_while_a_worker_runs_it_stops_there(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runs, "LEASE_TTL", 0.3)  # renewed every 0.1 s
+    project.python_applet("stuck", STUCK)
+    project.blueprint("stuck", STUCK_RUN)
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            store, broker = gw.platform.backends.store, gw.platform.backends.broker
+            driver = gw.platform.worker.runs
+            assert driver is not None
+            claims: list[tuple[str, str, float]] = []
+            kept: list[Any] = []
+            real_claim, real_in_progress = store.claim_lease, driver.consumer.in_progress
+
+            async def claim_lease(name: str, holder: str, ttl: float) -> bool:
+                claims.append((name, holder, ttl))
+                if len([c for c in claims if c[0] == name]) == 3 and name.startswith("run:"):
+                    # the second renewal fails: the next ones are tried all the same
+                    raise StoreUnavailable("the store is down for a moment")
+                return await real_claim(name, holder, ttl)
+
+            async def in_progress(message: Any) -> None:
+                kept.append(message.headers.get("ghapplets-run"))
+                await real_in_progress(message)
+
+            monkeypatch.setattr(store, "claim_lease", claim_lease)
+            monkeypatch.setattr(driver.consumer, "in_progress", in_progress)
+            await gw.send("github", "issues.opened", delivery_id="d-9")
+            run_id = "github:d-9:test/stuck"
+
+            async def renewed() -> bool:
+                mine = [c for c in claims if c[0] == f"run:{run_id}"]
+                return len(mine) >= 5 and kept.count(run_id) >= 3  # past the failure
+
+            await until(renewed, "the run's lease and message renewed while it runs")
+            assert (await store.get_run(run_id)).status == RunStatus.RUNNING
+            assert await runs.cancel_run(store, run_id)
+
+            async def settled() -> bool:
+                return gw.platform.worker.inflight == 0 and await broker.depth(JOBS) == 0
+
+            await until(settled, "the run's message settled")
+            run = await store.get_run(run_id)
+    assert run.status == RunStatus.CANCELLED
+    assert {(name, ttl) for name, _, ttl in claims if name.startswith("run:")} == {
+        (f"run:{run_id}", 0.3)
+    }
+    assert {holder for name, holder, _ in claims if name.startswith("run:")} == {
+        gw.platform.instance
+    }
+    assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
+
+
+async def test_run_messages_for_unknown_held_and_suspended_runs(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.blueprint("one", listens("one", "com.github.issues.opened", "com.example.one"))
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            store, broker = gw.platform.backends.store, gw.platform.backends.broker
+            driver = gw.platform.worker.runs
+            assert driver is not None
+            naks: list[tuple[str, float]] = []
+            real_nak = driver.consumer.nak
+
+            async def nak(message: Any, delay: float) -> None:
+                naks.append((message.headers["ghapplets-run"], delay))
+                await real_nak(message, delay)
+
+            monkeypatch.setattr(driver.consumer, "nak", nak)
+
+            async def settled() -> bool:
+                return gw.platform.worker.inflight == 0 and await broker.depth(JOBS) == 0
+
+            # a run no store holds: dropped, with a warning
+            await broker.publish_many([runs.run_message("nowhere", "x")])
+            await until(settled, "the message for no run dropped")
+            await gw.send("github", "issues.opened")
+            run = await wait_for_run(store, name="one", status=RunStatus.WAITING)
+            # another worker holds the run: put back for a fifth of the lease
+            assert await store.claim_lease(f"run:{run.id}", "elsewhere", 60)
+            await broker.publish_many([runs.run_message(run.id, "held")])
+            await until(lambda: _true(naks), "the message for a held run put back")
+            assert naks == [(run.id, runs.LEASE_TTL / 5)]
+            assert await store.release_lease(f"run:{run.id}", "elsewhere") is not False
+            # a suspended run: its messages are dropped until it is resumed
+            assert await runs.suspend_run(store, run.id)
+            await broker.publish_many([runs.run_message(run.id, "suspended")])
+            await until(settled, "the messages settled")
+            held = await store.get_run(run.id)
+    assert held.status == RunStatus.SUSPENDED and held.resumes == 0
+    assert len(naks) == 1  # the suspended run's message was not put back
+    warnings = [e for e in logs if e["log_level"] in ("warning", "error")]
+    assert warnings == [
+        {
+            "event": "a message for an unknown run is dropped",
+            "log_level": "warning",
+            "run_id": "nowhere",
+            "delivery_id": "nowhere",
+        }
+    ]
+
+
+async def _true(items: list[Any]) -> bool:
+    return bool(items)
