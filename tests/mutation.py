@@ -71,7 +71,12 @@ GROUPS: dict[str, Group] = {
     ),
     "dispatch": Group(
         ("ghapplets/dispatch/*",),
-        ("dispatch", "connectors/test_applet_actions.py", "connectors/test_job_actions.py"),
+        (
+            "dispatch",
+            "connectors/test_applet_actions.py",
+            "connectors/test_job_actions.py",
+            "cli/test_runs_cli.py",
+        ),
     ),
     "connectors": Group(
         (

@@ -5,16 +5,20 @@ started waiting. The embedded backends, in process."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from ghapplets.dispatch.runs import RunTimers
+from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store.records import RunRecord, RunStatus
 from ghapplets.testing.gateway import running_gateway
 from tests.conftest import ProjectBuilder
+from tests.dispatch.engine import until
 
 DOUBLE = """
 from ghapplets import Applet, Context
@@ -222,6 +226,10 @@ async def test_after_starts_the_next_run_that_long_after_the_last(
         assert waiting.status == RunStatus.WAITING
         assert waiting.wake_at is not None and first.finished_at is not None
         assert waiting.wake_at - first.finished_at == pytest.approx(600, abs=2)
+        # one next run per run: its id is the blueprint and a digest of the run before it
+        digest = hashlib.sha256(first.id.encode()).hexdigest()[:16]
+        assert waiting.id == f"schedule:test/again:after:{digest}"
+        assert (waiting.trigger, waiting.input) == (f"after:{first.id}", {})
         await timers.tick(waiting.wake_at + 1)
         runs = await runs_of(store, "again", 3)
         assert (await store.get_run(waiting.id)).status == RunStatus.COMPLETED
@@ -321,3 +329,36 @@ async def test_an_emitted_event_reaches_applets_through_the_broker(
         assert jobs[0].result == issue
         assert jobs[0].source == "blueprints"
         assert await store.take_outbox() == []  # published, and dropped from the outbox
+
+
+async def test_timers_that_fail_say_so_and_try_again(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.blueprint("hourly", scheduled("hourly", "every: PT1H"))
+    with capture_logs() as logs:
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            store, timers = gw.platform.backends.store, await timers_of(gw)
+            tries: list[str] = []
+
+            async def claim_lease(name: str, holder: str, ttl: float) -> bool:
+                tries.append(name)
+                raise StoreUnavailable("the store is down")
+
+            monkeypatch.setattr(store, "claim_lease", claim_lease)
+            timers.every = 0.01
+            task = asyncio.create_task(timers.run())
+            try:
+                await until(lambda: _at_least(tries, 2), "the timers trying twice")
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+    failed = [e for e in logs if e["event"] == "blueprint timers failed; trying again"]
+    assert failed[0] == {
+        "event": "blueprint timers failed; trying again",
+        "log_level": "warning",
+        "error": "the store is down",
+    }
+
+
+async def _at_least(items: list[Any], count: int) -> bool:
+    return len(items) >= count

@@ -3,20 +3,25 @@ schedule slots, and the messages that move runs and carry emitted events."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from ghapplets.blueprints.host import Listener
-from ghapplets.broker.base import EVENTS, JOBS
+from ghapplets.broker.base import EVENTS, JOBS, Message
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.runs import (
+    _TYPE_CHARS,
     candidate,
     emitted_message,
+    event_documents,
     latest_slot,
     listener_rows,
     run_message,
 )
+from ghapplets.events import CloudEvent
 from ghapplets.store.records import ListenerRecord
 
 
@@ -94,3 +99,44 @@ def test_an_emitted_event_travels_like_a_webhook() -> None:
     assert message.headers["ce-type"] == "com.example.done"
     assert message.headers["ce-source"] == "https://example.com/bp"
     assert orjson.loads(message.data) == {"ok": True}
+
+
+def test_a_type_of_every_allowed_character_is_still_exact() -> None:
+    every = "".join(sorted(_TYPE_CHARS))
+    assert rows([{"with": {"type": every}}]) == [(every, 1)]
+    assert rows([{"with": {"type": every + "*"}}]) == [(None, 1)]
+
+
+def test_every_of_no_time_has_no_slot_and_a_fraction_of_a_second_has() -> None:
+    assert latest_slot({"every": "PT0S"}, 1000.7) is None
+    assert latest_slot({"every": {"milliseconds": 500}}, 1000.7) == 1000.5
+    assert latest_slot({"every": "PT0.25S"}, 1000.7) == 1000.5
+
+
+def test_a_cron_slot_is_in_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "JST-9")  # POSIX: needs no zone database
+    time.tzset()
+    try:
+        # 20:47 UTC is already the 16th in Tokyo
+        assert latest_slot({"cron": "30 2 * * *"}, at("2027-01-15T20:47:13")) == at(
+            "2027-01-15T02:30:00"
+        )
+        assert latest_slot({"cron": "0 * * * *"}, at("2027-01-15T20:47:13")) == at(
+            "2027-01-15T20:00:00"
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def message(headers: dict[str, str], data: bytes = b"{}") -> Message:
+    return Message(EVENTS, 1, "m", headers, data, 1)
+
+
+def test_the_events_of_a_batch_leave_the_unreadable_out() -> None:
+    event = CloudEvent(id="e-1", source="https://example.com", type="com.example.x", data={})
+    good = m.event_message("github", event, b"{}", {}, 5.0)
+    found = event_documents(
+        [message({"ce-id": "x"}), message(good.headers, good.data), message({m.H_SOURCE: "s"})]
+    )
+    assert [(source, e.id, e.type) for source, e in found] == [("github", "e-1", "com.example.x")]

@@ -147,7 +147,7 @@ def worker_effects(
         async def applets(name: str, data: Any, key: str) -> Any:
             runtime = runtimes.get(name)
             declared = runtime.spec.secrets if runtime is not None else []
-            values = await secrets.for_applet(name, declared) if declared else {}
+            values = await secrets.for_applet(name, declared)  # none declared: {}, no read
             return await call_applet(
                 runtimes,
                 name,
@@ -231,10 +231,7 @@ class StoreHost:
         return await self.effects.processes(spec)
 
     async def listen(self, listener: Listener) -> None:
-        marker = self.steps.get(listener.key)
-        step = marker.to_dict() if marker else None
-        if step is None:  # the engine marks a listen step before it listens
-            raise raise_error(ErrorKind.RUNTIME, f"listener {listener.key} has no step")
+        step = self.steps[listener.key].to_dict()  # the engine marks a listen step first
         rows = listener_rows(self.run_id, listener, time.time())
         await self.store.checkpoint_step(self.run_id, step, listen=rows)
 
@@ -275,7 +272,7 @@ class Blueprints:
         self.blueprints = list(blueprints)
         self._programs: dict[str, Program] = {}
         for b in self.blueprints:
-            self._programs[b.digest] = Program(b.definition, b.digest)
+            self._programs[b.digest] = Program(b.definition)
         self.starters = [
             b for b in self.blueprints if (b.definition.get("schedule") or {}).get("on")
         ]
@@ -289,7 +286,7 @@ class Blueprints:
         """The program a run is pinned to (its own definition, whatever the files say now)."""
         found = self._programs.get(run.digest)
         if found is None:
-            found = self._programs[run.digest] = Program(run.definition, run.digest)
+            found = self._programs[run.digest] = Program(run.definition)
         return found
 
     def find(self, namespace: str, name: str, version: str) -> Program:
@@ -337,13 +334,12 @@ class RunDriver:
         self.consumer = broker.consumer(m.JOBS)
 
     # -- starting and waking runs ---------------------------------------------------------
-    async def start(
-        self, blueprint: Blueprint, input: Any, *, trigger: str, run_id: str | None = None
-    ) -> str:
-        """Create a run (once: an id already stored is left as it is) and send it off."""
+    async def start(self, blueprint: Blueprint, input: Any, *, trigger: str, run_id: str) -> str:
+        """Create the run ``run_id`` (once: an id already stored is left as it is) and send it
+        off; the id names what started it, so a cause redelivered starts no second run."""
         now = time.time()
         run = RunRecord(
-            id=run_id or str(uuid.uuid4()),
+            id=run_id,
             namespace=blueprint.namespace,
             name=blueprint.name,
             version=blueprint.version,
@@ -372,19 +368,19 @@ class RunDriver:
             for blueprint in self.blueprints.started_by(doc):
                 run_id = f"{source}:{event.id}:{blueprint.namespace}/{blueprint.name}"
                 await self.start(blueprint, [doc], trigger=f"{source}:{event.id}", run_id=run_id)
-        types = sorted({doc.get("type", "") for _, _, doc in documents})
+        types = sorted({doc["type"] for _, _, doc in documents})
         rows = await self.store.listeners_for(types) if types else []
         deliveries: list[tuple[str, str, dict[str, Any]]] = []
         woken: dict[str, str] = {}
         for _, _, doc in documents:
-            seen: set[tuple[str, str]] = set()
+            # a listener's rows have distinct types (or are its one row for every type), and
+            # the store skips an event a listener has: each listener gets each event once
             for row in rows:
-                if row.event_type not in (None, doc.get("type")) or (row.run_id, row.key) in seen:
+                if row.event_type not in (None, doc["type"]):
                     continue
                 if candidate(row, doc):
-                    seen.add((row.run_id, row.key))
                     deliveries.append((row.run_id, row.key, doc))
-                    woken[row.run_id] = f"event:{doc.get('source')}:{doc.get('id')}"
+                    woken[row.run_id] = f"event:{doc['source']}:{doc['id']}"
         if deliveries:
             await self.store.deliver(deliveries)
         # every run a listener took an event for is woken, new or not: a crash between the
