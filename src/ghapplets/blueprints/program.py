@@ -16,9 +16,8 @@ from ghapplets.blueprints.expressions import Expression, Template, expression_bo
 
 
 class Program:
-    def __init__(self, definition: Mapping[str, Any], digest: str = "") -> None:
+    def __init__(self, definition: Mapping[str, Any]) -> None:
         self.definition = definition
-        self.digest = digest
         document = definition.get("document", {})
         self.namespace: str = document.get("namespace", "")
         self.name: str = document.get("name", "")

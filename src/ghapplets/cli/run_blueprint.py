@@ -84,7 +84,7 @@ async def _project_host(
     except ConfigError as exc:
         print_problems(exc)
         raise typer.Exit(EXIT_CONFIG) from None
-    host.blueprints = [Program(b.definition, b.digest) for b in others]
+    host.blueprints = [Program(b.definition) for b in others]
     names = list((blueprint.definition.get("use") or {}).get("secrets") or [])
     if names:
         async with backends(project, data) as b:
@@ -148,7 +148,7 @@ async def _run(
     try:
         async with _project_host(project, data, blueprint, host):
             return await execute(
-                Program(blueprint.definition, blueprint.digest),
+                Program(blueprint.definition),
                 host,
                 input,
                 runtime_version=__version__,

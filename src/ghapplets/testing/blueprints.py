@@ -120,7 +120,7 @@ class BlueprintHarness:
     def subflow(self, blueprint: str | Path) -> None:
         """Another blueprint that ``run.workflow`` tasks may run."""
         loaded = self.load(blueprint)
-        self._subflows.append(Program(loaded.definition, loaded.digest))
+        self._subflows.append(Program(loaded.definition))
 
     def load(self, blueprint: str | Path) -> Blueprint:
         """A blueprint file (relative to the project folder), or a YAML text."""
@@ -140,7 +140,7 @@ class BlueprintHarness:
         self, blueprint: str | Path, input: Any = None, *, crash_after: int | None = None
     ) -> Report:
         loaded = self.load(blueprint)
-        program = Program(loaded.definition, loaded.digest)
+        program = Program(loaded.definition)
         journal = MemoryJournal()
         started = self.clock.now()
         self._connectors = await open_connectors(self._connector_settings)
