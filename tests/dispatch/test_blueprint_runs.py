@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from ghapplets.dispatch.runs import RunTimers
-from ghapplets.exceptions import StoreUnavailable
+from ghapplets.exceptions import BrokerUnavailable, StoreUnavailable
 from ghapplets.store.records import RunRecord, RunStatus
 from ghapplets.testing.gateway import running_gateway
 from tests.conftest import ProjectBuilder
@@ -309,6 +309,16 @@ def handle(ctx: Context) -> int:
 """
 
 
+async def heard(store: Any) -> list[Any]:
+    """The jobs of the applet ``hears`` once one of them is final."""
+
+    async def probe() -> list[Any] | None:
+        jobs = await store.list_jobs(applet="hears")
+        return jobs if jobs and jobs[0].status.final else None
+
+    return await until(probe, "the applet hears' job", timeout=10)
+
+
 async def test_an_emitted_event_reaches_applets_through_the_broker(
     project: ProjectBuilder, tmp_path: Path
 ) -> None:
@@ -316,19 +326,46 @@ async def test_an_emitted_event_reaches_applets_through_the_broker(
     project.blueprint("announces", ANNOUNCES)
     async with running_gateway(project.build(), tmp_path / "data") as gw:
         store = gw.platform.backends.store
+        await timers_of(gw)  # stopped: nothing but the step itself publishes the event
         await gw.send("github", "issues.opened")
         run = await wait_for_run(store, name="announces", status=RunStatus.COMPLETED)
-        issue = run.input[0]["data"]["issue"]["number"]
-        deadline = time.monotonic() + 10
-        while True:
-            jobs = await store.list_jobs(applet="hears")
-            if jobs and jobs[0].status.final:
-                break
-            assert time.monotonic() < deadline, jobs
-            await asyncio.sleep(0.05)
-        assert jobs[0].result == issue
-        assert jobs[0].source == "blueprints"
         assert await store.take_outbox() == []  # published, and dropped from the outbox
+        jobs = await heard(store)
+    assert jobs[0].result == run.input[0]["data"]["issue"]["number"]
+    assert jobs[0].source == "blueprints"
+
+
+async def test_an_emitted_event_whose_publish_failed_leaves_the_outbox_later(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker refuses the step's publish: the event is in the outbox with the step, and
+    the timers publish it from there (once: the run's redelivery does not emit it again)."""
+    project.python_applet("hears", HEARS)
+    project.blueprint("announces", ANNOUNCES)
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, broker = gw.platform.backends.store, gw.platform.backends.broker
+        timers = await timers_of(gw)
+        real_publish, refused = broker.publish_many, []
+
+        async def publish_many(messages: list[Any]) -> Any:
+            if not refused and any(msg.msg_id.startswith("emit:") for msg in messages):
+                refused.extend(messages)
+                raise BrokerUnavailable("the broker is gone")
+            return await real_publish(messages)
+
+        monkeypatch.setattr(broker, "publish_many", publish_many)
+        await gw.send("github", "issues.opened")
+
+        async def kept() -> list[Any] | None:
+            return await store.take_outbox() or None
+
+        [event] = await until(kept, "the refused event in the outbox")
+        assert refused and event["type"] == "com.example.triaged"
+        assert await store.list_jobs(applet="hears") == []
+        await timers.tick()  # the relay
+        assert await store.take_outbox() == []
+        jobs = await heard(store)
+        assert [j.status for j in jobs] == ["succeeded"]
 
 
 async def test_timers_that_fail_say_so_and_try_again(
