@@ -1,0 +1,83 @@
+"""A run cancelled while its step is in flight, when the step returns before the lease keeper
+looks again: whatever the run does next (end, or go to wait) is refused by the store's
+compare-and-set, and the run stays cancelled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ghapplets.broker.base import JOBS
+from ghapplets.dispatch import runs
+from ghapplets.store.records import RunStatus
+from ghapplets.testing.gateway import running_gateway
+from tests.conftest import ProjectBuilder
+from tests.dispatch.engine import until
+
+GATE = """
+import asyncio
+from pathlib import Path
+
+from ghapplets import Applet, Context
+
+app = Applet("gate")
+OPEN = Path({gate!r})
+STARTED = Path({started!r})
+
+
+@app.on("ghapplets.blueprint.call")
+async def handle(ctx: Context) -> str:
+    STARTED.touch()
+    while not OPEN.exists():
+        await asyncio.sleep(0.01)
+    return "through"
+"""
+
+RUN = """
+document: {{dsl: '1.0.0', namespace: test, name: gated, version: '0.1.0'}}
+schedule:
+  on:
+    one:
+      with:
+        type: com.github.issues.opened
+do:
+  - pass:
+      call: gate
+{then}"""
+
+THEN = {
+    "ends": "",
+    "waits": "  - night:\n      wait: PT1H\n",
+}
+
+
+@pytest.mark.parametrize("then", sorted(THEN))
+async def test_a_run_cancelled_while_its_step_runs_stays_cancelled(
+    then: str, project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runs, "LEASE_TTL", 3600.0)  # the keeper does not look again meanwhile
+    gate, started = tmp_path / "open", tmp_path / "started"
+    project.python_applet("gate", GATE.format(gate=str(gate), started=str(started)))
+    project.blueprint("gated", RUN.format(then=THEN[then]))
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, broker = gw.platform.backends.store, gw.platform.backends.broker
+        await gw.send("github", "issues.opened", delivery_id="d-1")
+        run_id = "github:d-1:test/gated"
+
+        async def in_step() -> bool:
+            return started.exists()
+
+        await until(in_step, "the step running")
+        assert await runs.cancel_run(store, run_id)
+        gate.touch()  # the step returns, and the run goes on to end or to wait
+
+        async def settled() -> bool:
+            return gw.platform.worker.inflight == 0 and await broker.depth(JOBS) == 0
+
+        await until(settled, "the run's message settled")
+        run = await store.get_run(run_id)
+        steps = await store.steps(run_id)
+    assert run.status == RunStatus.CANCELLED
+    assert run.output is None and run.wake_at is None
+    assert [s["name"] for s in steps][:1] == ["pass"]
