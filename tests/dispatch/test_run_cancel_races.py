@@ -81,3 +81,40 @@ async def test_a_run_cancelled_while_its_step_runs_stays_cancelled(
     assert run.status == RunStatus.CANCELLED
     assert run.output is None and run.wake_at is None
     assert [s["name"] for s in steps][:1] == ["pass"]
+
+
+async def test_a_run_cancelled_just_before_a_worker_takes_it_does_not_run(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel lands between the worker's look at the run and its taking it (while it
+    claims the run's lease): the store refuses to mark it running, and no step runs."""
+    gate, started = tmp_path / "open", tmp_path / "started"
+    gate.touch()
+    project.python_applet("gate", GATE.format(gate=str(gate), started=str(started)))
+    project.blueprint("gated", RUN.format(then=""))
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, broker = gw.platform.backends.store, gw.platform.backends.broker
+        run_id = "github:d-1:test/gated"
+        real_claim, cancelled = store.claim_lease, []
+
+        async def claim_lease(name: str, holder: str, ttl: float) -> bool:
+            if name == f"run:{run_id}" and not cancelled:
+                cancelled.append(await runs.cancel_run(store, run_id))
+            return await real_claim(name, holder, ttl)
+
+        monkeypatch.setattr(store, "claim_lease", claim_lease)
+        await gw.send("github", "issues.opened", delivery_id="d-1")
+
+        async def settled() -> bool:
+            return (
+                bool(cancelled)
+                and gw.platform.worker.inflight == 0
+                and (await broker.depth(JOBS) == 0)
+            )
+
+        await until(settled, "the run's message settled")
+        run = await store.get_run(run_id)
+        steps = await store.steps(run_id)
+    assert cancelled == [True]
+    assert run.status == RunStatus.CANCELLED and steps == []
+    assert not started.exists()
