@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ghapplets.backends import DB_FILE, Backends, open_backends
+from ghapplets.cli.problems import as_text
 from ghapplets.config.loader import CONFIG_FILE, LoadedConfig, config_from_env, load_config
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import (
@@ -69,7 +70,7 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 def print_problems(exc: ConfigError) -> None:
     """One ``file:line:col: where: message`` line per problem, on stderr."""
     for problem in exc.problems:
-        errors.print(f"[red]{literal(problem)}[/]", soft_wrap=True)
+        errors.print(f"[red]{literal(as_text(problem))}[/]", soft_wrap=True)
 
 
 def project_root(project: Path | None) -> Path:
