@@ -59,8 +59,14 @@ class _Route:
 
 
 class BlueprintHarness:
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path | None = None, *, on_run: Callable[[Blueprint], None] | None = None
+    ) -> None:
+        """``folder``: what relative blueprint paths are relative to (default: the current
+        folder); ``on_run``: called with each blueprint before it runs (the pytest plugin
+        records its name in the test's report)."""
         self.folder = folder or Path.cwd()
+        self._on_run = on_run
         self.clock = VirtualClock()
         self.calls: list[Call] = []
         self.secrets: dict[str, Any] = {}
@@ -140,6 +146,8 @@ class BlueprintHarness:
         self, blueprint: str | Path, input: Any = None, *, crash_after: int | None = None
     ) -> Report:
         loaded = self.load(blueprint)
+        if self._on_run is not None:
+            self._on_run(loaded)
         program = Program(loaded.definition)
         journal = MemoryJournal()
         started = self.clock.now()

@@ -106,7 +106,7 @@ async def invoke(
     connectors: Mapping[str, Any] | None = None,
 ) -> InvokeResult:
     """Run ``applet`` (a folder with ``applet.yaml``, its manifest path, or a spec) on ``event``."""
-    spec = applet if isinstance(applet, AppletSpec) else _load(Path(applet))
+    spec = applet if isinstance(applet, AppletSpec) else load_applet(Path(applet))
     opened = await open_connectors(connectors)
     calls: list[HttpCall] = []
     live = http == "live" or spec.runtime == "http"
@@ -145,5 +145,6 @@ async def open_connectors(settings: Mapping[str, Any] | None) -> Connectors | No
     return await Connectors.open(configs, lambda reader: no_secrets)
 
 
-def _load(path: Path) -> AppletSpec:
+def load_applet(path: Path) -> AppletSpec:
+    """The applet in folder ``path``, or of the manifest ``path``."""
     return load_manifest(path if path.name == "applet.yaml" else path / "applet.yaml")

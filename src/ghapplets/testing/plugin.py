@@ -12,12 +12,19 @@
   :class:`~ghapplets.fakes.runner.FakeSet` (``.github``, ``.jira``, ``.jira_dc``,
   ``.servicenow``, ``.splunk``, each with ``base_url``). Override the session fixture
   ``ghapplets_fakes_config`` to configure them.
+
+What a test exercised goes into its report, so a JUnit XML report (``pytest --junitxml``) says
+it for each test case as ``<property>`` elements: ``ghapplets.applet`` (each applet
+``ghapplets_invoke`` ran) with ``ghapplets.event`` (the event's type), and
+``ghapplets.blueprint`` (``namespace/name version`` of each blueprint ``ghapplets_blueprint``
+ran). They are the test item's ``user_properties``, which every reporter sees.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +32,12 @@ import pytest
 
 from ghapplets.testing.events import fixture_event, signed_request
 from ghapplets.testing.gateway import GatewayClient, running_gateway
-from ghapplets.testing.invoke import invoke
+from ghapplets.testing.invoke import InvokeResult, invoke, load_applet
 
 if TYPE_CHECKING:  # imported when the fixtures are used, so the plugin loads fast
+    from ghapplets.applets.model import AppletSpec
+    from ghapplets.blueprints.loader import Blueprint
+    from ghapplets.events import CloudEvent
     from ghapplets.fakes.config import FakesConfig
     from ghapplets.fakes.runner import FakeSet
     from ghapplets.testing.blueprints import BlueprintHarness
@@ -43,9 +53,36 @@ def ghapplets_signed_request() -> Callable[..., Any]:
     return signed_request
 
 
+class PropertyName(StrEnum):
+    """The properties the fixtures record on the test that uses them (``user_properties``,
+    ``<property>`` elements of a JUnit XML report)."""
+
+    APPLET = "ghapplets.applet"
+    EVENT = "ghapplets.event"
+    BLUEPRINT = "ghapplets.blueprint"
+
+
+def record(item: pytest.Item, name: PropertyName, value: str) -> None:
+    """Note ``name=value`` in ``item``'s report, once however often it is recorded."""
+    if (str(name), value) not in item.user_properties:
+        item.user_properties.append((str(name), value))
+
+
 @pytest.fixture
-def ghapplets_invoke() -> Callable[..., Any]:
-    return invoke
+def ghapplets_invoke(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """:func:`~ghapplets.testing.invoke.invoke`, recording the applet and event type it runs."""
+
+    async def invoke_recorded(
+        applet: Path | str | AppletSpec, event: CloudEvent, **options: Any
+    ) -> InvokeResult:
+        from ghapplets.applets.model import AppletSpec
+
+        spec = applet if isinstance(applet, AppletSpec) else load_applet(Path(applet))
+        record(request.node, PropertyName.APPLET, spec.name)
+        record(request.node, PropertyName.EVENT, event.type)
+        return await invoke(spec, event, **options)
+
+    return invoke_recorded
 
 
 @pytest.fixture
@@ -64,7 +101,11 @@ def ghapplets_gateway(
 def ghapplets_blueprint(request: pytest.FixtureRequest) -> BlueprintHarness:
     from ghapplets.testing.blueprints import BlueprintHarness
 
-    return BlueprintHarness(Path(request.config.rootpath))
+    def ran(blueprint: Blueprint) -> None:
+        name = f"{blueprint.namespace}/{blueprint.name} {blueprint.version}"
+        record(request.node, PropertyName.BLUEPRINT, name)
+
+    return BlueprintHarness(Path(request.config.rootpath), on_run=ran)
 
 
 @pytest.fixture(scope="session")
