@@ -22,6 +22,7 @@ FILES = [
     "tests/test_applets.py",
     "blueprints/triage-issue.yaml",
     "tests/test_blueprints.py",
+    ".github/workflows/ghapplets.yml",
 ]
 
 

@@ -1,4 +1,6 @@
-"""Project scaffolding for ``ghapplets init``: copies ``template/`` with the project's name."""
+"""Project scaffolding for ``ghapplets init``: copies ``template/`` with the project's name
+(``$project``) and the Ghapplets version that made it (``$version``, which the CI workflow's
+install step pins)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-TEMPLATED = {".yaml", ".py", ".md"}
+from ghapplets import __version__
+
+TEMPLATED = {".yaml", ".yml", ".py", ".md"}
 
 
 def template_files() -> list[tuple[Path, bytes, bool]]:
@@ -40,7 +44,8 @@ def scaffold(target: Path, project: str, *, force: bool = False) -> list[Path]:
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if rel.suffix in TEMPLATED:
-            content = Template(content.decode()).safe_substitute(project=project).encode()
+            text = Template(content.decode()).safe_substitute(project=project, version=__version__)
+            content = text.encode()
         path.write_bytes(content)
         if executable:
             path.chmod(0o755)
