@@ -150,3 +150,16 @@ def test_the_junit_report_names_each_applet_and_blueprint(scaffolded: Path) -> N
             "test_a_crash_after_classifying_labels_the_issue_once",
         ): triage,
     }
+
+
+def test_the_ci_page_shows_the_scaffolded_workflow(scaffolded: Path) -> None:
+    """docs/ci.md's GitHub Actions example is the workflow ``init`` writes (comments aside)."""
+    page = (Path(__file__).parents[2] / "docs" / "ci.md").read_text()
+    section = page.split("## GitHub Actions", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert YAML(typ="safe", pure=True).load(block) == workflow(scaffolded)
+    # the GitLab and Azure examples are YAML too, and run the same commands
+    for other in page.split("```yaml\n")[2:]:
+        text = other.split("```", 1)[0]
+        assert YAML(typ="safe", pure=True).load(text)
+        assert "--junitxml=test-results/junit.xml" in text and "ghapplets validate" in text
