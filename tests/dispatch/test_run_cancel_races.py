@@ -1,6 +1,6 @@
-"""A run cancelled while its step is in flight, when the step returns before the lease keeper
-looks again: whatever the run does next (end, or go to wait) is refused by the store's
-compare-and-set, and the run stays cancelled."""
+"""Races around a run in a worker: a run cancelled while its step is in flight (whatever it
+does next, end or wait, is refused by the store's compare-and-set), cancelled just before a
+worker takes it, and two messages of one run in one worker (only one runs it)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ STARTED = Path({started!r})
 
 @app.on("ghapplets.blueprint.call")
 async def handle(ctx: Context) -> str:
-    STARTED.touch()
+    with STARTED.open("a") as started:
+        started.write(ctx.idempotency_key + "\\n")
     while not OPEN.exists():
         await asyncio.sleep(0.01)
     return "through"
@@ -118,3 +119,37 @@ async def test_a_run_cancelled_just_before_a_worker_takes_it_does_not_run(
     assert cancelled == [True]
     assert run.status == RunStatus.CANCELLED and steps == []
     assert not started.exists()
+
+
+async def test_two_messages_of_one_run_in_one_worker_run_it_once(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    """The worker holds the run's lease, so the store cannot tell its two messages apart (a
+    redelivered one and a timer's, after a restart): the second waits while the first runs."""
+    gate, started = tmp_path / "open", tmp_path / "started"
+    project.python_applet("gate", GATE.format(gate=str(gate), started=str(started)))
+    project.blueprint("gated", RUN.format(then=""))
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, broker = gw.platform.backends.store, gw.platform.backends.broker
+        await gw.send("github", "issues.opened", delivery_id="d-1")
+        run_id = "github:d-1:test/gated"
+
+        async def in_step() -> bool:
+            return started.exists()
+
+        await until(in_step, "the step running")
+        await broker.publish(runs.run_message(run_id, "again"))
+
+        async def both_taken() -> bool:
+            return gw.platform.worker.inflight == 2
+
+        await until(both_taken, "the second message in the worker")
+        gate.touch()
+
+        async def settled() -> bool:
+            return gw.platform.worker.inflight == 0 and await broker.depth(JOBS) == 0
+
+        await until(settled, "both messages settled", timeout=15)
+        run = await store.get_run(run_id)
+    assert run.status == RunStatus.COMPLETED and run.output == "through"
+    assert started.read_text().splitlines() == [f"{run_id}/do/0/pass"]

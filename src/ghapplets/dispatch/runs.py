@@ -332,6 +332,10 @@ class RunDriver:
         self.instance = instance
         self.runtime_version = runtime_version
         self.consumer = broker.consumer(m.JOBS)
+        # the runs this worker has in hand: the store's lease keeps other workers off a run,
+        # but this worker holds that lease, so two messages of one run (its redelivered
+        # message and a timer's, say) would both get it here
+        self._in_hand: set[str] = set()
 
     # -- starting and waking runs ---------------------------------------------------------
     async def start(self, blueprint: Blueprint, input: Any, *, trigger: str, run_id: str) -> str:
@@ -402,14 +406,21 @@ class RunDriver:
         if run.status.final or run.status == RunStatus.SUSPENDED:
             await self.consumer.ack(message)
             return
-        if not await self.store.claim_lease(lease, self.instance, LEASE_TTL):
-            await self.consumer.nak(message, LEASE_TTL / 5)  # another worker runs it now
+        if run_id in self._in_hand:
+            await self.consumer.nak(message, LEASE_TTL / 5)  # this worker runs it now
             return
+        self._in_hand.add(run_id)
         try:
-            await self._advance(run, message, lease)
+            if not await self.store.claim_lease(lease, self.instance, LEASE_TTL):
+                await self.consumer.nak(message, LEASE_TTL / 5)  # another worker runs it now
+                return
+            try:
+                await self._advance(run, message, lease)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.store.release_lease(lease, self.instance)
         finally:
-            with contextlib.suppress(Exception):
-                await self.store.release_lease(lease, self.instance)
+            self._in_hand.discard(run_id)
         await self.consumer.ack(message)
 
     async def _keep(
