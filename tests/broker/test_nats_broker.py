@@ -131,9 +131,15 @@ async def test_a_stale_delivery_left_in_the_queue_is_not_handed_out(
         stream, durable = broker.stream_name("jobs"), broker.durable_name("jobs")
         pull = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         await admin.publish(pull, b'{"batch": 1, "no_wait": true}', reply=inbox)
+        # and a pull that waits: once ack_wait has run out, the server redelivers to it
+        await admin.publish(pull, b'{"batch": 1, "expires": 10000000000}', reply=inbox)
         await admin.flush()
-        await asyncio.sleep(1.5)  # past ack_wait: the next pull gets it again
-        got = await consumer.fetch(10, timeout=1.0)
+        js = admin.jetstream()
+        deadline = time.monotonic() + 10
+        while (await js.consumer_info(stream, durable)).num_redelivered < 1:
+            assert time.monotonic() < deadline, "the server did not redeliver"
+            await asyncio.sleep(0.05)
+        got = await consumer.fetch(10, timeout=1.0)  # both copies are in the queue now
         assert [(m.msg_id, m.delivered) for m in got] == [("m-1", 2)]  # the newest copy only
         await consumer.ack(got[0])
         await consumer.ack(got[0])  # settling twice is harmless
