@@ -13,6 +13,9 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
 - :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
   :class:`StoreUnavailable`); the gateway answers 503 and the vendor retries;
 - :class:`DataFolderBusy`: another server holds the embedded data folder;
+- :class:`BackupError`: a backup archive cannot be read (:class:`BackupInvalid`: damaged,
+  truncated, or of a format this version does not know) or restored here
+  (:class:`RestoreRefused`: the target holds data and ``--force`` was not given);
 - :class:`SecretKeyError` (:class:`SecretKeyMismatch`), :class:`SecretScopeError` and
   :class:`UnresolvedReference`: secrets cannot be read, may not be read here, or cannot be
   resolved; :class:`InvalidSecret`: a secret's name, scope or value is not acceptable;
@@ -91,6 +94,20 @@ class DataFolderBusy(GhappletsError):
     def __init__(self, message: str, *, pid: int | None = None) -> None:
         super().__init__(message)
         self.pid = pid
+
+
+class BackupError(GhappletsError):
+    """A backup cannot be taken, read or restored (the message says which and why)."""
+
+
+class BackupInvalid(BackupError):
+    """A backup archive is not one this version can read: damaged (a checksum or a count that
+    does not match), truncated, missing a member, or of a newer format or schema."""
+
+
+class RestoreRefused(BackupError):
+    """A restore would overwrite data: the target store holds records (``--force`` clears
+    them)."""
 
 
 class SecretKeyError(GhappletsError):

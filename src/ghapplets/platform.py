@@ -116,6 +116,7 @@ class Platform:
             max_body=self.config.server.max_body_bytes,
             body_timeout=self.config.server.body_timeout,
             trusted_proxies=TrustedProxies(self.config.server.trusted_proxies),
+            stored=None if self.backends.broker.remembers_ids else self.backends.store.has_delivery,
         )
 
     @property

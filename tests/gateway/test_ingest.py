@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ghapplets.exceptions import StoreUnavailable
 from ghapplets.testing.gateway import GatewayClient, running_gateway
 from tests.conftest import PREVIOUS_SECRET, WEBHOOK_SECRET, ProjectBuilder
 
@@ -136,6 +137,42 @@ async def test_duplicate_delivery_is_acknowledged_once(gw: GatewayClient) -> Non
     assert second.json() == {"id": "dup-1", "duplicate": True}
     assert await events_depth(gw) == 1
     assert "ghapplets_webhooks_duplicate_total" in (await gw.client.get("/metrics")).text
+
+
+async def test_a_delivery_the_store_holds_is_a_duplicate_where_the_broker_forgets(
+    gw: GatewayClient, platform_backends: str
+) -> None:
+    ingest = gw.platform.ingest
+    # NATS remembers ids for its duplicate window only: the gateway asks the store too
+    assert (ingest.stored is not None) == (platform_backends != "embedded")
+    asked: list[tuple[str, str]] = []
+
+    async def stored(delivery_id: str, source: str) -> bool:
+        asked.append((delivery_id, source))
+        return delivery_id == "held-1"
+
+    ingest.stored = stored
+    held = await gw.client.post(
+        "/hooks/github", content=BODY, headers=github_headers(BODY, "held-1")
+    )
+    assert held.status_code == 202 and held.json() == {"id": "held-1", "duplicate": True}
+    assert asked == [("held-1", "github")]
+    new = await gw.client.post("/hooks/github", content=BODY, headers=github_headers(BODY, "new-1"))
+    assert new.status_code == 202 and "duplicate" not in new.json()
+    assert await events_depth(gw) == 1  # only the new one was stored
+    assert await stored_ids(gw) == ["new-1"]
+
+
+async def test_a_store_that_cannot_answer_leaves_duplicates_to_the_broker(
+    gw: GatewayClient,
+) -> None:
+    async def down(delivery_id: str, source: str) -> bool:
+        raise StoreUnavailable("the store is down")
+
+    gw.platform.ingest.stored = down
+    r = await gw.client.post("/hooks/github", content=BODY, headers=github_headers(BODY, "s-1"))
+    assert r.status_code == 202 and r.json() == {"id": "s-1"}
+    assert await events_depth(gw) == 1
 
 
 async def test_unknown_source_is_404(gw: GatewayClient) -> None:

@@ -93,6 +93,11 @@ class Consumer(ABC):
 
 
 class Broker(ABC):
+    #: does a publish of a known message id answer "duplicate" for as long as the store keeps
+    #: what it carried (the embedded broker keeps every id in its table), or only for a window
+    #: (JetStream's ``duplicate_window``)? The gateway asks the store itself in the latter case.
+    remembers_ids: bool = True
+
     @property
     def max_message_bytes(self) -> int | None:
         """The largest message body the broker takes now, or None for no limit of its own."""

@@ -418,6 +418,8 @@ class NatsBroker(Broker):
             acks.append(result)
         return acks
 
+    remembers_ids = False  # ids for duplicate_window seconds only
+
     @property
     def max_message_bytes(self) -> int | None:
         """The server's ``max_payload``, less room for the message's headers (the event's

@@ -10,6 +10,7 @@ from ghapplets import __version__, crashpoints
 from ghapplets.cli import (
     action,
     actions,
+    backup,
     debug,
     export,
     fakes,
@@ -44,6 +45,8 @@ app.command()(records.replay)
 app.command()(fakes.fakes)
 app.command()(actions.actions)
 app.command()(action.action)
+app.command()(backup.backup)
+app.command()(backup.restore)
 app.add_typer(records.deliveries_app, name="deliveries")
 app.add_typer(records.jobs_app, name="jobs")
 app.add_typer(runs.app, name="runs")

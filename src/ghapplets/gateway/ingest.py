@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +28,7 @@ from ghapplets.exceptions import (
     BrokerUnavailable,
     MalformedPayload,
     RejectReason,
+    Unavailable,
     VerificationError,
 )
 from ghapplets.gateway.forwarded import TrustedProxies
@@ -37,6 +38,7 @@ from ghapplets.sources.base import Source
 
 log = get_logger("ghapplets.gateway")
 Scope = dict[str, Any]
+Stored = Callable[[str, str], Awaitable[bool]]  # (delivery id, source) -> held by the store?
 _JSON = [(b"content-type", b"application/json")]
 _CLOSE = (b"connection", b"close")
 
@@ -84,7 +86,12 @@ class IngestHandler:
         max_body: int,
         body_timeout: float = 30.0,
         trusted_proxies: TrustedProxies | None = None,
+        stored: Stored | None = None,
     ) -> None:
+        """``stored(delivery_id, source)``: does the store hold that delivery? Asked before a
+        publish when the broker remembers message ids only for a window (NATS), so a delivery
+        sent again after it (or after a restore into a new stream) is still a duplicate."""
+        self.stored = stored
         self.sources = sources
         self.broker = broker
         self.metrics = metrics
@@ -176,6 +183,11 @@ class IngestHandler:
             secrets=source.secrets,
             dedup_key=source.replay_key(request),
         )
+        if self.stored is not None and await self._stored(event.id, name):
+            self.metrics.duplicates.labels(name).inc()
+            await _send_json(send, 202, {"id": event.id, "duplicate": True})
+            reached(CrashPoint.GATEWAY_ANSWERED)
+            return
         try:
             ack = await self.broker.publish(message)
         except BrokerUnavailable as exc:
@@ -196,6 +208,16 @@ class IngestHandler:
         received.inc()
         await _send_json(send, 202, {"id": event.id})
         reached(CrashPoint.GATEWAY_ANSWERED)
+
+    async def _stored(self, delivery_id: str, source: str) -> bool:
+        """Does the store hold the delivery? Best effort: a store that cannot answer now leaves
+        the decision to the broker (its window, then the store's idempotent writes)."""
+        assert self.stored is not None
+        try:
+            return await self.stored(delivery_id, source)
+        except Unavailable as exc:
+            log.warning("could not ask the store for a duplicate", source=source, error=str(exc))
+            return False
 
     async def _too_large(self, send: Any, name: str) -> None:
         self._reject(name, RejectReason.TOO_LARGE)

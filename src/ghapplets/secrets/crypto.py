@@ -86,6 +86,11 @@ def _decode_key(text: str, origin: str) -> bytes:
     return key
 
 
+def decode_key(text: str, origin: str) -> bytes:
+    """The key ``text`` encodes (URL-safe base64 of 32 bytes); ``origin`` names it in errors."""
+    return _decode_key(text, origin)
+
+
 def read_key_file(path: Path) -> bytes:
     try:
         text = path.read_text()

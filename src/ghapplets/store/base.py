@@ -85,8 +85,8 @@ class HistoryStore(ABC):
         """Raise NotFound when unknown (or ambiguous without ``source``)."""
 
     @abstractmethod
-    async def has_delivery(self, delivery_id: str) -> bool:
-        """Is a delivery of that id stored, from any source?"""
+    async def has_delivery(self, delivery_id: str, source: str | None = None) -> bool:
+        """Is a delivery of that id stored (from ``source``, or from any source)?"""
 
     @abstractmethod
     async def get_bodies(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:

@@ -478,8 +478,8 @@ class SqlHistoryStore(SqlRunStore, Store):
             raise NotFound(f"delivery id {delivery_id!r} exists in several sources; name one")
         return sql.delivery_of(rows[0])
 
-    async def has_delivery(self, delivery_id: str) -> bool:
-        return bool(await self._query(sql.delivery_query(delivery_id, None)))
+    async def has_delivery(self, delivery_id: str, source: str | None = None) -> bool:
+        return bool(await self._query(sql.delivery_key_query(delivery_id, source)))
 
     async def get_bodies(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         bodies: dict[tuple[str, str], bytes] = {}

@@ -587,6 +587,14 @@ def delivery_query(delivery_id: str, source: str | None) -> Select[Any]:
     return _where_given(select(d).where(d.c.id == delivery_id), (d.c.source, source)).limit(2)
 
 
+def delivery_key_query(delivery_id: str, source: str | None) -> Select[Any]:
+    """One row (the key alone) when such a delivery is stored: a primary-key lookup."""
+    d = t.deliveries
+    return _where_given(
+        select(d.c.source).where(d.c.id == delivery_id), (d.c.source, source)
+    ).limit(1)
+
+
 def bodies_query(keys: Sequence[tuple[str, str]]) -> Select[Any]:
     d = t.deliveries
     return select(d.c.source, d.c.id, d.c.body).where(tuple_(d.c.source, d.c.id).in_(keys))

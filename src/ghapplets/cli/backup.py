@@ -1,0 +1,272 @@
+"""``ghapplets backup FILE``, ``backup verify FILE`` and ``restore FILE``: a logical archive of
+the store (``docs/backup.md``).
+
+Exit codes: 0 ok; 1 the store failed, a server holds the embedded data folder, or the target
+is not empty (``restore`` without ``--force``); 2 a damaged, truncated or unknown archive, or
+bad usage; 4 no data (or, with ``--include-key``, no key) to back up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+from rich.progress import Progress as Bar
+
+from ghapplets.backends import DB_FILE, embedded, open_backends
+from ghapplets.backup.archive import Archive, ArchiveWriter, Manifest, private_output, verify
+from ghapplets.backup.restore import Loaded, load_postgres, load_sqlite, requeue
+from ghapplets.backup.snapshot import Progress, quiet, snapshot
+from ghapplets.backup.tables import KEY_MEMBER
+from ghapplets.cli.project import (
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    DataDirOpt,
+    ProjectOpt,
+    console,
+    data_dir,
+    errors,
+    fail,
+    literal,
+    project_config,
+    run,
+)
+from ghapplets.config.models import ProjectConfig
+from ghapplets.datadir import hold
+from ghapplets.exceptions import (
+    BackupError,
+    BackupInvalid,
+    DataFolderBusy,
+    RestoreRefused,
+    SecretKeyError,
+    Unavailable,
+)
+from ghapplets.secrets.crypto import (
+    KEY_ENV,
+    KEY_FILE,
+    OLD_KEY_FILE,
+    decode_key,
+    encode_key,
+    load_or_create_key,
+    write_key_file,
+)
+
+KEY_WARNING = (
+    "the archive holds the secrets key: whoever has it can decrypt every secret in it. "
+    "Keep it apart from archives without the key, encrypted, and delete it when done."
+)
+
+
+@contextlib.contextmanager
+def progress_bar(verb: str) -> Iterator[Progress]:
+    """A progress bar per table on stderr when it is a terminal; otherwise nothing."""
+    if not errors.is_terminal:
+        yield quiet
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Bar(*columns, console=errors, transient=True) as bar:
+        tasks: dict[str, object] = {}
+
+        def update(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(f"{verb} {table}", total=total)
+            bar.update(tasks[table], completed=done)  # type: ignore[arg-type]
+
+        yield update
+
+
+def _counts(counts: dict[str, int], out: Console = console) -> None:
+    for table, rows in counts.items():
+        out.print(f"  {literal(table):<22} {rows}", highlight=False)
+
+
+def backup(
+    target: str = typer.Argument(
+        ..., metavar="FILE", help="The archive to write ('-': standard output), or 'verify'."
+    ),
+    archive: Path | None = typer.Argument(
+        None, metavar="[ARCHIVE]", help="With 'verify': the archive to check."
+    ),
+    include_key: bool = typer.Option(
+        False, "--include-key", help="Put the secrets key in the archive too (a warning says so)."
+    ),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+) -> None:
+    """Write a backup of the store to FILE; 'backup verify FILE' checks an archive instead."""
+    if target == "verify":
+        if archive is None:
+            fail("backup verify takes the archive to check: backup verify FILE", EXIT_USAGE)
+        _verify(archive)
+        return
+    if archive is not None:
+        fail("backup takes one FILE (to check an archive: backup verify FILE)", EXIT_USAGE)
+    config = project_config(project)
+    folder = data_dir(project, data)
+    if config.storage.backend == "sqlite" and not (folder / DB_FILE).exists():
+        fail(f"no Ghapplets data in {folder} to back up", EXIT_NOT_FOUND)
+    to_stdout = target == "-"
+    if to_stdout and sys.stdout.isatty():
+        fail("will not write an archive to a terminal: redirect it, or give a FILE", EXIT_USAGE)
+    path = None if to_stdout else Path(target).resolve()
+    if path is not None and not path.parent.is_dir():
+        fail(f"no folder {path.parent} to write {path.name} into", EXIT_USAGE)
+    key = _key_to_include(folder) if include_key else None
+    writer = ArchiveWriter()
+    try:
+        with progress_bar("reading") as progress:
+            try:
+                manifest = run(snapshot(config, folder, writer, progress))
+            except (BackupError, Unavailable) as exc:
+                fail(str(exc), EXIT_FAILURE)
+        if key is not None:
+            writer.member(KEY_MEMBER).write_bytes(key, rows=1)
+            manifest.key = True
+            errors.print(f"[bold yellow]warning:[/] {KEY_WARNING}", soft_wrap=True)
+        if path is None:
+            writer.write(manifest, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with private_output(path) as out:
+                writer.write(manifest, out)
+    finally:
+        writer.close()
+    report = errors if to_stdout else console
+    report.print(f"backed up to {literal(target)}: schema {manifest.schema}, rows per table:")
+    _counts(manifest.counts, report)
+
+
+def _key_to_include(folder: Path) -> bytes:
+    try:
+        key = load_or_create_key(folder, create=False)
+    except SecretKeyError as exc:
+        fail(f"--include-key: {exc}", EXIT_NOT_FOUND)
+    return (encode_key(key) + "\n").encode()
+
+
+def _verify(path: Path) -> Manifest:
+    try:
+        manifest = verify(path)
+    except BackupInvalid as exc:
+        fail(str(exc), EXIT_USAGE)
+    key = "with the secrets key" if manifest.key else "without the secrets key"
+    console.print(
+        f"ok: {literal(path)}: format {manifest.format}, Ghapplets {literal(manifest.ghapplets)}, "
+        f"schema {literal(manifest.schema)}, from {literal(manifest.storage)}/"
+        f"{literal(manifest.broker)} at {literal(manifest.created_at)}, {key}; rows per table:",
+        soft_wrap=True,
+    )
+    _counts(manifest.counts)
+    return manifest
+
+
+def restore(
+    file: Path = typer.Argument(..., help="The archive to restore."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace what the target store holds (its records are deleted)."
+    ),
+    project: Path | None = ProjectOpt,
+    data: Path | None = DataDirOpt,
+) -> None:
+    """Restore a backup into an empty store, then queue its unfinished work again."""
+    config = project_config(project)
+    folder = data_dir(project, data)
+    try:
+        archive = Archive(file)
+    except BackupInvalid as exc:
+        fail(str(exc), EXIT_USAGE)
+    lock: int | None = None
+    if embedded(config):
+        try:
+            lock = hold(folder, grace=0)  # no server may run on the folder meanwhile
+        except DataFolderBusy as exc:
+            fail(str(exc), EXIT_FAILURE)
+    try:
+        _install_key(archive, folder, force=force)
+        with progress_bar("restoring") as progress:
+            loaded = run(_restore(config, folder, archive, force=force, progress=progress))
+    except RestoreRefused as exc:
+        fail(str(exc), EXIT_FAILURE)
+    except BackupInvalid as exc:
+        fail(str(exc), EXIT_USAGE)
+    except (BackupError, Unavailable) as exc:
+        fail(str(exc), EXIT_FAILURE)
+    finally:
+        if lock is not None:
+            os.close(lock)
+    console.print(f"restored {literal(file)} (schema {archive.manifest.schema}), rows per table:")
+    _counts(loaded.counts)
+    console.print(
+        f"queued again: {len(loaded.jobs)} unfinished job(s), {len(loaded.runs)} run(s), "
+        f"{len(loaded.events)} event(s) not yet dispatched"
+    )
+    if archive.manifest.counts.get("secrets") and not archive.manifest.key:
+        _check_key(folder)
+
+
+async def _restore(
+    config: ProjectConfig, folder: Path, archive: Archive, *, force: bool, progress: Progress
+) -> Loaded:
+    if config.storage.backend == "postgresql":
+        assert config.storage.url is not None  # the config requires it
+        loaded = await load_postgres(config.storage.url, archive, force=force, progress=progress)
+    else:
+        loaded = await asyncio.to_thread(
+            load_sqlite,
+            folder / DB_FILE,
+            archive,
+            force=force,
+            embedded_broker=config.broker.backend == "sqlite",
+            progress=progress,
+        )
+    async with open_backends(config, folder, create_key=False) as b:
+        await requeue(b.store, b.broker, loaded)
+    return loaded
+
+
+def _install_key(archive: Archive, folder: Path, *, force: bool) -> None:
+    """Write the archive's key (if it holds one) as the data folder's key file."""
+    if not archive.manifest.key:
+        return
+    text = archive.raw(KEY_MEMBER)
+    key = decode_key(text.decode(errors="replace"), f"the archive's {KEY_MEMBER}")
+    env = os.environ.get(KEY_ENV)
+    if env:
+        if decode_key(env, KEY_ENV) != key:
+            errors.print(
+                f"[bold yellow]warning:[/] the archive's key is not the one in {KEY_ENV}: "
+                "set it to the archive's key, or its secrets cannot be read",
+                soft_wrap=True,
+            )
+        return
+    path = folder / KEY_FILE
+    if path.exists():
+        with contextlib.suppress(SecretKeyError):
+            if load_or_create_key(folder, create=False) == key:
+                return
+        if not force:
+            raise RestoreRefused(
+                f"{path} holds another key than the archive's: move it away, or give --force "
+                f"(it is then kept as {OLD_KEY_FILE})"
+            )
+        path.replace(folder / OLD_KEY_FILE)
+    write_key_file(path, key)
+    errors.print(f"wrote the archive's secrets key to {literal(path)} (0600)")
+
+
+def _check_key(folder: Path) -> None:
+    if os.environ.get(KEY_ENV) or (folder / KEY_FILE).exists():
+        return
+    errors.print(
+        f"[bold yellow]warning:[/] the backup holds encrypted secrets but no key, and there is "
+        f"no {KEY_FILE} here nor {KEY_ENV}: copy the source's key, or they cannot be read",
+        soft_wrap=True,
+    )
