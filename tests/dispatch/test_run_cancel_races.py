@@ -5,6 +5,7 @@ worker takes it, and two messages of one run in one worker (only one runs it).""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,23 @@ THEN = {
 }
 
 
+async def step_started(started: Path) -> None:
+    async def probe() -> bool:
+        return started.exists()
+
+    await until(probe, "the step running")
+
+
+async def settled(gw: Any, what: str = "the run's message settled") -> None:
+    """The worker has nothing in hand and the jobs stream is empty."""
+    broker = gw.platform.backends.broker
+
+    async def probe() -> bool:
+        return gw.platform.worker.inflight == 0 and await broker.depth(JOBS) == 0
+
+    await until(probe, what, timeout=15)
+
+
 @pytest.mark.parametrize("then", sorted(THEN))
 async def test_a_run_cancelled_while_its_step_runs_stays_cancelled(
     then: str, project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -62,21 +80,13 @@ async def test_a_run_cancelled_while_its_step_runs_stays_cancelled(
     project.python_applet("gate", GATE.format(gate=str(gate), started=str(started)))
     project.blueprint("gated", RUN.format(then=THEN[then]))
     async with running_gateway(project.build(), tmp_path / "data") as gw:
-        store, broker = gw.platform.backends.store, gw.platform.backends.broker
+        store = gw.platform.backends.store
         await gw.send("github", "issues.opened", delivery_id="d-1")
         run_id = "github:d-1:test/gated"
-
-        async def in_step() -> bool:
-            return started.exists()
-
-        await until(in_step, "the step running")
+        await step_started(started)
         assert await runs.cancel_run(store, run_id)
         gate.touch()  # the step returns, and the run goes on to end or to wait
-
-        async def settled() -> bool:
-            return gw.platform.worker.inflight == 0 and await broker.depth(JOBS) == 0
-
-        await until(settled, "the run's message settled")
+        await settled(gw)
         run = await store.get_run(run_id)
         steps = await store.steps(run_id)
     assert run.status == RunStatus.CANCELLED
@@ -94,7 +104,7 @@ async def test_a_run_cancelled_just_before_a_worker_takes_it_does_not_run(
     project.python_applet("gate", GATE.format(gate=str(gate), started=str(started)))
     project.blueprint("gated", RUN.format(then=""))
     async with running_gateway(project.build(), tmp_path / "data") as gw:
-        store, broker = gw.platform.backends.store, gw.platform.backends.broker
+        store = gw.platform.backends.store
         run_id = "github:d-1:test/gated"
         real_claim, cancelled = store.claim_lease, []
 
@@ -106,14 +116,11 @@ async def test_a_run_cancelled_just_before_a_worker_takes_it_does_not_run(
         monkeypatch.setattr(store, "claim_lease", claim_lease)
         await gw.send("github", "issues.opened", delivery_id="d-1")
 
-        async def settled() -> bool:
-            return (
-                bool(cancelled)
-                and gw.platform.worker.inflight == 0
-                and (await broker.depth(JOBS) == 0)
-            )
+        async def cancel_landed() -> bool:
+            return bool(cancelled)
 
-        await until(settled, "the run's message settled")
+        await until(cancel_landed, "the cancel")
+        await settled(gw)
         run = await store.get_run(run_id)
         steps = await store.steps(run_id)
     assert cancelled == [True]
@@ -122,7 +129,7 @@ async def test_a_run_cancelled_just_before_a_worker_takes_it_does_not_run(
 
 
 async def test_two_messages_of_one_run_in_one_worker_run_it_once(
-    project: ProjectBuilder, tmp_path: Path
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker holds the run's lease, so the store cannot tell its two messages apart (a
     redelivered one and a timer's, after a restart): the second waits while the first runs."""
@@ -133,23 +140,24 @@ async def test_two_messages_of_one_run_in_one_worker_run_it_once(
         store, broker = gw.platform.backends.store, gw.platform.backends.broker
         await gw.send("github", "issues.opened", delivery_id="d-1")
         run_id = "github:d-1:test/gated"
+        await step_started(started)
+        driver = gw.platform.worker.runs
+        real_nak, naks = driver.consumer.nak, []
 
-        async def in_step() -> bool:
-            return started.exists()
+        async def nak(message: Any, delay: float) -> None:
+            naks.append((message.headers["ghapplets-run"], delay))
+            await real_nak(message, delay)
 
-        await until(in_step, "the step running")
+        monkeypatch.setattr(driver.consumer, "nak", nak)
         await broker.publish(runs.run_message(run_id, "again"))
 
-        async def both_taken() -> bool:
-            return gw.platform.worker.inflight == 2
+        async def second_handled() -> bool:  # put back for later, or (wrongly) run beside
+            return bool(naks) or len(started.read_text().splitlines()) > 1
 
-        await until(both_taken, "the second message in the worker")
+        await until(second_handled, "the second message handled")
         gate.touch()
-
-        async def settled() -> bool:
-            return gw.platform.worker.inflight == 0 and await broker.depth(JOBS) == 0
-
-        await until(settled, "both messages settled", timeout=15)
+        await settled(gw, "both messages settled")
         run = await store.get_run(run_id)
     assert run.status == RunStatus.COMPLETED and run.output == "through"
     assert started.read_text().splitlines() == [f"{run_id}/do/0/pass"]
+    assert naks == [(run_id, runs.LEASE_TTL / 5)]
