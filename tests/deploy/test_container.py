@@ -47,7 +47,8 @@ SLIM = [
     "--dpkgopt=path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*",
 ]
 BASES = {  # image name -> Debian packages: the runtime base and the build base (venv, strip)
-    "run": ["python3", "ca-certificates"],
+    # libstdc++6: greenlet's (SQLAlchemy's asyncio) C++ runtime; Debian's slim images have it
+    "run": ["python3", "ca-certificates", "libstdc++6"],
     "build": ["python3-venv", "binutils"],
 }
 UID = 10001
