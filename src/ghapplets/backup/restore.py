@@ -53,6 +53,7 @@ class Loaded:
     runs: list[str] = field(default_factory=list)
     events: list[OutboundMessage] = field(default_factory=list)
     dedup: int = 0
+    purged: int = 0  # messages of the old queue deleted (``force`` on NATS)
 
 
 def load(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,8 +170,23 @@ def _verify(path: Path) -> Manifest:
     return manifest
 
 
+@contextlib.contextmanager
+def _spooled(file: Path) -> Iterator[Path]:
+    """FILE, or for '-' standard input copied into a private temporary file (under TMPDIR):
+    an archive is read twice, checked whole before anything is restored."""
+    if str(file) != "-":
+        yield file
+        return
+    if sys.stdin.isatty():
+        fail("will not read an archive from a terminal: pipe it in, or give a FILE", EXIT_USAGE)
+    with tempfile.NamedTemporaryFile(prefix="ghapplets-restore-", suffix=".tgz") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.flush()
+        yield Path(spool.name)
+
+
 def restore(
-    file: Path = typer.Argument(..., help="The archive to restore."),
+    file: Path = typer.Argument(..., help="The archive to restore ('-': standard input)."),
     force: bool = typer.Option(
         False, "--force", help="Replace what the target store holds (its records are deleted)."
     ),
@@ -179,6 +196,13 @@ def restore(
     """Restore a backup into an empty store, then queue its unfinished work again."""
     config = project_config(project)
     folder = data_dir(project, data)
+    with _spooled(file) as path:
+        _restore_archive(config, folder, path, force=force, named=str(file))
+
+
+def _restore_archive(
+    config: ProjectConfig, folder: Path, file: Path, *, force: bool, named: str
+) -> None:
     try:
         archive = Archive(file)
     except BackupInvalid as exc:
@@ -202,8 +226,10 @@ def restore(
     finally:
         if lock is not None:
             os.close(lock)
-    console.print(f"restored {literal(file)} (schema {archive.manifest.schema}), rows per table:")
+    console.print(f"restored {literal(named)} (schema {archive.manifest.schema}), rows per table:")
     _counts(loaded.counts)
+    if loaded.purged:
+        console.print(f"deleted the old queue's {loaded.purged} message(s) from NATS")
     console.print(
         f"queued again: {len(loaded.jobs)} unfinished job(s), {len(loaded.runs)} run(s), "
         f"{len(loaded.events)} event(s) not yet dispatched"
@@ -228,6 +254,13 @@ async def _restore(
             progress=progress,
         )
     async with open_backends(config, folder, create_key=False) as b:
+        if force and config.broker.backend == "nats":
+            # the old store's queue: jobs and events the restored store knows nothing of
+            # (the embedded broker's is cleared with the store, in one transaction)
+            from ghapplets.broker.nats import NatsBroker
+
+            assert isinstance(b.broker, NatsBroker)
+            loaded.purged = await b.broker.purge()
         await requeue(b.store, b.broker, loaded)
     return loaded
 
