@@ -24,7 +24,13 @@ from rich.progress import Progress as Bar
 
 from ghapplets.backends import DB_FILE, embedded, open_backends
 from ghapplets.backup.archive import Archive, ArchiveWriter, Manifest, private_output, verify
-from ghapplets.backup.restore import Loaded, load_postgres, load_sqlite, requeue
+from ghapplets.backup.restore import (
+    Loaded,
+    load_postgres,
+    load_sqlite,
+    requeue,
+    seed_broker_file,
+)
 from ghapplets.backup.snapshot import Progress, quiet, snapshot
 from ghapplets.backup.tables import KEY_MEMBER
 from ghapplets.cli.project import (
@@ -244,6 +250,10 @@ async def _restore(
     if config.storage.backend == "postgresql":
         assert config.storage.url is not None  # the config requires it
         loaded = await load_postgres(config.storage.url, archive, force=force, progress=progress)
+        if config.broker.backend == "sqlite":  # the queue is in the data folder, apart
+            await asyncio.to_thread(
+                seed_broker_file, folder / DB_FILE, archive, loaded, force=force
+            )
     else:
         loaded = await asyncio.to_thread(
             load_sqlite,

@@ -1,17 +1,20 @@
-"""``restore --force`` into PostgreSQL and NATS replaces the queue too: the job and event
-messages of the store it replaces (which names deliveries the restored store may not hold) are
-deleted from the streams, and only the restored store's unfinished work is queued again."""
+"""Restores into the targets beside the two usual ones: ``restore --force`` into PostgreSQL and
+NATS replaces the queue too (the job and event messages of the store it replaces, which name
+deliveries the restored store may not hold, are deleted from the streams); and a PostgreSQL
+store with the embedded broker in the data folder keeps the duplicates' memory."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 from ghapplets.broker.base import EVENTS, JOBS
 from ghapplets.broker.nats import NatsBroker
 from ghapplets.dispatch import messages as m
 from ghapplets.events import CloudEvent
-from tests.cli.helpers import clean_env, cli
+from tests.cli.helpers import clean_env, cli, ghapplets, poll, serving
+from tests.cli.test_backup_restore import WEBHOOK_SECRET, make_project, records
 from tests.servers.nats import NatsServer
 
 
@@ -63,3 +66,32 @@ def test_restore_force_on_nats_deletes_the_old_queue(
     assert forced.code == 0, forced
     assert "deleted the old queue's 3 message(s) from NATS" in forced.out
     assert asyncio.run(depths(nats_server.url)) == (0, 0)
+
+
+def test_a_postgresql_store_with_the_embedded_broker_keeps_the_duplicates(
+    tmp_path: Path, pg_url: str
+) -> None:
+    root = make_project(tmp_path / "project")
+    env = clean_env(GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    known = str(uuid.uuid4())
+    with serving(root, env=env) as server:
+        sent = ghapplets("send", "issues.opened", "--delivery-id", known, "--url", server.url,
+                         cwd=root, env=env)  # fmt: skip
+        assert sent.code == 0 and "202" in sent.out, sent
+        poll(lambda: records("deliveries", root, env).get(known) == "succeeded")
+    archive = tmp_path / "b.tgz"
+    assert ghapplets("backup", archive, cwd=root, env=env).code == 0
+
+    target = tmp_path / "target"
+    tenv = clean_env(
+        GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        GHAPPLETS_STORAGE__BACKEND="postgresql",
+        GHAPPLETS_STORAGE__URL=pg_url,
+    )
+    restored = ghapplets("restore", archive, "--data-dir", target, cwd=root, env=tenv)
+    assert restored.code == 0, restored
+    with serving(root, "--data-dir", target, env=tenv) as server:
+        again = ghapplets("send", "issues.opened", "--delivery-id", known, "--url", server.url,
+                          cwd=root, env=tenv)  # fmt: skip
+        assert again.code == 0, again
+        assert '"duplicate":true' in again.out.replace(" ", ""), again
