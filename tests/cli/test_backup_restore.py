@@ -72,6 +72,14 @@ def records(cmd: str, root: Path, env: dict[str, str], *args: object) -> dict[st
     return {row["id"]: row["status"] for row in rows}
 
 
+def send_known(root: Path, env: dict[str, str], url: str, delivery_id: str) -> str:
+    """Send ``issues.opened`` under ``delivery_id``; the gateway's answer, spaces removed."""
+    sent = ghapplets("send", "issues.opened", "--delivery-id", delivery_id, "--url", url,
+                     cwd=root, env=env)  # fmt: skip
+    assert sent.code == 0 and "202" in sent.out, sent
+    return sent.out.replace(" ", "")
+
+
 def reveal(root: Path, env: dict[str, str], *args: object) -> str:
     got = ghapplets("secrets", "get", "api-token", "--reveal", *args, cwd=root, env=env)
     assert got.code == 0, got
@@ -112,9 +120,7 @@ def test_a_backup_taken_while_ingesting_restores_into_a_fresh_target(
     archive = tmp_path / "backup.tgz"
     known = str(uuid.uuid4())
     with serving(root, env=env) as server:
-        sent = ghapplets("send", "issues.opened", "--delivery-id", known, "--url", server.url,
-                         cwd=root, env=env)  # fmt: skip
-        assert sent.code == 0 and "202" in sent.out, sent
+        send_known(root, env, server.url, known)
         poll(lambda: records("deliveries", root, env).get(known) == "succeeded")
         sender = subprocess.Popen(
             [*GHAPPLETS, "send", "push", "--count", "40", "--url", server.url],
@@ -151,10 +157,7 @@ def test_a_backup_taken_while_ingesting_restores_into_a_fresh_target(
     assert reveal(root, tenv, "--data-dir", target) == API_TOKEN
 
     with serving(root, "--data-dir", target, env=tenv) as server:
-        again = ghapplets("send", "issues.opened", "--delivery-id", known, "--url", server.url,
-                          cwd=root, env=tenv)  # fmt: skip
-        assert again.code == 0, again
-        assert '"duplicate":true' in again.out.replace(" ", ""), again
+        assert '"duplicate":true' in send_known(root, tenv, server.url, known)
 
         def finished() -> bool:
             now = records("jobs", root, tenv, "--data-dir", target)
