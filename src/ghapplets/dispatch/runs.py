@@ -578,7 +578,10 @@ class RunTimers:
             spec = blueprint.definition["schedule"]
             label = f"{blueprint.namespace}/{blueprint.name}"
             if "after" in spec:
-                if not await self.store.list_runs(name=blueprint.name, limit=1):
+                ran = await self.store.list_runs(
+                    name=blueprint.name, namespace=blueprint.namespace, limit=1
+                )
+                if not ran:
                     await self.driver.start(
                         blueprint, {}, trigger="schedule", run_id=f"schedule:{label}:first"
                     )
