@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,16 +47,31 @@ def usual_umask() -> Iterator[None]:
         os.umask(old)
 
 
+@pytest.fixture
+def local_time_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time 5:30 ahead of UTC (a POSIX TZ rule: no time zone data needed)."""
+    monkeypatch.setenv("TZ", "IST-05:30")
+    time.tzset()
+    assert time.localtime().tm_gmtoff == 5 * 3600 + 1800
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 def backup_into(project: Path, folder: Path, *args: object) -> Result:
     return cli("backup", "--dir", folder, *args, "-p", project)
 
 
 def fill(folder: Path) -> None:
-    """Old archives (with content that is not a backup: pruning reads only names), unrelated
-    files, and a folder and a symbolic link that carry an archive's name."""
+    """Old archives (with content that is not a backup: pruning reads only names, and their
+    times of change run against their names: the names decide), unrelated files, and a folder
+    and a symbolic link that carry an archive's name."""
     folder.mkdir(mode=0o700)
     for name in OLD + UNRELATED:
         (folder / name).write_bytes(b"old")
+    for age, name in enumerate(OLD):
+        stamp = time.time() - 3600 * (age + 1)  # the oldest name was changed last
+        os.utime(folder / name, (stamp, stamp))
     (folder / "ghapplets-20241231T020000Z.tgz").mkdir()
     (folder / "ghapplets-20241230T020000Z.tgz").symlink_to(folder / "notes.txt")
 
@@ -65,7 +81,7 @@ def names(folder: Path) -> set[str]:
 
 
 def test_the_archive_is_named_by_the_utc_time_in_a_private_folder(
-    project: Path, tmp_path: Path, usual_umask: None
+    project: Path, tmp_path: Path, usual_umask: None, local_time_not_utc: None
 ) -> None:
     folder = tmp_path / "backups" / "daily"  # neither exists yet
     before = datetime.now(UTC).replace(microsecond=0)

@@ -155,7 +155,8 @@ def backup(
         f"backed up to {literal(shown)}: schema {manifest.schema}, rows per table:", soft_wrap=True
     )
     _counts(manifest.counts, report)
-    if directory is not None and keep is not None and path is not None:
+    if keep is not None:  # with --dir (_check_usage)
+        assert path is not None
         _prune(path, keep)
 
 
