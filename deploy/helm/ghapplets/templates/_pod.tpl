@@ -50,7 +50,7 @@ securityContext:
 {{/*
 A container's env and envFrom: the project and data folders, secrets.env, the role's extraEnv,
 and secrets.existingSecret (or the chart's Secret) as variables.
-dict "ctx" $ "role" values ["metricsAddress" "host:port"]
+dict "ctx" $ "role" values ["metricsAddress" "host:port"] ["extra" (list of variables)]
 */}}
 {{- define "ghapplets.env" -}}
 {{- $ := .ctx -}}
@@ -72,6 +72,9 @@ env:
         {{- if $ref.optional }}
         optional: true
         {{- end }}
+  {{- end }}
+  {{- with .extra }}
+  {{- toYaml . | nindent 2 }}
   {{- end }}
   {{- with .role.extraEnv }}
   {{- toYaml . | nindent 2 }}
