@@ -1109,6 +1109,20 @@ def test_notes_tell_how_to_send_a_first_webhook(files: tuple[Path, ...], service
         assert "get secret ghapplets " in notes
 
 
+@pytest.mark.parametrize("files", [(), (HA,)], ids=["embedded", "ha"])
+def test_notes_tell_how_to_take_a_backup_now(files: tuple[Path, ...]) -> None:
+    assert "Backups:" not in _notes(*files)
+    sets = ("backup.enabled=true", "backup.keep=4")
+    notes = _notes(*files, sets=sets)
+    cron, spec = backup_parts(render(*files, sets=sets))
+    name = cron["metadata"]["name"]
+    assert f"create job --from=cronjob/{name} " in notes
+    assert f"`ghapplets {' '.join(main_container(cron)['args'])}`" in notes
+    claim = volume(spec, "backups")["persistentVolumeClaim"]["claimName"]
+    assert f"PersistentVolumeClaim {claim}." in notes
+    assert f'-n {NAMESPACE} wait --for=condition=complete "job/$job"' in notes
+
+
 # -- the roles' command lines are the CLI's ------------------------------------------------
 
 
