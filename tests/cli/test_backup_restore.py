@@ -1,12 +1,14 @@
 """Backup and restore end to end, with real servers: a backup taken while ``serve`` ingests
 webhooks restores into a fresh target (a new data folder, or a new PostgreSQL database and
-NATS server) with every delivery, job and secret; the unfinished jobs run to the end there; a
+NATS server) with every delivery, job and secret, even when the first restore is killed
+half-way (a second one with --force completes it); the unfinished jobs run to the end there; a
 delivery id seen before the backup is still a duplicate; and an embedded backup restores into
 PostgreSQL and back."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -146,7 +148,14 @@ def test_a_backup_taken_while_ingesting_restores_into_a_fresh_target(
 
     target = tmp_path / "target-data"
     tenv = clean_env(GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET, **target_env)
-    restored = ghapplets("restore", archive, "--data-dir", target, cwd=root, env=tenv)
+    # killed once the rows are in and before the queue is rebuilt: a second restore, with
+    # --force (the target holds the rows now), completes it
+    crashed = ghapplets("restore", archive, "--data-dir", target, cwd=root,
+                        env={**tenv, "GHAPPLETS_CRASH_AT": "restore.loaded"})  # fmt: skip
+    assert crashed.code == -signal.SIGKILL, crashed
+    again = ghapplets("restore", archive, "--data-dir", target, cwd=root, env=tenv)
+    assert again.code == 1 and "--force" in again.err, again
+    restored = ghapplets("restore", archive, "--force", "--data-dir", target, cwd=root, env=tenv)
     assert restored.code == 0, restored
     assert f"{sum(s in UNFINISHED for s in saved_jobs.values())} unfinished job(s)" in restored.out
 

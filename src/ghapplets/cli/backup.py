@@ -53,6 +53,7 @@ from ghapplets.cli.project import (
     run,
 )
 from ghapplets.config.models import ProjectConfig
+from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.datadir import hold, private_dir
 from ghapplets.exceptions import (
     BackupError,
@@ -346,6 +347,7 @@ async def _restore(
             embedded_broker=config.broker.backend == "sqlite",
             progress=progress,
         )
+    reached(CrashPoint.RESTORE_LOADED)
     async with open_backends(config, folder, create_key=False) as b:
         if force and config.broker.backend == "nats":
             # the old store's queue: jobs and events the restored store knows nothing of
