@@ -394,7 +394,7 @@ class RunDriver:
         try:
             run = await self.store.get_run(run_id)
         except NotFound:
-            log.warning("a message for an unknown run is dropped", run_id=run_id)
+            log.warning("a message for an unknown run is dropped")  # run_id: bound by the worker
             await self.consumer.ack(message)
             return
         if run.status.final or run.status == RunStatus.SUSPENDED:
