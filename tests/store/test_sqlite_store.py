@@ -134,5 +134,5 @@ async def test_run_store_queries_are_index_searches(store: SqliteHistoryStore) -
     for query in (sql.steps_query("r"), sql.inbox_query("r", "k", 0)):
         shown = query_plan(store, query)
         assert "SEARCH" in shown and "TEMP B-TREE" not in shown, shown
-    for query in (sql.runs_query(None, None, 50), sql.outbox_query(100)):
+    for query in (sql.runs_query(None, None, None, 50), sql.outbox_query(100)):
         assert "TEMP B-TREE" not in query_plan(store, query)  # newest or oldest by an index
