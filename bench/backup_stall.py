@@ -1,7 +1,7 @@
 """Measure the longest acknowledgement stall while ``ghapplets backup`` runs beside ``serve``.
 
     python bench/backup_stall.py                   # 100,000 deliveries in the store, 100 req/s
-    python bench/backup_stall.py --events 10000    # a quick run
+    python bench/backup_stall.py --events 10000 --backups 1    # a quick run
     python bench/backup_stall.py --rate 200 --body-bytes 4096
 
 1. **Fill.** A fresh data folder of the embedded mode is filled through the store's own API
@@ -18,16 +18,21 @@
    webhooks at ``--rate`` per second with new delivery ids, each due at its slot: a request's
    latency counts from its due time to its answer, so a stalled server is charged for the
    requests that queued up behind it.
-3. **Back up.** After ``--warmup`` seconds, ``ghapplets backup FILE`` runs to its end while the
-   sender goes on; then ``--settle`` seconds more; then a window without a backup as long as the
-   backup took (at least ``--baseline`` seconds).
+3. **Back up.** After ``--warmup`` seconds, ``--backups`` times: ``ghapplets backup FILE``
+   runs to its end while the sender goes on, then ``--settle`` seconds, then a window without
+   a backup as long as the backup took (at least ``--baseline`` seconds). Meanwhile the frames
+   of the write-ahead log in use are read from the ``-shm`` wal-index twice a second: the
+   checkpointer's ``RESTART`` at ``WAL_RESTART_PAGES`` waits for the backup's reader, and
+   holds the write lock while it waits (see docs/benchmark.md).
 4. **Restore.** With the server stopped, the archive is restored into a new folder, timed
    (the restore time is the embedded mode's RTO), and ``serve`` is started on it until
    ``/readyz`` answers.
 
-Printed and written to ``bench/.work/backup-stall.json``: the longest acknowledgement (and p50,
-p99, p99.9) during the backup, just after it and without it, their ratio, non-2xx answers, the
-backup's duration and size, and the restore's. Standard library plus httpx and Ghapplets.
+Printed and written to ``bench/.work/backup-stall.json``: for each backup, the longest
+acknowledgement (and p50, p99, p99.9) during it, just after it and without it, non-2xx
+answers, its duration and size, when its slowest answers were due and the log's frames; the
+longest during the backups against the longest without; and the restore's time. Standard
+library plus httpx and Ghapplets.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import random
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -66,7 +72,7 @@ from run import (
 )
 
 from ghapplets.broker.base import EVENTS, JOBS
-from ghapplets.store.database import Database
+from ghapplets.store.database import WAL_RESTART_PAGES, Database
 from ghapplets.store.records import (
     AttemptOutcome,
     AttemptRecord,
@@ -328,6 +334,32 @@ class Sender:
         await asyncio.wait(workers, timeout=120)
 
 
+class WalWatch:
+    """The frames of the write-ahead log in use, twice a second, read from the wal-index header
+    in ``-shm`` (``mxFrame``, at byte 16): a reader that holds one snapshot (the backup) keeps
+    the checkpoints from copying past it, so the log grows, and once it reaches
+    ``WAL_RESTART_PAGES`` the checkpointer's ``RESTART`` waits for that reader."""
+
+    def __init__(self, shm: Path) -> None:
+        self.shm = shm
+        self.frames: list[tuple[float, int]] = []
+
+    def read(self) -> int:
+        try:
+            with self.shm.open("rb") as f:
+                return int(struct.unpack_from("=I", f.read(20), 16)[0])
+        except (OSError, struct.error):
+            return 0
+
+    async def run(self) -> None:
+        while True:
+            self.frames.append((time.monotonic(), await asyncio.to_thread(self.read)))
+            await asyncio.sleep(0.5)
+
+    def largest(self, lo: float, hi: float) -> int:
+        return max((n for t, n in self.frames if lo <= t < hi), default=0)
+
+
 def window(samples: list[Sample], lo: float, hi: float) -> dict[str, Any]:
     """The requests due in [lo, hi): how many, their latencies, the non-2xx ones."""
     inside = [s for s in samples if lo <= s.due < hi]
@@ -399,6 +431,29 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+async def backup_once(
+    cli: Path, env: dict[str, str], project: Path, data: Path, archive: Path
+) -> tuple[float, float, int]:
+    """Run ``ghapplets backup``; (start, end) in monotonic time and the archive's size."""
+    b0 = time.monotonic()
+    done = await asyncio.create_subprocess_exec(
+        str(cli),
+        "backup",
+        str(archive),
+        "--data-dir",
+        str(data),
+        cwd=project,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await done.communicate()
+    b1 = time.monotonic()
+    if done.returncode != 0:
+        raise BenchError(f"backup failed ({done.returncode}): {err.decode()}{out.decode()}")
+    return b0, b1, await asyncio.to_thread(lambda: archive.stat().st_size)
+
+
 async def measure(
     args: argparse.Namespace,
     cli: Path,
@@ -412,54 +467,64 @@ async def measure(
     port = free_port()
     log = HERE / "serve.log"
     proc = start_serve(cli, project, data, port, env, log)
+    phases: list[tuple[float, float, float, float, int]] = []
     try:
         await asyncio.to_thread(wait_ready, proc, port, 120, log)
         sender = Sender(port, body, sig, args.rate, args.connections)
         sending = asyncio.create_task(sender.run())
-        say(f"sending {args.rate:g} webhooks/s; backup in {args.warmup:g} s")
+        wal = WalWatch(data / "ghapplets.db-shm")
+        watching = asyncio.create_task(wal.run())
+        say(f"sending {args.rate:g} webhooks/s; {args.backups} backup(s), the first in "
+            f"{args.warmup:g} s")  # fmt: skip
         await asyncio.sleep(args.warmup)
-        b0 = time.monotonic()
-        done = await asyncio.create_subprocess_exec(
-            str(cli),
-            "backup",
-            str(archive),
-            "--data-dir",
-            str(data),
-            cwd=project,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await done.communicate()
-        b1 = time.monotonic()
-        if done.returncode != 0:
-            raise BenchError(f"backup failed ({done.returncode}): {err.decode()}{out.decode()}")
-        took = b1 - b0
-        size = await asyncio.to_thread(lambda: archive.stat().st_size)
-        say(f"backup took {took:.1f} s ({size / 1e6:.0f} MB); settling")
-        await asyncio.sleep(args.settle)
-        s1 = time.monotonic()
-        quiet = max(took, args.baseline)
-        say(f"a window without backup: {quiet:.0f} s")
-        await asyncio.sleep(quiet)
-        q1 = time.monotonic()
+        for n in range(args.backups):
+            b0, b1, size = await backup_once(cli, env, project, data, archive)
+            quiet = max(b1 - b0, args.baseline)
+            say(f"backup {n + 1}: {b1 - b0:.1f} s, {size / 1e6:.0f} MB; {quiet:.0f} s without")
+            await asyncio.sleep(args.settle)
+            s1 = time.monotonic()
+            await asyncio.sleep(quiet)
+            phases.append((b0, b1, s1, time.monotonic(), size))
         sender.stop.set()
         await sending
+        watching.cancel()
     finally:
         stop(proc)
     samples = sender.samples
-    during, after = window(samples, b0, b1), window(samples, b1, s1)
-    without = window(samples, s1, q1)
-    ratio = during.get("max_ms", 0) / max(0.1, without.get("max_ms", 0.1))
+    runs = []
+    for b0, b1, s1, q1, size in phases:
+        during, without = window(samples, b0, b1), window(samples, s1, q1)
+        # when the slowest answers were due, from the backup's start: which part of it stalls
+        slowest = sorted((s for s in samples if b0 <= s.due < s1), key=lambda s: -s.latency)[:5]
+        runs.append(
+            {
+                "seconds": round(b1 - b0, 1),
+                "archive_bytes": size,
+                "during_backup": during,
+                "just_after": window(samples, b1, s1),
+                "without_backup": without,
+                "longest_stall_ratio": round(
+                    during.get("max_ms", 0) / max(0.1, without.get("max_ms", 0.1)), 2
+                ),
+                "slowest": [
+                    {"due_after_start_s": round(s.due - b0, 2), "ms": round(s.latency * 1000, 1)}
+                    for s in sorted(slowest, key=lambda s: s.due)
+                ],
+                "wal_frames": {
+                    "at_start": wal.largest(b0 - 0.6, b0),
+                    "most_during": wal.largest(b0, b1),
+                    "restart_at": WAL_RESTART_PAGES,
+                },
+            }
+        )
+    worst = max(r["during_backup"].get("max_ms", 0) for r in runs)
+    calm = max(r["without_backup"].get("max_ms", 0) for r in runs)
     return {
-        "backup": {"seconds": round(took, 1), "archive_bytes": size},
-        "acks": {
-            "during_backup": during,
-            "just_after": after,
-            "without_backup": without,
-            "warmup": window(samples, sender.started, b0),
-        },
-        "longest_stall_ratio": round(ratio, 2),
+        "backups": runs,
+        "warmup": window(samples, sender.started, phases[0][0]),
+        "longest_ack_during_backups_ms": worst,
+        "longest_ack_without_ms": calm,
+        "longest_stall_ratio": round(worst / max(0.1, calm), 2),
     }
 
 
@@ -503,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         "--connections", type=int, default=32, help="keep-alive connections of the sender"
     )
     ap.add_argument("--body-bytes", type=int, default=payload.TARGET_BYTES)
+    ap.add_argument("--backups", type=int, default=3, help="backups, one after the other")
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds before the backup")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds just after the backup")
     ap.add_argument(
@@ -538,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rate": args.rate,
                 "body_bytes": len(body),
                 "warmup_s": args.warmup,
+                "backups": args.backups,
                 "settle_s": args.settle,
             },
             "load_before": os.getloadavg()[0],
@@ -559,28 +626,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(res: dict[str, Any]) -> str:
-    m, s, a = res["machine"], res["settings"], res["acks"]
+    m, s = res["machine"], res["settings"]
     rows = [("", "requests", "non-2xx", "p50 ms", "p99 ms", "p99.9 ms", "max ms")]
-    for label, key in (
-        ("during the backup", "during_backup"),
-        ("just after (settle)", "just_after"),
-        ("without a backup", "without_backup"),
-    ):
-        w = a[key]
-        rows.append(
-            (
-                f"{label} ({w['seconds']} s)",
-                str(w.get("requests", 0)),
-                str(w.get("non_2xx", "-")),
-                str(w.get("p50_ms", "-")),
-                str(w.get("p99_ms", "-")),
-                str(w.get("p999_ms", "-")),
-                str(w.get("max_ms", "-")),
+    for n, b in enumerate(res["backups"], 1):
+        for label, key in (
+            (f"backup {n}: during ({b['seconds']} s)", "during_backup"),
+            ("  just after", "just_after"),
+            ("  without a backup", "without_backup"),
+        ):
+            w = b[key]
+            rows.append(
+                (
+                    f"{label}",
+                    str(w.get("requests", 0)),
+                    str(w.get("non_2xx", "-")),
+                    str(w.get("p50_ms", "-")),
+                    str(w.get("p99_ms", "-")),
+                    str(w.get("p999_ms", "-")),
+                    str(w.get("max_ms", "-")),
+                )
             )
-        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
-    r, b = res["restore"], res["backup"]
+    r = res["restore"]
+    notes = []
+    for n, b in enumerate(res["backups"], 1):
+        f = b["wal_frames"]
+        slow = ", ".join(f"+{x['due_after_start_s']} s: {x['ms']} ms" for x in b["slowest"])
+        notes.append(
+            f"backup {n}: WAL frames in use {f['at_start']} at its start, at most "
+            f"{f['most_during']} during it (RESTART at {f['restart_at']}); slowest answers "
+            f"(due after its start): {slow}"
+        )
     return "\n".join(
         [
             "",
@@ -592,11 +669,13 @@ def render(res: dict[str, Any]) -> str:
             f"{res['fill']['seconds']} s ({res['fill']['data_bytes'] / 1e6:.0f} MB on disk)",
             f"load      {s['rate']:g} signed webhooks/s, open loop (latency from each request's "
             "due time to its answer)",
-            f"backup    {b['seconds']} s, archive {b['archive_bytes'] / 1e6:.0f} MB",
+            f"archive   {res['backups'][0]['archive_bytes'] / 1e6:.0f} MB",
             "",
             table,
             "",
-            f"longest ack during the backup / without: {res['longest_stall_ratio']}x",
+            *notes,
+            f"longest ack during the backups / without: {res['longest_ack_during_backups_ms']} / "
+            f"{res['longest_ack_without_ms']} ms = {res['longest_stall_ratio']}x",
             f"restore   {r['seconds']} s into a new folder ({r['data_bytes'] / 1e6:.0f} MB), then "
             f"serve ready in {r['serve_ready_after_s']} s",
             f"results: {res.get('results_file', WORK / 'backup-stall.json')}",
