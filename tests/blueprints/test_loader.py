@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from ghapplets.blueprints.checks import Catalog
-from ghapplets.blueprints.loader import blueprint_paths, load_blueprint, load_blueprints
+from ghapplets.blueprints.loader import (
+    blueprint_paths,
+    load_blueprint,
+    load_blueprints,
+    pick_version,
+)
 from ghapplets.exceptions import BlueprintInvalid
 
 
@@ -116,3 +121,27 @@ def test_a_subflow_may_be_one_of_the_blueprints_loaded(tmp_path: Path) -> None:
     assert len(load_blueprints([tmp_path])) == 1  # the platform does not say: not checked
     known = Catalog(blueprints=frozenset({("test", "child", "1.0.0")}))
     assert len(load_blueprints([tmp_path], known)) == 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Named:
+    namespace: str
+    name: str
+    version: str
+
+
+def test_latest_is_the_highest_version_by_semantic_precedence() -> None:
+    found = [Named("test", "child", v) for v in ("0.9.0", "0.10.0", "0.10.1-rc.1", "0.2.11")] + [
+        Named("test", "other", "9.0.0"),
+        Named("else", "child", "9.0.0"),
+    ]
+    assert pick_version(found, "test", "child", "latest").version == "0.10.1-rc.1"
+    released = [f for f in found if f.version != "0.10.1-rc.1"]
+    assert pick_version(released, "test", "child", "latest").version == "0.10.0"
+    assert pick_version(found, "test", "child", "0.9.0") == Named("test", "child", "0.9.0")
+    with_release = [*found, Named("test", "child", "0.10.1")]
+    assert pick_version(with_release, "test", "child", "latest").version == "0.10.1"
+    with pytest.raises(LookupError, match=r"^test/child@1.0.0$"):
+        pick_version(found, "test", "child", "1.0.0")
+    with pytest.raises(LookupError, match=r"^test/none@latest$"):
+        pick_version(found, "test", "none", "latest")

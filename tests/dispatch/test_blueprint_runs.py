@@ -235,6 +235,26 @@ async def test_after_starts_the_next_run_that_long_after_the_last(
         assert (await store.get_run(waiting.id)).status == RunStatus.COMPLETED
 
 
+async def test_after_starts_a_first_run_whatever_blueprints_of_other_names_ran(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    """A blueprint's first run is started while none of that blueprint (namespace and name)
+    ran: runs of others, even of one with the same name in another namespace, do not count."""
+    project.blueprint("again", scheduled("again", "after: PT10M"))
+    project.blueprint("other", scheduled("other", "every: PT1H"))
+    other_again = scheduled("again", "every: PT1H").replace("namespace: test", "namespace: ops")
+    project.blueprint("ops-again", other_again)
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, timers = gw.platform.backends.store, await timers_of(gw)
+        known = {(b.namespace, b.name): b for b in timers.driver.blueprints.scheduled}
+        for namespace, name in (("ops", "again"), ("test", "other")):
+            run_id = f"r-{namespace}-{name}"
+            await timers.driver.start(known[namespace, name], {}, trigger="cli", run_id=run_id)
+        await timers.schedule(time.time())
+        started = {r.id for r in await store.list_runs(limit=10)}
+    assert "schedule:test/again:first" in started
+
+
 EXPIRES = """
 document: {dsl: '1.0.0', namespace: test, name: expires, version: '0.1.0'}
 schedule:
@@ -426,25 +446,32 @@ async def test_a_short_wait_is_slept_through_and_a_long_one_suspends_the_run(
     """A wait of up to 2 s is slept in the worker (the run holds on); a longer one leaves the
     run waiting in the store with its wake-up time, and the timers take it up then."""
     project.blueprint("pauses", PAUSES)
-    async with running_gateway(project.build(), tmp_path / "data") as gw:
-        store = gw.platform.backends.store
-        timers = await timers_of(gw)
-        sent = time.time()
-        await gw.send("github", "issues.opened")
-        run = await wait_for_run(store, name="pauses", status=RunStatus.WAITING)
-        waited = time.time()
-        steps = {s["name"]: s for s in await store.steps(run.id)}
-        assert steps["breath"]["status"] == "completed"
-        assert steps["first"]["started_at"] - steps["breath"]["started_at"] >= 0.6
-        assert run.wake_at is not None
-        assert sent + 3600 <= run.wake_at <= waited + 3600
-        assert await timers.tick(run.wake_at - 1) == 0  # not before its time
-        assert await timers.tick(run.wake_at) == 1  # then taken up: it is the worker's clock
-        # that says the hour is not over yet, so it waits again, for the same time
+    with capture_logs() as logs:
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            store = gw.platform.backends.store
+            timers = await timers_of(gw)
+            sent = time.time()
+            await gw.send("github", "issues.opened")
+            run = await wait_for_run(store, name="pauses", status=RunStatus.WAITING)
+            waited = time.time()
+            steps = {s["name"]: s for s in await store.steps(run.id)}
+            assert steps["breath"]["status"] == "completed"
+            assert steps["first"]["started_at"] - steps["breath"]["started_at"] >= 0.6
+            assert run.wake_at is not None
+            assert sent + 3600 <= run.wake_at <= waited + 3600
+            assert await timers.tick(run.wake_at - 1) == 0  # not before its time
+            assert await timers.tick(run.wake_at) == 1  # then taken up: it is the worker's clock
+            # that says the hour is not over yet, so it waits again, for the same time
 
-        async def waits_again() -> RunRecord | None:
-            again = await store.get_run(run.id)
-            return again if again.resumes == run.resumes + 1 and again.status == "waiting" else None
+            async def waits_again() -> RunRecord | None:
+                again = await store.get_run(run.id)
+                return (
+                    again
+                    if again.resumes == run.resumes + 1 and again.status == "waiting"
+                    else None
+                )
 
-        again = await until(waits_again, "the run waiting again")
+            again = await until(waits_again, "the run waiting again")
     assert again.wake_at == run.wake_at and again.output is None
+    # slept through in one go: no failure put the run back to find the wait over later
+    assert [e for e in logs if e["log_level"] in ("error", "warning")] == []

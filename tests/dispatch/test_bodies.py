@@ -81,3 +81,55 @@ async def test_prefetched_bodies_are_served_from_memory(store: SqliteHistoryStor
     store.get_delivery = None  # type: ignore[assignment]  # any read of one body would fail
     assert await cache.get("github", "d-0") == b"stored-0"
     assert await cache.get("github", "d-1") == b"stored-1"
+
+
+async def test_a_body_of_a_quarter_of_the_budget_is_cached(store: SqliteHistoryStore) -> None:
+    """The limit is a quarter of the budget, that quarter included."""
+    cache = BodyCache(store, budget=100)
+    cache.put("github", "quarter", b"q" * 25)
+    cache.put("github", "more", b"m" * 26)
+    assert len(cache) == 1 and cache.size == 25
+    store.get_delivery = None  # type: ignore[assignment]  # any read would fail
+    assert await cache.get("github", "quarter") == b"q" * 25
+
+
+async def test_bodies_that_fill_the_budget_exactly_are_all_kept(
+    store: SqliteHistoryStore,
+) -> None:
+    cache = BodyCache(store, budget=100)
+    for i in range(4):
+        cache.put("github", f"d-{i}", bytes([65 + i]) * 25)
+    assert len(cache) == 4 and cache.size == 100
+    cache.put("github", "d-4", b"E")  # one byte over: the least recently used goes
+    assert len(cache) == 4 and cache.size == 76
+    store.get_delivery = None  # type: ignore[assignment]
+    assert await cache.get("github", "d-1") == b"B" * 25
+
+
+async def test_putting_a_body_again_replaces_it_and_makes_it_the_most_recent(
+    store: SqliteHistoryStore,
+) -> None:
+    cache = BodyCache(store, budget=100)
+    cache.put("github", "d-0", b"a" * 20)
+    cache.put("github", "d-1", b"b" * 20)
+    cache.put("github", "d-0", b"A" * 10)  # the same delivery again: counted once, newest
+    assert len(cache) == 2 and cache.size == 30
+    cache.put("github", "d-2", b"c" * 25)
+    cache.put("github", "d-3", b"d" * 25)
+    cache.put("github", "d-4", b"e" * 25)  # 105 bytes: d-1, now the oldest, goes
+    assert cache.size == 85
+    store.get_delivery = None  # type: ignore[assignment]
+    assert await cache.get("github", "d-0") == b"A" * 10
+    with pytest.raises(TypeError):  # not in memory: the (disabled) store is asked
+        await cache.get("github", "d-1")
+
+
+async def test_the_same_delivery_id_of_two_sources_is_two_bodies(
+    store: SqliteHistoryStore,
+) -> None:
+    cache = BodyCache(store, budget=100)
+    cache.put("github", "d-0", b"from github")
+    cache.put("gitlab", "d-0", b"from gitlab")
+    store.get_delivery = None  # type: ignore[assignment]
+    assert await cache.get("github", "d-0") == b"from github"
+    assert await cache.get("gitlab", "d-0") == b"from gitlab"

@@ -1,19 +1,23 @@
 """The pure parts of the runs in the worker: listener rows, which events go to a listener,
-schedule slots, and the messages that move runs and carry emitted events."""
+schedule slots, the messages that move runs and carry emitted events, and which blueprint a
+subflow reference means."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
 
 from ghapplets.blueprints.host import Listener
+from ghapplets.blueprints.loader import load_blueprints
 from ghapplets.broker.base import EVENTS, JOBS, Message
 from ghapplets.dispatch import messages as m
 from ghapplets.dispatch.runs import (
     _TYPE_CHARS,
+    Blueprints,
     candidate,
     emitted_message,
     event_documents,
@@ -140,3 +144,17 @@ def test_the_events_of_a_batch_leave_the_unreadable_out() -> None:
         [message({"ce-id": "x"}), message(good.headers, good.data), message({m.H_SOURCE: "s"})]
     )
     assert [(source, e.id, e.type) for source, e in found] == [("github", "e-1", "com.example.x")]
+
+
+def test_the_worker_runs_the_subflow_version_a_reference_names(tmp_path: Path) -> None:
+    """What the worker's runs call as a subflow: the exact version, or the highest."""
+    for version in ("0.9.0", "0.10.0"):
+        (tmp_path / f"child-{version}.yaml").write_text(
+            "document: {dsl: '1.0.0', namespace: test, name: child, "
+            f"version: '{version}'}}\ndo:\n  - v: {{set: {{x: 1}}}}\n"
+        )
+    programs = Blueprints(load_blueprints([tmp_path]))
+    assert programs.find("test", "child", "latest").version == "0.10.0"
+    assert programs.find("test", "child", "0.9.0").version == "0.9.0"
+    with pytest.raises(LookupError, match=r"^test/child@2.0.0$"):
+        programs.find("test", "child", "2.0.0")

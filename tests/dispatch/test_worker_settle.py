@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from ghapplets.broker.base import Message
@@ -477,3 +478,37 @@ async def test_an_attempt_keeps_the_last_fifty_lines_of_its_applets_log(
         [attempt] = await engine.store.list_attempts("github:d-1:chatty")
     assert len(attempt.logs) == 50
     assert "line 10" in attempt.logs[0] and "line 59" in attempt.logs[-1]
+
+
+async def test_a_job_whose_delivery_is_not_in_the_store_is_dropped_not_put_back(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    """A job message left in the queue when the store was replaced (``restore --force``)
+    names an event the store does not hold: nothing can run it, so it is terminated and
+    logged, rather than put back again and again."""
+    log = tmp_path / "runs.log"
+    runs_logged(project, "flaky", log)
+    engine = Engine(project.build(), tmp_path / "g.db", LeaseClock())
+    event = CloudEvent(id="d-1", source="https://github.com/o/r", type=EVENT_TYPE)
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        async with running(engine):
+            await engine.broker.publish(
+                m.job_message(event.binary_headers(), "github", "d-1", "flaky")
+            )
+
+            async def settled() -> bool:
+                assert engine.worker is not None
+                return await engine.broker.depth(m.JOBS) == 0 and engine.worker.inflight == 0
+
+            await until(settled, "the orphan job message settled")
+            assert await engine.job(JOB) is None  # no record made up for it
+    assert runs(log) == []
+    assert [e for e in logs if e["log_level"] == "error"] == [
+        {
+            "event": "job dropped: its delivery is not in the store",
+            "log_level": "error",
+            "delivery_id": "d-1",
+            "applet": "flaky",
+            "job_id": JOB,
+        }
+    ]

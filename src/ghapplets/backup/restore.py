@@ -17,7 +17,6 @@ dispatched are published again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,8 @@ class Loaded:
     runs: list[str] = field(default_factory=list)
     events: list[OutboundMessage] = field(default_factory=list)
     dedup: int = 0
+    accepted: list[tuple[str, float]] = field(default_factory=list)  # deliveries' broker ids
+    purged: int = 0  # messages of the old queue deleted (``force`` on NATS)
 
 
 def load(
@@ -79,7 +80,6 @@ def load(
     loaded = Loaded()
     with conn.begin():
         _clear_or_refuse(conn, existing, force=force, embedded_broker=embedded_broker)
-        keys: list[tuple[str, float]] = []
         for table in tables():
             name = member_of(table)
             if name not in archive.manifest.members:
@@ -92,7 +92,7 @@ def load(
                 unknown = set(row) - set(table.columns.keys())
                 if unknown:
                     raise BackupInvalid(f"{name} has columns this schema lacks: {sorted(unknown)}")
-                _note(loaded, table.name, row, keys)
+                _note(loaded, table.name, row)
                 batch.append(row)
                 if len(batch) >= PAGE:
                     conn.execute(insert(table), batch)
@@ -106,7 +106,7 @@ def load(
             loaded.counts[str(table.name)] = done
         loaded.events = [_event(row) for row in archive.rows(EVENTS_MEMBER)]
         if embedded_broker:
-            loaded.dedup = _seed_dedup(conn, archive, keys, {e.msg_id for e in loaded.events})
+            loaded.dedup = _seed_dedup(conn, archive, loaded)
         _reset_sequences(conn)
     upgrade(conn)
     conn.commit()
@@ -137,14 +137,14 @@ def _clear_or_refuse(
         conn.execute(delete(broker_messages))  # the old queue: its work is not restored
 
 
-def _note(loaded: Loaded, table: str, row: dict[str, Any], keys: list[tuple[str, float]]) -> None:
+def _note(loaded: Loaded, table: str, row: dict[str, Any]) -> None:
     """Remember what the rows of ``table`` leave to do after the load."""
     if table == "jobs" and row.get("status") in UNFINISHED_JOBS:
         loaded.jobs.append(row["id"])
     elif table == "blueprint_runs" and row.get("status") in MOVING_RUNS:
         loaded.runs.append(row["id"])
     elif table == deliveries.name:
-        keys.append((f"{row['source']}:{row['id']}", float(row["received_at"])))
+        loaded.accepted.append((f"{row['source']}:{row['id']}", float(row["received_at"])))
 
 
 def _event(row: dict[str, Any]) -> OutboundMessage:
@@ -152,18 +152,14 @@ def _event(row: dict[str, Any]) -> OutboundMessage:
     return OutboundMessage(EVENTS, row["msg_id"], headers, row.get("data") or b"")
 
 
-def _seed_dedup(
-    conn: Connection,
-    archive: Archive,
-    delivery_keys: Iterable[tuple[str, float]],
-    pending: set[str],
-) -> int:
+def _seed_dedup(conn: Connection, archive: Archive, loaded: Loaded) -> int:
     """Write the ids of the events accepted before the backup into the embedded broker as
     settled messages: the broker's duplicate check finds them (retention prunes them with the
     other settled messages). An event still to dispatch is left out: it is published again."""
+    pending = {e.msg_id for e in loaded.events}
     seen = [(row["msg_id"], float(row["created_at"])) for row in archive.rows(DEDUP_MEMBER)]
     ids: dict[str, float] = {}
-    for msg_id, at in (*seen, *delivery_keys):
+    for msg_id, at in (*seen, *loaded.accepted):
         if msg_id not in pending:
             ids.setdefault(msg_id, at)
     rows = [
@@ -222,6 +218,22 @@ def load_sqlite(
     finally:
         db.engine.dispose()
         db.write_lock.close()
+
+
+def seed_broker_file(path: Path, archive: Archive, loaded: Loaded, *, force: bool) -> None:
+    """The embedded broker beside a PostgreSQL store (``storage: postgresql`` with ``broker:
+    sqlite``): after :func:`load_postgres`, write the accepted ids into the data folder's
+    database as :func:`load` does for a store in that file (and, with ``force``, delete the
+    old queue there first)."""
+    db = Database(path)
+    db.open()  # created owner-only and migrated, like a server's
+    try:
+        with db.write_lock.held(), db.engine.connect() as conn, conn.begin():
+            if force:
+                conn.execute(delete(broker_messages))
+            loaded.dedup = _seed_dedup(conn, archive, loaded)
+    finally:
+        db.close()
 
 
 async def load_postgres(

@@ -18,9 +18,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
+from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -56,6 +57,37 @@ class Blueprint:
 
     def __hash__(self) -> int:  # the definition is a dict: hash what names this exact one
         return hash((self.key, self.digest))
+
+
+class Versioned(Protocol):
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+
+
+V = TypeVar("V", bound=Versioned)
+
+
+def pick_version(found: Sequence[V], namespace: str, name: str, version: str) -> V:
+    """The blueprint of ``found`` that a reference ``namespace/name@version`` means: that exact
+    version, or for ``latest`` the highest by semantic version precedence (1.10.0 after 1.9.0,
+    a pre-release before its release). LookupError when there is none."""
+    named = [b for b in found if (b.namespace, b.name) == (namespace, name)]
+    if version != "latest":
+        named = [b for b in named if b.version == version]
+    if not named:
+        raise LookupError(f"{namespace}/{name}@{version}")
+    return max(named, key=lambda b: _precedence(b.version))
+
+
+def _precedence(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:  # not PEP 440 either: after none of those, by text among its kind
+        return (0, version)
 
 
 def digest(definition: Any) -> str:

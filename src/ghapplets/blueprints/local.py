@@ -33,6 +33,7 @@ from ghapplets.blueprints.host import (
     VirtualClock,
 )
 from ghapplets.blueprints.listening import attributes_match
+from ghapplets.blueprints.loader import pick_version
 from ghapplets.blueprints.program import Program
 from ghapplets.blueprints.records import RunStatus, StepRecord, TaskStatus
 from ghapplets.blueprints.spawn import spawn
@@ -186,12 +187,7 @@ class LocalHost:
         self.inbox.remove_listener(key)
 
     def subflow(self, namespace: str, name: str, version: str) -> Program:
-        found = [p for p in self.blueprints if p.namespace == namespace and p.name == name]
-        if version != "latest":
-            found = [p for p in found if p.version == version]
-        if not found:
-            raise LookupError(f"{namespace}/{name}@{version}")
-        return max(found, key=lambda p: _version_key(p.version))
+        return pick_version(self.blueprints, namespace, name, version)
 
     async def secrets(self, names: Sequence[str]) -> Mapping[str, Any]:
         missing = [n for n in names if n not in self.secret_values]
@@ -202,11 +198,6 @@ class LocalHost:
                 instance="/use/secrets",
             )
         return {n: self.secret_values[n] for n in names}
-
-
-def _version_key(version: str) -> tuple[Any, ...]:
-    parts = version.split("-")[0].split(".")
-    return tuple(int(p) if p.isdigit() else 0 for p in parts)
 
 
 @dataclass

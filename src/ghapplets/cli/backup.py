@@ -1,9 +1,12 @@
-"""``ghapplets backup FILE``, ``backup verify FILE`` and ``restore FILE``: a logical archive of
-the store (``docs/backup.md``).
+"""``ghapplets backup FILE``, ``backup --dir DIR [--keep N]``, ``backup verify FILE`` and
+``restore FILE``: a logical archive of the store (``docs/backup.md``). ``--dir`` names the
+archive by the time and, with ``--keep``, prunes the older ones (:mod:`ghapplets.backup.rotation`)
+once it is written, so a CronJob or a systemd timer runs one command and no script.
 
-Exit codes: 0 ok; 1 the store failed, a server holds the embedded data folder, or the target
-is not empty (``restore`` without ``--force``); 2 a damaged, truncated or unknown archive, or
-bad usage; 4 no data (or, with ``--include-key``, no key) to back up.
+Exit codes: 0 ok; 1 the store failed, a server holds the embedded data folder, the target is
+not empty (``restore`` without ``--force``), or ``--dir`` could not be created or pruned; 2 a
+damaged, truncated or unknown archive, or bad usage; 4 no data (or, with ``--include-key``, no
+key) to back up.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -22,7 +28,14 @@ from rich.progress import Progress as Bar
 
 from ghapplets.backends import DB_FILE, embedded, open_backends
 from ghapplets.backup.archive import Archive, ArchiveWriter, Manifest, private_output, verify
-from ghapplets.backup.restore import Loaded, load_postgres, load_sqlite, requeue
+from ghapplets.backup.restore import (
+    Loaded,
+    load_postgres,
+    load_sqlite,
+    requeue,
+    seed_broker_file,
+)
+from ghapplets.backup.rotation import archive_name, prune
 from ghapplets.backup.snapshot import Progress, quiet, snapshot
 from ghapplets.backup.tables import KEY_MEMBER
 from ghapplets.cli.project import (
@@ -40,7 +53,8 @@ from ghapplets.cli.project import (
     run,
 )
 from ghapplets.config.models import ProjectConfig
-from ghapplets.datadir import hold
+from ghapplets.crashpoints import CrashPoint, reached
+from ghapplets.datadir import hold, private_dir
 from ghapplets.exceptions import (
     BackupError,
     BackupInvalid,
@@ -89,11 +103,29 @@ def _counts(counts: dict[str, int], out: Console = console) -> None:
 
 
 def backup(
-    target: str = typer.Argument(
-        ..., metavar="FILE", help="The archive to write ('-': standard output), or 'verify'."
+    target: str | None = typer.Argument(
+        None,
+        metavar="FILE",
+        help="The archive to write ('-': standard output), or 'verify'. Or give --dir.",
+        show_default=False,
     ),
     archive: Path | None = typer.Argument(
-        None, metavar="[ARCHIVE]", help="With 'verify': the archive to check."
+        None, metavar="ARCHIVE", help="With 'verify': the archive to check."
+    ),
+    directory: Path | None = typer.Option(
+        None,
+        "--dir",
+        metavar="DIR",
+        help="Write the archive into DIR (created 0700) as ghapplets-<UTC time>.tgz, not FILE.",
+    ),
+    keep: int | None = typer.Option(
+        None,
+        "--keep",
+        min=1,
+        metavar="N",
+        help="With --dir: then delete the archives of DIR older than the N newest "
+        "(default: keep all).",
+        show_default=False,
     ),
     include_key: bool = typer.Option(
         False, "--include-key", help="Put the secrets key in the archive too (a warning says so)."
@@ -101,25 +133,75 @@ def backup(
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
-    """Write a backup of the store to FILE; 'backup verify FILE' checks an archive instead."""
+    """Write a backup of the store to FILE, or into --dir DIR; 'backup verify FILE' checks an
+    archive instead."""
     if target == "verify":
         if archive is None:
             fail("backup verify takes the archive to check: backup verify FILE", EXIT_USAGE)
+        if directory is not None or keep is not None:
+            fail("backup verify takes no --dir or --keep", EXIT_USAGE)
         _verify(archive)
         return
-    if archive is not None:
-        fail("backup takes one FILE (to check an archive: backup verify FILE)", EXIT_USAGE)
+    _check_usage(target, archive, directory, keep)
     config = project_config(project)
     folder = data_dir(project, data)
     if config.storage.backend == "sqlite" and not (folder / DB_FILE).exists():
         fail(f"no Ghapplets data in {folder} to back up", EXIT_NOT_FOUND)
-    to_stdout = target == "-"
-    if to_stdout and sys.stdout.isatty():
-        fail("will not write an archive to a terminal: redirect it, or give a FILE", EXIT_USAGE)
-    path = None if to_stdout else Path(target).resolve()
-    if path is not None and not path.parent.is_dir():
-        fail(f"no folder {path.parent} to write {path.name} into", EXIT_USAGE)
+    path = _destination(target, directory)
     key = _key_to_include(folder) if include_key else None
+    manifest = _write(config, folder, path, key)
+    report = errors if path is None else console
+    shown = str(path) if directory is not None else target
+    report.print(
+        f"backed up to {literal(shown)}: schema {manifest.schema}, rows per table:", soft_wrap=True
+    )
+    _counts(manifest.counts, report)
+    if keep is not None:  # with --dir (_check_usage)
+        assert path is not None
+        _prune(path, keep)
+
+
+def _check_usage(
+    target: str | None, archive: Path | None, directory: Path | None, keep: int | None
+) -> None:
+    if archive is not None:
+        fail("backup takes one FILE (to check an archive: backup verify FILE)", EXIT_USAGE)
+    if target is not None and directory is not None:
+        fail("backup writes to FILE or into --dir DIR, not both", EXIT_USAGE)
+    if target is None and directory is None:
+        fail("backup needs a FILE to write ('-': standard output), or --dir DIR", EXIT_USAGE)
+    if keep is not None and directory is None:
+        fail("--keep prunes the archives of a --dir DIR: give --dir too", EXIT_USAGE)
+
+
+def _destination(target: str | None, directory: Path | None) -> Path | None:
+    """Where the archive goes: a file (a new, timestamped one in ``directory``), or ``None``
+    for standard output."""
+    if directory is not None:
+        folder = directory.resolve()
+        if folder.exists() and not folder.is_dir():
+            fail(f"--dir {folder} is not a folder", EXIT_USAGE)
+        try:
+            private_dir(folder)
+        except OSError as exc:
+            fail(f"cannot create the backup folder {folder}: {exc.strerror}", EXIT_FAILURE)
+        path = folder / archive_name(datetime.now(UTC))
+        if path.exists():  # two backups within one second
+            fail(f"{path} exists already: another backup was taken this second", EXIT_FAILURE)
+        return path
+    assert target is not None  # _check_usage
+    if target == "-":
+        if sys.stdout.isatty():
+            fail("will not write an archive to a terminal: redirect it, or give a FILE", EXIT_USAGE)
+        return None
+    path = Path(target).resolve()
+    if not path.parent.is_dir():
+        fail(f"no folder {path.parent} to write {path.name} into", EXIT_USAGE)
+    return path
+
+
+def _write(config: ProjectConfig, folder: Path, path: Path | None, key: bytes | None) -> Manifest:
+    """Snapshot the store into an archive at ``path`` (standard output when ``None``)."""
     writer = ArchiveWriter()
     try:
         with progress_bar("reading") as progress:
@@ -139,9 +221,19 @@ def backup(
                 writer.write(manifest, out)
     finally:
         writer.close()
-    report = errors if to_stdout else console
-    report.print(f"backed up to {literal(target)}: schema {manifest.schema}, rows per table:")
-    _counts(manifest.counts, report)
+    return manifest
+
+
+def _prune(written: Path, keep: int) -> None:
+    """Delete the archives beside ``written`` older than the ``keep`` newest, naming each."""
+    try:
+        removed = prune(written.parent, keep, written)
+    except OSError as exc:
+        fail(f"backed up, but could not prune {written.parent}: {exc}", EXIT_FAILURE)
+    if removed:
+        console.print(f"removed {len(removed)} archive(s) older than the {keep} newest:")
+        for old in removed:
+            console.print(f"  {literal(old.name)}", highlight=False)
 
 
 def _key_to_include(folder: Path) -> bytes:
@@ -168,8 +260,23 @@ def _verify(path: Path) -> Manifest:
     return manifest
 
 
+@contextlib.contextmanager
+def _spooled(file: Path) -> Iterator[Path]:
+    """FILE, or for '-' standard input copied into a private temporary file (under TMPDIR):
+    an archive is read twice, checked whole before anything is restored."""
+    if str(file) != "-":
+        yield file
+        return
+    if sys.stdin.isatty():
+        fail("will not read an archive from a terminal: pipe it in, or give a FILE", EXIT_USAGE)
+    with tempfile.NamedTemporaryFile(prefix="ghapplets-restore-", suffix=".tgz") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.flush()
+        yield Path(spool.name)
+
+
 def restore(
-    file: Path = typer.Argument(..., help="The archive to restore."),
+    file: Path = typer.Argument(..., help="The archive to restore ('-': standard input)."),
     force: bool = typer.Option(
         False, "--force", help="Replace what the target store holds (its records are deleted)."
     ),
@@ -179,6 +286,13 @@ def restore(
     """Restore a backup into an empty store, then queue its unfinished work again."""
     config = project_config(project)
     folder = data_dir(project, data)
+    with _spooled(file) as path:
+        _restore_archive(config, folder, path, force=force, named=str(file))
+
+
+def _restore_archive(
+    config: ProjectConfig, folder: Path, file: Path, *, force: bool, named: str
+) -> None:
     try:
         archive = Archive(file)
     except BackupInvalid as exc:
@@ -202,8 +316,10 @@ def restore(
     finally:
         if lock is not None:
             os.close(lock)
-    console.print(f"restored {literal(file)} (schema {archive.manifest.schema}), rows per table:")
+    console.print(f"restored {literal(named)} (schema {archive.manifest.schema}), rows per table:")
     _counts(loaded.counts)
+    if loaded.purged:
+        console.print(f"deleted the old queue's {loaded.purged} message(s) from NATS")
     console.print(
         f"queued again: {len(loaded.jobs)} unfinished job(s), {len(loaded.runs)} run(s), "
         f"{len(loaded.events)} event(s) not yet dispatched"
@@ -218,6 +334,10 @@ async def _restore(
     if config.storage.backend == "postgresql":
         assert config.storage.url is not None  # the config requires it
         loaded = await load_postgres(config.storage.url, archive, force=force, progress=progress)
+        if config.broker.backend == "sqlite":  # the queue is in the data folder, apart
+            await asyncio.to_thread(
+                seed_broker_file, folder / DB_FILE, archive, loaded, force=force
+            )
     else:
         loaded = await asyncio.to_thread(
             load_sqlite,
@@ -227,7 +347,15 @@ async def _restore(
             embedded_broker=config.broker.backend == "sqlite",
             progress=progress,
         )
+    reached(CrashPoint.RESTORE_LOADED)
     async with open_backends(config, folder, create_key=False) as b:
+        if force and config.broker.backend == "nats":
+            # the old store's queue: jobs and events the restored store knows nothing of
+            # (the embedded broker's is cleared with the store, in one transaction)
+            from ghapplets.broker.nats import NatsBroker
+
+            assert isinstance(b.broker, NatsBroker)
+            loaded.purged = await b.broker.purge()
         await requeue(b.store, b.broker, loaded)
     return loaded
 

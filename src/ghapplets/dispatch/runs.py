@@ -53,7 +53,7 @@ from ghapplets.blueprints.host import (
     Suspended,
 )
 from ghapplets.blueprints.listening import Consumption, attributes_match
-from ghapplets.blueprints.loader import Blueprint
+from ghapplets.blueprints.loader import Blueprint, pick_version
 from ghapplets.blueprints.program import Program
 from ghapplets.blueprints.records import StepRecord
 from ghapplets.blueprints.spawn import spawn
@@ -126,7 +126,7 @@ class Effects:
     """What a run's tasks reach in this worker."""
 
     applets: Call
-    actions: Call
+    actions: Callable[[str, Any], Awaitable[Any]]  # (name, data): an action has no run key
     http: Callable[[HttpRequest], Awaitable[HttpResponse]]
     processes: Callable[[ProcessSpec], Awaitable[ProcessResult]]
     secrets: Callable[[str, Sequence[str]], Awaitable[Mapping[str, Any]]]  # (blueprint, names)
@@ -158,7 +158,7 @@ def worker_effects(
                 connectors=connectors,
             )
 
-        async def actions(name: str, data: Any, key: str) -> Any:
+        async def actions(name: str, data: Any) -> Any:
             return await call_action(connectors, name, data)
 
         async def blueprint_secrets(blueprint: str, names: Sequence[str]) -> Mapping[str, Any]:
@@ -220,7 +220,7 @@ class StoreHost:
         return output
 
     async def call_action(self, name: str, data: Any, *, key: str) -> Any:
-        output = await self.effects.actions(name, data, key)
+        output = await self.effects.actions(name, data)
         reached(CrashPoint.RUN_STEP_RETURNED)
         return output
 
@@ -290,13 +290,7 @@ class Blueprints:
         return found
 
     def find(self, namespace: str, name: str, version: str) -> Program:
-        found = [b for b in self.blueprints if (b.namespace, b.name) == (namespace, name)]
-        if version != "latest":
-            found = [b for b in found if b.version == version]
-        if not found:
-            raise LookupError(f"{namespace}/{name}@{version}")
-        chosen = max(found, key=lambda b: b.version)
-        return self._programs[chosen.digest]
+        return self._programs[pick_version(self.blueprints, namespace, name, version).digest]
 
     def started_by(self, event: Mapping[str, Any]) -> list[Blueprint]:
         """The blueprints whose ``schedule.on`` the event matches (its first event starts a
@@ -400,7 +394,7 @@ class RunDriver:
         try:
             run = await self.store.get_run(run_id)
         except NotFound:
-            log.warning("a message for an unknown run is dropped", run_id=run_id)
+            log.warning("a message for an unknown run is dropped")  # run_id: bound by the worker
             await self.consumer.ack(message)
             return
         if run.status.final or run.status == RunStatus.SUSPENDED:
@@ -584,7 +578,10 @@ class RunTimers:
             spec = blueprint.definition["schedule"]
             label = f"{blueprint.namespace}/{blueprint.name}"
             if "after" in spec:
-                if not await self.store.list_runs(name=blueprint.name, limit=1):
+                ran = await self.store.list_runs(
+                    name=blueprint.name, namespace=blueprint.namespace, limit=1
+                )
+                if not ran:
                     await self.driver.start(
                         blueprint, {}, trigger="schedule", run_id=f"schedule:{label}:first"
                     )

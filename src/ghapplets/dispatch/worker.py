@@ -245,7 +245,13 @@ class Worker:
             )
             return
         spec = runtime.spec
-        body = await self.bodies.get(message.headers.get(m.H_SOURCE, ""), delivery_id)
+        try:
+            body = await self.bodies.get(message.headers.get(m.H_SOURCE, ""), delivery_id)
+        except NotFound:  # a store replaced by a restore (--force) has no such event: nothing
+            # could ever run the job, and putting it back would bring it back forever
+            log.error("job dropped: its delivery is not in the store")
+            await self.consumer.term(message, "its delivery is not in the store")
+            return
         try:
             async with runtime.admitted():  # the applet's concurrency limit
                 started = time.time()
