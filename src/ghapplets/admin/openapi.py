@@ -58,7 +58,7 @@ def _operation(
 ) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name, _ in _PATH_PARAM.findall(ep.path)
+        for name in _PATH_PARAM.findall(ep.path)
     ]
     if ep.query is not None:
         name = refs[(ep.query, "validation")]["$ref"].rsplit("/", 1)[1]

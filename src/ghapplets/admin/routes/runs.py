@@ -125,7 +125,7 @@ def _control_endpoint(
 ) -> Endpoint:
     return Endpoint(
         "POST",
-        f"/runs/{{id}}/{verb}",
+        f"/runs/{{id:path}}/{verb}",
         Access.OPERATE,
         handler,
         what,
@@ -148,7 +148,7 @@ ENDPOINTS = (
     ),
     Endpoint(
         "GET",
-        "/runs/{id}",
+        "/runs/{id:path}",
         Access.READ,
         get_run,
         "One run: its steps, and what it listens for until when",
@@ -161,7 +161,7 @@ ENDPOINTS = (
     _control_endpoint("resume", resume, "Let a suspended run go on"),
     Endpoint(
         "POST",
-        "/runs/{id}/rerun",
+        "/runs/{id:path}/rerun",
         Access.OPERATE,
         rerun_run,
         "Run a run again from one of its tasks (a new run)",
