@@ -20,7 +20,7 @@ from ghapplets.platform import Platform
 from ghapplets.store.base import Store
 from ghapplets.store.records import DeliveryRecord, DeliveryStatus, JobRecord, JobStatus, Role
 from ghapplets.testing.gateway import GatewayClient
-from tests.conftest import ProjectBuilder
+from tests.conftest import WEBHOOK_SECRET, ProjectBuilder
 
 PICKY = """
 from pathlib import Path
@@ -49,6 +49,10 @@ def build_project(project: ProjectBuilder, marker: Path, extra_sources: str = ""
     project.python_applet("picky", PICKY.format(marker=str(marker)))
     project.python_applet("echo", ECHO)
     if extra_sources:
+        project.source(
+            "github",
+            f"kind: github\nsecret: {WEBHOOK_SECRET}\nreplay_protection: false",
+        )
         project.source("hidden", extra_sources)
     return project.build()
 

@@ -99,6 +99,9 @@ class AdminApi:
         self.ctx = ctx
         self.auth = auth
         self.endpoints = tuple(endpoints)
+        names = [ep.operation_id for ep in self.endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two routes have one handler name: {sorted(names)}")
         self.body_timeout = body_timeout
         self._openapi: bytes | None = None
         docs = Route("/openapi.json", self.openapi_json, methods=["GET"], name="openapi")

@@ -65,7 +65,7 @@ async def get_delivery(call: Call) -> s.DeliveryDetail:
     )
 
 
-async def replay(call: Call) -> s.Replayed:
+async def replay_delivery_now(call: Call) -> s.Replayed:
     ctx, source, delivery_id = call.ctx, call.path["source"], call.path["id"]
 
     async def change() -> list[JobRecord]:
@@ -108,7 +108,7 @@ ENDPOINTS = (
         "POST",
         "/deliveries/{source}/{id:path}/replay",
         Access.OPERATE,
-        replay,
+        replay_delivery_now,
         "Run the applets that match the delivery now again",
         s.Replayed,
         "deliveries",

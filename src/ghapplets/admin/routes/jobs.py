@@ -42,7 +42,7 @@ async def get_job(call: Call) -> s.JobDetail:
     )
 
 
-async def replay(call: Call) -> s.Replayed:
+async def replay_job_now(call: Call) -> s.Replayed:
     ctx, job_id = call.ctx, call.path["id"]
 
     async def change() -> JobRecord:
@@ -126,7 +126,7 @@ ENDPOINTS = (
         "POST",
         "/jobs/{id:path}/replay",
         Access.OPERATE,
-        replay,
+        replay_job_now,
         "Run a job again (a dead one leaves the dead letters)",
         s.Replayed,
         "jobs",
