@@ -190,6 +190,14 @@ async def test_filters(admin: Admin) -> None:
     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 35)) + "Z"
     assert "d-000003" in await ids(since=iso)
     assert await ids(source="github", q="octo", status="succeeded") == ["d-000001"]
+    # a search page by page (a full page among the newest, then the rest of the window)
+    first = await admin.ok("/api/v1/deliveries", Role.VIEWER, q="octo/", limit=1)
+    assert [d["id"][:8] for d in first["items"]] == ["d-000002"]
+    second = await admin.ok(
+        "/api/v1/deliveries", Role.VIEWER, q="octo/", limit=1, cursor=first["next_cursor"]
+    )
+    assert [d["id"][:8] for d in second["items"]] == ["d-000001"]
+    assert second["next_cursor"] is None
     # jobs: by status, applet, delivery
     jobs = [
         job_of(rows[0], "echo", now - 5),

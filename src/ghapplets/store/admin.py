@@ -35,6 +35,8 @@ from ghapplets.store.records import (
 from ghapplets.store.relational import Relational, Step, Write
 
 AUDIT_PRUNE_CHUNK = 2000  # audit lines deleted per transaction
+# PostgreSQL's subject search looks among this many newest deliveries first (listing.py)
+SEARCH_SCAN = 20_000
 
 INSERT_TOKEN = (
     "INSERT INTO api_tokens (id, name, role, hash, created_at, last_used_at, revoked_at)"  # noqa: S105
@@ -125,11 +127,13 @@ class SqlAdminStore(Relational, AdminStore):
     async def page_deliveries(
         self, f: listing.DeliveryFilter, after: listing.DeliveryKey | None, limit: int
     ) -> list[DeliveryRecord]:
-        query = listing.deliveries_page(f, after, limit, dialect=self.dialect)
-        return [
-            sql.delivery_of({**dict(r), "body": b"", "headers": "{}"})
-            for r in await self._query(query)
-        ]
+        rows: list[sql.Row] = []
+        if f.q and self.dialect == "postgresql":
+            scan = listing.deliveries_page(f, after, limit, dialect=self.dialect, scan=SEARCH_SCAN)
+            rows = await self._query(scan)
+        if len(rows) < limit:  # not a full page among the newest: the whole window
+            rows = await self._query(listing.deliveries_page(f, after, limit, dialect=self.dialect))
+        return [sql.delivery_of({**dict(r), "body": b"", "headers": "{}"}) for r in rows]
 
     async def page_jobs(
         self, f: listing.JobFilter, after: listing.JobKey | None, limit: int

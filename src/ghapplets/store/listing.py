@@ -122,9 +122,20 @@ DELIVERY_COLUMNS = tuple(c for c in t.deliveries.c if c.name not in ("body", "he
 
 
 def deliveries_page(
-    f: DeliveryFilter, after: DeliveryKey | None, limit: int, *, dialect: str
+    f: DeliveryFilter,
+    after: DeliveryKey | None,
+    limit: int,
+    *,
+    dialect: str,
+    scan: int | None = None,
 ) -> Select[Any]:
-    """A page of deliveries (every column but the body and the headers), newest first."""
+    """A page of deliveries (every column but the body and the headers), newest first.
+
+    ``scan`` (with ``q``): look for the subject only among the newest ``scan`` deliveries that
+    the other filters select, in order, stopping at a full page. Its page is exact when it is
+    full (every match further down comes after it); otherwise ask again without ``scan``. On
+    PostgreSQL a term found often fills a page within a few thousand rows this way, where the
+    trigram index would fetch and sort every match first."""
     d = t.deliveries
     keyset = (d.c.received_at, d.c.source, d.c.id)
     conditions = _equal(
@@ -135,19 +146,33 @@ def deliveries_page(
             conditions.append(d.c.type.startswith(f.type[:-1], autoescape=True))
         else:
             conditions.append(d.c.type == f.type)
-    if f.q:
-        pattern = f"%{escape_like(f.q)}%"
-        conditions.append(
-            d.c.subject.ilike(pattern, escape="/")
-            if dialect == "postgresql"
-            else d.c.subject.like(pattern, escape="/")  # SQLite's LIKE ignores ASCII case
+    keys: Any
+    if f.q and scan is not None:
+        recent = _page(select(*keyset, d.c.subject), keyset, conditions, after, scan).subquery()
+        rk = (recent.c.received_at, recent.c.source, recent.c.id)
+        keys = (
+            select(recent.c.source, recent.c.id)
+            .where(_subject_like(recent.c.subject, f.q, dialect))
+            .order_by(*(c.desc() for c in rk))
+            .limit(limit)
+            .subquery()
         )
-    keys = _page(select(d.c.source, d.c.id), keyset, conditions, after, limit).subquery()
+    else:
+        if f.q:
+            conditions.append(_subject_like(d.c.subject, f.q, dialect))
+        keys = _page(select(d.c.source, d.c.id), keyset, conditions, after, limit).subquery()
     return (
         select(*DELIVERY_COLUMNS)
         .join_from(d, keys, and_(d.c.source == keys.c.source, d.c.id == keys.c.id))
         .order_by(*(c.desc() for c in keyset))
     )
+
+
+def _subject_like(column: Any, q: str, dialect: str) -> ColumnElement[bool]:
+    pattern = f"%{escape_like(q)}%"
+    if dialect == "postgresql":
+        return column.ilike(pattern, escape="/")  # type: ignore[no-any-return]
+    return column.like(pattern, escape="/")  # type: ignore[no-any-return] # SQLite: any ASCII case
 
 
 def jobs_page(f: JobFilter, after: JobKey | None, limit: int) -> Select[Any]:
