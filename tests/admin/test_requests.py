@@ -150,3 +150,25 @@ async def test_headers_without_credentials_and_payloads_redacted_for_viewers(
             "hidden": True,
         }
         assert "hidden-source-secret" not in str(sources)
+
+
+async def test_retention_prunes_the_audit_log(embedded_admin: Admin) -> None:
+    import time
+
+    from ghapplets.store.records import AuditOutcome, AuditRecord
+
+    store, days = embedded_admin.store, embedded_admin.platform.config.storage.audit_retention_days
+    for i, age in enumerate((days + 1, days - 1)):
+        await store.record_audit(
+            AuditRecord(
+                id=f"old-{i}",
+                at=time.time() - age * 86400,
+                actor="ops",
+                action="job.replay",
+                target="x",
+                outcome=AuditOutcome.OK,
+            )
+        )
+    await embedded_admin.platform.retention()
+    left = await embedded_admin.ok("/api/v1/audit")
+    assert [a["id"] for a in left["items"]] == ["old-1"]
