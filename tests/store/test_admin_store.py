@@ -16,8 +16,12 @@ from ghapplets.store import listing
 from ghapplets.store.base import Store
 from ghapplets.store.records import ApiTokenRecord, AuditOutcome, AuditRecord, Role
 from ghapplets.store.sqlite import SqliteHistoryStore
-from tests.store.test_conformance import Stores, stores  # noqa: F401 - a fixture
+from tests.store import test_conformance
+from tests.store.test_conformance import Stores
 from tests.store.test_sqlite_store import query_plan
+
+
+stores = test_conformance.stores  # the conformance suite's fixture: each backend
 
 
 @pytest.fixture
