@@ -20,7 +20,6 @@ from tests.store import test_conformance
 from tests.store.test_conformance import Stores
 from tests.store.test_sqlite_store import query_plan
 
-
 stores = test_conformance.stores  # the conformance suite's fixture: each backend
 
 
