@@ -384,7 +384,8 @@ class Platform:
             sso=server.admin_sso,
             sessions=sessions,
         )
-        ctx = AdminContext(self.loaded, self.backends, self.ready, self.sources)
+        loaded = self.specs if Role.WORKER in self.roles else None  # a worker has them
+        ctx = AdminContext(self.loaded, self.backends, self.ready, self.sources, loaded)
         return AdminApi(ctx, auth, body_timeout=server.body_timeout)
 
     def http_protocol(self) -> type[GuardedProtocol]:

@@ -96,3 +96,41 @@ def test_no_admin_api_when_the_address_is_empty(project: ProjectBuilder, tmp_pat
     with serving(root, "--processes", "1", env=env) as server:
         assert "admin API listening" not in server.log_text()
         assert httpx.get(f"{server.url}/api/v1/health").status_code == 404
+
+
+def test_a_lone_gateway_binds_the_admin_api_itself(project: ProjectBuilder, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = build_project(project, tmp_path / "marker")
+    made = ghapplets("tokens", "create", "ops", "--role", "viewer", cwd=root)
+    token = made.out.strip().splitlines()[-1]
+    port, admin_port = free_port(), free_port()
+    env = clean_env(GHAPPLETS_SERVER__ADMIN_ADDRESS=f"127.0.0.1:{admin_port}")
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ghapplets", "gateway", "--processes", "1", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def health() -> int | None:
+            try:
+                return httpx.get(
+                    f"http://127.0.0.1:{admin_port}/api/v1/health",
+                    headers={"Authorization": f"Bearer {token}"},
+                ).status_code
+            except httpx.HTTPError:
+                assert proc.poll() is None, log.read_text()
+                return None
+
+        assert poll(health, timeout=30) == 200
+        assert listeners_on(admin_port) == 1
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

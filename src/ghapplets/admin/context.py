@@ -8,7 +8,7 @@ the worker would), then kept for the life of the process.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ghapplets.admin.tokens import TokenStore
 from ghapplets.applets.loader import discover
@@ -30,7 +30,11 @@ class AdminContext:
         backends: Backends,
         ready: ReadyCheck,
         sources: Mapping[str, Source] | None = None,
+        specs: Sequence[AppletSpec] | None = None,
     ) -> None:
+        """``sources``: the built sources of a gateway (their credential headers are never
+        shown); ``specs``: the applets this process has loaded already (a worker's), else they
+        are discovered on first use."""
         self.loaded = loaded
         self.config = loaded.config
         self.backends = backends
@@ -39,7 +43,7 @@ class AdminContext:
         self.ready = ready
         self.sources = sources if sources is not None else {}  # built ones, when a gateway
         self.tokens = TokenStore(backends.store)
-        self._specs: list[AppletSpec] | None = None
+        self._specs: list[AppletSpec] | None = list(specs) if specs is not None else None
         self._blueprints: list[Blueprint] | None = None
         self._lock = asyncio.Lock()
 
