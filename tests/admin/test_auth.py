@@ -15,7 +15,6 @@ from starlette.routing import Mount, Route
 from ghapplets.admin.access import Access, AuthMethod, Principal
 from ghapplets.admin.auth import CSRF_HEADER, SESSION_COOKIE, Authenticator
 from ghapplets.admin.tokens import TokenStore
-from ghapplets.config.models import AdminSsoConfig
 from ghapplets.gateway.forwarded import TrustedProxies
 from ghapplets.store.records import Role
 from tests.admin.harness import Admin, build_project, running_admin
@@ -147,8 +146,7 @@ async def test_tokens_made_through_the_api_work_and_are_shown_once(
     assert token not in caplog.text and all(t not in caplog.text for t in admin.tokens.values())
     # only the hash is stored
     stored = await admin.store.api_tokens()
-    assert token not in str([vars(t) if hasattr(t, "__dict__") else repr(t) for t in stored])
-    assert all(t.hash != token and len(t.hash) == 64 for t in stored)
+    assert all(token not in (t.id, t.name, t.hash) and len(t.hash) == 64 for t in stored)
 
 
 async def test_bad_token_requests_name_their_fields(embedded_admin: Admin) -> None:
@@ -243,4 +241,3 @@ async def test_a_session_cookie_resolves_through_the_hook_with_csrf_on_changes(
     assert with_csrf.status_code == 404
     (line,) = (await admin.ok("/api/v1/audit"))["items"]
     assert line["actor"] == "dana"
-    assert isinstance(AdminSsoConfig(), AdminSsoConfig)
