@@ -50,6 +50,7 @@ NOT_IN_FLOW = {
     CrashPoint.REPLAY_QUEUED,
     CrashPoint.RETENTION_BATCH,
     CrashPoint.MIGRATION_STEP,
+    CrashPoint.RESTORE_LOADED,  # tests/cli/test_backup_restore.py
     *RUN_POINTS,  # tests/test_blueprint_crashes.py
 }
 FLOW_POINTS = [p.point for p in POINTS if p.point not in NOT_IN_FLOW]

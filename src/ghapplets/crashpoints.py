@@ -52,6 +52,7 @@ class CrashPoint(StrEnum):
     REPLAY_QUEUED = "replay.queued"
     RETENTION_BATCH = "retention.batch"
     MIGRATION_STEP = "migration.step"
+    RESTORE_LOADED = "restore.loaded"
     RUN_TAKEN = "run.taken"
     RUN_STEP_RETURNED = "run.step_returned"
     RUN_STEP_RECORDED = "run.step_recorded"
@@ -168,6 +169,12 @@ POINTS: tuple[PointInfo, ...] = (
         _ANY,
         "nothing of this upgrade: one revision is applied, but the caller's transaction "
         "commits all of them together, so the schema is still the previous one",
+    ),
+    PointInfo(
+        CrashPoint.RESTORE_LOADED,
+        (Role.CLI,),
+        "the archive's rows, in the target store; the queue is not rebuilt (no unfinished job "
+        "is queued again): run the restore again with --force",
     ),
     PointInfo(
         CrashPoint.RUN_TAKEN,

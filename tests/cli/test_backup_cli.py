@@ -20,6 +20,7 @@ from ghapplets.backup.tables import DEDUP_MEMBER, EVENTS_MEMBER, KEY_MEMBER, mem
 from ghapplets.datadir import hold
 from ghapplets.secrets.crypto import KEY_FILE
 from tests.cli.helpers import GHAPPLETS, Result, clean_env, cli
+from tests.servers.postgres import PostgresServer
 
 VALUE = "backup-secret-value-6d1e"
 
@@ -289,3 +290,27 @@ def test_a_damaged_stream_on_standard_input_is_refused_and_nothing_is_written(
         assert restored.returncode == 2, restored.stderr
         assert b"Traceback" not in restored.stderr and restored.stderr.strip()
         assert not target.exists() or not any(target.iterdir())
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_a_damaged_archive_leaves_a_postgresql_target_as_it_was(
+    case: str, project: Path, tmp_path: Path, pg_server: PostgresServer
+) -> None:
+    """Refused before anything is written: the database is still empty, so the archive as it
+    was restores into it afterwards without --force."""
+    path, whole = tmp_path / "b.tgz", tmp_path / "whole.tgz"
+    backup(project, path)
+    whole.write_bytes(path.read_bytes())
+    DAMAGE[case][0](path)
+    name = pg_server.create_database(migrated=False)
+    try:
+        env = {
+            "GHAPPLETS_STORAGE__BACKEND": "postgresql",
+            "GHAPPLETS_STORAGE__URL": pg_server.url(name),
+        }
+        refused = cli("restore", path, "-p", project, env=env)
+        assert refused.code == 2, refused
+        restored = cli("restore", whole, "-p", project, env=env)
+        assert restored.code == 0, restored
+    finally:
+        pg_server.drop_database(name, wait=False)

@@ -1,12 +1,14 @@
 """Backup and restore end to end, with real servers: a backup taken while ``serve`` ingests
 webhooks restores into a fresh target (a new data folder, or a new PostgreSQL database and
-NATS server) with every delivery, job and secret; the unfinished jobs run to the end there; a
+NATS server) with every delivery, job and secret, even when the first restore is killed
+half-way (a second one with --force completes it); the unfinished jobs run to the end there; a
 delivery id seen before the backup is still a duplicate; and an embedded backup restores into
 PostgreSQL and back."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -72,6 +74,14 @@ def records(cmd: str, root: Path, env: dict[str, str], *args: object) -> dict[st
     return {row["id"]: row["status"] for row in rows}
 
 
+def send_known(root: Path, env: dict[str, str], url: str, delivery_id: str) -> str:
+    """Send ``issues.opened`` under ``delivery_id``; the gateway's answer, spaces removed."""
+    sent = ghapplets("send", "issues.opened", "--delivery-id", delivery_id, "--url", url,
+                     cwd=root, env=env)  # fmt: skip
+    assert sent.code == 0 and "202" in sent.out, sent
+    return sent.out.replace(" ", "")
+
+
 def reveal(root: Path, env: dict[str, str], *args: object) -> str:
     got = ghapplets("secrets", "get", "api-token", "--reveal", *args, cwd=root, env=env)
     assert got.code == 0, got
@@ -112,9 +122,7 @@ def test_a_backup_taken_while_ingesting_restores_into_a_fresh_target(
     archive = tmp_path / "backup.tgz"
     known = str(uuid.uuid4())
     with serving(root, env=env) as server:
-        sent = ghapplets("send", "issues.opened", "--delivery-id", known, "--url", server.url,
-                         cwd=root, env=env)  # fmt: skip
-        assert sent.code == 0 and "202" in sent.out, sent
+        send_known(root, env, server.url, known)
         poll(lambda: records("deliveries", root, env).get(known) == "succeeded")
         sender = subprocess.Popen(
             [*GHAPPLETS, "send", "push", "--count", "40", "--url", server.url],
@@ -140,7 +148,14 @@ def test_a_backup_taken_while_ingesting_restores_into_a_fresh_target(
 
     target = tmp_path / "target-data"
     tenv = clean_env(GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET, **target_env)
-    restored = ghapplets("restore", archive, "--data-dir", target, cwd=root, env=tenv)
+    # killed once the rows are in and before the queue is rebuilt: a second restore, with
+    # --force (the target holds the rows now), completes it
+    crashed = ghapplets("restore", archive, "--data-dir", target, cwd=root,
+                        env={**tenv, "GHAPPLETS_CRASH_AT": "restore.loaded"})  # fmt: skip
+    assert crashed.code == -signal.SIGKILL, crashed
+    again = ghapplets("restore", archive, "--data-dir", target, cwd=root, env=tenv)
+    assert again.code == 1 and "--force" in again.err, again
+    restored = ghapplets("restore", archive, "--force", "--data-dir", target, cwd=root, env=tenv)
     assert restored.code == 0, restored
     assert f"{sum(s in UNFINISHED for s in saved_jobs.values())} unfinished job(s)" in restored.out
 
@@ -151,10 +166,7 @@ def test_a_backup_taken_while_ingesting_restores_into_a_fresh_target(
     assert reveal(root, tenv, "--data-dir", target) == API_TOKEN
 
     with serving(root, "--data-dir", target, env=tenv) as server:
-        again = ghapplets("send", "issues.opened", "--delivery-id", known, "--url", server.url,
-                          cwd=root, env=tenv)  # fmt: skip
-        assert again.code == 0, again
-        assert '"duplicate":true' in again.out.replace(" ", ""), again
+        assert '"duplicate":true' in send_known(root, tenv, server.url, known)
 
         def finished() -> bool:
             now = records("jobs", root, tenv, "--data-dir", target)

@@ -14,7 +14,7 @@ from ghapplets.broker.nats import NatsBroker
 from ghapplets.dispatch import messages as m
 from ghapplets.events import CloudEvent
 from tests.cli.helpers import clean_env, cli, ghapplets, poll, serving
-from tests.cli.test_backup_restore import WEBHOOK_SECRET, make_project, records
+from tests.cli.test_backup_restore import WEBHOOK_SECRET, make_project, records, send_known
 from tests.servers.nats import NatsServer
 
 
@@ -75,9 +75,7 @@ def test_a_postgresql_store_with_the_embedded_broker_keeps_the_duplicates(
     env = clean_env(GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET)
     known = str(uuid.uuid4())
     with serving(root, env=env) as server:
-        sent = ghapplets("send", "issues.opened", "--delivery-id", known, "--url", server.url,
-                         cwd=root, env=env)  # fmt: skip
-        assert sent.code == 0 and "202" in sent.out, sent
+        send_known(root, env, server.url, known)
         poll(lambda: records("deliveries", root, env).get(known) == "succeeded")
     archive = tmp_path / "b.tgz"
     assert ghapplets("backup", archive, cwd=root, env=env).code == 0
@@ -91,7 +89,4 @@ def test_a_postgresql_store_with_the_embedded_broker_keeps_the_duplicates(
     restored = ghapplets("restore", archive, "--data-dir", target, cwd=root, env=tenv)
     assert restored.code == 0, restored
     with serving(root, "--data-dir", target, env=tenv) as server:
-        again = ghapplets("send", "issues.opened", "--delivery-id", known, "--url", server.url,
-                          cwd=root, env=tenv)  # fmt: skip
-        assert again.code == 0, again
-        assert '"duplicate":true' in again.out.replace(" ", ""), again
+        assert '"duplicate":true' in send_known(root, tenv, server.url, known)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ import yaml
 from pydantic import BaseModel
 
 from ghapplets.applets.model import NAME_PATTERN
+from ghapplets.backup.archive import Archive
 from ghapplets.broker.nats import NatsBroker
 from ghapplets.cli.main import app
 from ghapplets.config.models import BrokerConfig, LoggingConfig, ProjectConfig, StorageConfig
@@ -61,6 +64,7 @@ OPTIONAL = {
     "networkPolicy": ("networkPolicy.enabled=true", "NetworkPolicy"),
     "serviceMonitor": ("serviceMonitor.enabled=true", "ServiceMonitor"),
     "keda": ("keda.enabled=true", "ScaledObject"),  # workers: distributed mode only
+    "backup": ("backup.enabled=true", "CronJob"),
 }
 EMBEDDED_FEATURES = [name for name in OPTIONAL if name != "keda"]
 # every setting enabled at once, for the schema checks
@@ -152,7 +156,8 @@ def kinds(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] in WORKLOADS]
+    """The roles' workloads: what runs serve, gateway or worker (not the backup CronJob)."""
+    return [d for d in docs if d["kind"] in WORKLOADS and d["kind"] != "CronJob"]
 
 
 def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +230,9 @@ SCENARIOS: dict[str, tuple[tuple[Path, ...], tuple[str, ...]]] = {
         ),
     ),
     "no-persistence": ((), ("serve.persistence.enabled=false",)),
+    "embedded-backup": ((), ("backup.enabled=true", "secrets.existingSecret=ghapplets")),
+    "ha-backup": ((HA,), ("backup.enabled=true",)),
+    "openshift-backup": ((OPENSHIFT,), ("backup.enabled=true",)),
 }
 
 
@@ -300,6 +308,11 @@ def test_every_object_and_workload_carries_the_labels(name: str) -> None:
         assert template_labels["app.kubernetes.io/component"] == component, what
         if "selector" in workload["spec"]:
             assert selected(workload["spec"]["selector"]["matchLabels"], template_labels), what
+    for cron in (d for d in docs if d["kind"] == "CronJob"):  # the backup: its jobs and pods too
+        job = cron["spec"]["jobTemplate"]
+        for labels in (job["metadata"]["labels"], pod_template(cron)["metadata"]["labels"]):
+            assert labels == {**labels, **cron["metadata"]["labels"]}, name
+            assert labels["app.kubernetes.io/component"] == "backup", name
 
 
 # -- the two modes -------------------------------------------------------------------------
@@ -769,6 +782,161 @@ def test_keda_scales_the_workers_on_their_jetstream_consumers(prefix: str | None
     assert "replicas" not in worker["spec"]
 
 
+# -- scheduled backups ---------------------------------------------------------------------
+
+
+def backup_parts(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The backup CronJob, and its pod spec."""
+    cron = only(docs, "CronJob")
+    return cron, pod_template(cron)["spec"]
+
+
+def test_the_backup_cronjob_runs_backup_into_its_volume_keeping_seven() -> None:
+    docs = scenario("embedded-backup")
+    cron, spec = backup_parts(docs)
+    assert cron["metadata"]["name"] == f"{RELEASE}-ghapplets-backup"
+    assert cron["spec"]["schedule"] == "0 2 * * *" and cron["spec"]["suspend"] is False
+    assert "timeZone" not in cron["spec"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron["spec"]["startingDeadlineSeconds"] == 3600
+    assert cron["spec"]["successfulJobsHistoryLimit"] == 3
+    assert cron["spec"]["failedJobsHistoryLimit"] == 3
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 2 and job["activeDeadlineSeconds"] == 3600
+    assert spec["restartPolicy"] == "Never"
+    (container,) = spec["containers"]
+    assert container["args"] == ["backup", "--dir", "/backups", "--keep", "7"]
+    assert "command" not in container  # the image's entrypoint: ghapplets
+    assert env_of(container)["TMPDIR"]["value"] == "/backups"  # spooled on the volume
+    backups = mounts_of(container)["/backups"]
+    claim = only(docs, "PersistentVolumeClaim")
+    assert volume(spec, backups["name"])["persistentVolumeClaim"] == {
+        "claimName": claim["metadata"]["name"]
+    }
+    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert "storageClassName" not in claim["spec"]  # the cluster's default class
+
+
+def test_the_backup_is_off_by_default_and_its_settings_reach_the_cronjob() -> None:
+    for files in ((), (HA,)):
+        present = kinds(render(*files))
+        assert "CronJob" not in present and "PersistentVolumeClaim" not in present
+    docs = render(sets=(
+        "backup.enabled=true", "backup.schedule=*/30 4-6 * * 1-5", "backup.keep=3",
+        "backup.includeKey=true", "backup.suspend=true", "backup.timeZone=Europe/Berlin",
+        "backup.concurrencyPolicy=Replace", "backup.startingDeadlineSeconds=null",
+        "backup.activeDeadlineSeconds=null", "backup.backoffLimit=0",
+        "backup.persistence.size=50Gi", "backup.persistence.storageClassName=fast",
+        "backup.podLabels.team=ops", "backup.priorityClassName=low",
+        "backup.extraEnv[0].name=GHAPPLETS_LOGGING__LEVEL", "backup.extraEnv[0].value=debug",
+    ))  # fmt: skip
+    cron, spec = backup_parts(docs)
+    assert cron["spec"]["schedule"] == "*/30 4-6 * * 1-5"
+    assert cron["spec"]["timeZone"] == "Europe/Berlin" and cron["spec"]["suspend"] is True
+    assert cron["spec"]["concurrencyPolicy"] == "Replace"
+    assert "startingDeadlineSeconds" not in cron["spec"]
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert "activeDeadlineSeconds" not in job and job["backoffLimit"] == 0
+    (container,) = spec["containers"]
+    assert container["args"] == ["backup", "--dir", "/backups", "--keep", "3", "--include-key"]
+    assert env_of(container)["GHAPPLETS_LOGGING__LEVEL"]["value"] == "debug"
+    assert pod_template(cron)["metadata"]["labels"]["team"] == "ops"
+    assert spec["priorityClassName"] == "low"
+    claim = only(docs, "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    # an existing claim for the archives: the chart makes none
+    docs = render(sets=("backup.enabled=true", "backup.persistence.existingClaim=archive"))
+    assert "PersistentVolumeClaim" not in kinds(docs)
+    _, spec = backup_parts(docs)
+    assert volume(spec, "backups")["persistentVolumeClaim"] == {"claimName": "archive"}
+
+
+@pytest.mark.parametrize("name", ["embedded-backup", "ha-backup", "openshift-backup"])
+def test_the_backup_pod_reads_the_same_project_and_secrets_as_the_roles(name: str) -> None:
+    docs = scenario(name)
+    _, spec = backup_parts(docs)
+    (container,) = spec["containers"]
+    role = workloads(docs)[0]
+    theirs, ours = main_container(role), container
+    assert ours["image"] == theirs["image"]
+    assert ours.get("envFrom") == theirs.get("envFrom")
+    ours_env, theirs_env = env_of(ours), env_of(theirs)
+    for variable, item in theirs_env.items():
+        if variable != "GHAPPLETS_SERVER__METRICS_ADDRESS":  # no server in a backup
+            assert ours_env[variable] == item, variable
+    assert ours["securityContext"] == theirs["securityContext"]
+    role_spec = pod_template(role)["spec"]
+    assert spec["securityContext"] == role_spec["securityContext"]
+    assert spec["serviceAccountName"] == role_spec["serviceAccountName"]
+    assert spec["automountServiceAccountToken"] == role_spec["automountServiceAccountToken"]
+    assert spec["enableServiceLinks"] is False
+    project = {path for path in mounts_of(theirs) if path.startswith("/etc/ghapplets")}
+    assert project and {p: mounts_of(ours)[p] for p in project} == {
+        p: mounts_of(theirs)[p] for p in project
+    }
+    config = mounts_of(ours)["/etc/ghapplets/ghapplets.yaml"]["name"]
+    assert volume(spec, config) == volume(role_spec, config)
+
+
+def test_embedded_backup_mounts_the_serve_volume_on_the_serve_pods_node() -> None:
+    docs = scenario("embedded-backup")
+    statefulset = only(docs, "StatefulSet")
+    _, spec = backup_parts(docs)
+    (container,) = spec["containers"]
+    data = mounts_of(container)["/var/lib/ghapplets"]
+    assert not data.get("readOnly")  # a reader of SQLite's WAL writes the -shm file
+    (template,) = statefulset["spec"]["volumeClaimTemplates"]
+    claim = f"{template['metadata']['name']}-{statefulset['metadata']['name']}-0"  # pod 0's claim
+    assert volume(spec, data["name"])["persistentVolumeClaim"] == {"claimName": claim}
+    assert mounts_of(main_container(statefulset))["/var/lib/ghapplets"]["name"] == "data"
+    (term,) = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    serve_labels = pod_template(statefulset)["metadata"]["labels"]
+    assert selected(term["labelSelector"]["matchLabels"], serve_labels)
+    backup_labels = pod_template(only(docs, "CronJob"))["metadata"]["labels"]
+    assert not selected(term["labelSelector"]["matchLabels"], backup_labels)
+    # the serve pod's own existing claim, and its tolerations (the job must fit on its node)
+    docs = render(sets=(
+        "backup.enabled=true", "serve.persistence.existingClaim=ghapplets-data",
+        "serve.tolerations[0].key=dedicated", "serve.tolerations[0].operator=Exists",
+    ))  # fmt: skip
+    _, spec = backup_parts(docs)
+    assert volume(spec, "data")["persistentVolumeClaim"] == {"claimName": "ghapplets-data"}
+    assert spec["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    docs = render(sets=(
+        "backup.enabled=true", "serve.tolerations[0].key=dedicated",
+        "serve.tolerations[0].operator=Exists", "backup.tolerations[0].key=other",
+        "backup.tolerations[0].operator=Exists",
+    ))  # fmt: skip
+    assert backup_parts(docs)[1]["tolerations"] == [{"key": "other", "operator": "Exists"}]
+
+
+def test_ha_backup_reads_postgresql_from_any_node() -> None:
+    docs = scenario("ha-backup")
+    _, spec = backup_parts(docs)
+    (container,) = spec["containers"]
+    assert "affinity" not in spec and "tolerations" not in spec
+    data = mounts_of(container)["/var/lib/ghapplets"]
+    assert "emptyDir" in volume(spec, data["name"])
+    ref = env_of(container)["GHAPPLETS_STORAGE__URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "ghapplets-backends", "key": "storage-url"}
+    claims = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    assert [c["metadata"]["name"] for c in claims] == [f"{RELEASE}-ghapplets-backup"]
+    docs = render(HA, sets=("backup.enabled=true", "backup.nodeSelector.pool=batch"))
+    assert backup_parts(docs)[1]["nodeSelector"] == {"pool": "batch"}
+
+
+def test_backup_args_are_options_of_the_backup_command() -> None:
+    cron, _ = backup_parts(render(sets=("backup.enabled=true", "backup.includeKey=true")))
+    command, *args = main_container(cron)["args"]
+    assert command == "backup"
+    flags = {a for a in args if a.startswith("--")}
+    assert flags == {"--dir", "--keep", "--include-key"} and flags <= _options("backup")
+
+
 # -- wrong values --------------------------------------------------------------------------
 
 
@@ -799,11 +967,39 @@ def test_keda_scales_the_workers_on_their_jetstream_consumers(prefix: str | None
         ((HA,), "secrets.existingSecret=", "GHAPPLETS_SECRET_KEY"),
         ((), "config.secrets.backend=kubernetes", "secrets.volume"),
         ((HA,), "gateway.pdb.maxUnavailable=1", "gateway.pdb"),
+        ((), "backup.keep=0", "/backup/keep"),
+        ((), "backup.schedule=daily", "/backup/schedule"),
+        ((), "backup.schedule=0 2 * *", "/backup/schedule"),
+        ((), "backup.timeZone=Europe Berlin", "/backup/timeZone"),
+        ((), "backup.concurrencyPolicy=Sometimes", "/backup/concurrencyPolicy"),
+        ((), "backup.startingDeadlineSeconds=5", "/backup/startingDeadlineSeconds"),
+        ((), "backup.persistence.size=lots", "/backup/persistence/size"),
+        ((), "backup.persistence.storageClass=fast", "'storageClass'"),
+        ((), "backup.retention=7", "'retention'"),
+        ((), "backup.enabled=yes", "/backup/enabled"),
     ],
 )
 def test_a_wrong_value_fails_naming_it(files: tuple[Path, ...], setting: str, named: str) -> None:
     error = render_error(*files, sets=(setting,))
     assert named in error, error
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("serve.persistence.enabled=false", "serve.persistence.enabled is false"),
+        ("serve.persistence.accessModes={ReadWriteOncePod}", "ReadWriteOncePod"),
+    ],
+)
+def test_an_embedded_backup_refuses_a_data_volume_it_cannot_mount(setting: str, named: str) -> None:
+    error = render_error(sets=("backup.enabled=true", setting))
+    assert named in error and "backup.enabled" in error, error
+
+
+@pytest.mark.parametrize("schedule", ["@daily", "@every 6h", "0 */4 * * *", "30 2 * * SUN"])
+def test_the_schema_takes_the_schedules_kubernetes_takes(schedule: str) -> None:
+    cron, _ = backup_parts(render(sets=("backup.enabled=true", f"backup.schedule={schedule}")))
+    assert cron["spec"]["schedule"] == schedule
 
 
 def test_the_schema_checks_config_keys_as_ghapplets_does() -> None:
@@ -911,6 +1107,20 @@ def test_notes_tell_how_to_send_a_first_webhook(files: tuple[Path, ...], service
     assert "/hooks/github" in notes
     if files:
         assert "get secret ghapplets " in notes
+
+
+@pytest.mark.parametrize("files", [(), (HA,)], ids=["embedded", "ha"])
+def test_notes_tell_how_to_take_a_backup_now(files: tuple[Path, ...]) -> None:
+    assert "Backups:" not in _notes(*files)
+    sets = ("backup.enabled=true", "backup.keep=4")
+    notes = _notes(*files, sets=sets)
+    cron, spec = backup_parts(render(*files, sets=sets))
+    name = cron["metadata"]["name"]
+    assert f"create job --from=cronjob/{name} " in notes
+    assert f"`ghapplets {' '.join(main_container(cron)['args'])}`" in notes
+    claim = volume(spec, "backups")["persistentVolumeClaim"]["claimName"]
+    assert f"PersistentVolumeClaim {claim}." in notes
+    assert f'-n {NAMESPACE} wait --for=condition=complete "job/$job"' in notes
 
 
 # -- the roles' command lines are the CLI's ------------------------------------------------
@@ -1043,3 +1253,121 @@ def test_the_ha_pods_commands_run_on_postgresql_and_nats_from_the_secret_variabl
     finally:
         for pod in pods.values():
             pod.kill()
+
+
+# -- the backup CronJob's command, run for real ----------------------------------------------
+
+
+def project_folder(docs: list[dict[str, Any]], folder: Path) -> Path:
+    """The pods' /etc/ghapplets here: the ConfigMap's ghapplets.yaml, as the image lays it out."""
+    for sub in ("applets", "blueprints"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "ghapplets.yaml").write_text(only(docs, "ConfigMap")["data"]["ghapplets.yaml"])
+    return folder
+
+
+def run_backup_job(
+    docs: list[dict[str, Any]], places: dict[str, Path], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """The backup CronJob's container as rendered (its args and plain variables), run here:
+    each path under a key of ``places``, a folder the pod mounts, made that local folder; ``env``
+    stands in for the variables that come from Secrets."""
+    _, spec = backup_parts(docs)
+    (container,) = spec["containers"]
+    mounted = list(mounts_of(container))
+
+    def local(text: str) -> str:
+        for inside, outside in places.items():
+            if text == inside or text.startswith(inside + "/"):
+                assert any(m == inside or m.startswith(inside + "/") for m in mounted), inside
+                return str(outside) + text[len(inside) :]
+        return text
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GHAPPLETS_")}
+    full |= {e["name"]: local(e["value"]) for e in container["env"] if "value" in e}
+    full |= env
+    args = [local(arg) for arg in container["args"]]
+    return subprocess.run(
+        [sys.executable, "-m", "ghapplets", *args], env=full, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def verified_archive(folder: Path, before: set[str]) -> Path:
+    """The one archive the job added to ``folder``, checked by ``ghapplets backup verify``."""
+    (new,) = {p.name for p in folder.iterdir()} - before
+    assert re.fullmatch(r"ghapplets-\d{8}T\d{6}Z\.tgz", new), new
+    done = subprocess.run(
+        [sys.executable, "-m", "ghapplets", "backup", "verify", str(folder / new)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok:" in done.stdout
+    return folder / new
+
+
+def test_the_backup_jobs_command_backs_up_the_serve_pods_data_while_it_serves(
+    tmp_path: Path,
+) -> None:
+    """The embedded CronJob's command, on the data folder of the serve pod's command while that
+    runs (the job shares its volume): an archive with the webhook just accepted in it, and
+    the oldest archives beyond the rendered --keep (7) removed."""
+    docs = scenario("embedded-backup")
+    pod_dir = tmp_path / "serve"
+    serve = RolePod(
+        docs, only(docs, "StatefulSet"), pod_dir, {"GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    )
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    older = [f"ghapplets-202601{day:02d}T020000Z.tgz" for day in range(1, 9)]
+    for name in older:
+        (backups / name).write_bytes(b"an older archive")
+    try:
+        serve.wait_ready()
+        body, headers = signed("helm-backup-delivery-1", 1)
+        answer = httpx.post(serve.base + "/hooks/github", content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+        places = {"/etc/ghapplets": pod_dir / "etc", "/var/lib/ghapplets": pod_dir / "var",
+                  "/backups": backups}  # fmt: skip
+        done = run_backup_job(docs, places, {"GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert serve.process.poll() is None  # the server went on
+    finally:
+        serve.kill()
+    archive = verified_archive(backups, set(older))
+    with tarfile.open(archive) as tar:
+        contents = b"".join(tar.extractfile(m).read() for m in tar)  # type: ignore[union-attr]
+    assert b"helm-backup-delivery-1" in contents  # the accepted webhook is in the backup
+    assert sorted(p.name for p in backups.iterdir()) == [*older[-6:], archive.name]
+    assert "removed 2 archive(s)" in done.stdout
+
+
+def test_the_ha_backup_jobs_command_backs_up_postgresql(
+    tmp_path: Path, nats_server: NatsServer, pg_empty_url: str
+) -> None:
+    """The distributed CronJob's command, with the variables values-ha.yaml takes from its
+    Secrets: an archive of the PostgreSQL store, a secret stored through it included."""
+    docs = scenario("ha-backup")
+    project = project_folder(docs, tmp_path / "etc")
+    secrets = {"storage-url": pg_empty_url, "broker-url": nats_server.url}
+    _, spec = backup_parts(docs)
+    env = {"GHAPPLETS_SECRET_KEY": generate_key(), "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    for item in spec["containers"][0]["env"]:
+        if "valueFrom" in item:
+            env[item["name"]] = secrets[item["valueFrom"]["secretKeyRef"]["key"]]
+    assert env["GHAPPLETS_STORAGE__URL"] == pg_empty_url
+    here = {"GHAPPLETS_CONFIG": str(project), "GHAPPLETS_DATA_DIR": str(tmp_path / "var" / "data"),
+            "GHAPPLETS_BROKER__REPLICAS": "1"}  # fmt: skip
+    stored = subprocess.run(
+        [sys.executable, "-m", "ghapplets", "secrets", "set", "api-token", "--value", "v1"],
+        env={**os.environ, **env, **here}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert stored.returncode == 0, stored.stdout + stored.stderr
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    places = {"/etc/ghapplets": project, "/var/lib/ghapplets": tmp_path / "var",
+              "/backups": backups}  # fmt: skip
+    done = run_backup_job(docs, places, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = Archive(verified_archive(backups, set())).manifest
+    assert manifest.storage == "postgresql" and manifest.counts["secrets"] == 1

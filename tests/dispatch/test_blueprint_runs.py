@@ -235,6 +235,26 @@ async def test_after_starts_the_next_run_that_long_after_the_last(
         assert (await store.get_run(waiting.id)).status == RunStatus.COMPLETED
 
 
+async def test_after_starts_a_first_run_whatever_blueprints_of_other_names_ran(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    """A blueprint's first run is started while none of that blueprint (namespace and name)
+    ran: runs of others, even of one with the same name in another namespace, do not count."""
+    project.blueprint("again", scheduled("again", "after: PT10M"))
+    project.blueprint("other", scheduled("other", "every: PT1H"))
+    other_again = scheduled("again", "every: PT1H").replace("namespace: test", "namespace: ops")
+    project.blueprint("ops-again", other_again)
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, timers = gw.platform.backends.store, await timers_of(gw)
+        known = {(b.namespace, b.name): b for b in timers.driver.blueprints.scheduled}
+        for namespace, name in (("ops", "again"), ("test", "other")):
+            run_id = f"r-{namespace}-{name}"
+            await timers.driver.start(known[namespace, name], {}, trigger="cli", run_id=run_id)
+        await timers.schedule(time.time())
+        started = {r.id for r in await store.list_runs(limit=10)}
+    assert "schedule:test/again:first" in started
+
+
 EXPIRES = """
 document: {dsl: '1.0.0', namespace: test, name: expires, version: '0.1.0'}
 schedule:

@@ -369,3 +369,31 @@ async def test_run_messages_for_unknown_held_and_suspended_runs(
 
 async def _true(items: list[Any]) -> bool:
     return bool(items)
+
+
+async def test_a_run_whose_lease_cannot_be_released_still_settles_its_message(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release is a courtesy (the lease runs out by itself): its failure must not fail the
+    run's message, which would put it back and take the ended run up again."""
+    project.blueprint("once", started_by("once", "one: {with: {type: com.github.issues.opened}}"))
+    with capture_logs() as logs:
+        async with running_gateway(project.build(), tmp_path / "data") as gw:
+            store, broker = gw.platform.backends.store, gw.platform.backends.broker
+            released: list[str] = []
+
+            async def release_lease(name: str, holder: str) -> None:
+                released.append(name)
+                raise StoreUnavailable("the store is down for a moment")
+
+            monkeypatch.setattr(store, "release_lease", release_lease)
+            await gw.send("github", "issues.opened", delivery_id="d-1")
+            run = await finished(store, "once")
+
+            async def settled() -> bool:
+                return f"run:{run.id}" in released and await broker.depth(JOBS) == 0
+
+            await until(settled, "the run's message settled")
+    assert run.status == RunStatus.COMPLETED
+    assert released.count(f"run:{run.id}") == 1  # taken up once
+    assert [e for e in logs if e["log_level"] == "error"] == []

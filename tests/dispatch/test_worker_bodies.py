@@ -44,22 +44,24 @@ class CountingStore(SqliteHistoryStore):
         return await super().get_bodies(keys)
 
 
-async def run_batch(project: ProjectBuilder, tmp_path: Path, *, fail: bool) -> None:
+async def run_batch(
+    project: ProjectBuilder, tmp_path: Path, *, fail: bool, deliveries: Sequence[str] = DELIVERIES
+) -> None:
     """Queue a job per delivery with the worker stopped, then start a worker with an empty
-    body cache (a replica that did not dispatch them): it fetches all three in one batch."""
+    body cache (a replica that did not dispatch them): it fetches them all in one batch."""
     runs_logged(project, "effect", tmp_path / "runs.log")
     CountingStore.single, CountingStore.batches, CountingStore.fail_batches = [], [], fail
     engine = Engine(project.build(), tmp_path / "g.db", LeaseClock(), store_class=CountingStore)
     async with running(engine, worker=False):
-        for n, delivery_id in enumerate(DELIVERIES):
+        for n, delivery_id in enumerate(deliveries):
             await engine.publish_event(delivery_id, n)
 
         async def queued() -> bool:
             return await engine.broker.depth(EVENTS) == 0 and await engine.broker.depth(
                 JOBS
-            ) == len(DELIVERIES)
+            ) == len(deliveries)
 
-        await until(queued, "three jobs queued")
+        await until(queued, "the jobs queued")
         assert engine.worker is not None
         engine.worker.bodies = BodyCache(engine.store)
         CountingStore.single.clear()
@@ -68,9 +70,9 @@ async def run_batch(project: ProjectBuilder, tmp_path: Path, *, fail: bool) -> N
         async def done() -> bool:
             jobs = await engine.store.list_jobs(limit=10)
             finished = [j for j in jobs if j.status == JobStatus.SUCCEEDED]
-            return len(finished) == len(DELIVERIES) and await engine.broker.depth(JOBS) == 0
+            return len(finished) == len(deliveries) and await engine.broker.depth(JOBS) == 0
 
-        await until(done, "the three jobs succeeded")
+        await until(done, "the jobs succeeded")
 
 
 async def test_a_batch_of_jobs_reads_its_bodies_in_one_query(
@@ -79,6 +81,17 @@ async def test_a_batch_of_jobs_reads_its_bodies_in_one_query(
     await run_batch(project, tmp_path, fail=False)
     assert CountingStore.batches == [[("github", d) for d in DELIVERIES]]
     assert CountingStore.single == []  # no job read its body on its own
+
+
+async def test_two_jobs_are_a_batch_and_one_job_reads_its_own_body(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    await run_batch(project, tmp_path / "two", fail=False, deliveries=DELIVERIES[:2])
+    assert CountingStore.batches == [[("github", d) for d in DELIVERIES[:2]]]
+    assert CountingStore.single == []
+    await run_batch(project, tmp_path / "one", fail=False, deliveries=DELIVERIES[:1])
+    assert CountingStore.batches == []  # one job: no batch query to save
+    assert CountingStore.single == [("d-1", "github")]
 
 
 async def test_a_failed_batch_read_is_logged_and_each_job_reads_its_own_body(

@@ -40,6 +40,17 @@ def store_down(failures: int) -> type[StoreDownForOutcomes]:
     return StoreDownForOutcomes
 
 
+def effect_engine(project: ProjectBuilder, tmp_path: Path) -> tuple[Path, LeaseClock, Engine]:
+    """The applet ``effect`` (it logs its runs), on a store down for the first outcome."""
+    log = tmp_path / "runs.log"
+    runs_logged(project, "effect", log)
+    clock = LeaseClock()
+    engine = Engine(
+        project.build(), tmp_path / "g.db", clock, store_class=store_down(1), ack_wait=30.0
+    )
+    return log, clock, engine
+
+
 async def failed_times(engine: Engine, count: int) -> None:
     async def probe() -> bool:
         assert engine.worker is not None
@@ -59,12 +70,7 @@ async def succeeded(engine: Engine) -> None:
 async def test_a_failed_handling_is_put_back_for_five_seconds_and_logged(
     project: ProjectBuilder, tmp_path: Path
 ) -> None:
-    log = tmp_path / "runs.log"
-    runs_logged(project, "effect", log)
-    clock = LeaseClock()
-    engine = Engine(
-        project.build(), tmp_path / "g.db", clock, store_class=store_down(1), ack_wait=30.0
-    )
+    log, clock, engine = effect_engine(project, tmp_path)
     with capture_logs(processors=[merge_contextvars]) as logs:
         try:
             await engine.start()
@@ -94,12 +100,7 @@ async def test_a_failed_handling_is_put_back_for_five_seconds_and_logged(
 async def test_a_failed_put_back_is_logged_and_the_lease_brings_the_job_back(
     project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = tmp_path / "runs.log"
-    runs_logged(project, "effect", log)
-    clock = LeaseClock()
-    engine = Engine(
-        project.build(), tmp_path / "g.db", clock, store_class=store_down(1), ack_wait=30.0
-    )
+    log, clock, engine = effect_engine(project, tmp_path)
     with capture_logs(processors=[merge_contextvars]) as logs:
         try:
             await engine.start(worker=False)

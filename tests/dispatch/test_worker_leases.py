@@ -9,6 +9,9 @@ extended the lease once more: a lease not extended runs out and the job runs twi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -78,15 +81,35 @@ async def move_clock_past_leases(clock: LeaseClock, extended: list[int], moves: 
         clock.now += STEP
 
 
-async def test_a_job_running_past_many_ack_waits_is_extended_and_runs_once(
-    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class Held:
+    """A running engine whose worker holds one job (its applet waits for ``gate``)."""
+
+    engine: Engine
+    clock: LeaseClock
+    extended: list[int]  # see spy_extensions
+    log: Path
+    gate: Path
+
+    async def finish(self) -> str:
+        """Open the gate; the job's id once its outcome is settled."""
+        self.gate.touch()
+        [job] = await self.engine.store.list_jobs(limit=10)
+        done = await self.engine.settled(job.id, 1)
+        assert done.status == JobStatus.SUCCEEDED
+        return job.id
+
+
+@contextlib.asynccontextmanager
+async def holding_a_job(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_first: int = 0
+) -> AsyncIterator[Held]:
     log, gate = held_applet(project, tmp_path)
     clock = LeaseClock()
     engine = Engine(project.build(), tmp_path / "g.db", clock, ack_wait=ACK_WAIT)
     try:
         await engine.start(worker=False)
-        extended = spy_extensions(engine, monkeypatch)
+        extended = spy_extensions(engine, monkeypatch, fail_first=fail_first)
         engine.start_worker()
         await engine.publish_event("d-1")
 
@@ -94,42 +117,33 @@ async def test_a_job_running_past_many_ack_waits_is_extended_and_runs_once(
             return bool(runs(log))
 
         await until(started, "the held job started")
-        await move_clock_past_leases(clock, extended, 8)  # 3.2 s of broker time: 5 ack waits
-        gate.touch()
-        [job] = await engine.store.list_jobs(limit=10)
-        done = await engine.settled(job.id, 1)
+        yield Held(engine, clock, extended, log, gate)
     finally:
+        gate.touch()
         await engine.stop()
-    assert done.status == JobStatus.SUCCEEDED
-    assert runs(log) == [(job.id, 1)]  # never delivered again while it ran
-    assert len(set(extended)) == 1  # the one message held, again and again
+
+
+async def test_a_job_running_past_many_ack_waits_is_extended_and_runs_once(
+    project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with holding_a_job(project, tmp_path, monkeypatch) as held:
+        # 8 moves of 0.4 s: 3.2 s of broker time, more than 5 ack waits
+        await move_clock_past_leases(held.clock, held.extended, 8)
+        job_id = await held.finish()
+    assert runs(held.log) == [(job_id, 1)]  # never delivered again while it ran
+    assert len(set(held.extended)) == 1  # the one message held, again and again
 
 
 async def test_a_failed_extension_is_logged_and_the_next_one_still_happens(
     project: ProjectBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log, gate = held_applet(project, tmp_path)
-    clock = LeaseClock()
-    engine = Engine(project.build(), tmp_path / "g.db", clock, ack_wait=ACK_WAIT)
     with capture_logs() as logs:
-        try:
-            await engine.start(worker=False)
-            extended = spy_extensions(engine, monkeypatch, fail_first=1)
-            engine.start_worker()
-            await engine.publish_event("d-1")
-
-            async def started() -> bool:
-                return bool(runs(log))
-
-            await until(started, "the held job started")
-            await move_clock_past_leases(clock, extended, 3)
-            gate.touch()
-            [job] = await engine.store.list_jobs(limit=10)
-            await engine.settled(job.id, 1)
-        finally:
-            await engine.stop()
+        async with holding_a_job(project, tmp_path, monkeypatch, fail_first=1) as held:
+            await move_clock_past_leases(held.clock, held.extended, 3)
+            job_id = await held.finish()
+    extended = held.extended
     assert extended[0] < 0 and all(s == -extended[0] for s in extended[1:])
-    assert runs(log) == [(job.id, 1)]
+    assert runs(held.log) == [(job_id, 1)]
     warnings = [e for e in logs if e["log_level"] == "warning"]
     assert warnings == [
         {
@@ -146,25 +160,11 @@ async def test_a_drained_worker_extends_no_lease_even_of_a_job_it_still_holds(
 ) -> None:
     """Past its drain timeout the process goes away: the jobs left must come back to another
     worker when their lease runs out, not be kept by a keeper that outlived the drain."""
-    log, gate = held_applet(project, tmp_path)
-    clock = LeaseClock()
-    engine = Engine(project.build(), tmp_path / "g.db", clock, ack_wait=ACK_WAIT)
-    try:
-        await engine.start(worker=False)
-        extended = spy_extensions(engine, monkeypatch)
-        engine.start_worker()
-        await engine.publish_event("d-1")
-
-        async def started() -> bool:
-            return bool(runs(log))
-
-        await until(started, "the held job started")
-        await move_clock_past_leases(clock, extended, 1)
-        assert engine.worker is not None
-        assert await engine.worker.drain(0.05) == 1  # the held job outlives the drain
-        count = len(extended)
+    async with holding_a_job(project, tmp_path, monkeypatch) as held:
+        await move_clock_past_leases(held.clock, held.extended, 1)
+        worker = held.engine.worker
+        assert worker is not None
+        assert await worker.drain(0.05) == 1  # the held job outlives the drain
+        count = len(held.extended)
         await asyncio.sleep(3 * ACK_WAIT / 3)  # three refresh periods: none may extend
-        assert len(extended) == count
-    finally:
-        gate.touch()
-        await engine.stop()
+        assert len(held.extended) == count

@@ -144,6 +144,11 @@ async def test_runs_are_listed_newest_first_by_status_and_name(runs: RunStore) -
     waiting_hello = await runs.list_runs(status=RunStatus.WAITING, name="hello")
     assert [r.id for r in waiting_hello] == ["r1"]
     assert await runs.list_runs(status=RunStatus.SUSPENDED) == []
+    await runs.create_run(run("r4", name="deploy", namespace="other", started_at=T0 + 4))
+    assert [r.id for r in await runs.list_runs(name="deploy")] == ["r4", "r3", "r2"]
+    assert [r.id for r in await runs.list_runs(name="deploy", namespace="other")] == ["r4"]
+    assert [r.id for r in await runs.list_runs(namespace="other")] == ["r4"]
+    assert await runs.list_runs(name="deploy", namespace="x" * 500) == []  # none so long
 
 
 async def test_update_sets_what_it_is_given_and_leaves_the_rest(

@@ -1,9 +1,12 @@
-"""``ghapplets backup FILE``, ``backup verify FILE`` and ``restore FILE``: a logical archive of
-the store (``docs/backup.md``).
+"""``ghapplets backup FILE``, ``backup --dir DIR [--keep N]``, ``backup verify FILE`` and
+``restore FILE``: a logical archive of the store (``docs/backup.md``). ``--dir`` names the
+archive by the time and, with ``--keep``, prunes the older ones (:mod:`ghapplets.backup.rotation`)
+once it is written, so a CronJob or a systemd timer runs one command and no script.
 
-Exit codes: 0 ok; 1 the store failed, a server holds the embedded data folder, or the target
-is not empty (``restore`` without ``--force``); 2 a damaged, truncated or unknown archive, or
-bad usage; 4 no data (or, with ``--include-key``, no key) to back up.
+Exit codes: 0 ok; 1 the store failed, a server holds the embedded data folder, the target is
+not empty (``restore`` without ``--force``), or ``--dir`` could not be created or pruned; 2 a
+damaged, truncated or unknown archive, or bad usage; 4 no data (or, with ``--include-key``, no
+key) to back up.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -31,6 +35,7 @@ from ghapplets.backup.restore import (
     requeue,
     seed_broker_file,
 )
+from ghapplets.backup.rotation import archive_name, prune
 from ghapplets.backup.snapshot import Progress, quiet, snapshot
 from ghapplets.backup.tables import KEY_MEMBER
 from ghapplets.cli.project import (
@@ -48,7 +53,8 @@ from ghapplets.cli.project import (
     run,
 )
 from ghapplets.config.models import ProjectConfig
-from ghapplets.datadir import hold
+from ghapplets.crashpoints import CrashPoint, reached
+from ghapplets.datadir import hold, private_dir
 from ghapplets.exceptions import (
     BackupError,
     BackupInvalid,
@@ -97,11 +103,29 @@ def _counts(counts: dict[str, int], out: Console = console) -> None:
 
 
 def backup(
-    target: str = typer.Argument(
-        ..., metavar="FILE", help="The archive to write ('-': standard output), or 'verify'."
+    target: str | None = typer.Argument(
+        None,
+        metavar="FILE",
+        help="The archive to write ('-': standard output), or 'verify'. Or give --dir.",
+        show_default=False,
     ),
     archive: Path | None = typer.Argument(
-        None, metavar="[ARCHIVE]", help="With 'verify': the archive to check."
+        None, metavar="ARCHIVE", help="With 'verify': the archive to check."
+    ),
+    directory: Path | None = typer.Option(
+        None,
+        "--dir",
+        metavar="DIR",
+        help="Write the archive into DIR (created 0700) as ghapplets-<UTC time>.tgz, not FILE.",
+    ),
+    keep: int | None = typer.Option(
+        None,
+        "--keep",
+        min=1,
+        metavar="N",
+        help="With --dir: then delete the archives of DIR older than the N newest "
+        "(default: keep all).",
+        show_default=False,
     ),
     include_key: bool = typer.Option(
         False, "--include-key", help="Put the secrets key in the archive too (a warning says so)."
@@ -109,25 +133,75 @@ def backup(
     project: Path | None = ProjectOpt,
     data: Path | None = DataDirOpt,
 ) -> None:
-    """Write a backup of the store to FILE; 'backup verify FILE' checks an archive instead."""
+    """Write a backup of the store to FILE, or into --dir DIR; 'backup verify FILE' checks an
+    archive instead."""
     if target == "verify":
         if archive is None:
             fail("backup verify takes the archive to check: backup verify FILE", EXIT_USAGE)
+        if directory is not None or keep is not None:
+            fail("backup verify takes no --dir or --keep", EXIT_USAGE)
         _verify(archive)
         return
-    if archive is not None:
-        fail("backup takes one FILE (to check an archive: backup verify FILE)", EXIT_USAGE)
+    _check_usage(target, archive, directory, keep)
     config = project_config(project)
     folder = data_dir(project, data)
     if config.storage.backend == "sqlite" and not (folder / DB_FILE).exists():
         fail(f"no Ghapplets data in {folder} to back up", EXIT_NOT_FOUND)
-    to_stdout = target == "-"
-    if to_stdout and sys.stdout.isatty():
-        fail("will not write an archive to a terminal: redirect it, or give a FILE", EXIT_USAGE)
-    path = None if to_stdout else Path(target).resolve()
-    if path is not None and not path.parent.is_dir():
-        fail(f"no folder {path.parent} to write {path.name} into", EXIT_USAGE)
+    path = _destination(target, directory)
     key = _key_to_include(folder) if include_key else None
+    manifest = _write(config, folder, path, key)
+    report = errors if path is None else console
+    shown = str(path) if directory is not None else target
+    report.print(
+        f"backed up to {literal(shown)}: schema {manifest.schema}, rows per table:", soft_wrap=True
+    )
+    _counts(manifest.counts, report)
+    if keep is not None:  # with --dir (_check_usage)
+        assert path is not None
+        _prune(path, keep)
+
+
+def _check_usage(
+    target: str | None, archive: Path | None, directory: Path | None, keep: int | None
+) -> None:
+    if archive is not None:
+        fail("backup takes one FILE (to check an archive: backup verify FILE)", EXIT_USAGE)
+    if target is not None and directory is not None:
+        fail("backup writes to FILE or into --dir DIR, not both", EXIT_USAGE)
+    if target is None and directory is None:
+        fail("backup needs a FILE to write ('-': standard output), or --dir DIR", EXIT_USAGE)
+    if keep is not None and directory is None:
+        fail("--keep prunes the archives of a --dir DIR: give --dir too", EXIT_USAGE)
+
+
+def _destination(target: str | None, directory: Path | None) -> Path | None:
+    """Where the archive goes: a file (a new, timestamped one in ``directory``), or ``None``
+    for standard output."""
+    if directory is not None:
+        folder = directory.resolve()
+        if folder.exists() and not folder.is_dir():
+            fail(f"--dir {folder} is not a folder", EXIT_USAGE)
+        try:
+            private_dir(folder)
+        except OSError as exc:
+            fail(f"cannot create the backup folder {folder}: {exc.strerror}", EXIT_FAILURE)
+        path = folder / archive_name(datetime.now(UTC))
+        if path.exists():  # two backups within one second
+            fail(f"{path} exists already: another backup was taken this second", EXIT_FAILURE)
+        return path
+    assert target is not None  # _check_usage
+    if target == "-":
+        if sys.stdout.isatty():
+            fail("will not write an archive to a terminal: redirect it, or give a FILE", EXIT_USAGE)
+        return None
+    path = Path(target).resolve()
+    if not path.parent.is_dir():
+        fail(f"no folder {path.parent} to write {path.name} into", EXIT_USAGE)
+    return path
+
+
+def _write(config: ProjectConfig, folder: Path, path: Path | None, key: bytes | None) -> Manifest:
+    """Snapshot the store into an archive at ``path`` (standard output when ``None``)."""
     writer = ArchiveWriter()
     try:
         with progress_bar("reading") as progress:
@@ -147,9 +221,19 @@ def backup(
                 writer.write(manifest, out)
     finally:
         writer.close()
-    report = errors if to_stdout else console
-    report.print(f"backed up to {literal(target)}: schema {manifest.schema}, rows per table:")
-    _counts(manifest.counts, report)
+    return manifest
+
+
+def _prune(written: Path, keep: int) -> None:
+    """Delete the archives beside ``written`` older than the ``keep`` newest, naming each."""
+    try:
+        removed = prune(written.parent, keep, written)
+    except OSError as exc:
+        fail(f"backed up, but could not prune {written.parent}: {exc}", EXIT_FAILURE)
+    if removed:
+        console.print(f"removed {len(removed)} archive(s) older than the {keep} newest:")
+        for old in removed:
+            console.print(f"  {literal(old.name)}", highlight=False)
 
 
 def _key_to_include(folder: Path) -> bytes:
@@ -263,6 +347,7 @@ async def _restore(
             embedded_broker=config.broker.backend == "sqlite",
             progress=progress,
         )
+    reached(CrashPoint.RESTORE_LOADED)
     async with open_backends(config, folder, create_key=False) as b:
         if force and config.broker.backend == "nats":
             # the old store's queue: jobs and events the restored store knows nothing of

@@ -394,7 +394,7 @@ class RunDriver:
         try:
             run = await self.store.get_run(run_id)
         except NotFound:
-            log.warning("a message for an unknown run is dropped", run_id=run_id)
+            log.warning("a message for an unknown run is dropped")  # run_id: bound by the worker
             await self.consumer.ack(message)
             return
         if run.status.final or run.status == RunStatus.SUSPENDED:
@@ -578,7 +578,10 @@ class RunTimers:
             spec = blueprint.definition["schedule"]
             label = f"{blueprint.namespace}/{blueprint.name}"
             if "after" in spec:
-                if not await self.store.list_runs(name=blueprint.name, limit=1):
+                ran = await self.store.list_runs(
+                    name=blueprint.name, namespace=blueprint.namespace, limit=1
+                )
+                if not ran:
                     await self.driver.start(
                         blueprint, {}, trigger="schedule", run_id=f"schedule:{label}:first"
                     )

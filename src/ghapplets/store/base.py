@@ -230,9 +230,15 @@ class RunStore(ABC):
 
     @abstractmethod
     async def list_runs(
-        self, *, status: RunStatus | None = None, name: str | None = None, limit: int = 50
+        self,
+        *,
+        status: RunStatus | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+        limit: int = 50,
     ) -> list[RunRecord]:
-        """Runs newest (latest started) first: of ``status``, of the blueprint ``name``."""
+        """Runs newest (latest started) first: of ``status``, of the blueprint ``name`` (in
+        ``namespace``)."""
 
     @abstractmethod
     async def update_run(

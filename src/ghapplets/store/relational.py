@@ -360,11 +360,17 @@ class SqlRunStore(Relational, RunStore):
         return sql.run_of(rows[0])
 
     async def list_runs(
-        self, *, status: RunStatus | None = None, name: str | None = None, limit: int = 50
+        self,
+        *,
+        status: RunStatus | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+        limit: int = 50,
     ) -> list[RunRecord]:
-        if name and not sql.storable(name, BLUEPRINT_NAME_MAX):
+        if any(v and not sql.storable(v, BLUEPRINT_NAME_MAX) for v in (name, namespace)):
             return []
-        return [sql.run_of(r) for r in await self._query(sql.runs_query(status, name, limit))]
+        query = sql.runs_query(status, name, namespace, limit)
+        return [sql.run_of(r) for r in await self._query(query)]
 
     async def update_run(
         self,

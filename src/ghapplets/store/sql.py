@@ -646,12 +646,15 @@ def run_query(run_id: str) -> Select[Any]:
     return select(t.blueprint_runs).where(t.blueprint_runs.c.id == run_id)
 
 
-def runs_query(status: RunStatus | None, name: str | None, limit: int) -> Select[Any]:
+def runs_query(
+    status: RunStatus | None, name: str | None, namespace: str | None, limit: int
+) -> Select[Any]:
     r = t.blueprint_runs
     return _where_given(
         select(r).order_by(r.c.started_at.desc()).limit(limit),
         (r.c.status, status),
         (r.c.name, name),
+        (r.c.namespace, namespace),
     )
 
 
