@@ -8,6 +8,7 @@ runtimes, the CLI) can raise and catch these without pulling in another. Catch
   :class:`BlueprintInvalid`: a blueprint (a workflow file) is wrong or uses a feature this
   runtime refuses;
 - :class:`NotFound`: a named record (delivery, job, secret, applet, run) does not exist;
+  :class:`AlreadyExists`: a record of that name exists already (an admin API token's name);
 - :class:`InvalidRecord`: a record the store refuses to write (a key past its length limit,
   a value that is not JSON it can keep), named in the message; nothing of the write is kept;
 - :class:`Unavailable`: a backend cannot serve now (:class:`BrokerUnavailable`,
@@ -66,6 +67,10 @@ class NotFound(GhappletsError, LookupError):
 
     def __str__(self) -> str:  # LookupError would quote the message like a KeyError
         return str(self.args[0]) if self.args else "not found"
+
+
+class AlreadyExists(GhappletsError):
+    """A record of that name exists already (and names are unique)."""
 
 
 class InvalidRecord(GhappletsError, ValueError):

@@ -11,7 +11,8 @@
 
 Every process serves ``/healthz``, ``/readyz`` (broker and store health) and ``/metrics`` (on
 the webhook port, or on ``server.metrics_address`` when set), behind the HTTP limits of
-:meth:`Platform.http_protocol`.
+:meth:`Platform.http_protocol`. A gateway also serves the admin API (:meth:`Platform.admin_api`)
+on ``server.admin_address``.
 ``start`` and ``stop`` are the ASGI lifespan; ``stop`` drains jobs in flight (SIGTERM). The
 process's Splunk log sink, when it has one, starts with the platform (its token may name a
 stored secret) and ships what is left when it stops.
@@ -64,6 +65,8 @@ from ghapplets.sources.base import Source
 from ghapplets.sources.registry import build_sources
 
 if TYPE_CHECKING:
+    from ghapplets.admin.app import AdminApi
+    from ghapplets.admin.auth import SessionResolver
     from ghapplets.logsink import SplunkHecSink
 
 log = get_logger("ghapplets.platform")
@@ -273,10 +276,10 @@ class Platform:
     async def retention(self, *, lease_ttl: float = 2 * RETENTION_EVERY) -> int | None:
         """Delete finished history older than ``storage.retention_days`` (deliveries with dead
         letters older than ``storage.dead_letter_retention_days``, and the audit lines of secret
-        reads older than ``storage.audit_retention_days``), if this replica holds
-        the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the number of
-        deliveries deleted, or None when another replica holds it. A holder that dies lets it
-        expire, and another replica takes over at its next round."""
+        reads and of the admin API older than ``storage.audit_retention_days``), if this
+        replica holds the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the
+        number of deliveries deleted, or None when another replica holds it. A holder that dies
+        lets it expire, and another replica takes over at its next round."""
         store = self.backends.store
         storage = self.config.storage
         now = time.time()
@@ -287,9 +290,9 @@ class Platform:
                 now - storage.retention_days * 86400,
                 dead_older_than=now - storage.dead_letter_retention_days * 86400,
             )
-            audit = await self.backends.secret_store.prune_secret_reads(
-                now - storage.audit_retention_days * 86400
-            )
+            audit_cutoff = now - storage.audit_retention_days * 86400
+            audit = await self.backends.secret_store.prune_secret_reads(audit_cutoff)
+            admin_audit = await store.prune_audit(audit_cutoff)
         except Exception as exc:
             log.warning("pruning failed", error=str(exc))
             return None
@@ -297,6 +300,8 @@ class Platform:
             log.info("old deliveries pruned", count=pruned)
         if audit:
             log.info("old audit lines of secret reads pruned", count=audit)
+        if admin_audit:
+            log.info("old audit lines of the admin API pruned", count=admin_audit)
         return pruned
 
     async def stop(self) -> None:
@@ -363,6 +368,25 @@ class Platform:
 
     def asgi(self) -> GatewayApp:
         return GatewayApp(self.ingest, self.ready, self.render_metrics, lifespan=self.lifespan)
+
+    def admin_api(self, sessions: SessionResolver | None = None) -> AdminApi:
+        """The admin API (``/api/v1``) on this process's backends; ``sessions`` resolves the
+        dashboard's session cookie (see :class:`ghapplets.admin.auth.Authenticator`)."""
+        from ghapplets.admin.app import AdminApi
+        from ghapplets.admin.auth import Authenticator
+        from ghapplets.admin.context import AdminContext
+        from ghapplets.admin.tokens import TokenStore
+
+        server = self.config.server
+        auth = Authenticator(
+            TokenStore(self.backends.store),
+            proxies=TrustedProxies(server.trusted_proxies),
+            sso=server.admin_sso,
+            sessions=sessions,
+        )
+        loaded = self.specs if Role.WORKER in self.roles else None  # a worker has them
+        ctx = AdminContext(self.loaded, self.backends, self.ready, self.sources, loaded)
+        return AdminApi(ctx, auth, body_timeout=server.body_timeout)
 
     def http_protocol(self) -> type[GuardedProtocol]:
         """The HTTP protocol for uvicorn, with the ``server.*`` limits; what it refuses is

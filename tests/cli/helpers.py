@@ -42,10 +42,16 @@ class Result:
         return [orjson.loads(line) for line in self.out.splitlines() if line.strip()]
 
 
+# every server a test starts serves its admin API on a port of its own (not the default 8081,
+# which servers started side by side would all ask for); a test that wants one names it
+ADMIN_ANY_PORT = {"GHAPPLETS_SERVER__ADMIN_ADDRESS": "127.0.0.1:0"}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES) and k not in _SCRUB
     }
+    env.update(ADMIN_ANY_PORT)
     env.update(extra)
     return env
 

@@ -1,7 +1,9 @@
 """What a backup holds: every table of the store's metadata except the queue and the leases.
 
 The store's tables (:mod:`ghapplets.store.schema`) are backed up in the metadata's dependency
-order, parents first. Left out, and why:
+order, parents first: every table is durable data unless it is named below, so a new table is
+backed up without a change here (the admin API's ``api_tokens``, hashes only, and
+``audit_log`` are). Left out, and why:
 
 - ``broker_messages``: the embedded broker's queue. The queue is rebuilt on restore from the
   store (the unfinished jobs and runs are queued again); what a backup keeps of it are the ids

@@ -23,6 +23,7 @@ from ghapplets.cli import (
     secrets_cmd,
     send,
     serve,
+    tokens,
     validate,
 )
 from ghapplets.exceptions import ConfigError
@@ -51,6 +52,7 @@ app.add_typer(records.deliveries_app, name="deliveries")
 app.add_typer(records.jobs_app, name="jobs")
 app.add_typer(runs.app, name="runs")
 app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(tokens.app, name="tokens")
 app.add_typer(debug.app, name="debug")
 app.add_typer(github.app, name="github")
 app.add_typer(export.app, name="export")

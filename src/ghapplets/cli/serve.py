@@ -115,20 +115,35 @@ def _uvicorn(
     port: int,
     sock: socket.socket | None,
     metrics_sock: socket.socket | None = None,
+    admin_sock: socket.socket | None = None,
+    *,
+    admin: bool = False,
 ) -> None:
-    """Serve ``platform`` on ``sock`` (or ``host:port``), and ``/metrics`` on ``metrics_sock``
-    (or ``server.metrics_address``) when metrics have a listener of their own."""
+    """Serve ``platform`` on ``sock`` (or ``host:port``), ``/metrics`` on ``metrics_sock`` (or
+    ``server.metrics_address``) when metrics have a listener of their own, and, with
+    ``admin``, the admin API on ``admin_sock`` (or ``server.admin_address``)."""
     cfg = platform.config
     app = platform.asgi()
-    sockets: list[socket.socket] | None = None
+    extra: list[socket.socket] = []
     metrics_at = cfg.server.metrics_listener
     if metrics_sock is None and metrics_at is not None:
         metrics_sock = _bind(*metrics_at, "metrics listener")
     if metrics_sock is not None:
-        sock = sock if sock is not None else _bind(host, port, "server")
         bound = metrics_sock.getsockname()
         app.serve_metrics_on(bound[0], bound[1])
-        sockets = [sock, metrics_sock]
+        extra.append(metrics_sock)
+    admin_at = cfg.server.admin_listener
+    if admin and admin_sock is None and admin_at is not None:
+        admin_sock = _bind(*admin_at, "admin API listener")
+    if admin and admin_sock is not None:
+        bound = admin_sock.getsockname()
+        app.serve_admin_on(bound[0], bound[1], platform.admin_api())
+        extra.append(admin_sock)
+        log.info("admin API listening", host=bound[0], port=bound[1])
+    sockets: list[socket.socket] | None = None
+    if extra:
+        sock = sock if sock is not None else _bind(host, port, "server")
+        sockets = [sock, *extra]
     elif sock is not None:
         sockets = [sock]
     config = uvicorn.Config(
@@ -186,6 +201,9 @@ def _supervise(
     # /metrics of its own: one socket too, shared by the gateways like the webhook port
     metrics_at = loaded.config.server.metrics_listener
     metrics_sock = _bind(*metrics_at, "metrics listener") if metrics_at else None
+    # the admin API: one listening socket, shared by the gateways the same way
+    admin_at = loaded.config.server.admin_listener
+    admin_sock = _bind(*admin_at, "admin API listener") if admin_at else None
     fmt = ["--log-format", log_format] if log_format else []
     # one /metrics for the node: every process writes its values into one folder (the one
     # the environment names, so other processes of the node can share it too)
@@ -200,6 +218,9 @@ def _supervise(
     if metrics_sock is not None:
         fds += ["--metrics-fd", str(metrics_sock.fileno())]
         passed.append(metrics_sock.fileno())
+    if admin_sock is not None:
+        fds += ["--admin-fd", str(admin_sock.fileno())]
+        passed.append(admin_sock.fileno())
     held: tuple[int, ...] = ()
     if lock_fd is not None:  # the children adopt the data folder's lock we hold
         shared[datadir.LOCK_FD_ENV] = str(lock_fd)
@@ -225,10 +246,14 @@ def _supervise(
         )
     bound = sock.getsockname()
     log.info("listening", host=bound[0], port=bound[1], gateways=processes, worker=with_worker)
+    if admin_sock is not None:
+        at = admin_sock.getsockname()
+        log.info("admin API listening", host=at[0], port=at[1])
     code = Supervisor(children, drain_timeout=loaded.config.server.drain_timeout).run()
     sock.close()
-    if metrics_sock is not None:
-        metrics_sock.close()
+    for extra in (metrics_sock, admin_sock):
+        if extra is not None:
+            extra.close()
     if sink is not None:  # the supervisor's own lines, "all processes stopped" last
         sink.close()
     raise typer.Exit(code)
@@ -242,7 +267,8 @@ def serve(
     data: Path | None = DataDirOpt,
     log_format: str | None = LogFormatOpt,
 ) -> None:
-    """Serve the project on this machine: gateway processes on every core, and one worker."""
+    """Serve the project on this machine: gateway processes on every core, and one worker.
+    The admin API (/api/v1) listens on server.admin_address (default 127.0.0.1:8081)."""
     loaded, target, platform = _prepare(project, data, log_format, BOTH)
     run(_check_startup(loaded, target, platform.log_sink))  # exits 3 on an unresolvable secret
     lock_fd = _hold_data_folder(loaded, target)
@@ -271,8 +297,12 @@ def gateway(
     metrics_fd: int | None = typer.Option(
         None, "--metrics-fd", hidden=True, help="Inherited metrics listening socket."
     ),
+    admin_fd: int | None = typer.Option(
+        None, "--admin-fd", hidden=True, help="Inherited admin API listening socket."
+    ),
 ) -> None:
-    """Accept webhooks: POST /hooks/{source}, /healthz, /readyz, /metrics. Stateless."""
+    """Accept webhooks: POST /hooks/{source}, /healthz, /readyz, /metrics; and serve the admin
+    API (/api/v1) on server.admin_address. Stateless."""
     die_with_parent()
     loaded, target, platform = _prepare(project, data, log_format, frozenset({Role.GATEWAY}))
     cfg = loaded.config
@@ -281,13 +311,23 @@ def gateway(
     if fd is not None:  # a child of serve or gateway --processes N: it adopts their lock
         _hold_data_folder(loaded, target)
         metrics_sock = socket.socket(fileno=metrics_fd) if metrics_fd is not None else None
-        _uvicorn(platform, host, port, socket.socket(fileno=fd), metrics_sock)
+        admin_sock = socket.socket(fileno=admin_fd) if admin_fd is not None else None
+        # the supervisor bound the admin listener (or there is none): never bind another
+        _uvicorn(
+            platform,
+            host,
+            port,
+            socket.socket(fileno=fd),
+            metrics_sock,
+            admin_sock,
+            admin=admin_sock is not None,
+        )
         return
     run(_check_startup(loaded, target, platform.log_sink))
     lock_fd = _hold_data_folder(loaded, target)
     count = processes or os.cpu_count() or 1
     if count == 1:
-        _uvicorn(platform, host, port, None)
+        _uvicorn(platform, host, port, None, admin=True)
         return
     _supervise(
         loaded,

@@ -17,8 +17,28 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ghapplets.applets.model import NAME_PATTERN
 from ghapplets.connectors.config import ConnectorConfig
 from ghapplets.secrets.config import EmbeddedSecrets, SecretsConfig
+from ghapplets.store.records import Role
 
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
+HEADER_NAME = r"^[A-Za-z0-9-]{1,64}$"
+
+
+class AdminSsoConfig(BaseModel):
+    """``server.admin_sso``: single sign-on to the admin API through an authenticating proxy
+    (oauth2-proxy, ...). A request whose TCP peer is one of ``server.trusted_proxies`` and that
+    carries ``user_header`` is the user it names, with the highest role its groups map to in
+    ``groups`` (``groups_header`` lists them, comma-separated), else ``default_role``; a user
+    with neither is refused (403). From any other peer these headers are ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_header: Annotated[str, Field(pattern=HEADER_NAME)] = "X-Forwarded-User"
+    email_header: Annotated[str, Field(pattern=HEADER_NAME)] | None = "X-Forwarded-Email"
+    groups_header: Annotated[str, Field(pattern=HEADER_NAME)] | None = "X-Forwarded-Groups"
+    groups: dict[Annotated[str, Field(min_length=1, max_length=256)], Role] = Field(
+        default_factory=dict
+    )
+    default_role: Role | None = None
 
 
 class ServerConfig(BaseModel):
@@ -38,6 +58,10 @@ class ServerConfig(BaseModel):
     trusted_proxies: list[str] = Field(default_factory=list)
     # host:port of a separate /metrics listener; unset: /metrics on the webhook port
     metrics_address: str | None = None
+    # host:port of the admin API (/api/v1), never on the webhook port; null or "": none
+    admin_address: str | None = "127.0.0.1:8081"
+    # single sign-on to the admin API through an authenticating proxy (off when unset)
+    admin_sso: AdminSsoConfig | None = None
     header_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
     max_headers: Annotated[int, Field(ge=8, le=10_000)] = 100
     max_header_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
@@ -72,7 +96,12 @@ class ServerConfig(BaseModel):
                 raise ValueError(f"{cidr!r} is not an IP address or CIDR network") from None
         return value
 
-    @field_validator("metrics_address")
+    @field_validator("admin_address", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_address", "admin_address")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
         if value is not None:
@@ -80,19 +109,35 @@ class ServerConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _metrics_port_is_its_own(self) -> ServerConfig:
-        if self.metrics_address is not None:
-            _, port = split_address(self.metrics_address)
-            if port != 0 and port == self.port:
-                raise ValueError(
-                    f"metrics_address {self.metrics_address!r} uses the webhook port {self.port}"
-                )
+    def _ports_are_their_own(self) -> ServerConfig:
+        taken = {self.port: "the webhook port"}
+        for key in ("metrics_address", "admin_address"):
+            address = getattr(self, key)
+            if address is None:
+                continue
+            _, port = split_address(address)
+            if port != 0 and port in taken:
+                raise ValueError(f"{key} {address!r} uses {taken[port]} {port}")
+            taken[port] = f"the port of {key}"
+        return self
+
+    @model_validator(mode="after")
+    def _sso_needs_proxies(self) -> ServerConfig:
+        if self.admin_sso is not None and not self.trusted_proxies:
+            raise ValueError(
+                "admin_sso needs trusted_proxies: the proxies whose user headers are believed"
+            )
         return self
 
     @property
     def metrics_listener(self) -> tuple[str, int] | None:
         """``metrics_address`` as ``(host, port)``, or None when /metrics is on the webhook port."""
         return None if self.metrics_address is None else split_address(self.metrics_address)
+
+    @property
+    def admin_listener(self) -> tuple[str, int] | None:
+        """``admin_address`` as ``(host, port)``, or None when there is no admin API."""
+        return None if self.admin_address is None else split_address(self.admin_address)
 
 
 def split_address(value: str) -> tuple[str, int]:

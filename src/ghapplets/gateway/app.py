@@ -5,13 +5,16 @@ everything else (``/healthz``, ``/readyz``, ``/metrics``) is routed by Starlette
 
 With a metrics listener (``server.metrics_address``) the same application serves two sockets:
 on the metrics one only ``GET /metrics``, and on the webhook port everything but ``/metrics``
-(404). A request's listener is told by the local address it arrived on (``scope["server"]``).
+(404). With an admin listener (``server.admin_address``) it serves the admin API
+(:mod:`ghapplets.admin`) there, and only there: ``/api/v1`` on the webhook port is 404. A
+request's listener is told by the local address it arrived on (``scope["server"]``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,6 +25,26 @@ from starlette.routing import Route
 from ghapplets.gateway.ingest import IngestHandler
 
 ReadyCheck = Callable[[], Awaitable[dict[str, str]]]
+Asgi = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A listening socket's local address: ``ip`` None for a wildcard bind (any address)."""
+
+    ip: str | None
+    port: int
+
+    @classmethod
+    def of(cls, host: str, port: int) -> Listener:
+        return cls(None if host in WILDCARDS else _ip(host), port)
+
+    def received(self, scope: dict[str, Any]) -> bool:
+        """Did the request of ``scope`` arrive on this listener?"""
+        server = scope.get("server")
+        if not server or server[1] != self.port:
+            return False
+        return self.ip is None or _ip(str(server[0])) == self.ip
 
 
 class GatewayApp:
@@ -35,8 +58,8 @@ class GatewayApp:
         self.ingest = ingest
         self._ready = ready
         self._render_metrics = render_metrics
-        self._metrics_port: int | None = None  # set: /metrics is served there only
-        self._metrics_ip: str | None = None  # None: any local address (a wildcard bind)
+        self._metrics: Listener | None = None  # set: /metrics is served there only
+        self._admin: tuple[Listener, Asgi] | None = None  # the admin API, there only
         self.app = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
@@ -49,19 +72,19 @@ class GatewayApp:
 
     def serve_metrics_on(self, host: str, port: int) -> None:
         """Serve ``/metrics`` only on the listener bound to ``host:port``, and not elsewhere."""
-        self._metrics_port = port
-        self._metrics_ip = None if host in WILDCARDS else _ip(host)
+        self._metrics = Listener.of(host, port)
 
-    def _on_metrics_listener(self, scope: dict[str, Any]) -> bool:
-        server = scope.get("server")
-        if not server or server[1] != self._metrics_port:
-            return False
-        return self._metrics_ip is None or _ip(str(server[0])) == self._metrics_ip
+    def serve_admin_on(self, host: str, port: int, admin: Asgi) -> None:
+        """Serve ``admin`` (every request) on the listener bound to ``host:port``."""
+        self._admin = (Listener.of(host, port), admin)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            if self._metrics_port is not None:
-                if self._on_metrics_listener(scope):
+            if self._admin is not None and self._admin[0].received(scope):
+                await self._admin[1](scope, receive, send)
+                return
+            if self._metrics is not None:
+                if self._metrics.received(scope):
                     await self._metrics_only(scope, receive, send)
                     return
                 if scope["path"] == "/metrics":

@@ -46,6 +46,8 @@ class SourceSettings(BaseModel):
     description: str | None = None
     # a body signed once is accepted once (sources whose signature covers the body alone)
     replay_protection: bool = True
+    # the admin API shows this source's payloads to operators and admins only, not to viewers
+    redact_payload: bool = False
 
 
 @dataclass(frozen=True, slots=True)

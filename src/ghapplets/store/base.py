@@ -11,6 +11,9 @@ Separate interfaces, because they change for different reasons and may live in d
 - :class:`RunStore`: blueprint runs, their journals of steps, their listeners and the events
   delivered to them, and the outbox of the events their steps emit. The relational history
   stores implement it too: runs live in the same database as the history.
+- :class:`AdminStore`: what the admin API reads and keeps: filtered lists in keyset pages
+  (:mod:`ghapplets.store.listing`), its tokens (hashes only) and its audit log. In the history's
+  database too.
 
 Backends: the embedded SQLite database (:mod:`ghapplets.store.sqlite`) and PostgreSQL
 (:mod:`ghapplets.store.postgres`); both pass one conformance suite. Lookups of a name that does
@@ -26,9 +29,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from ghapplets.store.listing import (
+    AuditFilter,
+    AuditKey,
+    DeadLetterFilter,
+    DeadLetterKey,
+    DeliveryFilter,
+    DeliveryKey,
+    JobFilter,
+    JobKey,
+    RunFilter,
+    RunKey,
+)
 from ghapplets.store.records import (
     UNCHANGED,
+    ApiTokenRecord,
     AttemptRecord,
+    AuditRecord,
+    DeadLetterRecord,
     DeliveryRecord,
     DeliveryStatus,
     JobRecord,
@@ -308,6 +326,80 @@ class RunStore(ABC):
         events go when they are published.)"""
 
 
-class Store(HistoryStore, RunStore, ABC):
-    """The history database: deliveries, jobs and their attempts, and blueprint runs (both
-    backends keep them in one database)."""
+class AdminStore(ABC):
+    """What the admin API reads and keeps. Pages are newest first, at most ``limit`` records
+    strictly after the key ``after`` (the last record of the previous page) in that order; see
+    :mod:`ghapplets.store.listing` for each list's key."""
+
+    @abstractmethod
+    async def page_deliveries(
+        self, f: DeliveryFilter, after: DeliveryKey | None, limit: int
+    ) -> list[DeliveryRecord]:
+        """Deliveries without their bodies and headers (``body`` empty, ``headers`` {}):
+        :meth:`HistoryStore.get_delivery` has them."""
+
+    @abstractmethod
+    async def page_jobs(self, f: JobFilter, after: JobKey | None, limit: int) -> list[JobRecord]:
+        """Jobs, newest first by when they were created."""
+
+    @abstractmethod
+    async def page_dead_letters(
+        self, f: DeadLetterFilter, after: DeadLetterKey | None, limit: int
+    ) -> list[DeadLetterRecord]: ...
+
+    @abstractmethod
+    async def dead_letter(self, job_id: str) -> DeadLetterRecord | None:
+        """The dead letter of a job, or None when it is not dead."""
+
+    @abstractmethod
+    async def page_runs(self, f: RunFilter, after: RunKey | None, limit: int) -> list[RunRecord]:
+        """Runs without their definitions (``definition`` {}): :meth:`RunStore.get_run`."""
+
+    @abstractmethod
+    async def delivery_jobs(self, source: str, delivery_id: str, limit: int) -> list[JobRecord]:
+        """The jobs of one delivery, oldest first."""
+
+    @abstractmethod
+    async def run_listeners(self, run_id: str) -> list[ListenerRecord]:
+        """What a run listens for now (its listener rows; [] when none or no such run)."""
+
+    @abstractmethod
+    async def create_api_token(self, record: ApiTokenRecord) -> None:
+        """Keep a new token. A token of that name that is not revoked raises
+        :class:`~ghapplets.exceptions.AlreadyExists`; a revoked one is replaced."""
+
+    @abstractmethod
+    async def api_token(self, token_id: str) -> ApiTokenRecord:
+        """The token of that id; NotFound when unknown."""
+
+    @abstractmethod
+    async def api_tokens(self) -> list[ApiTokenRecord]:
+        """Every token, revoked ones too, by name."""
+
+    @abstractmethod
+    async def revoke_api_token(self, name: str, at: float) -> ApiTokenRecord:
+        """Mark the token ``name`` revoked at ``at`` (a revoked one keeps its first time); it
+        as stored now. NotFound when unknown."""
+
+    @abstractmethod
+    async def touch_api_token(self, token_id: str, at: float) -> None:
+        """Set the token's ``last_used_at`` to ``at`` (if later)."""
+
+    @abstractmethod
+    async def record_audit(self, record: AuditRecord) -> None:
+        """Append an audit line; one whose id is stored already is left as it is."""
+
+    @abstractmethod
+    async def page_audit(
+        self, f: AuditFilter, after: AuditKey | None, limit: int
+    ) -> list[AuditRecord]: ...
+
+    @abstractmethod
+    async def prune_audit(self, older_than: float) -> int:
+        """Delete the audit lines before the epoch time ``older_than``, in small
+        transactions; how many."""
+
+
+class Store(HistoryStore, RunStore, AdminStore, ABC):
+    """The history database: deliveries, jobs and their attempts, blueprint runs, and the admin
+    API's tokens and audit log (both backends keep them in one database)."""

@@ -37,6 +37,7 @@ from sqlalchemy.pool import NullPool
 
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store import sql
+from ghapplets.store.admin import SqlAdminStore
 from ghapplets.store.migrations import upgrade
 from ghapplets.store.relational import P, Relational, SqlHistoryStore, SqlSecretStore, Write
 
@@ -325,6 +326,8 @@ def _settle(
 class OnPostgres(Relational):
     """Writes through the database's group-committed writer, queries on its pool."""
 
+    dialect = "postgresql"
+
     def __init__(self, db: PostgresDatabase) -> None:
         self.db = db
 
@@ -341,7 +344,7 @@ class OnPostgres(Relational):
         await self.db.ping()
 
 
-class PostgresHistoryStore(OnPostgres, SqlHistoryStore):
+class PostgresHistoryStore(OnPostgres, SqlHistoryStore, SqlAdminStore):
     pass
 
 

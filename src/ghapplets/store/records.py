@@ -232,3 +232,80 @@ class ListenerRecord:
     event_type: str | None
     filters: list[dict[str, Any]]
     created_at: float
+
+
+# -- the admin API: tokens and the audit log ----------------------------------------------------
+class Role(StrEnum):
+    """What an admin API caller may do: a closed set, ordered from least to most."""
+
+    VIEWER = "viewer"  # reads (payloads only where the source allows it)
+    OPERATOR = "operator"  # also replays and steers runs
+    ADMIN = "admin"  # also manages tokens and sees secret names
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_ORDER.index(self)
+
+
+_ROLE_ORDER: Final = (Role.VIEWER, Role.OPERATOR, Role.ADMIN)
+
+
+class AuditOutcome(StrEnum):
+    """How a change asked for through the admin API ended, as the audit log records it."""
+
+    OK = "ok"  # done
+    REFUSED = "refused"  # the record is not in a state that allows it (a run already ended)
+    NOT_FOUND = "not_found"  # no such record
+    FAILED = "failed"  # a backend could not do it now
+
+
+TOKEN_NAME_MAX: Final = 64
+ACTOR_MAX: Final = 256
+TARGET_MAX: Final = 1024
+
+
+@dataclass(slots=True, kw_only=True)
+class ApiTokenRecord:
+    """An admin API token: only ``hash`` (the hex SHA-256 of the token) is kept, never the
+    token. ``revoked_at`` set: refused from then on."""
+
+    id: str
+    name: str
+    role: Role
+    hash: str = field(repr=False)
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class AuditRecord:
+    """One change made through the admin API (or ``ghapplets tokens``): who (a token's name,
+    ``sso:<user>``, ``cli:<user>``), what (``action``, a dotted name such as ``job.replay``),
+    on what (``target``), when and how it ended; ``detail`` is JSON (counts, ids, a reason)."""
+
+    id: str
+    at: float
+    actor: str
+    action: str
+    target: str
+    outcome: AuditOutcome
+    detail: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True, kw_only=True)
+class DeadLetterRecord:
+    """A dead-lettered job: why it died and when."""
+
+    job_id: str
+    source: str
+    delivery_id: str
+    applet: str
+    reason: str
+    dead_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -333,7 +333,10 @@ def prune_runs_chunk(older_than: float, limit: int) -> Write[int]:
 
 
 class Relational(ABC):
-    """What a relational backend supplies: running writes and queries."""
+    """What a relational backend supplies: running writes and queries, and its SQLAlchemy
+    dialect's name (a query that differs by database asks)."""
+
+    dialect: str = "sqlite"
 
     @abstractmethod
     async def _write(self, write: Callable[P, Write[T]], *args: P.args, **kwargs: P.kwargs) -> T:

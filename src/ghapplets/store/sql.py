@@ -352,6 +352,9 @@ def _text(what: str, value: Any, limit: int | None = None) -> str:
     return value
 
 
+checked_text = _text  # for the other modules of the store
+
+
 def storable(value: Any, limit: int) -> bool:
     """Could ``value`` be a stored key of at most ``limit`` bytes? One that could not matches
     nothing, so a lookup by it answers "none" without asking (PostgreSQL would refuse a NUL)."""

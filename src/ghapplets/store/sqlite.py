@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from ghapplets.crashpoints import CrashPoint, reached
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store import sql
+from ghapplets.store.admin import SqlAdminStore
 from ghapplets.store.database import Database
 from ghapplets.store.relational import (
     P,
@@ -97,7 +98,7 @@ def prune_broker_chunk(
     return len(done), None if newer or len(rows) < limit else rows[-1].seq
 
 
-class SqliteHistoryStore(OnSqlite, SqlHistoryStore):
+class SqliteHistoryStore(OnSqlite, SqlHistoryStore, SqlAdminStore):
     async def prune(self, older_than: float, *, dead_older_than: float | None = None) -> int:
         pruned = await super().prune(older_than, dead_older_than=dead_older_than)
         # the embedded broker lives in the same file: settled messages go with the history,

@@ -1,0 +1,116 @@
+"""The admin API's part of the store on both backends: tokens (a live name is unique, a revoked
+one can be reused, revocation sticks), the audit log (newest first, filtered, pruned by age),
+and on SQLite the query plans of the deliveries' pages (index range scans, the subject search
+on its covering index, never the table)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ghapplets.exceptions import AlreadyExists, NotFound
+from ghapplets.store import listing
+from ghapplets.store.base import Store
+from ghapplets.store.records import ApiTokenRecord, AuditOutcome, AuditRecord, Role
+from ghapplets.store.sqlite import SqliteHistoryStore
+from tests.store import test_conformance
+from tests.store.test_conformance import Stores
+from tests.store.test_sqlite_store import query_plan
+
+stores = test_conformance.stores  # the conformance suite's fixture: each backend
+
+
+@pytest.fixture
+def admin_store(stores: Stores) -> Store:
+    assert isinstance(stores.history, Store)
+    return stores.history
+
+
+def token(name: str, token_id: str, role: Role = Role.VIEWER) -> ApiTokenRecord:
+    return ApiTokenRecord(id=token_id, name=name, role=role, hash="h" * 64, created_at=1.0)
+
+
+async def test_tokens(admin_store: Store) -> None:
+    await admin_store.create_api_token(token("ci", "a" * 16, Role.OPERATOR))
+    with pytest.raises(AlreadyExists):
+        await admin_store.create_api_token(token("ci", "b" * 16))
+    found = await admin_store.api_token("a" * 16)
+    assert (found.name, found.role, found.revoked_at) == ("ci", Role.OPERATOR, None)
+    await admin_store.touch_api_token("a" * 16, 50.0)
+    await admin_store.touch_api_token("a" * 16, 40.0)  # an older time changes nothing
+    assert (await admin_store.api_token("a" * 16)).last_used_at == 50.0
+    revoked = await admin_store.revoke_api_token("ci", 60.0)
+    assert revoked.revoked_at == 60.0
+    assert (await admin_store.revoke_api_token("ci", 70.0)).revoked_at == 60.0  # kept
+    with pytest.raises(NotFound):
+        await admin_store.revoke_api_token("nobody", 1.0)
+    with pytest.raises(NotFound):
+        await admin_store.api_token("c" * 16)
+    # a revoked name may be used again: the new token replaces the old record
+    await admin_store.create_api_token(token("ci", "d" * 16))
+    assert [(t.id, t.revoked_at) for t in await admin_store.api_tokens()] == [("d" * 16, None)]
+    with pytest.raises(NotFound):
+        await admin_store.api_token("a" * 16)
+
+
+async def test_audit_lines(admin_store: Store) -> None:
+    now = time.time()
+    for i in range(5):
+        await admin_store.record_audit(
+            AuditRecord(
+                id=f"line-{i}",
+                at=now - 100 + i,
+                actor="ops" if i % 2 else "sso:ana",
+                action="job.replay",
+                target=f"job-{i}",
+                outcome=AuditOutcome.OK,
+                detail={"n": i},
+            )
+        )
+    newest = await admin_store.page_audit(listing.AuditFilter(), None, 10)
+    assert [a.id for a in newest] == ["line-4", "line-3", "line-2", "line-1", "line-0"]
+    assert newest[0].detail == {"n": 4}
+    mine = await admin_store.page_audit(listing.AuditFilter(actor="ops"), None, 10)
+    assert [a.id for a in mine] == ["line-3", "line-1"]
+    after = await admin_store.page_audit(listing.AuditFilter(), (now - 98, "line-2"), 10)
+    assert [a.id for a in after] == ["line-1", "line-0"]
+    assert await admin_store.prune_audit(now - 97.5) == 3
+    assert [a.id for a in await admin_store.page_audit(listing.AuditFilter(), None, 10)] == [
+        "line-4",
+        "line-3",
+    ]
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteHistoryStore]:
+    from ghapplets.store.database import Database
+
+    db = Database(tmp_path / "plans.db")
+    db.open()
+    yield SqliteHistoryStore(db)
+    db.close()
+
+
+def test_delivery_pages_are_index_scans(sqlite_store: SqliteHistoryStore) -> None:
+    key = (1.0, "github", "x")
+
+    def shown(f: listing.DeliveryFilter, after: listing.DeliveryKey | None = key) -> str:
+        return query_plan(sqlite_store, listing.deliveries_page(f, after, 51, dialect="sqlite"))
+
+    first = shown(listing.DeliveryFilter(), None)
+    assert "ix_deliveries_page" in first or "ix_deliveries_search" in first, first
+    assert "TEMP B-TREE" not in first.split("|")[0]
+    assert "(received_at<?)" in shown(listing.DeliveryFilter()) or "received_at" in shown(
+        listing.DeliveryFilter()
+    )
+    assert "ix_deliveries_source_received (source=?" in shown(listing.DeliveryFilter(source="a"))
+    assert "ix_deliveries_type_received (type=?" in shown(listing.DeliveryFilter(type="t"))
+    assert "ix_deliveries_status_received (status=?" in shown(
+        listing.DeliveryFilter(status="failed")  # type: ignore[arg-type]
+    )
+    # the subject search reads the covering index, never the table's rows
+    search = shown(listing.DeliveryFilter(q="octo"))
+    assert "COVERING INDEX ix_deliveries_search" in search, search
