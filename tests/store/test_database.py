@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from ghapplets.exceptions import StoreUnavailable
+from ghapplets.store import database
 from ghapplets.store.database import Database
 from ghapplets.store.schema import metadata
 from tests.store.schema_check import schema_differences
@@ -83,3 +88,67 @@ def test_a_database_at_head_is_recognised_without_alembic(tmp_path: Path) -> Non
     db.close()
     with db.engine.connect() as conn:
         assert current_revision(conn) == head_revision()
+
+
+def _wal_frames(path: Path) -> int:
+    """Frames in the WAL now (a passive checkpoint of its own, which copies nothing new)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        conn.close()
+
+
+def _filler(i: int | str) -> Callable[[Connection], None]:
+    def op(conn: Connection) -> None:
+        conn.exec_driver_sql(
+            "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at) "
+            "VALUES (?, 'global', ?, 0, 0)",
+            (f"s{i}", os.urandom(3000)),
+        )
+
+    return op
+
+
+async def _rewound(db: Database, path: Path, timeout: float = 10.0) -> None:
+    """Wait until a write goes to the beginning of the WAL (it was rewound)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await db.write(_filler(os.urandom(8).hex()))  # a rewound WAL is reset by the next write
+        if _wal_frames(path) < 20:
+            return
+        assert time.monotonic() < deadline, "gave up waiting for the WAL to rewind"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_wal_rewinds_once_big_but_not_under_a_long_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WAL_RESTART_PAGES the WAL is rewound (writes start again at its beginning). A reader
+    holding an older snapshot (a backup) must not make the writers wait for it: the rewind
+    waits until it is gone, and a write meanwhile is as quick as ever."""
+    monkeypatch.setattr(database, "WAL_RESTART_PAGES", 40)
+    path = tmp_path / "x.db"
+    db = Database(path)
+    db.open()
+    try:
+        for i in range(30):  # about 30 pages of 4 KB each, then more: past the threshold
+            await db.write(_filler(i))
+        await _rewound(db, path)
+
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM secrets").fetchone()  # holds this snapshot
+        try:
+            for i in range(30, 90):
+                await db.write(_filler(i))
+            await asyncio.sleep(5 * database.CHECKPOINT_EVERY)  # rounds of the checkpointer
+            for i in range(90, 95):  # the old code held the write lock for the busy timeout
+                await asyncio.wait_for(db.write(_filler(i)), timeout=2)
+            assert _wal_frames(path) >= 40  # kept for the reader
+        finally:
+            reader.execute("COMMIT")
+            reader.close()
+        await _rewound(db, path)  # once the reader is gone
+    finally:
+        db.close()

@@ -25,9 +25,11 @@ wakes the next one the moment the lock is released, and SQLite's busy handler ne
 Checkpoints (copying the WAL back into the database file, with an fsync) run in a background
 thread on their own connection, not in the writer: SQLite's automatic checkpoint would stall
 every ~4 MB of commits for the copy and the fsync. Checkpoints are passive (they never block
-the writer); when the WAL passes ``WAL_RESTART_PAGES`` one checkpoint also rewinds it, which
-waits for the writer's current transaction and briefly holds the next one (under the write lock,
-so writers wait in the kernel rather than in the busy handler).
+the writer); when the WAL passes ``WAL_RESTART_PAGES`` and every frame was copied, one checkpoint
+also rewinds it, which waits for the writer's current transaction and briefly holds the next one
+(under the write lock, so writers wait in the kernel rather than in the busy handler), and for
+readers at most ``RESTART_WAIT_MS``. A long reader (``ghapplets backup``) holds an older snapshot
+the WAL must keep: the WAL grows meanwhile, and rewinds after it.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ _STOP = object()
 OPTIMIZE_EVERY = 1.0
 CHECKPOINT_EVERY = 0.1  # seconds between background checkpoints
 WAL_RESTART_PAGES = 32768  # 128 MB of WAL (4 KB pages)
+RESTART_WAIT_MS = 50  # how long rewinding the WAL waits for readers, holding the writers off
 
 
 class _Write:
@@ -265,14 +268,21 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
                 try:
-                    _busy, wal_pages, _copied = conn.execute(
+                    _busy, wal_pages, copied = conn.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
                     ).fetchone()
                     # while the writer never pauses, the WAL is never fully copied at the start
-                    # of a transaction, so it never rewinds: make it, once it is big enough
-                    if wal_pages >= WAL_RESTART_PAGES:
-                        with self.write_lock.held():
-                            conn.execute("PRAGMA wal_checkpoint(RESTART)")
+                    # of a transaction, so it never rewinds: make it, once it is big enough.
+                    # Not while a reader holds an older snapshot (a backup: frames it still
+                    # needs were not copied), and never waiting long for readers: the writers
+                    # wait for the write lock meanwhile
+                    if wal_pages >= WAL_RESTART_PAGES and copied == wal_pages:
+                        conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+                        try:
+                            with self.write_lock.held():
+                                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+                        finally:
+                            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
                 except sqlite3.Error:  # busy or a passing I/O error: try again next round
                     continue
         finally:
