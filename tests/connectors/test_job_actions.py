@@ -284,3 +284,16 @@ async def test_a_github_action_acts_as_the_events_installation(
         assert posted.json() == {"body": "Thanks!"}
     else:  # 4242 is not an installation of this App: GitHub's 404, permanent
         assert github.exchanges(2001) == 0
+
+
+@pytest.mark.usefixtures("jira_env")
+async def test_an_exec_applet_with_no_connectors_is_handed_no_endpoint(
+    tmp_path: Path, ghapplets_fakes: Any
+) -> None:
+    """Connectors configured for the project, none declared by the applet: its process gets
+    neither the endpoint's URL nor a token (a token that may do nothing is still a token)."""
+    root, job, _ = await comment_once(tmp_path, ghapplets_fakes, "no grant", "")
+    grant = (root / "applets" / "commenter" / "grant.txt").read_text()
+    assert grant.split() == []
+    assert job.status == JobStatus.DEAD  # `ghapplets action` has no endpoint to call
+    assert ghapplets_fakes.jira.requests() == []

@@ -33,8 +33,8 @@ async def test_bodies_come_from_the_store_when_not_cached(store: SqliteHistorySt
     assert len(cache) == 0
     assert await cache.get("github", "d-1") == b"stored-1"
     assert len(cache) == 1  # kept for the next job of the same delivery
-    with pytest.raises(NotFound):
-        await cache.get("github", "d-404")
+    store.get_delivery = None  # type: ignore[assignment]  # any further read would fail
+    assert await cache.get("github", "d-1") == b"stored-1"
 
 
 async def test_the_budget_bounds_memory_least_recently_used_first(
@@ -133,3 +133,8 @@ async def test_the_same_delivery_id_of_two_sources_is_two_bodies(
     store.get_delivery = None  # type: ignore[assignment]
     assert await cache.get("github", "d-0") == b"from github"
     assert await cache.get("gitlab", "d-0") == b"from gitlab"
+
+
+async def test_an_unknown_delivery_is_not_found(store: SqliteHistoryStore) -> None:
+    with pytest.raises(NotFound):
+        await BodyCache(store, budget=100).get("github", "d-404")

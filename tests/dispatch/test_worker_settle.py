@@ -264,6 +264,9 @@ async def test_dead_letters_are_recorded_counted_per_applet_and_logged(
             await until(terminated, "both jobs dead-lettered")
             gone_job = await engine.store.get_job("github:d-2:gone")
             gone_attempts = await engine.store.list_attempts("github:d-2:gone")
+            letters = [await engine.store.dead_letter(j) for j in (job.id, gone_job.id)]
+            assert engine.worker is not None
+            assert not engine.worker._background  # each start record, done and let go
         finally:
             await engine.stop()
     assert (job.status, job.error_type, job.error_message) == ("dead", "Down", "still down")
@@ -280,6 +283,10 @@ async def test_dead_letters_are_recorded_counted_per_applet_and_logged(
         "no applet named 'gone' is installed",
     )
     assert now <= attempt.started_at <= attempt.finished_at <= time.time()
+    assert [d.reason if d else None for d in letters] == [
+        "Down: still down",
+        "AppletNotFound: no applet named 'gone' is installed",
+    ]
     assert sample(metrics, "ghapplets_dead_letters_total", applet="broken") == 1.0
     assert sample(metrics, "ghapplets_dead_letters_total", applet="_unknown") == 1.0
     assert sample(metrics, "ghapplets_dead_letters_total", applet="gone") is None

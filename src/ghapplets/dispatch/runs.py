@@ -462,7 +462,7 @@ class RunDriver:
                 keeper.cancel()
         except BlueprintError as error:
             await self._end(run, RunStatus.FAULTED, error=error.to_dict())
-            log.info("run faulted", run_id=run.id, error=str(error))
+            log.info("run faulted", error=str(error))  # run_id: bound by the worker
         except Suspended as suspended:
             await self.store.update_run(
                 run.id,
@@ -477,7 +477,7 @@ class RunDriver:
                 raise
         else:
             await self._end(run, RunStatus.COMPLETED, output=output)
-            log.info("run completed", run_id=run.id)
+            log.info("run completed")
 
     async def _end(self, run: RunRecord, status: RunStatus, **fields: Any) -> None:
         await self.store.update_run(run.id, status=status, expect={RunStatus.RUNNING}, **fields)
