@@ -26,9 +26,8 @@ import pytest
 
 from tests.backup.make_fixture import FIXTURES
 from tests.cli.helpers import clean_env, ghapplets, poll, serving
+from tests.cli.test_backup_restore import fresh_backends
 from tests.conftest import ProjectBuilder
-from tests.servers.nats import NatsServer
-from tests.servers.postgres import PostgresServer
 
 ARCHIVES = sorted(FIXTURES.glob("backup-format*.tgz"))
 UNFINISHED = {"queued", "running", "retrying"}
@@ -61,23 +60,8 @@ def test_there_is_a_fixture_of_this_backup_format() -> None:
 def target_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Where to restore: a new data folder, or an empty database (no schema yet) and a new
     NATS server."""
-    if request.param == "embedded":
-        yield {}
-        return
-    pg: PostgresServer = request.getfixturevalue("pg_server")
-    name = pg.create_database(migrated=False)
-    nats = NatsServer(tmp_path / "nats").start()
-    try:
-        yield {
-            "GHAPPLETS_STORAGE__BACKEND": "postgresql",
-            "GHAPPLETS_STORAGE__URL": pg.url(name),
-            "GHAPPLETS_BROKER__BACKEND": "nats",
-            "GHAPPLETS_BROKER__URL": nats.url,
-            "GHAPPLETS_BROKER__ACK_WAIT": "5",
-        }
-    finally:
-        nats.kill()
-        pg.drop_database(name, wait=False)
+    with fresh_backends(request.param, request, tmp_path) as env:
+        yield env
 
 
 def project(root: Path, want: dict[str, Any]) -> Path:

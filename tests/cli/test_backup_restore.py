@@ -7,6 +7,7 @@ PostgreSQL and back."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,17 +89,18 @@ def reveal(root: Path, env: dict[str, str], *args: object) -> str:
     return got.out.strip().splitlines()[-1]  # after the NATS client's log lines
 
 
-@pytest.fixture
-def target_env(
-    platform_backends: str, request: pytest.FixtureRequest, tmp_path: Path
+@contextlib.contextmanager
+def fresh_backends(
+    kind: str, request: pytest.FixtureRequest, folder: Path
 ) -> Iterator[dict[str, str]]:
-    """The backends to restore into: fresh ones of the same kind."""
-    if platform_backends == "embedded":
+    """The ``GHAPPLETS_*`` settings of new, empty backends of ``kind`` (``embedded``: none,
+    the data folder decides; else an empty database, no schema yet, and a new NATS server)."""
+    if kind == "embedded":
         yield {}
         return
     pg: PostgresServer = request.getfixturevalue("pg_server")
     name = pg.create_database(migrated=False)
-    nats = NatsServer(tmp_path / "nats-target").start()
+    nats = NatsServer(folder / "nats-target").start()
     try:
         yield {
             "GHAPPLETS_STORAGE__BACKEND": "postgresql",
@@ -110,6 +112,15 @@ def target_env(
     finally:
         nats.kill()
         pg.drop_database(name, wait=False)
+
+
+@pytest.fixture
+def target_env(
+    platform_backends: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """The backends to restore into: fresh ones of the same kind."""
+    with fresh_backends(platform_backends, request, tmp_path) as env:
+        yield env
 
 
 def test_a_backup_taken_while_ingesting_restores_into_a_fresh_target(
