@@ -91,21 +91,12 @@ APPLET = "noop"
 SETTLED = 1  # broker_messages.state of an acknowledged message
 BATCH = 500
 
-NOOP_MANIFEST = "name: noop\nruntime: python\nentry: handler.py\n"
-NOOP_HANDLER = (
-    "from ghapplets import Applet\n"
-    'app = Applet("noop")\n'
-    '@app.on("com.github.issues.opened")\n'
-    "async def noop(ctx):\n"
-    "    return None\n"
-)
-
 
 def write_project(root: Path) -> None:
     noop = root / "applets" / APPLET
     noop.mkdir(parents=True)
-    (noop / "applet.yaml").write_text(NOOP_MANIFEST)
-    (noop / "handler.py").write_text(NOOP_HANDLER)
+    (noop / "applet.yaml").write_text(payload.NOOP_MANIFEST)
+    (noop / "handler.py").write_text(payload.NOOP_HANDLER)
     (root / "ghapplets.yaml").write_text(
         "# written by bench/backup_stall.py: one GitHub source, one no-op applet\n"
         "project: backup-stall\n"

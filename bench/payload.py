@@ -1,4 +1,5 @@
-"""The benchmark's webhook: one realistic GitHub ``issues.opened`` payload of about 8 KB.
+"""The benchmark's webhook: one realistic GitHub ``issues.opened`` payload of about 8 KB, and
+the no-op applet the benchmarks run.
 
 Both servers get the identical bytes and the identical ``X-Hub-Signature-256`` (HMAC-SHA256 of
 the raw body with the shared secret); only ``X-GitHub-Delivery`` differs per request (set by
@@ -220,3 +221,14 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# the applet the benchmarks run: it does nothing, so the platform is what is measured
+NOOP_MANIFEST = "name: noop\nruntime: python\nentry: handler.py\n"
+NOOP_HANDLER = (
+    "from ghapplets import Applet\n"
+    'app = Applet("noop")\n'
+    '@app.on("com.github.issues.opened")\n'
+    "async def noop(ctx):\n"
+    "    return None\n"
+)

@@ -57,15 +57,6 @@ TARGET_SUSTAINED_RATIO = 1.0  # events processed end to end per second >= Probot
 TARGET_START_P99_MS = {"embedded": 10.0, "nats-pg": 20.0}  # at half the sustained rate
 TARGET_RSS_MB = 150.0  # any process, also with the backlog
 
-NOOP_MANIFEST = "name: noop\nruntime: python\nentry: handler.py\n"
-NOOP_HANDLER = (
-    "from ghapplets import Applet\n"
-    'app = Applet("noop")\n'
-    '@app.on("com.github.issues.opened")\n'
-    "async def noop(ctx):\n"
-    "    return None\n"
-)
-
 
 class BenchError(Exception):
     """The benchmark cannot go on; the message says why and what to do."""
@@ -698,7 +689,7 @@ def write_project(root: Path, log_level: str) -> None:
         shutil.rmtree(root)
     noop = root / "applets" / "noop"
     noop.mkdir(parents=True)
-    (noop / "applet.yaml").write_text(NOOP_MANIFEST)
+    (noop / "applet.yaml").write_text(payload.NOOP_MANIFEST)
     (noop / "handler.py").write_text(PAUSE_HANDLER)
     (root / "ghapplets.yaml").write_text(
         "# written by bench/run.py: one GitHub source, one no-op applet; the backends come\n"
