@@ -273,18 +273,30 @@ async def _drive(work: asyncio.Future[Any], host: LocalHost) -> None:
     on any clock, leave the run waiting (cancelled, reported as waiting) once it waits for
     events and nothing else is under way that could send one."""
     virtual = host.clock if isinstance(host.clock, VirtualClock) else None
+    looked = False  # the run looked idle, with a timer set, the last time round
     while not work.done():
         for _ in range(20):  # let every ready task run until it blocks
             await asyncio.sleep(0)
             if work.done():
                 return
         if host.inflight or (virtual is None and host.sleeping):
+            looked = False
             await asyncio.wait({work}, timeout=0.01)  # an effect or a timer is under way
             continue
         if host.receiving and host.when_waiting is not None and host.when_waiting():
+            looked = False
             continue  # events came for the listeners
-        if virtual is not None and virtual.jump():
+        if virtual is not None and virtual.next_wake() is not None:
+            # time passes only once the run was idle twice, a moment apart: a task on its
+            # way to a listener (a timeout's timer already set) is not waiting yet
+            if not looked:
+                looked = True
+                await asyncio.wait({work}, timeout=0.01)
+                continue
+            looked = False
+            virtual.jump()
             continue
+        looked = False
         if not host.receiving:
             await asyncio.wait({work}, timeout=0.01)
             continue
