@@ -74,6 +74,7 @@ GROUPS: dict[str, Group] = {
             "dispatch",
             "connectors/test_applet_actions.py",
             "connectors/test_job_actions.py",
+            "connectors/test_applet_clients.py",  # ctx.github and the others through a job
             "cli/test_runs_cli.py",
         ),
     ),
