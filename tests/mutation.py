@@ -23,6 +23,7 @@ equivalent)``. ``--write-docs`` puts the scores and that list into docs/testing.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -236,15 +237,31 @@ def survivors(codes: dict[str, int | None], equivalent: dict[str, str]) -> list[
     return sorted(m for m, c in codes.items() if c not in KILLED | TIMEOUT and m not in equivalent)
 
 
+def choose(
+    codes: dict[str, int | None],
+    equivalent: dict[str, str],
+    *,
+    survivors_only: bool,
+    only: list[str] | None,
+) -> list[str] | None:
+    """What to hand mutmut: the survivors (matching ``only``, fnmatch patterns) with
+    ``survivors_only``, else the patterns themselves ([]: every mutant); None: nothing to run."""
+    if not survivors_only:
+        return list(only or [])
+    names = survivors(codes, equivalent)
+    if only:
+        names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in only)]
+    return names or None
+
+
 def run_group(name: str, args: argparse.Namespace) -> list[Score]:
     folder = prepare(name, GROUPS[name])
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)]
-    if args.survivors:
-        names = survivors(results(folder), equivalents())
-        if not names:
-            print(f"==> {name}: no surviving mutant", flush=True)
-            return score(results(folder), equivalents(), measured_at(folder))
-        command += names
+    chosen = choose(results(folder), equivalents(), survivors_only=args.survivors, only=args.only)
+    if chosen is None:
+        print(f"==> {name}: no surviving mutant", flush=True)
+        return score(results(folder), equivalents(), measured_at(folder))
+    command += chosen
     print(f"==> mutating {name} in {folder.relative_to(ROOT)}", flush=True)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run(command, cwd=folder, env=env)
@@ -315,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument(
         "--survivors", action="store_true", help="test again the mutants that survived the last run"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="GLOB",
+        help="only the mutants whose names match (repeatable), e.g. 'ghapplets.dispatch.worker.*'",
     )
     parser.add_argument("--report", action="store_true", help="only print the last scores")
     parser.add_argument("--list", action="store_true", help="also list the surviving mutants")

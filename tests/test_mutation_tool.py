@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests import mutation
-from tests.mutation import GROUPS, Score, module_of, score, survivors
+from tests.mutation import GROUPS, Score, choose, module_of, score, survivors
 
 CODES: dict[str, int | None] = {
     "ghapplets.store.sql.x_insert__mutmut_1": 1,  # killed
@@ -39,6 +39,17 @@ def test_survivors_are_the_unkilled_mutants_not_listed_as_equivalent() -> None:
         "ghapplets.store.sql.x_insert__mutmut_2",
         "ghapplets.store.sql.xǁStoreǁopen__mutmut_1",
     ]
+
+
+def test_choose_hands_mutmut_the_survivors_or_the_patterns() -> None:
+    def pick(survivors_only: bool, only: list[str] | None) -> list[str] | None:
+        return choose(CODES, EQUIVALENT, survivors_only=survivors_only, only=only)
+
+    assert pick(False, None) == []  # every mutant
+    assert pick(False, ["ghapplets.broker.*"]) == ["ghapplets.broker.*"]
+    assert pick(True, None) == survivors(CODES, EQUIVALENT)
+    assert pick(True, ["*open*"]) == ["ghapplets.store.sql.xǁStoreǁopen__mutmut_1"]
+    assert pick(True, ["ghapplets.broker.*"]) is None  # no survivor there: nothing to run
 
 
 def test_each_group_mutates_and_runs_paths_that_exist() -> None:
