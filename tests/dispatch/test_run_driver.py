@@ -5,6 +5,9 @@ The embedded backends, in process."""
 
 from __future__ import annotations
 
+import itertools
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -278,8 +281,12 @@ async def test_a_run_cancelled_while_a_worker_runs_it_stops_there(
             kept: list[Any] = []
             real_claim, real_in_progress = store.claim_lease, driver.consumer.in_progress
 
+            renewed_at: list[float] = []
+
             async def claim_lease(name: str, holder: str, ttl: float) -> bool:
                 claims.append((name, holder, ttl))
+                if name.startswith("run:"):
+                    renewed_at.append(time.monotonic())
                 if len([c for c in claims if c[0] == name]) == 3 and name.startswith("run:"):
                     # the second renewal fails: the next ones are tried all the same
                     raise StoreUnavailable("the store is down for a moment")
@@ -299,6 +306,9 @@ async def test_a_run_cancelled_while_a_worker_runs_it_stops_there(
                 return len(mine) >= 5 and kept.count(run_id) >= 3  # past the failure
 
             await until(renewed, "the run's lease and message renewed while it runs")
+            # renewed well within its time to live (a third of it), so it never lapses
+            gaps = [b - a for a, b in itertools.pairwise(renewed_at)]
+            assert statistics.median(gaps) < 0.3, gaps
             assert (await store.get_run(run_id)).status == RunStatus.RUNNING
             assert await runs.cancel_run(store, run_id)
 
