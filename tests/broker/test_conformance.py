@@ -264,7 +264,8 @@ async def test_ping_and_unavailable_storage(backend: Backend) -> None:
     await backend.outage(broker)
     await asyncio.sleep(0.1)  # (a NATS client notices the closed connection)
     started = time.monotonic()
-    with pytest.raises(BrokerUnavailable):
+    why = {"sqlite": "the broker is closed", "nats": "not connected to NATS"}[backend.kind]
+    with pytest.raises(BrokerUnavailable, match=why):
         await broker.ping()
     assert time.monotonic() - started < 3
     started = time.monotonic()
@@ -276,6 +277,13 @@ async def test_ping_and_unavailable_storage(backend: Backend) -> None:
     # consumers do not blow up the dispatcher or worker loop: they just find nothing
     for _ in range(3):
         assert await consumer.fetch(10, timeout=0.2) == []
+
+
+async def test_a_closed_broker_answers_ping_with_unavailable(broker: Broker) -> None:
+    await broker.ping()
+    await broker.close()
+    with pytest.raises(BrokerUnavailable, match="closed"):
+        await broker.ping()
 
 
 async def test_streams_are_separate(broker: Broker) -> None:

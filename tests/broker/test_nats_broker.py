@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import nats
+import orjson
 import pytest
 from nats.js import api
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from ghapplets.broker.base import Message, OutboundMessage
 from ghapplets.broker.nats import NatsBroker
@@ -97,6 +100,26 @@ async def test_consumer_keeps_fetching_across_server_restarts(nats_server: NatsS
         await broker.close()
 
 
+async def test_connection_errors_are_warned_once_per_outage(nats_server: NatsServer) -> None:
+    broker = await open_broker(nats_server.url)
+    try:
+        with capture_logs() as logs:
+            for outage in range(2):
+                nats_server.stop()
+                await asyncio.sleep(1.2)  # the client tries to reconnect every quarter second
+                await asyncio.to_thread(nats_server.start)
+                deadline = time.monotonic() + 10
+                while sum(e["event"] == "reconnected to NATS" for e in logs) <= outage:
+                    assert time.monotonic() < deadline, "the client did not reconnect"
+                    await asyncio.sleep(0.02)
+        errors = [e for e in logs if e["event"] == "NATS connection error"]
+        warned = [e for e in errors if e["log_level"] == "warning"]
+        assert len(warned) == 2, errors  # one warning per outage, the other attempts in debug
+        assert len(errors) > 2 and all(e["error"] for e in errors)
+    finally:
+        await broker.close()
+
+
 async def test_fetch_recovers_when_the_stream_is_deleted(nats_server: NatsServer) -> None:
     broker = await open_broker(nats_server.url)
     admin = await nats.connect(nats_server.url)
@@ -114,6 +137,132 @@ async def test_fetch_recovers_when_the_stream_is_deleted(nats_server: NatsServer
     finally:
         await admin.close()
         await broker.close()
+
+
+async def test_a_pull_subscription_that_keeps_failing_is_replaced_and_the_failure_logged(
+    nats_server: NatsServer,
+) -> None:
+    broker = await open_broker(nats_server.url)
+    try:
+        consumer = broker.consumer("jobs")
+        await broker.publish(msg(1, "jobs"))
+        [first] = await fetch_all(consumer, 1)
+        await consumer.ack(first)
+        failed: list[float] = []
+
+        async def broken(*args: object, **kwargs: object) -> list[object]:
+            failed.append(time.monotonic())
+            raise ConnectionError("the pull failed")
+
+        consumer._sub.fetch = broken  # type: ignore[attr-defined, method-assign]
+        await broker.publish(msg(2, "jobs"))
+        took: list[float] = []
+        with capture_logs(processors=[merge_contextvars]) as logs:
+            for _ in range(3):
+                started = time.monotonic()
+                assert await consumer.fetch(10, timeout=5.0) == []  # no exception either
+                took.append(time.monotonic() - started)
+            got = await consumer.fetch(10, timeout=5.0)  # on a new pull subscription
+        assert [m.msg_id for m in got] == ["m-2"]
+        assert len(failed) == 3  # replaced after the third failure in a row, not later
+        for n, seconds in enumerate(took, 1):  # backing off a tenth of a second per failure
+            assert 0.1 * n - 0.01 <= seconds < 0.1 * n + 1.0, took
+        warnings = [e for e in logs if e["log_level"] == "warning"]
+        assert len(warnings) == 1, warnings  # once, not at every failure
+        assert warnings[0]["event"] == "fetching from NATS failed; retrying"
+        assert warnings[0]["stream"] == "jobs" and warnings[0]["failures"] == 1
+        assert "the pull failed" in warnings[0]["error"]
+        assert warnings[0]["failing_for"] == 0
+        [back] = [e for e in logs if e["event"] == "fetching from NATS works again"]
+        assert back["stream"] == "jobs" and 0.5 <= back["after"] < 5
+    finally:
+        await broker.close()
+
+
+async def test_term_sends_its_reason_to_the_terminated_advisory(nats_server: NatsServer) -> None:
+    broker = await open_broker(nats_server.url)
+    admin = await nats.connect(nats_server.url)
+    try:
+        stream = broker.stream_name("jobs")
+        advisories = await admin.subscribe(f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{stream}.>")
+        consumer = broker.consumer("jobs")
+        for i in range(3):
+            await broker.publish(msg(i, "jobs"))
+        got = await fetch_all(consumer, 3)
+        long = "why " * 100
+        await consumer.term(got[0], "  the applet\n\tfailed   for good ")
+        await consumer.term(got[1], long)
+        await consumer.term(got[2], "")
+        reasons = []
+        for _ in range(3):
+            advisory = orjson.loads((await advisories.next_msg(timeout=5)).data)
+            reasons.append(advisory.get("reason", ""))
+        assert reasons[0] == "the applet failed for good"  # white space folded
+        assert reasons[1] == ("why " * 64).strip()  # at most 256 characters
+        assert reasons[2] == ""
+        assert await broker.depth("jobs") == 0  # terminated: gone, with or without a reason
+    finally:
+        await admin.close()
+        await broker.close()
+
+
+async def test_a_nak_with_a_delay_brings_the_message_back_after_it(
+    nats_server: NatsServer,
+) -> None:
+    broker = await open_broker(nats_server.url, ack_wait=30.0)
+    try:
+        consumer = broker.consumer("jobs")
+        await broker.publish(msg(1, "jobs"))
+        [first] = await fetch_all(consumer, 1)
+        naked = time.monotonic()
+        await consumer.nak(first, 0.6)
+        assert await consumer.fetch(10, timeout=0.3) == []  # not before its delay
+        [again] = await fetch_all(consumer, 1, timeout=5.0)
+        assert again.msg_id == "m-1" and again.delivered == 2
+        assert 0.55 <= time.monotonic() - naked < 5
+        await consumer.nak(again, 0)  # no delay: back at once
+        [third] = await fetch_all(consumer, 1, timeout=2.0)
+        assert third.delivered == 3
+        await consumer.ack(third)
+    finally:
+        await broker.close()
+
+
+async def test_after_reconnecting_to_an_emptied_server_the_consumer_sets_up_again_quietly(
+    tmp_path: Path,
+) -> None:
+    server = NatsServer(tmp_path / "a")
+    server.start()
+    broker = await open_broker(server.url, ack_wait=2.0)
+    try:
+        consumer = broker.consumer("jobs")
+        await broker.publish(msg(1, "jobs"))
+        [first] = await fetch_all(consumer, 1)
+        await consumer.ack(first)
+        with capture_logs(processors=[merge_contextvars]) as logs:
+            server.stop()
+            server.store_dir = tmp_path / "b"  # back empty: a new volume, no stream, no consumer
+            server.store_dir.mkdir()
+            server.log_path = server.store_dir / "nats-server.log"
+            await asyncio.to_thread(server.start)
+
+            async def reconnected() -> bool:
+                return any(e["event"] == "reconnected to NATS" for e in logs)
+
+            deadline = time.monotonic() + 10
+            while not await reconnected():
+                assert time.monotonic() < deadline, "the client did not reconnect"
+                await asyncio.sleep(0.02)
+            await broker.publish(msg(2, "jobs"))  # sets the stream up again
+            got = await fetch_all(consumer, 1, timeout=5.0)
+        assert [m.msg_id for m in got] == ["m-2"]
+        [back] = [e for e in logs if e["event"] == "reconnected to NATS"]
+        assert back["server"] == f"127.0.0.1:{server.port}"
+        failed = [e for e in logs if e["event"] == "fetching from NATS failed; retrying"]
+        assert failed == []  # the consumer was set up again before its first fetch
+    finally:
+        await broker.close()
+        server.stop()
 
 
 async def test_a_stale_delivery_left_in_the_queue_is_not_handed_out(
@@ -187,9 +336,11 @@ async def test_streams_and_consumers_are_set_up_idempotently(nats_server: NatsSe
 async def test_start_fails_fast_without_a_server() -> None:
     broker = NatsBroker(f"nats://127.0.0.1:{free_port()}", connect_timeout=1.0)
     started = time.monotonic()
-    with pytest.raises(BrokerUnavailable, match="cannot connect"):
+    with pytest.raises(BrokerUnavailable, match="cannot connect") as err:
         await broker.start()
     assert time.monotonic() - started < 3
+    # the reason is the client's last connection error, not the timeout that ended the wait
+    assert "ConnectionRefused" in str(err.value), err.value
     with pytest.raises(BrokerUnavailable):
         await broker.publish(msg(1))
 

@@ -417,6 +417,51 @@ async def test_a_publish_in_another_process_wakes_the_consumer_at_once(
         assert not Path(str(address)).exists()  # the worker removes its socket
 
 
+async def test_a_publish_by_another_broker_on_the_file_wakes_the_idle_consumer_once(
+    tmp_path: Path,
+) -> None:
+    # the same datagram as from another process, with both ends in this one (where the
+    # wakeup is also checked not to leave the socket readable: a loop that spins on it)
+    path = tmp_path / "b.db"
+    worker = await open_broker(path, poll_interval=10)  # only a wakeup can be prompt
+    publisher = await open_broker(path, consume=False)
+    consumer = worker.consumer("jobs")
+    try:
+        for i in range(3):
+            fetch = asyncio.create_task(consumer.fetch(10, timeout=5))
+            await asyncio.sleep(0.1)  # the consumer is idle, waiting
+            sent = time.monotonic()
+            await publisher.publish(msg(i, "jobs"))
+            got = await fetch
+            assert [m.msg_id for m in got] == [f"m-{i}"]
+            assert time.monotonic() - sent < 1.0
+            await consumer.ack(got[0])
+        busy = time.process_time()
+        await asyncio.sleep(0.5)  # idle: nothing left to read on the wake socket
+        assert time.process_time() - busy < 0.25
+    finally:
+        await close(publisher)
+        await close(worker)
+
+
+async def test_a_nak_wakes_the_idle_consumer_when_the_message_is_due(tmp_path: Path) -> None:
+    broker = await open_broker(tmp_path / "b.db", poll_interval=10)
+    consumer = broker.consumer("jobs")
+    try:
+        await broker.publish(msg(1, "jobs"))
+        [first] = await consumer.fetch(10, timeout=1)
+        fetch = asyncio.create_task(consumer.fetch(10, timeout=5))
+        await asyncio.sleep(0.1)  # idle, asleep until its timeout: nothing else is due
+        naked = time.monotonic()
+        await consumer.nak(first, 0.3)
+        got = await fetch
+        assert [(m.msg_id, m.delivered) for m in got] == [("m-1", 2)]
+        assert 0.25 <= time.monotonic() - naked < 2.0  # at its due time, not the fetch's end
+        await consumer.ack(got[0])
+    finally:
+        await close(broker)
+
+
 async def test_wakeups_without_a_listening_consumer_are_harmless(tmp_path: Path) -> None:
     path = tmp_path / "b.db"
     publisher = await open_broker(path, consume=False)

@@ -672,7 +672,7 @@ class _NatsConsumer(Consumer):
 
     async def term(self, message: Message, reason: str) -> None:
         # the reason travels in the server's "terminated" advisory
-        text = " ".join(reason.split())[:256]
+        text = " ".join(reason.split())[:256].rstrip()
         await self._settle(message, Msg.Ack.Term + (b" " + text.encode() if text else b""))
 
     async def in_progress(self, message: Message) -> None:
