@@ -47,9 +47,9 @@ GRACEFUL = (0, -signal.SIGTERM)
 # the points of blueprint runs, which a webhook flow without blueprints does not reach
 RUN_POINTS = frozenset(p for p in CrashPoint if p.startswith("run."))
 NOT_IN_FLOW = {
-    CrashPoint.REPLAY_QUEUED,
-    CrashPoint.RETENTION_BATCH,
-    CrashPoint.MIGRATION_STEP,
+    CrashPoint.REPLAY_QUEUED,  # tests/dispatch/test_replay_records.py
+    CrashPoint.RETENTION_BATCH,  # tests/test_crash_matrix.py, on its own
+    CrashPoint.MIGRATION_STEP,  # tests/test_crash_matrix.py, on its own
     CrashPoint.RESTORE_LOADED,  # tests/cli/test_backup_restore.py
     *RUN_POINTS,  # tests/test_blueprint_crashes.py
 }

@@ -12,6 +12,8 @@ import asyncpg
 import pytest
 
 from ghapplets.backends import DB_FILE, Backends, open_backends
+from ghapplets.broker.base import OutboundMessage
+from ghapplets.broker.sqlite import SqliteBroker
 from ghapplets.config.loader import LoadedConfig
 from ghapplets.config.models import ProjectConfig
 from ghapplets.exceptions import StoreUnavailable
@@ -232,3 +234,39 @@ def test_the_old_name_of_storage_sync_is_noted_and_may_not_contradict(tmp_path: 
     ]
     with pytest.raises(ValueError, match=r"storage\.synchronous is the old name of storage\.sync"):
         ProjectConfig(storage={"sync": "normal", "synchronous": "full"})
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+async def test_retention_prunes_the_embedded_brokers_settled_messages(
+    storage: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Beside either store: the embedded broker keeps settled messages (the ids seen) only as
+    long as the history, even when the history is in PostgreSQL."""
+    settings: dict[str, object] = {"retention_days": 10}
+    if storage == "postgresql":
+        settings |= {"backend": "postgresql", "url": request.getfixturevalue("pg_url")}
+    config = ProjectConfig(storage=settings)
+    platform = Platform(LoadedConfig(config, {}, tmp_path / "ghapplets.yaml"), tmp_path / "d")
+    await platform.backends.start()
+    broker = platform.backends.broker
+    assert isinstance(broker, SqliteBroker)
+    try:
+        old = time.time() - 20 * 86400
+        await broker.publish(OutboundMessage("jobs", "new", {}, b"x"))
+
+        def age(conn):  # type: ignore[no-untyped-def]
+            for msg_id, state in (("old-acked", 1), ("old-pending", 0)):
+                conn.exec_driver_sql(
+                    "INSERT INTO broker_messages (stream, msg_id, headers, data, created_at,"
+                    " available_at, delivered, state) VALUES ('jobs', ?, '{}', x'', ?, ?, 0, ?)",
+                    (msg_id, old, old, state),
+                )
+
+        await broker.db.write(age)
+        assert await platform.retention() == 0  # no delivery to prune
+        left = await broker.db.read(
+            lambda c: sorted(r[0] for r in c.exec_driver_sql("SELECT msg_id FROM broker_messages"))
+        )
+        assert left == ["new", "old-pending"]
+    finally:
+        await platform.backends.close()

@@ -286,10 +286,12 @@ class Platform:
         try:
             if not await store.claim_lease(RETENTION_LEASE, self.instance, lease_ttl):
                 return None
+            cutoff = now - storage.retention_days * 86400
             pruned = await store.prune(
-                now - storage.retention_days * 86400,
-                dead_older_than=now - storage.dead_letter_retention_days * 86400,
+                cutoff, dead_older_than=now - storage.dead_letter_retention_days * 86400
             )
+            # the embedded broker keeps settled messages, the ids seen, as long as the history
+            await self.backends.broker.prune(cutoff)
             audit_cutoff = now - storage.audit_retention_days * 86400
             audit = await self.backends.secret_store.prune_secret_reads(audit_cutoff)
             admin_audit = await store.prune_audit(audit_cutoff)

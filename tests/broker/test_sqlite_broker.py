@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ghapplets.broker import sqlite as sqlite_broker
 from ghapplets.broker.base import OutboundMessage
 from ghapplets.broker.sqlite import BrokerBusy, SqliteBroker, wake_address
 from ghapplets.store.database import Database
@@ -296,6 +297,52 @@ async def test_fetch_holds_at_most_a_batch_of_a_big_backlog_in_memory(tmp_path: 
     assert peak - before < 3_000_000, peak - before
     assert await broker.depth("jobs") == total
     await close(broker)
+
+
+async def insert_settled(broker: SqliteBroker, rows: list[tuple[str, float, int]]) -> None:
+    """Messages as the broker leaves them: (id, published at, state: 0 pending, 1 acked,
+    2 terminated)."""
+
+    def insert(conn):  # type: ignore[no-untyped-def]
+        for msg_id, at, state in rows:
+            conn.exec_driver_sql(
+                "INSERT INTO broker_messages (stream, msg_id, headers, data, created_at,"
+                " available_at, delivered, state) VALUES ('jobs', ?, '{}', x'', ?, ?, 0, ?)",
+                (msg_id, at, at, state),
+            )
+
+    await broker.db.write(insert)
+
+
+def msg_ids(broker: SqliteBroker) -> list[str]:
+    return broker.db.read_sync(
+        lambda c: sorted(r[0] for r in c.exec_driver_sql("SELECT msg_id FROM broker_messages"))
+    )
+
+
+async def test_prune_removes_old_settled_messages_only(broker: SqliteBroker) -> None:
+    old, new = time.time() - 100 * 86400, time.time()
+    rows = [("old-acked", old, 1), ("old-dead", old, 2), ("old-pending", old, 0), ("new", new, 1)]
+    await insert_settled(broker, rows)
+    assert await broker.prune(time.time() - 30 * 86400) == 2
+    assert msg_ids(broker) == ["new", "old-pending"]
+    assert await broker.prune(time.time() - 30 * 86400) == 0
+
+
+async def test_prune_goes_a_chunk_per_transaction(
+    broker: SqliteBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_broker, "PRUNE_CHUNK", 3)
+    old, new = time.time() - 100 * 86400, time.time()
+    # the oldest message is still pending (a long retry delay): it does not stop the rest
+    rows = [("pending", old, 0)] + [(f"old{i}", old + i, 1 + i % 2) for i in range(10)]
+    rows += [(f"new{i}", new, 1) for i in range(3)]
+    await insert_settled(broker, rows)
+    commits = broker.db.commits
+    assert await broker.prune(time.time() - 30 * 86400) == 10
+    assert msg_ids(broker) == ["new0", "new1", "new2", "pending"]
+    # 11 old messages and the first new one, 3 a transaction: 4 transactions, then it stops
+    assert broker.db.commits - commits == 4
 
 
 async def test_the_due_messages_query_uses_its_index(broker: SqliteBroker) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ import pytest
 from sqlalchemy import Select
 
 from ghapplets.store import sql
-from ghapplets.store import sqlite as sqlite_store
 from ghapplets.store.database import Database
 from ghapplets.store.sqlite import SqliteHistoryStore
 
@@ -22,56 +20,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteHistoryStore]:
     db.open()
     yield SqliteHistoryStore(db)
     db.close()
-
-
-async def test_prune_also_removes_settled_broker_messages(store: SqliteHistoryStore) -> None:
-    # the embedded broker shares the file; retention removes its acked and dead messages too
-    old, new = time.time() - 100 * 86400, time.time()
-    rows = [("old-acked", old, 1), ("old-dead", old, 2), ("old-pending", old, 0), ("new", new, 1)]
-
-    def insert(conn):  # type: ignore[no-untyped-def]
-        for msg_id, at, state in rows:
-            conn.exec_driver_sql(
-                "INSERT INTO broker_messages (stream, msg_id, headers, data, created_at,"
-                " available_at, delivered, state) VALUES ('events', ?, '{}', x'', ?, ?, 0, ?)",
-                (msg_id, at, at, state),
-            )
-
-    await store.db.write(insert)
-    await store.prune(time.time() - 30 * 86400)
-    left = await store.db.read(
-        lambda c: sorted(r[0] for r in c.exec_driver_sql("SELECT msg_id FROM broker_messages"))
-    )
-    assert left == ["new", "old-pending"]
-
-
-async def test_settled_broker_messages_are_pruned_a_chunk_per_transaction(
-    store: SqliteHistoryStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sqlite_store, "BROKER_PRUNE_CHUNK", 3)
-    old, new = time.time() - 100 * 86400, time.time()
-    # the oldest message is still pending (a long retry delay): it does not stop the rest
-    rows = [("pending", old, 0)] + [(f"old{i}", old + i, 1 + i % 2) for i in range(10)]
-    rows += [(f"new{i}", new, 1) for i in range(3)]
-
-    def insert(conn):  # type: ignore[no-untyped-def]
-        for msg_id, at, state in rows:
-            conn.exec_driver_sql(
-                "INSERT INTO broker_messages (stream, msg_id, headers, data, created_at,"
-                " available_at, delivered, state) VALUES ('jobs', ?, '{}', x'', ?, ?, 0, ?)",
-                (msg_id, at, at, state),
-            )
-
-    await store.db.write(insert)
-    commits = store.db.commits
-    await store.prune(time.time() - 30 * 86400)
-    left = await store.db.read(
-        lambda c: sorted(r[0] for r in c.exec_driver_sql("SELECT msg_id FROM broker_messages"))
-    )
-    assert left == ["new0", "new1", "new2", "pending"]
-    # 11 old messages and the first new one, 3 a transaction: 4 broker transactions (plus
-    # one per history chunk)
-    assert store.db.commits - commits >= 4
 
 
 def plan(store: SqliteHistoryStore, query: str, params: dict[str, object]) -> str:

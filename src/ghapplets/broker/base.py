@@ -126,3 +126,9 @@ class Broker(ABC):
     @abstractmethod
     async def depth(self, stream: str) -> int:
         """Messages in ``stream`` not yet acked or terminated."""
+
+    async def prune(self, older_than: float) -> int:
+        """Delete settled messages published before ``older_than`` (retention), where the
+        broker keeps them; how many. JetStream's work-queue streams drop a message once it is
+        acked or terminated, so there is nothing to do there."""
+        return 0

@@ -24,6 +24,10 @@ exactly one process consumes (the worker: dispatcher and applet workers).
   :class:`BrokerBusy`). Holding it proves every other holder is dead, so on start it releases
   every lease another token holds: after a ``kill -9`` the messages in flight are delivered
   again at once, not when their leases run out.
+- **Pruning.** Settled (acked or terminated) messages stay in the table, as the record of
+  the ids seen (a duplicate is refused for as long as it is there), until retention
+  (:meth:`SqliteBroker.prune`) deletes those published before its cut-off, a chunk per
+  transaction; pending ones stay, whatever their age.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import itertools
 import math
@@ -98,6 +103,26 @@ _EXTEND = (
     "UPDATE broker_messages SET available_at = ?"
     " WHERE seq = ? AND state = 0 AND delivered = ? AND holder = ?"
 )
+
+PRUNE_CHUNK = 1000  # messages looked at per pruning transaction
+# the oldest messages first, by the primary key: messages are numbered as they are published,
+# so ``seq`` order is (all but) ``created_at`` order and no other index is needed
+_OLDEST = "SELECT seq, state, created_at FROM broker_messages WHERE seq > ? ORDER BY seq LIMIT ?"
+_DELETE = "DELETE FROM broker_messages WHERE seq = ?"
+
+
+def prune_chunk(
+    conn: Connection, older_than: float, after: int, limit: int
+) -> tuple[int, int | None]:
+    """Delete the settled (acked or dead) messages among the ``limit`` oldest after ``after``
+    published before ``older_than``: how many, and where the next chunk starts (None once a
+    newer message is reached, or none is left). Pending ones stay, whatever their age."""
+    rows = conn.exec_driver_sql(_OLDEST, (after, limit)).all()
+    done = [r for r in rows if r.state != 0 and r.created_at < older_than]
+    if done:
+        conn.exec_driver_sql(_DELETE, [(r.seq,) for r in done])
+    newer = any(r.created_at >= older_than for r in rows)
+    return len(done), None if newer or len(rows) < limit else rows[-1].seq
 
 
 class BrokerBusy(BrokerUnavailable):
@@ -483,6 +508,20 @@ class SqliteBroker(Broker):
     async def depth(self, stream: str) -> int:
         count: int = await self.db.read(lambda c: c.exec_driver_sql(_DEPTH, (stream,)).scalar_one())
         return count
+
+    async def prune(self, older_than: float) -> int:
+        """Delete the settled messages published before ``older_than``, a chunk per
+        transaction so publishes go on between them; how many."""
+        pruned = 0
+        after: int | None = 0
+        while after is not None:
+            chunk = functools.partial(
+                prune_chunk, older_than=older_than, after=after, limit=PRUNE_CHUNK
+            )
+            deleted, after = await self.db.write(chunk)
+            pruned += deleted
+            reached(CrashPoint.RETENTION_BATCH)
+        return pruned
 
 
 class _SqliteConsumer(Consumer):
