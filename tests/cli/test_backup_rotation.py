@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ghapplets.backup.archive import Archive
-from ghapplets.backup.rotation import ARCHIVE_NAME, archive_name
+from ghapplets.backup.archive import Archive, private_output
+from ghapplets.backup.rotation import ARCHIVE_NAME, STAGED_NAME, archive_name
 from tests.cli.helpers import Result, cli
 
 NAME = re.compile(r"ghapplets-\d{8}T\d{6}Z\.tgz")
@@ -206,3 +209,37 @@ def test_bad_usage_exits_2_and_writes_nothing(
     assert result.code == 2, result
     assert message in result.err, result
     assert names(tmp_path) == before
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from ghapplets.backup.archive import private_output
+with private_output(Path(sys.argv[1])) as out:
+    out.write(b"half an archive")
+    out.flush()
+    os.kill(os.getpid(), signal.SIGKILL)  # killed while writing: its staged file stays
+"""
+
+
+def test_what_killed_backups_left_is_removed_and_what_one_writes_now_stays(
+    project: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "backups"
+    fill(folder)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, folder / "ghapplets-20260106T020000Z.tgz"],
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = [n for n in names(folder) if STAGED_NAME.fullmatch(n)]
+    with private_output(folder / "ghapplets-20260107T020000Z.tgz") as writing:
+        writing.write(b"a backup on its way")
+        (now,) = [n for n in names(folder) if STAGED_NAME.fullmatch(n) and n != left]
+        result = backup_into(project, folder)  # without --keep: no archive goes
+        assert result.code == 0, result
+        assert left not in names(folder)
+        assert f"removed 1 unfinished archive(s) of killed backups:\n  {left}" in result.out
+        assert now in names(folder) and now not in result.out  # being written: it stays
+    assert "ghapplets-20260107T020000Z.tgz" in names(folder)  # ... and lands
+    assert set(OLD + UNRELATED) <= names(folder)  # nothing else was touched

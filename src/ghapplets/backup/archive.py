@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -209,10 +210,13 @@ def _add(tar: tarfile.TarFile, name: str, data: IO[bytes], size: int, mtime: flo
 @contextlib.contextmanager
 def private_output(path: Path) -> Iterator[IO[bytes]]:
     """A new file at ``path``, mode 0600 whatever the umask, written aside and moved into place
-    only once complete (a failed backup leaves no partial archive behind)."""
+    only once complete (a failed backup leaves no partial archive behind). The staged file is
+    locked (``flock``) while it is written, so a staged file nobody holds is one a killed backup
+    left (see :func:`ghapplets.backup.rotation.clear_abandoned`)."""
     staged = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.partial")
     fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the file is closed, or the process dies
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as out:
             yield out

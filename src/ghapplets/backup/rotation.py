@@ -6,17 +6,24 @@ scheduler (a Kubernetes CronJob, a systemd timer) needs no script to name or pru
 :func:`prune` deletes the oldest archives beyond a count. It touches nothing else: only regular
 files whose whole name matches :data:`ARCHIVE_NAME` (not the hidden ``.partial`` files of a
 backup being written, not symbolic links, folders or other files), and never the archive just
-written, even when a clock set back makes another one look newer.
+written, even when a clock set back makes another one look newer. :func:`clear_abandoned`
+deletes the staged files that backups killed on the way left behind (a backup holds a lock on
+its staged file while it writes it: one nobody holds is abandoned).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 ARCHIVE_NAME = re.compile(r"ghapplets-(\d{8}T\d{6}Z)\.tgz")
 _STAMP = "%Y%m%dT%H%M%SZ"
+# the file an archive is written to before it is moved into place (archive.private_output)
+STAGED_NAME = re.compile(r"\.ghapplets-\d{8}T\d{6}Z\.tgz\.\d+\.[0-9a-f]{8}\.partial")
 
 
 def archive_name(when: datetime) -> str:
@@ -45,3 +52,27 @@ def prune(folder: Path, keep: int, written: Path) -> list[Path]:
     for path in doomed:
         path.unlink(missing_ok=True)  # another pruner may have been first
     return doomed
+
+
+def clear_abandoned(folder: Path) -> list[Path]:
+    """Delete the staged archives of ``folder`` that no running backup is writing (left by one
+    that was killed); the ones deleted. One being written is locked, and stays."""
+    cleared = []
+    for path in sorted(folder.iterdir()):
+        if not STAGED_NAME.fullmatch(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone meanwhile: its backup finished
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a backup is writing it
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                cleared.append(path)
+        finally:
+            os.close(fd)
+    return cleared

@@ -35,7 +35,7 @@ from ghapplets.backup.restore import (
     requeue,
     seed_broker_file,
 )
-from ghapplets.backup.rotation import archive_name, prune
+from ghapplets.backup.rotation import archive_name, clear_abandoned, prune
 from ghapplets.backup.snapshot import Progress, quiet, snapshot
 from ghapplets.backup.tables import KEY_MEMBER
 from ghapplets.cli.project import (
@@ -156,9 +156,9 @@ def backup(
         f"backed up to {literal(shown)}: schema {manifest.schema}, rows per table:", soft_wrap=True
     )
     _counts(manifest.counts, report)
-    if keep is not None:  # with --dir (_check_usage)
+    if directory is not None:
         assert path is not None
-        _prune(path, keep)
+        _tidy(path, keep)
 
 
 def _check_usage(
@@ -224,12 +224,19 @@ def _write(config: ProjectConfig, folder: Path, path: Path | None, key: bytes | 
     return manifest
 
 
-def _prune(written: Path, keep: int) -> None:
-    """Delete the archives beside ``written`` older than the ``keep`` newest, naming each."""
+def _tidy(written: Path, keep: int | None) -> None:
+    """Delete what backups killed on the way left beside ``written`` and, with ``keep``, the
+    archives older than the ``keep`` newest, naming each."""
+    folder = written.parent
     try:
-        removed = prune(written.parent, keep, written)
+        abandoned = clear_abandoned(folder)
+        removed = [] if keep is None else prune(folder, keep, written)
     except OSError as exc:
-        fail(f"backed up, but could not prune {written.parent}: {exc}", EXIT_FAILURE)
+        fail(f"backed up, but could not tidy {folder} up: {exc}", EXIT_FAILURE)
+    if abandoned:
+        console.print(f"removed {len(abandoned)} unfinished archive(s) of killed backups:")
+        for old in abandoned:
+            console.print(f"  {literal(old.name)}", highlight=False)
     if removed:
         console.print(f"removed {len(removed)} archive(s) older than the {keep} newest:")
         for old in removed:
