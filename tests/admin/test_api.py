@@ -216,6 +216,11 @@ async def test_filters(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
     got = await admin.ok("/api/v1/jobs", Role.VIEWER, delivery=rows[0].id, status="queued")
     assert [j["applet"] for j in got["items"]] == ["picky", "echo"]
     assert (await admin.ok("/api/v1/jobs", Role.VIEWER, status="dead"))["items"] == []
+    # deliveries by the applets of their jobs
+    assert await ids(applet="picky") == ["d-000001"]
+    assert await ids(applet="echo") == ["d-000002", "d-000001"]
+    assert await ids(applet="echo", q="#13") == ["d-000002"]
+    assert await ids(applet="nobody") == []
 
 
 APPROVAL = WAITS_FOR_A_COMMENT.replace(

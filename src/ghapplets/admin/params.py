@@ -100,6 +100,7 @@ class DeliveryQuery(Paged):
     subject: Text | None = Field(None, description="exact subject")
     q: Text | None = Field(None, description="a substring of the subject, in any case")
     status: DeliveryStatus | None = None
+    applet: Text | None = Field(None, description="deliveries with a job of this applet")
 
     def filter(self) -> listing.DeliveryFilter:
         return listing.DeliveryFilter(
@@ -108,6 +109,7 @@ class DeliveryQuery(Paged):
             subject=self.subject,
             q=self.q,
             status=self.status,
+            applet=self.applet,
             since=self.since,
             until=self.until,
         )

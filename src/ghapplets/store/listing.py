@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnClause
 
 from ghapplets.store import schema as t
@@ -47,6 +47,7 @@ class DeliveryFilter(Window):
     subject: str | None = None  # exact
     q: str | None = None  # a substring of the subject, any case
     status: DeliveryStatus | None = None
+    applet: str | None = None  # one of its jobs is this applet's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +147,13 @@ def deliveries_page(
             conditions.append(d.c.type.startswith(f.type[:-1], autoescape=True))
         else:
             conditions.append(d.c.type == f.type)
+    if f.applet is not None:  # its jobs, by ix_jobs_delivery: a few rows per delivery
+        j = t.jobs
+        conditions.append(
+            exists().where(
+                j.c.source == d.c.source, j.c.delivery_id == d.c.id, j.c.applet == f.applet
+            )
+        )
     keys: Any
     if f.q and scan is not None:
         recent = _page(select(*keyset, d.c.subject), keyset, conditions, after, scan).subquery()
