@@ -67,7 +67,20 @@ GROUPS: dict[str, Group] = {
     ),
     # the brokers' and stores' own tests guard them: the dispatch tests reach them too, but
     # would make each mutant cost minutes (a lower bound of the kills, then)
-    "broker": Group(("ghapplets/broker/*",), ("broker",)),
+    # (not the three-node cluster's failovers, which take a minute for each mutant they reach)
+    "broker": Group(
+        ("ghapplets/broker/*",),
+        tuple(
+            f"broker/{name}.py"
+            for name in (
+                "test_conformance",
+                "test_dedup_batches",
+                "test_nats_broker",
+                "test_sqlite_broker",
+                "test_sqlite_dedup_window",
+            )
+        ),
+    ),
     "store": Group(("ghapplets/store/*.py",), ("store", "test_data_folder.py")),
     "dispatch": Group(
         ("ghapplets/dispatch/*",),
