@@ -38,6 +38,7 @@ async def test_the_document_is_valid_openapi_3_1_and_describes_every_route(
         "subject",
         "q",
         "status",
+        "applet",
     }
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from ghapplets.broker.base import OutboundMessage
 from ghapplets.broker.sqlite import SqliteBroker
 from ghapplets.store.database import Database
-from ghapplets.store.sqlite import SqliteHistoryStore
 from tests.conftest import LeaseClock
 
 WINDOW = 30 * 86400.0  # the retention the test prunes with
@@ -28,7 +27,6 @@ async def test_a_duplicate_is_dropped_until_retention_prunes_its_settled_message
     db = Database(tmp_path / "b.db")
     broker = SqliteBroker(db, consume=True, poll_interval=0.05, clock=clock)
     await broker.start()
-    store = SqliteHistoryStore(db)  # retention prunes the broker's table in the same file
     try:
         published = clock.now
         names = ["acked", "dead", "pending"]
@@ -41,12 +39,12 @@ async def test_a_duplicate_is_dropped_until_retention_prunes_its_settled_message
         await consumer.nak(got["m-pending"], 10 * WINDOW)  # waits for a (very) late retry
 
         clock.now = published + WINDOW - 1  # inside the window: every id is remembered
-        await store.prune(clock.now - WINDOW)
+        await broker.prune(clock.now - WINDOW)  # as retention does
         within = await broker.publish_many([msg(n) for n in names])
         assert [(a.duplicate, a.seq) for a in within] == [(True, a.seq) for a in first]
 
         clock.now = published + WINDOW + 1  # past it: the settled messages are gone
-        await store.prune(clock.now - WINDOW)
+        await broker.prune(clock.now - WINDOW)  # as retention does
         after = await broker.publish_many([msg(n) for n in names])
         assert [a.duplicate for a in after] == [False, False, True]
         assert after[0].seq > first[-1].seq and after[1].seq > first[-1].seq  # stored anew
