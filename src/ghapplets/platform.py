@@ -276,10 +276,11 @@ class Platform:
     async def retention(self, *, lease_ttl: float = 2 * RETENTION_EVERY) -> int | None:
         """Delete finished history older than ``storage.retention_days`` (deliveries with dead
         letters older than ``storage.dead_letter_retention_days``, and the audit lines of secret
-        reads and of the admin API older than ``storage.audit_retention_days``), if this
-        replica holds the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the
-        number of deliveries deleted, or None when another replica holds it. A holder that dies
-        lets it expire, and another replica takes over at its next round."""
+        reads and of the admin API older than ``storage.audit_retention_days``; the dashboard's
+        expired sessions), if this replica holds the retention lease (claimed, or renewed, for
+        ``lease_ttl`` seconds): the number of deliveries deleted, or None when another replica
+        holds it. A holder that dies lets it expire, and another replica takes over at its next
+        round."""
         store = self.backends.store
         storage = self.config.storage
         now = time.time()
@@ -293,6 +294,7 @@ class Platform:
             audit_cutoff = now - storage.audit_retention_days * 86400
             audit = await self.backends.secret_store.prune_secret_reads(audit_cutoff)
             admin_audit = await store.prune_audit(audit_cutoff)
+            await store.prune_sessions(now)  # the dashboard's expired sessions
         except Exception as exc:
             log.warning("pruning failed", error=str(exc))
             return None
