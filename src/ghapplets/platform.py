@@ -67,6 +67,7 @@ from ghapplets.sources.registry import build_sources
 if TYPE_CHECKING:
     from ghapplets.admin.app import AdminApi
     from ghapplets.admin.auth import SessionResolver
+    from ghapplets.dashboard.site import AdminSite
     from ghapplets.logsink import SplunkHecSink
 
 log = get_logger("ghapplets.platform")
@@ -389,6 +390,23 @@ class Platform:
         loaded = self.specs if Role.WORKER in self.roles else None  # a worker has them
         ctx = AdminContext(self.loaded, self.backends, self.ready, self.sources, loaded)
         return AdminApi(ctx, auth, body_timeout=server.body_timeout)
+
+    def admin_site(self) -> AdminSite:
+        """What ``server.admin_address`` serves: the admin API at ``/api/v1`` and, unless
+        ``server.dashboard.enabled`` is false, the web dashboard at ``/`` (its sessions are
+        the API's session hook, so htmx can call the API with the cookie)."""
+        from ghapplets.dashboard.app import Dashboard
+        from ghapplets.dashboard.sessions import Sessions
+        from ghapplets.dashboard.site import AdminSite as Site
+
+        server = self.config.server
+        settings = server.dashboard
+        if not settings.enabled:
+            return Site(self.admin_api(), None)
+        sessions = Sessions(self.backends.store, settings.session_hours)
+        api = self.admin_api(sessions=sessions.principal)
+        proxies = TrustedProxies(server.trusted_proxies)
+        return Site(api, Dashboard(api, sessions, settings, proxies))
 
     def http_protocol(self) -> type[GuardedProtocol]:
         """The HTTP protocol for uvicorn, with the ``server.*`` limits; what it refuses is
