@@ -11,6 +11,7 @@ redirect to the page it came from.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ from ghapplets.store.records import DeliveryStatus, RunStatus, SessionRecord
 log = get_logger("ghapplets.dashboard")
 STATIC = Path(__file__).parent / "static"
 PAGE_SIZE = 50
+LOGIN_NONCE = re.compile(r"[A-Za-z0-9_-]{43}")
 ID_MAX = 1024  # characters of an id in a live stream's query
 RUN_CONTROLS = ("cancel", "suspend", "resume")
 DELIVERY_FILTERS = ("source", "type", "q", "status", "since", "until")
@@ -118,6 +120,7 @@ class Dashboard:
             Route("/runs/{id:path}/{action:str}", self._action(self.control_run), methods=["POST"]),
             Route("/runs/{id:path}", self._page(self.run), methods=["GET"]),
             Route("/events", self.events, methods=["GET"]),
+            Route("/favicon.ico", self.favicon, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
         self.app = SecurityHeaders(
@@ -234,7 +237,10 @@ class Dashboard:
     def _login_form(
         self, request: Request, status: int = 200, message: str | None = None
     ) -> Response:
-        nonce = new_login_csrf()
+        # the nonce the browser holds already, if any: another tab's form (or the favicon's
+        # redirect here) must not make the form on screen stale
+        held = request.cookies.get(LOGIN_COOKIE, "")
+        nonce = held if LOGIN_NONCE.fullmatch(held) else new_login_csrf()
         answer = self.render(request, "login.html", None, status, login_csrf=nonce, message=message)
         answer.set_cookie(
             LOGIN_COOKIE,
@@ -466,6 +472,9 @@ class Dashboard:
         else:
             raise ApiProblem(404, "not-found", "There is no such action.")
         return self._done(request, message, back)
+
+    async def favicon(self, request: Request) -> Response:
+        return RedirectResponse("/static/favicon.svg", 301)
 
     # -- live --------------------------------------------------------------------------------
     async def events(self, request: Request) -> Response:
