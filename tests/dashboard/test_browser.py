@@ -17,10 +17,19 @@ from urllib.parse import quote
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 from ghapplets.dashboard.security import CSP
 from ghapplets.store.records import Role
+from tests.cli.helpers import poll
 from tests.conftest import ProjectBuilder
 from tests.dashboard.browser import (
     CHROMIUM,
@@ -32,8 +41,8 @@ from tests.dashboard.browser import (
 )
 
 pytestmark = [pytest.mark.slow, needs_chromium]
-PHONE = {"width": 390, "height": 844}
-LAPTOP = {"width": 1366, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 900}
 INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.IGNORECASE)
 INLINE_STYLE = re.compile(r"<[^>]+\sstyle\s*=", re.IGNORECASE)
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
@@ -175,8 +184,6 @@ def test_bulk_replay_dead_letters(context: BrowserContext, site: Running) -> Non
     def none_left() -> bool:
         return not site.api("/dead-letters", applet="picky")["items"]
 
-    from tests.cli.helpers import poll
-
     poll(none_left, timeout=30)
     page.goto(f"{site.admin_url}/dead-letters?applet=picky")
     expect(page.locator("table.list tbody")).to_contain_text("No dead letters.")
@@ -234,7 +241,8 @@ def test_forged_forms_are_refused(context: BrowserContext, site: Running) -> Non
     cancel = f"{site.admin_url}/runs/{run['id']}/cancel"
     assert page.request.post(cancel, form={"csrf": ""}).status == 403
     # the API with the cookie but without X-Requested-With (what another site's form sends)
-    assert page.request.post(f"{site.admin_url}/api/v1/jobs/{quote(job['id'])}/replay").status == 403
+    api = f"{site.admin_url}/api/v1/jobs/{quote(job['id'])}/replay"
+    assert page.request.post(api).status == 403
     assert site.api(f"/jobs/{quote(job['id'])}")["attempts"] == before
     assert site.api(f"/runs/{run['id']}")["status"] == "waiting"
     # the login form without its double-submit cookie
@@ -282,7 +290,7 @@ def test_every_page_is_safe_accessible_and_fits_a_phone(
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    phone.add_cookies(context.cookies())
+    phone.add_cookies(context.cookies())  # type: ignore[arg-type]
     small = phone.new_page()
     try:
         for name, path in pages.items():
