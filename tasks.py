@@ -62,6 +62,7 @@ TEST_PACKAGES = {
     "haproxy": "haproxy",
     "buildah": "buildah",  # the container image's test builds and runs it
     "mmdebstrap": "mmdebstrap",  # ... from Debian bases it makes
+    "chromium": "chromium",  # the dashboard's browser tests (Playwright drives it; none downloaded)
 }
 
 
