@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ghapplets.admin.auth import SESSION_COOKIE
-from ghapplets.config.models import DashboardConfig, SecureCookie
+from ghapplets.config.models import AdminSsoConfig, DashboardConfig, SecureCookie
 from ghapplets.dashboard.app import Dashboard
 from ghapplets.dashboard.forms import LOGIN_COOKIE
 from ghapplets.dashboard.sessions import Sessions, session_id
@@ -273,3 +273,33 @@ async def test_without_the_dashboard_the_admin_address_serves_the_api_alone(
         assert (await client.get("/api/v1/openapi.json")).status_code == 200
         token = {"Authorization": f"Bearer {site.admin.tokens[Role.VIEWER]}"}
         assert (await client.get("/api/v1/deliveries", headers=token)).status_code == 200
+
+
+async def test_a_user_an_authenticating_proxy_vouches_for_is_signed_in(site: Site) -> None:
+    server = site.admin.platform.config.server
+    server.trusted_proxies = ["10.0.0.0/8"]
+    server.admin_sso = AdminSsoConfig(groups={"ops": Role.OPERATOR})
+    behind = site.admin.platform.admin_site()
+
+    def client(peer: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=behind, client=(peer, 5000))  # type: ignore[arg-type]
+        return httpx.AsyncClient(transport=transport, base_url="http://admin")
+
+    ana = {"X-Forwarded-User": "ana", "X-Forwarded-Groups": "dev, ops"}
+    async with client("10.1.2.3") as proxied:
+        signed = await proxied.get("/login", headers=ana)
+        assert signed.status_code == 303 and signed.headers["location"] == "/"
+        page = await proxied.get("/", headers=ana)
+        assert page.status_code == 200 and "sso:ana" in page.text and "(operator)" in page.text
+        job = "nope"
+        replay = await proxied.post(
+            f"/jobs/{job}/replay", data={"csrf": csrf_of(page.text)}, headers=ana
+        )
+        assert replay.status_code == 404  # past the CSRF check and the role: no such job
+        proxied.cookies.delete(SESSION_COOKIE)
+        nobody = await proxied.get("/login", headers={"X-Forwarded-User": "eve"})
+        assert nobody.status_code == 403 and "eve" in nobody.text
+    async with client("192.0.2.7") as direct:  # not a trusted proxy: the headers mean nothing
+        answer = await direct.get("/login", headers=ana)
+        assert answer.status_code == 200 and 'name="token"' in answer.text
+        assert SESSION_COOKIE not in direct.cookies

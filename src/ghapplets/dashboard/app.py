@@ -86,6 +86,7 @@ class Dashboard:
         live_interval: float = 1.0,
     ) -> None:
         self.calls = ApiCalls(api)
+        self.auth = api.auth
         self.sessions = sessions
         self.config = config
         self.proxies = proxies
@@ -256,6 +257,14 @@ class Dashboard:
     async def login_page(self, request: Request) -> Response:
         if await self.session_of(request) is not None:
             return RedirectResponse("/", 303)
+        try:
+            vouched = self.auth.single_sign_on(request)
+        except ApiProblem as problem:  # a user the proxy knows, with no role here
+            return self.render(request, "error.html", None, problem.status, problem=problem)
+        if vouched is not None:
+            secret, session = await self.sessions.sign_in_as(vouched)
+            log.info("dashboard sign-in", user=session.name, role=session.role.value, sso=True)
+            return self._signed_in(request, secret)
         return self._login_form(request)
 
     async def login(self, request: Request) -> Response:
@@ -271,6 +280,9 @@ class Dashboard:
             return self._login_form(request, 401, "That token was not accepted.")
         secret, session = started
         log.info("dashboard sign-in", user=session.name, role=session.role.value)
+        return self._signed_in(request, secret)
+
+    def _signed_in(self, request: Request, secret: str) -> Response:
         answer = RedirectResponse("/", 303)
         answer.set_cookie(
             SESSION_COOKIE,

@@ -5,7 +5,9 @@ A session starts when a browser gives a valid API token (:class:`~ghapplets.admi
 TokenStore`): the cookie gets a fresh random secret, the store only its SHA-256 (as for tokens,
 256 random bits need no slow hash). The session acts as the token's name and role, carries its
 own CSRF token for the forms, ends after ``server.dashboard.session_hours``, on sign-out, or as
-soon as its token is revoked. Nothing here logs a token, a secret or a CSRF token.
+soon as its token is revoked. A user signed in by an authenticating proxy (``server.admin_sso``)
+gets a session the same way, as ``sso:<user>`` with the role the proxy's groups give. Nothing
+here logs a token, a secret or a CSRF token.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from ghapplets.admin.access import AuthMethod, Principal
 from ghapplets.admin.tokens import TokenStore
 from ghapplets.exceptions import AlreadyExists, NotFound
 from ghapplets.store.base import Store
-from ghapplets.store.records import SessionRecord
+from ghapplets.store.records import Role, SessionRecord
 
 MAX_COOKIE = 128  # characters of a session cookie's value looked at (ours has 43)
 MAX_TOKEN = 256  # characters of a token typed into the login form looked at
+SSO = "sso"  # the token id of a session started by single sign-on (no token's id is this)
 
 
 def session_id(secret: str) -> str:
@@ -56,15 +59,22 @@ class Sessions:
         record = await self.tokens.check(token.strip())
         if record is None:
             return None
+        return await self._start(record.id, record.name, record.role)
+
+    async def sign_in_as(self, principal: Principal) -> tuple[str, SessionRecord]:
+        """A new session for a user an authenticating proxy vouched for (``server.admin_sso``)."""
+        return await self._start(SSO, principal.name, principal.role)
+
+    async def _start(self, token_id: str, name: str, role: Role) -> tuple[str, SessionRecord]:
         now = self.clock()
         await self.store.prune_sessions(now)
         while True:
             secret = secrets.token_urlsafe(32)
             session = SessionRecord(
                 id=session_id(secret),
-                token_id=record.id,
-                name=record.name,
-                role=record.role,
+                token_id=token_id,
+                name=name,
+                role=role,
                 csrf=secrets.token_urlsafe(32),
                 created_at=now,
                 expires_at=now + self.lifetime,
@@ -83,6 +93,8 @@ class Sessions:
         session = await self.store.get_session(session_id(secret), self.clock())
         if session is None:
             return None
+        if session.token_id == SSO:
+            return session
         try:
             token = await self.store.api_token(session.token_id)
         except NotFound:
