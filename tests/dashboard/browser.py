@@ -58,12 +58,12 @@ class Running:
         assert sent.code == 0 and sent.out.startswith("202 "), sent
 
 
-def needle_payload(folder: Path) -> Path:
+def needle_payload(folder: Path, repository: str = NEEDLE) -> Path:
     """The issues.opened fixture, of another repository (so its subject is one of a kind)."""
     payload = fixtures.load("github", "issues.opened").payload
-    payload["repository"]["full_name"] = NEEDLE
-    payload["repository"]["name"] = NEEDLE.split("/")[1]
-    path = folder / "needle.json"
+    payload["repository"]["full_name"] = repository
+    payload["repository"]["name"] = repository.split("/")[1]
+    path = folder / f"{repository.replace('/', '-')}.json"
     path.write_text(json.dumps(payload))
     return path
 

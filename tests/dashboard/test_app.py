@@ -303,3 +303,26 @@ async def test_a_user_an_authenticating_proxy_vouches_for_is_signed_in(site: Sit
         answer = await direct.get("/login", headers=ana)
         assert answer.status_code == 200 and 'name="token"' in answer.text
         assert SESSION_COOKIE not in direct.cookies
+
+
+async def test_the_settings_reach_the_sessions_and_the_streams(site: Site) -> None:
+    settings = site.admin.platform.config.server.dashboard
+    settings.session_hours = 2
+    settings.live_seconds = 42
+    settings.live_connections = 7
+    made = site.admin.platform.admin_site()
+    assert made.dashboard is not None
+    assert made.dashboard.sessions.lifetime == 7200
+    assert (made.dashboard.live.lifetime, made.dashboard.live.limit) == (42, 7)
+    transport = httpx.ASGITransport(app=made)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+        nonce = await login_form(client)
+        done = await client.post(
+            "/login", data={"csrf": nonce, "token": site.admin.tokens[Role.VIEWER]}
+        )
+    cookie = next(
+        h for h in done.headers.get_list("set-cookie") if h.startswith(f"{SESSION_COOKIE}=")
+    )
+    assert "max-age=7200" in cookie.lower()
+    stored = await site.admin.store.get_session(session_id(client.cookies[SESSION_COOKIE]), 0)
+    assert stored is not None and stored.expires_at - stored.created_at == 7200

@@ -36,6 +36,7 @@ from tests.dashboard.browser import (
     NEEDLE,
     SHOTS,
     Running,
+    needle_payload,
     needs_chromium,
     running_site,
 )
@@ -143,6 +144,19 @@ def test_find_a_delivery_by_subject(context: BrowserContext, site: Running) -> N
     expect(payload).to_be_visible()
     expect(page.locator(".json")).to_contain_text(NEEDLE)
     shot(page, "delivery")
+
+
+def test_the_deliveries_list_updates_live(
+    context: BrowserContext, site: Running, tmp_path: Path
+) -> None:
+    page = sign_in(context, site, Role.VIEWER)
+    page.goto(f"{site.admin_url}/deliveries")
+    expect(page.locator("table.list caption")).to_have_text("Newest first, updated live")
+    page.evaluate("document.body.dataset.sameDocument = 'yes'")
+    fresh = "acme-corp/arrives-live"
+    site.send("issues.opened", "--file", needle_payload(tmp_path, fresh))
+    expect(page.locator("#delivery-rows")).to_contain_text(fresh, timeout=15_000)
+    assert page.evaluate("document.body.dataset.sameDocument") == "yes"
 
 
 def test_replay_a_failed_job_and_see_it_succeed_live(
