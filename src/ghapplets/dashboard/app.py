@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -53,6 +54,14 @@ DELIVERY_FILTERS = ("source", "type", "q", "status", "since", "until")
 DEAD_FILTERS = ("source", "applet", "since", "until")
 RUN_FILTERS = ("status", "blueprint", "since", "until")
 Page = Callable[[Request, SessionRecord], Awaitable[Response]]
+
+
+class Topic(StrEnum):
+    """What a live stream follows (its SSE event has the same name)."""
+
+    JOB = "job"  # one job: status, attempts, result
+    RUN = "run"  # one run: status, graph, listeners, timeline
+    DELIVERIES = "deliveries"  # the first page of the deliveries list, with its filters
 
 
 def when(epoch: float | None) -> str:
@@ -344,7 +353,7 @@ class Dashboard:
                 filters=filters, problem=problem, sources=sources.items,
                 statuses=list(DeliveryStatus), live=None,
             )  # fmt: skip
-        live = None if cursor else urlencode({"topic": "deliveries", **filters})
+        live = None if cursor else urlencode({"topic": Topic.DELIVERIES.value, **filters})
         return self.render(
             request, "deliveries.html", session, nav="deliveries", page=page, filters=filters,
             sources=sources.items, statuses=list(DeliveryStatus), live=live, problem=None,
@@ -369,7 +378,7 @@ class Dashboard:
         live_html = self.fragment("_job_live.html", job=job, fold=fold, when=when)
         return self.render(
             request, "job.html", session, nav="deliveries", job=job, live_html=live_html,
-            live=urlencode({"topic": "job", "id": job_id}),
+            live=urlencode({"topic": Topic.JOB.value, "id": job_id}),
         )  # fmt: skip
 
     async def dead_letters(self, request: Request, session: SessionRecord) -> Response:
@@ -422,7 +431,7 @@ class Dashboard:
         live_html = self.fragment("_run_live.html", **view)
         return self.render(
             request, "run.html", session, nav="runs", live_html=live_html,
-            live=urlencode({"topic": "run", "id": run_id}), **view,
+            live=urlencode({"topic": Topic.RUN.value, "id": run_id}), **view,
         )  # fmt: skip
 
     # -- actions -----------------------------------------------------------------------------
@@ -494,10 +503,14 @@ class Dashboard:
         if session is None:
             return Response("sign in first", 401, media_type="text/plain")
         params = request.query_params
-        topic, item = params.get("topic", ""), params.get("id", "")
-        if topic not in ("job", "run", "deliveries") or len(item) > ID_MAX:
+        item = params.get("id", "")
+        try:
+            topic = Topic(params.get("topic", ""))
+        except ValueError:
             return Response("unknown topic", 400, media_type="text/plain")
-        if topic != "deliveries" and not item:
+        if len(item) > ID_MAX:
+            return Response("the id is too long", 400, media_type="text/plain")
+        if topic != Topic.DELIVERIES and not item:
             return Response("an id is needed", 400, media_type="text/plain")
         filters = picked(params, DELIVERY_FILTERS)
         secret = request.cookies.get(SESSION_COOKIE)
@@ -507,13 +520,13 @@ class Dashboard:
             if current is None:
                 return None
             try:
-                if topic == "job":
-                    return {"job": await self._job_live(request, current, item)}
-                if topic == "run":
+                if topic == Topic.JOB:
+                    return {topic: await self._job_live(request, current, item)}
+                if topic == Topic.RUN:
                     view = await self._run_view(request, current, item)
-                    return {"run": self.fragment("_run_live.html", **view)}
+                    return {topic: self.fragment("_run_live.html", **view)}
                 page = await self._delivery_rows(request, current, filters)
-                return {"deliveries": self.fragment("_delivery_rows.html", page=page, when=when)}
+                return {topic: self.fragment("_delivery_rows.html", page=page, when=when)}
             except (ApiProblem, GhappletsError) as exc:
                 log.info("live update stopped", topic=topic, error=str(exc))
                 return None
