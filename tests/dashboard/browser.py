@@ -58,6 +58,17 @@ class Running:
         assert sent.code == 0 and sent.out.startswith("202 "), sent
 
 
+def issue_payload(folder: Path, event: str, number: int, body: str = "approved") -> Path:
+    """The fixture of ``event`` (issues.opened, issue_comment.created) about issue ``number``."""
+    payload = fixtures.load("github", event).payload
+    payload["issue"]["number"] = number
+    if "comment" in payload:
+        payload["comment"]["body"] = body
+    path = folder / f"{event}-{number}.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
 def needle_payload(folder: Path, repository: str = NEEDLE) -> Path:
     """The issues.opened fixture, of another repository (so its subject is one of a kind)."""
     payload = fixtures.load("github", "issues.opened").payload

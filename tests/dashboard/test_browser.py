@@ -37,6 +37,7 @@ from tests.dashboard.browser import (
     NEEDLE,
     SHOTS,
     Running,
+    issue_payload,
     needle_payload,
     needs_chromium,
     running_site,
@@ -238,6 +239,34 @@ def test_follow_a_run_to_its_waiting_task(context: BrowserContext, site: Running
     # a viewer has no controls
     assert page.get_by_role("button", name="Cancel").count() == 0
     shot(page, "run")
+
+
+def test_a_run_moves_on_live_when_its_event_arrives(
+    context: BrowserContext, site: Running, tmp_path: Path
+) -> None:
+    number = 900_000 + uuid.uuid4().int % 99_999  # an issue of this test's own
+    site.send("issues.opened", "--file", issue_payload(tmp_path, "issues.opened", number))
+
+    def mine() -> str | None:
+        for run in site.api("/runs", status="waiting", limit=200)["items"]:
+            shown = site.api(f"/runs/{quote(run['id'])}")
+            if shown["input"][0]["data"]["issue"]["number"] == number:
+                return str(run["id"])
+        return None
+
+    run_id = poll(mine, timeout=30)
+    page = sign_in(context, site, Role.VIEWER)
+    page.goto(f"{site.admin_url}/runs/{quote(run_id)}")
+    expect(page.locator("#run-status")).to_have_text("waiting")
+    page.evaluate("document.body.dataset.sameDocument = 'yes'")
+    comment = issue_payload(tmp_path, "issue_comment.created", number, "approved")
+    site.send("issue_comment.created", "--file", comment)
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=30_000)
+    expect(page.locator("g.node[data-task=approval]")).to_have_class(re.compile("task-completed"))
+    expect(page.locator("section.listening")).to_have_count(0)
+    expect(page.locator("ol.timeline")).to_contain_text("approved")
+    assert page.evaluate("document.body.dataset.sameDocument") == "yes"
+    shot(page, "run-completed")
 
 
 def test_a_viewer_cannot_replay(context: BrowserContext, site: Running) -> None:
