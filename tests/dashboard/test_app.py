@@ -20,7 +20,8 @@ from ghapplets.dashboard.sessions import session_id
 from ghapplets.dashboard.site import AdminSite
 from ghapplets.gateway.forwarded import TrustedProxies
 from ghapplets.store.records import Role
-from tests.admin.harness import delivery
+from tests.admin.harness import build_project, delivery, running_admin
+from tests.conftest import WEBHOOK_SECRET, ProjectBuilder
 from tests.dashboard.conftest import Site, csrf_of
 
 PAGES = ("/", "/deliveries", "/dead-letters", "/runs", "/jobs/x", "/runs/x", "/deliveries/a/b")
@@ -307,3 +308,23 @@ async def test_the_settings_reach_the_sessions_and_the_streams(site: Site) -> No
     assert "max-age=7200" in cookie.lower()
     stored = await site.admin.store.get_session(session_id(client.cookies[SESSION_COOKIE]), 0)
     assert stored is not None and stored.expires_at - stored.created_at == 7200
+
+
+async def test_a_viewer_sees_no_payload_of_a_redacting_source(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    hidden = f"kind: github\nsecret: {WEBHOOK_SECRET}\nredact_payload: true"
+    root = build_project(project, tmp_path / "marker", extra_sources=hidden)
+    async with running_admin(root, tmp_path / "data") as admin:
+        here = Site(admin, admin.platform.admin_site())
+        record = delivery(7, source="hidden")
+        record.body = b'{"secret_plan": "take over the world"}'
+        await admin.store.record_dispatch([record], [])
+        path = f"/deliveries/hidden/{record.id}"
+        for role, shown in ((Role.VIEWER, False), (Role.OPERATOR, True)):
+            client, _ = await here.signed_in(role)
+            async with aclosing(client):
+                page = await client.get(path)
+            assert page.status_code == 200
+            assert ("take over the world" in page.text) is shown, role
+            assert ("redact_payload" in page.text) is not shown, role
