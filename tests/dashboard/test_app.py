@@ -328,3 +328,22 @@ async def test_a_viewer_sees_no_payload_of_a_redacting_source(
             assert page.status_code == 200
             assert ("take over the world" in page.text) is shown, role
             assert ("redact_payload" in page.text) is not shown, role
+
+
+async def test_a_bug_is_a_page_that_says_so_not_a_trace(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail of a bug")
+
+    dashboard = site.site.dashboard
+    assert dashboard is not None
+    monkeypatch.setattr(dashboard.calls, "call", broken)
+    client, csrf = await site.signed_in(Role.OPERATOR)
+    async with aclosing(client):
+        page = await client.get("/runs")
+        post = await client.post("/jobs/x/replay", data={"csrf": csrf})
+    for answer in (page, post):
+        assert answer.status_code == 500
+        assert "log says why" in answer.text
+        assert "secret detail" not in answer.text and "Traceback" not in answer.text

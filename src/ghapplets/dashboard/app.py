@@ -85,6 +85,8 @@ def is_htmx(request: Request) -> bool:
 
 
 class Dashboard:
+    """The dashboard's ASGI application over an :class:`~ghapplets.admin.app.AdminApi`."""
+
     def __init__(
         self,
         api: AdminApi,
@@ -195,6 +197,8 @@ class Dashboard:
                 return self.error(request, session, problem)
             except GhappletsError as exc:
                 return self._failed(request, session, exc)
+            except Exception as exc:  # a bug: a page that says so, and the log says what
+                return self._bug(request, session, exc)
 
         endpoint.__name__ = page.__name__
         return endpoint
@@ -218,6 +222,8 @@ class Dashboard:
                 return self.error(request, session, problem)
             except GhappletsError as exc:
                 return self._failed(request, session, exc)
+            except Exception as exc:
+                return self._bug(request, session, exc)
 
         endpoint.__name__ = action.__name__
         return endpoint
@@ -229,6 +235,10 @@ class Dashboard:
         if problem.status >= 500:
             log.error("dashboard request failed", path=request.url.path, error=str(exc))
         return self.error(request, session, problem)
+
+    def _bug(self, request: Request, session: SessionRecord, exc: Exception) -> HTMLResponse:
+        log.exception("dashboard request failed", path=request.url.path, error=repr(exc))
+        return self.error(request, session, problem_of(GhappletsError()))
 
     async def api(self, request: Request, session: SessionRecord, name: str, **kw: Any) -> Any:
         return await self.calls.call(request, principal_of(session), name, **kw)
