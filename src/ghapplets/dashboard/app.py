@@ -540,6 +540,9 @@ class Dashboard:
             except (ApiProblem, GhappletsError) as exc:
                 log.info("live update stopped", topic=topic, error=str(exc))
                 return None
+            except Exception as exc:  # a bug: the stream ends, and the log says what
+                log.exception("live update failed", topic=topic, error=repr(exc))
+                return None
 
         if not self.live.admit():
             return Response(
