@@ -45,6 +45,11 @@ def test_the_graph_has_a_box_per_task_with_its_status() -> None:
     assert len(nexts) == 1  # ask -> ship; a switch and a then: end do not fall through
     assert "ask (listen): waiting" in drawn.summary
     assert drawn.width > graph.LEFT * 2 + graph.BOX_W  # room for the jump lanes
+    last = drawn.nodes[-1]
+    assert last.y + last.height < drawn.height  # room below for the jumps to the end
+    plain = graph.layout({"do": [{"a": {"set": {}}}]}, [])
+    (only,) = plain.nodes
+    assert only.y + only.height < plain.height <= only.y + only.height + graph.GAP
 
 
 def test_a_task_inside_a_task_marks_its_parent_running() -> None:

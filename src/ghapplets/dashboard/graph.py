@@ -110,8 +110,8 @@ def layout(
         graph.nodes.append(node)
         place[name] = node
         y += BOX_H + GAP
-    end_y = y
-    graph.height = end_y + GAP
+    end_y = y  # where a jump to the end arrives: below the last box
+    graph.height = end_y - GAP // 2
     mid = LEFT + BOX_W // 2
     for index, (_name, task) in enumerate(tasks):
         node = graph.nodes[index]
@@ -130,4 +130,6 @@ def layout(
             d = f"M{out_x},{from_y} H{lane_x} V{target_y} H{out_x + 4}"
             graph.edges.append(Edge(d, label, True))
             graph.width = max(graph.width, lane_x + LEFT)
+            if to is None:
+                graph.height = end_y + GAP // 2
     return graph
