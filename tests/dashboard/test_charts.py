@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jinja2 import Environment, PackageLoader, select_autoescape
+
 from ghapplets.dashboard import charts
 from ghapplets.dashboard.stats import p95
 
@@ -34,3 +36,22 @@ def test_p95_is_the_nearest_rank() -> None:
     assert p95([]) == 0
     assert p95([3.0]) == 3.0
     assert p95([float(i) for i in range(1, 101)]) == 95.0
+
+
+def test_a_chart_is_drawn_as_accessible_escaped_svg() -> None:
+    env = Environment(
+        loader=PackageLoader("ghapplets.dashboard", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+    macro = env.get_template("_charts.html").module.chart  # type: ignore[attr-defined]
+    line = charts.line_chart("Events <per> minute", "d", ["10:00", "10:01"], {"<b>x</b>": [1, 2]})
+    html = str(macro(line, "c1"))
+    assert '<svg viewBox="0 0 600 200" role="img" aria-labelledby="c1-title c1-desc"' in html
+    assert f'points="{line.series[0].points}"' in html
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "Events &lt;per&gt; minute" in html
+    assert "<table>" in html and '<th scope="row">10:01</th>' in html  # the values, as text
+    bars = str(macro(charts.bar_chart("Queues", "d", {"jobs": 3, "events": None}), "c2"))
+    assert bars.count("<rect ") == 2 and "<td>n/a</td>" in bars
+    empty = str(macro(charts.bar_chart("Queues", "d", {}), "c3"))
+    assert "<svg" not in empty and "No data." in empty
