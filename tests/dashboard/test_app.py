@@ -5,6 +5,7 @@ live stream's bounds, the secure-cookie setting, and the admin address without a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from contextlib import aclosing
 from pathlib import Path
@@ -116,7 +117,12 @@ async def test_the_login_needs_its_double_submit_token(site: Site) -> None:
 
 async def test_forms_need_the_session_csrf_token_and_the_role(site: Site) -> None:
     await site.admin.gateway.send("github", "issues.opened")
-    jobs = (await site.admin.ok("/api/v1/jobs"))["items"]
+    jobs: list[dict[str, str]] = []
+    for _ in range(200):  # the dispatcher makes the jobs a moment after the 202
+        jobs = (await site.admin.ok("/api/v1/jobs"))["items"]
+        if jobs:
+            break
+        await asyncio.sleep(0.05)
     job = jobs[0]["id"]
     operator, csrf = await site.signed_in(Role.OPERATOR)
     viewer, viewer_csrf = await site.signed_in(Role.VIEWER)

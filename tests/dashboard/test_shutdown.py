@@ -1,5 +1,5 @@
 """A real ``ghapplets serve`` stops promptly with a dashboard open: uvicorn waits for every
-open answer (up to ``server.drain_timeout``, 30 s here) before it exits, and a live stream
+open answer (up to ``server.drain_timeout``, 60 s here) before it exits, and a live stream
 never ends by itself, so the server tells the streams to end when it shuts down."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.conftest import ProjectBuilder
 from tests.dashboard.browser import running_site
 
 pytestmark = pytest.mark.slow
-DRAIN = 30.0  # the drain timeout: without the hook, SIGTERM would take this long
+DRAIN = 60.0  # the drain timeout: without the hook, SIGTERM would take this long
 
 
 def test_serve_stops_promptly_with_live_streams_open(
