@@ -62,6 +62,7 @@ TEST_PACKAGES = {
     "haproxy": "haproxy",
     "buildah": "buildah",  # the container image's test builds and runs it
     "mmdebstrap": "mmdebstrap",  # ... from Debian bases it makes
+    "chromium": "chromium",  # the dashboard's browser tests (Playwright drives it; none downloaded)
 }
 
 
@@ -195,6 +196,10 @@ def demo(port: int, once: bool) -> None:
         if once:
             return
         say(f"serving on {url}; try:  {BIN}/ghapplets send push --project {DEMO} --url {url}")
+        say(
+            "the dashboard is on http://127.0.0.1:8081; sign in with a token from: "
+            f"{BIN}/ghapplets tokens create me --role admin --project {DEMO}"
+        )
         say("press Ctrl-C to stop")
         server.wait()
     except KeyboardInterrupt:

@@ -67,6 +67,7 @@ from ghapplets.sources.registry import build_sources
 if TYPE_CHECKING:
     from ghapplets.admin.app import AdminApi
     from ghapplets.admin.auth import SessionResolver
+    from ghapplets.dashboard.site import AdminSite
     from ghapplets.logsink import SplunkHecSink
 
 log = get_logger("ghapplets.platform")
@@ -276,10 +277,11 @@ class Platform:
     async def retention(self, *, lease_ttl: float = 2 * RETENTION_EVERY) -> int | None:
         """Delete finished history older than ``storage.retention_days`` (deliveries with dead
         letters older than ``storage.dead_letter_retention_days``, and the audit lines of secret
-        reads and of the admin API older than ``storage.audit_retention_days``), if this
-        replica holds the retention lease (claimed, or renewed, for ``lease_ttl`` seconds): the
-        number of deliveries deleted, or None when another replica holds it. A holder that dies
-        lets it expire, and another replica takes over at its next round."""
+        reads and of the admin API older than ``storage.audit_retention_days``; the dashboard's
+        expired sessions), if this replica holds the retention lease (claimed, or renewed, for
+        ``lease_ttl`` seconds): the number of deliveries deleted, or None when another replica
+        holds it. A holder that dies lets it expire, and another replica takes over at its next
+        round."""
         store = self.backends.store
         storage = self.config.storage
         now = time.time()
@@ -295,6 +297,7 @@ class Platform:
             audit_cutoff = now - storage.audit_retention_days * 86400
             audit = await self.backends.secret_store.prune_secret_reads(audit_cutoff)
             admin_audit = await store.prune_audit(audit_cutoff)
+            await store.prune_sessions(now)  # the dashboard's expired sessions
         except Exception as exc:
             log.warning("pruning failed", error=str(exc))
             return None
@@ -389,6 +392,23 @@ class Platform:
         loaded = self.specs if Role.WORKER in self.roles else None  # a worker has them
         ctx = AdminContext(self.loaded, self.backends, self.ready, self.sources, loaded)
         return AdminApi(ctx, auth, body_timeout=server.body_timeout)
+
+    def admin_site(self) -> AdminSite:
+        """What ``server.admin_address`` serves: the admin API at ``/api/v1`` and, unless
+        ``server.dashboard.enabled`` is false, the web dashboard at ``/`` (its sessions are
+        the API's session hook, so htmx can call the API with the cookie)."""
+        from ghapplets.dashboard.app import Dashboard
+        from ghapplets.dashboard.sessions import Sessions
+        from ghapplets.dashboard.site import AdminSite as Site
+
+        server = self.config.server
+        settings = server.dashboard
+        if not settings.enabled:
+            return Site(self.admin_api(), None)
+        sessions = Sessions(self.backends.store, settings.session_hours)
+        api = self.admin_api(sessions=sessions.principal)
+        proxies = TrustedProxies(server.trusted_proxies)
+        return Site(api, Dashboard(api, sessions, settings, proxies))
 
     def http_protocol(self) -> type[GuardedProtocol]:
         """The HTTP protocol for uvicorn, with the ``server.*`` limits; what it refuses is

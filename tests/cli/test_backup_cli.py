@@ -66,7 +66,7 @@ def test_the_archive_is_private_and_holds_every_table_with_secrets_encrypted(
     assert KEY_MEMBER not in got
     manifest = orjson.loads(got["manifest.json"])
     assert manifest["format"] == 1 and manifest["key"] is False
-    assert manifest["storage"] == "sqlite" and manifest["schema"] == "0009"
+    assert manifest["storage"] == "sqlite" and manifest["schema"] == "0010"
     secrets = [orjson.loads(line) for line in got[member_of_name("secrets")].splitlines()]
     assert {s["name"] for s in secrets} >= {"api-token", "github-webhook"}
     assert manifest["counts"]["secrets"] == len(secrets)

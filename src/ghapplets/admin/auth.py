@@ -70,6 +70,11 @@ class Authenticator:
             return session
         raise unauthorized("no credentials: send Authorization: Bearer <token>")
 
+    def single_sign_on(self, request: Request) -> Principal | None:
+        """The SSO principal of ``request`` alone (None without one; ApiProblem 403 for a user
+        with no role): how the dashboard signs in a user the proxy vouched for."""
+        return self._sso(request)
+
     async def _bearer(self, header: str) -> Principal:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

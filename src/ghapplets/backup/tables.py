@@ -11,6 +11,8 @@ backed up without a change here (the admin API's ``api_tokens``, hashes only, an
   accepted but not yet dispatched (:data:`DEDUP_MEMBER`, :data:`EVENTS_MEMBER`).
 - ``leases``: who holds a named lease (retention, a run, the timers) until when: a lock of the
   processes running now, meaningless to another deployment.
+- ``admin_sessions``: the dashboard's signed-in browsers. Short-lived, and a restored backup
+  must not let an old cookie in: after a restore everyone signs in again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ghapplets.store.schema import broker_messages, metadata
 EXCLUDED: dict[str, str] = {
     broker_messages.name: "the embedded broker's queue (rebuilt on restore from the store)",
     "leases": "the running processes' locks",
+    "admin_sessions": "the dashboard's signed-in browsers (everyone signs in again)",
 }
 TABLE_PREFIX = "tables/"
 DEDUP_MEMBER = "broker/dedup.jsonl"  # the ids of the events the embedded broker accepted

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import typer
@@ -109,6 +110,21 @@ def _bind(host: str, port: int, what: str) -> socket.socket:
         fail(f"the {what} did not start on {host}:{port}: {reason}", 1)
 
 
+class ClosingServer(uvicorn.Server):
+    """uvicorn's server, telling the application's long-lived answers (the dashboard's live
+    streams) to end when it shuts down: it waits for every open connection's answer, up to
+    ``server.drain_timeout``, before it stops."""
+
+    def __init__(self, config: uvicorn.Config, closing: Sequence[Callable[[], None]]) -> None:
+        super().__init__(config)
+        self.closing = list(closing)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for close in self.closing:
+            close()
+        await super().shutdown(sockets)
+
+
 def _uvicorn(
     platform: Platform,
     host: str,
@@ -125,6 +141,7 @@ def _uvicorn(
     cfg = platform.config
     app = platform.asgi()
     extra: list[socket.socket] = []
+    closing: list[Callable[[], None]] = []
     metrics_at = cfg.server.metrics_listener
     if metrics_sock is None and metrics_at is not None:
         metrics_sock = _bind(*metrics_at, "metrics listener")
@@ -137,9 +154,12 @@ def _uvicorn(
         admin_sock = _bind(*admin_at, "admin API listener")
     if admin and admin_sock is not None:
         bound = admin_sock.getsockname()
-        app.serve_admin_on(bound[0], bound[1], platform.admin_api())
+        site = platform.admin_site()
+        app.serve_admin_on(bound[0], bound[1], site)
+        closing.append(site.close)  # its live streams end first: uvicorn waits for them
         extra.append(admin_sock)
-        log.info("admin API listening", host=bound[0], port=bound[1])
+        dashboard = site.dashboard is not None
+        log.info("admin API listening", host=bound[0], port=bound[1], dashboard=dashboard)
     sockets: list[socket.socket] | None = None
     if extra:
         sock = sock if sock is not None else _bind(host, port, "server")
@@ -160,7 +180,7 @@ def _uvicorn(
         limit_concurrency=None,  # server.max_connections, with Retry-After: see the protocol
         backlog=2048,
     )
-    server = uvicorn.Server(config)
+    server = ClosingServer(config, closing)
     try:
         server.run(sockets=sockets)
     except SystemExit as exc:  # uvicorn exits 3 (our "bad config") when it cannot bind

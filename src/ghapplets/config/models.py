@@ -41,6 +41,27 @@ class AdminSsoConfig(BaseModel):
     default_role: Role | None = None
 
 
+class SecureCookie(StrEnum):
+    """When the dashboard's session cookie is marked ``Secure`` (sent over HTTPS only)."""
+
+    AUTO = "auto"  # when the request came over HTTPS (as the trusted proxies tell)
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class DashboardConfig(BaseModel):
+    """``server.dashboard``: the web dashboard at the root of ``server.admin_address``
+    (docs/dashboard.md). Its limits are per gateway process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True  # false: the admin address serves the API alone
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 8.0  # a sign-in lasts this long
+    secure_cookie: SecureCookie = SecureCookie.AUTO
+    live_connections: Annotated[int, Field(ge=0, le=10_000)] = 50  # open live streams, at most
+    live_seconds: Annotated[float, Field(ge=5, le=86_400)] = 300.0  # one stream's life, at most
+
+
 class ServerConfig(BaseModel):
     """The HTTP server of the gateway: where it listens, whom it believes, and its limits.
 
@@ -62,6 +83,8 @@ class ServerConfig(BaseModel):
     admin_address: str | None = "127.0.0.1:8081"
     # single sign-on to the admin API through an authenticating proxy (off when unset)
     admin_sso: AdminSsoConfig | None = None
+    # the web dashboard at the root of the admin address
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     header_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
     max_headers: Annotated[int, Field(ge=8, le=10_000)] = 100
     max_header_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024

@@ -5,6 +5,9 @@ Writes are :mod:`ghapplets.store.relational` generators of plain SQL (both diale
 the Core queries of :mod:`ghapplets.store.listing`. A token's name is unique among the tokens
 not revoked: creating one over a revoked token of that name replaces it (the audit log keeps the
 history), over a live one raises :class:`~ghapplets.exceptions.AlreadyExists`.
+
+Dashboard sessions are kept here too: a row per signed-in browser, found by the hash of its
+cookie's secret, pruned once expired.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ghapplets.store.records import (
     ListenerRecord,
     Role,
     RunRecord,
+    SessionRecord,
 )
 from ghapplets.store.relational import Relational, Step, Write
 
@@ -52,6 +56,13 @@ INSERT_AUDIT = (
     "INSERT INTO audit_log (id, at, actor, action, target, outcome, detail)"
     " VALUES (:id, :at, :actor, :action, :target, :outcome, :detail) ON CONFLICT (id) DO NOTHING"
 )
+INSERT_SESSION = (
+    "INSERT INTO admin_sessions (id, token_id, name, role, csrf, created_at, expires_at)"
+    " VALUES (:id, :token_id, :name, :role, :csrf, :created_at, :expires_at)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+DELETE_SESSION = "DELETE FROM admin_sessions WHERE id = :id"
+PRUNE_SESSIONS = "DELETE FROM admin_sessions WHERE expires_at <= :now"
 PRUNE_AUDIT = (
     "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
     " WHERE at < :older_than ORDER BY at LIMIT :limit)"
@@ -82,6 +93,34 @@ def record_audit(params: dict[str, Any]) -> Write[None]:
 def prune_audit(older_than: float, limit: int) -> Write[int]:
     count = yield Step("execute", PRUNE_AUDIT, {"older_than": older_than, "limit": limit})
     return int(count)
+
+
+def create_session(params: dict[str, Any]) -> Write[None]:
+    added = yield Step("execute", INSERT_SESSION, params)
+    if not added:
+        raise AlreadyExists("a session of that id exists")
+
+
+def delete_session(session_id: str) -> Write[bool]:
+    count = yield Step("execute", DELETE_SESSION, {"id": session_id})
+    return bool(count)
+
+
+def prune_sessions(now: float) -> Write[int]:
+    count = yield Step("execute", PRUNE_SESSIONS, {"now": now})
+    return int(count)
+
+
+def session_of(m: sql.Row) -> SessionRecord:
+    return SessionRecord(
+        id=m["id"],
+        token_id=m["token_id"],
+        name=m["name"],
+        role=Role(m["role"]),
+        csrf=m["csrf"],
+        created_at=m["created_at"],
+        expires_at=m["expires_at"],
+    )
 
 
 def token_of(m: sql.Row) -> ApiTokenRecord:
@@ -213,3 +252,32 @@ class SqlAdminStore(Relational, AdminStore):
             total += pruned
             if pruned < AUDIT_PRUNE_CHUNK:
                 return total
+
+    async def create_session(self, record: SessionRecord) -> None:
+        params = {
+            "id": sql.checked_text("a session's id", record.id, 64),
+            "token_id": sql.checked_text("a session's token id", record.token_id, 32),
+            "name": sql.checked_text("a session's name", record.name[:ACTOR_MAX]),
+            "role": Role(record.role),
+            "csrf": sql.checked_text("a session's CSRF token", record.csrf, 64),
+            "created_at": sql.epoch("a session's created_at", record.created_at),
+            "expires_at": sql.epoch("a session's expires_at", record.expires_at),
+        }
+        await self._write(create_session, params)
+
+    async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
+        if not sql.storable(session_id, 64):
+            return None
+        table = t.admin_sessions
+        rows = await self._query(
+            table.select().where(table.c.id == session_id, table.c.expires_at > now)
+        )
+        return session_of(rows[0]) if rows else None
+
+    async def delete_session(self, session_id: str) -> bool:
+        if not sql.storable(session_id, 64):
+            return False
+        return await self._write(delete_session, session_id)
+
+    async def prune_sessions(self, now: float) -> int:
+        return await self._write(prune_sessions, now)

@@ -57,6 +57,7 @@ from ghapplets.store.records import (
     RunStatus,
     SecretReadRecord,
     SecretRecord,
+    SessionRecord,
     Unchanged,
 )
 
@@ -398,6 +399,22 @@ class AdminStore(ABC):
     async def prune_audit(self, older_than: float) -> int:
         """Delete the audit lines before the epoch time ``older_than``, in small
         transactions; how many."""
+
+    @abstractmethod
+    async def create_session(self, record: SessionRecord) -> None:
+        """Keep a new dashboard session (its id is unique: a clash raises AlreadyExists)."""
+
+    @abstractmethod
+    async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
+        """The session of that id if it has not expired at ``now``, else None."""
+
+    @abstractmethod
+    async def delete_session(self, session_id: str) -> bool:
+        """End a session; whether there was one."""
+
+    @abstractmethod
+    async def prune_sessions(self, now: float) -> int:
+        """Delete the sessions expired at ``now``; how many."""
 
 
 class Store(HistoryStore, RunStore, AdminStore, ABC):

@@ -279,6 +279,21 @@ class ApiTokenRecord:
 
 
 @dataclass(slots=True, kw_only=True)
+class SessionRecord:
+    """A dashboard session: ``id`` is the hex SHA-256 of the secret the browser's cookie holds
+    (never the secret); ``name`` and ``role`` are the API token's it signed in with
+    (``token_id``); ``csrf`` is the token its forms must carry; it ends at ``expires_at``."""
+
+    id: str
+    token_id: str
+    name: str
+    role: Role
+    csrf: str = field(repr=False)
+    created_at: float
+    expires_at: float
+
+
+@dataclass(slots=True, kw_only=True)
 class AuditRecord:
     """One change made through the admin API (or ``ghapplets tokens``): who (a token's name,
     ``sso:<user>``, ``cli:<user>``), what (``action``, a dotted name such as ``job.replay``),

@@ -329,6 +329,24 @@ audit_log = Table(
 )
 Index("ix_audit_log_at", audit_log.c.at, audit_log.c.id)
 
+# the dashboard's sessions (ghapplets.dashboard.sessions): ``id`` is the hex SHA-256 of the
+# secret in the browser's cookie (never the secret), ``token_id`` the API token it signed in
+# with (a session of a revoked token ends), ``csrf`` the token its forms carry. Not backed up
+# (ghapplets.backup.tables); expired rows are pruned
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("token_id", String(32), nullable=False),
+    Column("name", String(ACTOR_MAX), nullable=False),
+    # viewer | operator | admin (ghapplets.store.records.Role)
+    Column("role", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+Index("ix_admin_sessions_expires", admin_sessions.c.expires_at)
+
 # Indexes of one database only, made by migration 0009 and not declared above (the metadata is
 # the same for both): a check of the schema expects them on their database and nowhere else.
 # - SQLite: the subject search (``q``) of the deliveries list reads this covering index instead of
