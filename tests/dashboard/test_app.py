@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from contextlib import aclosing
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ghapplets.dashboard.sessions import session_id
 from ghapplets.dashboard.site import AdminSite
 from ghapplets.gateway.forwarded import TrustedProxies
 from ghapplets.store.records import Role
-from tests.admin.harness import build_project, delivery, running_admin
+from tests.admin.harness import build_project, delivery, job_of, running_admin
 from tests.conftest import WEBHOOK_SECRET, ProjectBuilder
 from tests.dashboard.conftest import Site, csrf_of
 
@@ -181,6 +182,20 @@ async def test_what_strangers_send_is_escaped_or_refused(site: Site) -> None:
             assert "<script>" not in answer.text.split("</head>")[1]
         huge = await client.post("/jobs/x/replay", content=b"csrf=" + b"x" * 100_000)
         assert huge.status_code == 413
+
+
+async def test_the_deliveries_page_filters_by_applet(site: Site) -> None:
+    first, second = delivery(1, subject="first one"), delivery(2, subject="second one")
+    now = time.time()
+    await site.admin.store.record_dispatch(
+        [first, second], [job_of(first, "labeler", now), job_of(second, "notifier", now)]
+    )
+    client, _ = await site.signed_in(Role.VIEWER)
+    async with aclosing(client):
+        page = await client.get("/deliveries", params={"applet": "notifier"})
+        assert page.status_code == 200
+        assert "second one" in page.text and "first one" not in page.text
+        assert 'name="applet" value="notifier"' in page.text  # the form keeps the filter
 
 
 async def test_live_streams_are_bounded(site: Site) -> None:
