@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from ghapplets.store import admin as admin_store
-from ghapplets.store.records import DeliveryStatus, Role, RunStatus
+from ghapplets.store.records import (
+    AttemptOutcome,
+    AttemptRecord,
+    DeliveryStatus,
+    JobStatus,
+    JobUpdate,
+    Role,
+    RunStatus,
+)
 from tests.admin.harness import Admin, build_project, delivery, job_of, running_admin
 from tests.conftest import ProjectBuilder
 from tests.dispatch.test_blueprint_runs import WAITS_FOR_A_COMMENT, wait_for_run
@@ -221,6 +229,35 @@ async def test_filters(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
     assert await ids(applet="echo") == ["d-000002", "d-000001"]
     assert await ids(applet="echo", q="#13") == ["d-000002"]
     assert await ids(applet="nobody") == []
+
+
+async def test_applet_times_are_the_attempts_own_durations(admin: Admin) -> None:
+    store, now = admin.store, time.time()
+    d1, d2, d3 = delivery(1, at=now - 600), delivery(2, at=now - 500), delivery(3, at=now - 400)
+    jobs = [job_of(d1, "echo", now - 600), job_of(d2, "echo", now - 500), job_of(d3, "slow", now)]
+    await store.record_dispatch([d1, d2, d3], jobs)
+
+    async def attempt(job: str, number: int, ran: tuple[float, float], status: JobStatus) -> None:
+        outcome = AttemptOutcome.OK if status == JobStatus.SUCCEEDED else AttemptOutcome.RETRYABLE
+        record = AttemptRecord(job, number, ran[0], ran[1], outcome)
+        await store.job_finished(JobUpdate(job, status, record))
+
+    # queued long before they ran: the time is the attempt's, not the wait in the queue
+    await attempt(jobs[0].id, 1, (now - 300, now - 299.5), JobStatus.RETRYING)
+    await attempt(jobs[0].id, 2, (now - 200, now - 198), JobStatus.SUCCEEDED)
+    await attempt(jobs[1].id, 1, (now - 100, now - 99.75), JobStatus.SUCCEEDED)
+    await attempt(jobs[2].id, 1, (now - 7200, now - 7100), JobStatus.SUCCEEDED)  # long ago
+
+    doc = await admin.ok("/api/v1/applet-times", Role.VIEWER, since=now - 3600)
+    got = [(i["applet"], round(i["seconds"], 3)) for i in doc["items"]]
+    assert got == [("echo", 0.25), ("echo", 2.0), ("echo", 0.5)]  # newest first
+    assert doc["capped"] is False
+    doc = await admin.ok("/api/v1/applet-times", Role.VIEWER, since=now - 3600, limit=2)
+    assert len(doc["items"]) == 2 and doc["capped"] is True
+    doc = await admin.ok("/api/v1/applet-times", Role.VIEWER, since=now - 250)
+    assert [i["seconds"] for i in doc["items"]] == [0.25, 2.0]
+    missing = await admin.call("GET", "/api/v1/applet-times", Role.VIEWER)
+    assert missing.status_code == 400 and "since" in missing.text
 
 
 APPROVAL = WAITS_FOR_A_COMMENT.replace(

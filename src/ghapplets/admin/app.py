@@ -37,7 +37,7 @@ MAX_QUERY = 4096  # bytes of a query string
 NO_STORE = {"cache-control": "no-store"}
 
 
-def _problem_errors(exc: ValidationError, where: str) -> ApiProblem:
+def validation_problem(exc: ValidationError, where: str) -> ApiProblem:
     errors: list[Mapping[str, str]] = []
     for error in exc.errors():
         name = ".".join(str(p) for p in error["loc"]) or where
@@ -66,7 +66,7 @@ def parse_query(model: type[BaseModel] | None, request: Request) -> BaseModel | 
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise _problem_errors(exc, "query") from None
+        raise validation_problem(exc, "query") from None
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -194,4 +194,4 @@ class AdminApi:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise _problem_errors(exc, "body") from None
+            raise validation_problem(exc, "body") from None

@@ -132,6 +132,14 @@ class JobQuery(Paged):
         )
 
 
+MAX_TIMES = 5000  # attempts an applet-times answer holds at most
+
+
+class AppletTimesQuery(Params):
+    since: Epoch = Field(description="attempts that finished at or after this time")
+    limit: Annotated[int, Field(ge=1, le=MAX_TIMES)] = 2000
+
+
 class DeadLetterFilterFields(Params):
     source: Text | None = None
     applet: Text | None = None

@@ -65,6 +65,17 @@ class JobSummary(Model):
     error_message: str | None
 
 
+class AppletTime(Model):
+    applet: str
+    finished_at: float
+    seconds: float = Field(description="how long the attempt ran: the applet's own time")
+
+
+class AppletTimes(Model):
+    items: list[AppletTime] = Field(description="newest first")
+    capped: bool = Field(description="true: more attempts finished since; raise limit")
+
+
 class DeliveryDetail(DeliverySummary):
     attributes: dict[str, Any] = Field(description="the CloudEvent's attributes")
     headers: dict[str, str] = Field(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from ghapplets.admin.access import Principal
-from ghapplets.admin.app import AdminApi, _problem_errors
+from ghapplets.admin.app import AdminApi, validation_problem
 from ghapplets.admin.endpoint import Call, Endpoint
 from ghapplets.admin.problems import forbidden
 
@@ -59,4 +59,4 @@ def _validated(
     try:
         return model.model_validate(dict(values or {}))
     except ValidationError as exc:
-        raise _problem_errors(exc, where) from None
+        raise validation_problem(exc, where) from None

@@ -26,6 +26,7 @@ from ghapplets.store.records import (
     TARGET_MAX,
     TOKEN_NAME_MAX,
     ApiTokenRecord,
+    AttemptTime,
     AuditOutcome,
     AuditRecord,
     DeadLetterRecord,
@@ -178,6 +179,10 @@ class SqlAdminStore(Relational, AdminStore):
         self, f: listing.JobFilter, after: listing.JobKey | None, limit: int
     ) -> list[JobRecord]:
         return [sql.job_of(r) for r in await self._query(listing.jobs_page(f, after, limit))]
+
+    async def attempt_times(self, since: float, limit: int) -> list[AttemptTime]:
+        rows = await self._query(listing.attempt_times(since, limit))
+        return [AttemptTime(r["applet"], r["finished_at"], max(0.0, r["seconds"])) for r in rows]
 
     async def page_dead_letters(
         self, f: listing.DeadLetterFilter, after: listing.DeadLetterKey | None, limit: int

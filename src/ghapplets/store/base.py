@@ -45,6 +45,7 @@ from ghapplets.store.records import (
     UNCHANGED,
     ApiTokenRecord,
     AttemptRecord,
+    AttemptTime,
     AuditRecord,
     DeadLetterRecord,
     DeliveryRecord,
@@ -342,6 +343,10 @@ class AdminStore(ABC):
     @abstractmethod
     async def page_jobs(self, f: JobFilter, after: JobKey | None, limit: int) -> list[JobRecord]:
         """Jobs, newest first by when they were created."""
+
+    @abstractmethod
+    async def attempt_times(self, since: float, limit: int) -> list[AttemptTime]:
+        """How long the attempts that finished at or after ``since`` ran, newest first."""
 
     @abstractmethod
     async def page_dead_letters(

@@ -235,3 +235,22 @@ def delivery_jobs(source: str, delivery_id: str, limit: int) -> Select[Any]:
         .order_by(j.c.created_at, j.c.id)
         .limit(limit)
     )
+
+
+# jobs whose attempts may have ended in a window: settled since (a running job's earlier
+# attempts are left out until it settles)
+_SETTLED = (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.RETRYING)
+
+
+def attempt_times(since: float, limit: int) -> Select[Any]:
+    """The applet and duration of the attempts that finished at or after ``since``, newest
+    first, at most ``limit``: the jobs updated since (``ix_jobs_status``, a range per status),
+    then their attempts by the primary key."""
+    j, a = t.jobs, t.attempts
+    return (
+        select(j.c.applet, a.c.finished_at, (a.c.finished_at - a.c.started_at).label("seconds"))
+        .join_from(j, a, a.c.job_id == j.c.id)
+        .where(j.c.status.in_(_SETTLED), j.c.updated_at >= since, a.c.finished_at >= since)
+        .order_by(a.c.finished_at.desc())
+        .limit(limit)
+    )

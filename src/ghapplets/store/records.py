@@ -117,6 +117,15 @@ class AttemptRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptTime:
+    """How long one attempt of an applet ran (the admin API's applet times)."""
+
+    applet: str
+    finished_at: float
+    seconds: float
+
+
 @dataclass(slots=True)
 class JobUpdate:
     """What a worker reports when an attempt ends."""

@@ -7,7 +7,7 @@ from ghapplets.admin import schemas as s
 from ghapplets.admin.access import Access
 from ghapplets.admin.audit import AuditAction, audited
 from ghapplets.admin.endpoint import Call, Endpoint
-from ghapplets.admin.params import DeadLetterQuery, DeadLetterReplay, JobQuery
+from ghapplets.admin.params import AppletTimesQuery, DeadLetterQuery, DeadLetterReplay, JobQuery
 from ghapplets.admin.routes import views
 from ghapplets.admin.routes.paging import page
 from ghapplets.dispatch.replay import replay_job
@@ -101,6 +101,15 @@ async def replay_dead_letters(call: Call) -> s.BulkReplayed:
     )
 
 
+async def applet_times(call: Call) -> s.AppletTimes:
+    q = call.query_as(AppletTimesQuery)
+    found = await call.ctx.store.attempt_times(q.since, q.limit + 1)
+    items = [
+        s.AppletTime(applet=t.applet, finished_at=t.finished_at, seconds=t.seconds) for t in found
+    ]
+    return s.AppletTimes(items=items[: q.limit], capped=len(found) > q.limit)
+
+
 ENDPOINTS = (
     Endpoint(
         "GET",
@@ -111,6 +120,16 @@ ENDPOINTS = (
         s.JobPage,
         "jobs",
         query=JobQuery,
+    ),
+    Endpoint(
+        "GET",
+        "/applet-times",
+        Access.READ,
+        applet_times,
+        "How long each applet's attempts that finished since a time ran, newest first",
+        s.AppletTimes,
+        "jobs",
+        query=AppletTimesQuery,
     ),
     Endpoint(
         "GET",
