@@ -17,6 +17,10 @@ from pathlib import Path
 import pytest
 
 from ghapplets.backup.archive import Archive
+from tests.cli.helpers import clean_env
+from tests.conftest import ProjectBuilder, free_port
+from tests.faults import wait_ready
+from tests.servers import NatsServer
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "deploy" / "systemd"
@@ -223,3 +227,36 @@ def test_the_backup_command_runs(tmp_path: Path) -> None:
     newest = archives[-1]
     assert newest.read_bytes() != b"old"
     assert Archive(newest).manifest.counts["secrets"] >= 1  # verified: the project's store
+
+
+def test_two_gateway_instances_run_side_by_side_on_one_machine(
+    project: ProjectBuilder, tmp_path: Path, pg_url: str
+) -> None:
+    """In the distributed mode, as the units run them: each instance would otherwise bind the
+    default admin address, and the second would fail."""
+    unit_env = environment("ghapplets-gateway@.service")
+    assert unit_env["GHAPPLETS_SERVER__ADMIN_ADDRESS"] == ""
+    root = project.build()
+    nats = NatsServer(tmp_path / "nats").start()
+    env = clean_env() | {
+        "GHAPPLETS_SERVER__ADMIN_ADDRESS": unit_env["GHAPPLETS_SERVER__ADMIN_ADDRESS"],
+        "GHAPPLETS_BROKER__BACKEND": "nats",
+        "GHAPPLETS_BROKER__URL": nats.url,
+        "GHAPPLETS_STORAGE__BACKEND": "postgresql",
+        "GHAPPLETS_STORAGE__URL": pg_url,
+    }
+    procs = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            argv = [str(GHAPPLETS), "gateway", "--port", str(port), "-p", str(root)]
+            proc = subprocess.Popen(
+                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            procs.append(proc)
+            wait_ready(port, proc)  # fails when the process exits instead
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+        nats.kill()
