@@ -229,6 +229,21 @@ async def test_filters(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
     assert await ids(applet="echo") == ["d-000002", "d-000001"]
     assert await ids(applet="echo", q="#13") == ["d-000002"]
     assert await ids(applet="nobody") == []
+    # a page found among the newest (SEARCH_SCAN of them), and one that needs the rest too
+    # (a page of 1 asks the store for 2: is there a next one?)
+    monkeypatch.setattr(admin_store, "SEARCH_SCAN", 3)
+    await store.record_dispatch(
+        [],
+        [
+            job_of(rows[4], "echo", now - 1),
+            job_of(rows[3], "picky", now),
+            job_of(rows[2], "picky", now),
+        ],
+    )
+    assert await ids(applet="picky", limit=1) == ["d-000004"]  # d-000004 and 3: the newest 3
+    assert await ids(applet="echo", limit=1) == ["d-000005"]  # then d-000002: further down
+    assert await ids(applet="echo") == ["d-000005", "d-000002", "d-000001"]
+    assert await ids(applet="echo", q="octo") == ["d-000002", "d-000001"]
 
 
 async def test_applet_times_are_the_attempts_own_durations(admin: Admin) -> None:

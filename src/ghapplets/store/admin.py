@@ -40,7 +40,8 @@ from ghapplets.store.records import (
 from ghapplets.store.relational import Relational, Step, Write
 
 AUDIT_PRUNE_CHUNK = 2000  # audit lines deleted per transaction
-# PostgreSQL's subject search looks among this many newest deliveries first (listing.py)
+# the subject search on PostgreSQL, and the applet filter, look among this many newest
+# deliveries first (listing.deliveries_page)
 SEARCH_SCAN = 20_000
 
 INSERT_TOKEN = (
@@ -168,7 +169,9 @@ class SqlAdminStore(Relational, AdminStore):
         self, f: listing.DeliveryFilter, after: listing.DeliveryKey | None, limit: int
     ) -> list[DeliveryRecord]:
         rows: list[sql.Row] = []
-        if f.q and self.dialect == "postgresql":
+        # SQLite's subject search scans a covering index anyway: the newest first only helps
+        # PostgreSQL's; an applet's, on both (see listing.deliveries_page)
+        if (f.q and self.dialect == "postgresql") or f.applet is not None:
             scan = listing.deliveries_page(f, after, limit, dialect=self.dialect, scan=SEARCH_SCAN)
             rows = await self._query(scan)
         if len(rows) < limit:  # not a full page among the newest: the whole window

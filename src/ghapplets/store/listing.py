@@ -132,11 +132,13 @@ def deliveries_page(
 ) -> Select[Any]:
     """A page of deliveries (every column but the body and the headers), newest first.
 
-    ``scan`` (with ``q``): look for the subject only among the newest ``scan`` deliveries that
-    the other filters select, in order, stopping at a full page. Its page is exact when it is
-    full (every match further down comes after it); otherwise ask again without ``scan``. On
-    PostgreSQL a term found often fills a page within a few thousand rows this way, where the
-    trigram index would fetch and sort every match first."""
+    ``scan`` (with ``q`` or ``applet``): look for the subject, or a job of the applet, only
+    among the newest ``scan`` deliveries that the other filters select, in order, stopping at a
+    full page. Its page is exact when it is full (every match further down comes after it);
+    otherwise ask again without ``scan``. A term or an applet found often fills a page within a
+    few thousand rows this way, where the trigram index (or the applet's set of jobs) would
+    fetch and sort every match first; without ``scan``, a rare applet's few jobs are read as a
+    set and the deliveries looked up by them, rather than every delivery probed for a job."""
     d = t.deliveries
     keyset = (d.c.received_at, d.c.source, d.c.id)
     conditions = _equal(
@@ -147,20 +149,25 @@ def deliveries_page(
             conditions.append(d.c.type.startswith(f.type[:-1], autoescape=True))
         else:
             conditions.append(d.c.type == f.type)
-    if f.applet is not None:  # its jobs, by ix_jobs_delivery: a few rows per delivery
-        j = t.jobs
-        conditions.append(
-            exists().where(
-                j.c.source == d.c.source, j.c.delivery_id == d.c.id, j.c.applet == f.applet
-            )
-        )
     keys: Any
-    if f.q and scan is not None:
+    if scan is not None and (f.q or f.applet is not None):
         recent = _page(select(*keyset, d.c.subject), keyset, conditions, after, scan).subquery()
         rk = (recent.c.received_at, recent.c.source, recent.c.id)
+        checks: list[ColumnElement[bool]] = []
+        if f.q:
+            checks.append(_subject_like(recent.c.subject, f.q, dialect))
+        if f.applet is not None:  # a few jobs per delivery, by ix_jobs_delivery
+            j = t.jobs
+            checks.append(
+                exists().where(
+                    j.c.source == recent.c.source,
+                    j.c.delivery_id == recent.c.id,
+                    j.c.applet == f.applet,
+                )
+            )
         keys = (
             select(recent.c.source, recent.c.id)
-            .where(_subject_like(recent.c.subject, f.q, dialect))
+            .where(*checks)
             .order_by(*(c.desc() for c in rk))
             .limit(limit)
             .subquery()
@@ -168,6 +175,10 @@ def deliveries_page(
     else:
         if f.q:
             conditions.append(_subject_like(d.c.subject, f.q, dialect))
+        if f.applet is not None:  # the applet's jobs (ix_jobs_applet_created), as a set
+            j = t.jobs
+            jobs_of = select(j.c.source, j.c.delivery_id).where(j.c.applet == f.applet)
+            conditions.append(tuple_(d.c.source, d.c.id).in_(jobs_of))
         keys = _page(select(d.c.source, d.c.id), keyset, conditions, after, limit).subquery()
     return (
         select(*DELIVERY_COLUMNS)
