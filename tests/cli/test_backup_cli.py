@@ -18,7 +18,7 @@ import pytest
 from ghapplets.backup.archive import Archive
 from ghapplets.backup.tables import DEDUP_MEMBER, EVENTS_MEMBER, KEY_MEMBER, member_of, tables
 from ghapplets.datadir import hold
-from ghapplets.secrets.crypto import KEY_FILE
+from ghapplets.secrets.crypto import KEY_FILE, decode_key, key_id, write_key_file
 from tests.cli.helpers import GHAPPLETS, Result, clean_env, cli
 from tests.servers.postgres import PostgresServer
 
@@ -133,6 +133,29 @@ def test_restore_without_the_key_warns_when_there_is_none(project: Path, tmp_pat
     assert restored.code == 0, restored
     assert "no key" in restored.err
     assert not (target / KEY_FILE).exists()
+
+
+def test_restore_warns_when_the_key_here_is_not_the_one_of_the_secrets(
+    project: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "b.tgz"
+    backup(project, path)
+    source_key = (project / ".ghapplets" / KEY_FILE).read_text().strip()
+    target = tmp_path / "restored"
+    target.mkdir(mode=0o700)
+    write_key_file(target / KEY_FILE, os.urandom(32))  # another machine's key
+    restored = cli("restore", path, "-p", project, "--data-dir", target)
+    assert restored.code == 0, restored
+    wanted = key_id(decode_key(source_key, "the source key"))
+    assert f"encrypted with the key {wanted}" in restored.err, restored.err
+    # with the source's key, nothing to say
+    right = tmp_path / "right"
+    right.mkdir(mode=0o700)
+    write_key_file(right / KEY_FILE, decode_key(source_key, "the source key"))
+    fine = cli("restore", path, "-p", project, "--data-dir", right)
+    assert fine.code == 0 and "warning" not in fine.err, fine
+    got = cli("secrets", "get", "api-token", "--reveal", "-p", project, "--data-dir", right)
+    assert got.out.strip() == VALUE
 
 
 def test_restore_refuses_a_folder_a_server_holds(project: Path, tmp_path: Path) -> None:

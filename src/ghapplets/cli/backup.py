@@ -37,7 +37,7 @@ from ghapplets.backup.restore import (
 )
 from ghapplets.backup.rotation import archive_name, clear_abandoned, prune
 from ghapplets.backup.snapshot import Progress, quiet, snapshot
-from ghapplets.backup.tables import KEY_MEMBER
+from ghapplets.backup.tables import KEY_MEMBER, member_of
 from ghapplets.cli.project import (
     EXIT_FAILURE,
     EXIT_NOT_FOUND,
@@ -69,9 +69,11 @@ from ghapplets.secrets.crypto import (
     OLD_KEY_FILE,
     decode_key,
     encode_key,
+    load_keyring,
     load_or_create_key,
     write_key_file,
 )
+from ghapplets.store.schema import secrets as secrets_table
 
 KEY_WARNING = (
     "the archive holds the secrets key: whoever has it can decrypt every secret in it. "
@@ -332,7 +334,7 @@ def _restore_archive(
         f"{len(loaded.events)} event(s) not yet dispatched"
     )
     if archive.manifest.counts.get("secrets") and not archive.manifest.key:
-        _check_key(folder)
+        _check_key(folder, archive)
 
 
 async def _restore(
@@ -397,11 +399,24 @@ def _install_key(archive: Archive, folder: Path, *, force: bool) -> None:
     errors.print(f"wrote the archive's secrets key to {literal(path)} (0600)")
 
 
-def _check_key(folder: Path) -> None:
-    if os.environ.get(KEY_ENV) or (folder / KEY_FILE).exists():
+def _check_key(folder: Path, archive: Archive) -> None:
+    """Warn when the restored secrets cannot be read with the keys here: none at all, or not
+    the ones that encrypted them (by the key ids stored beside the secrets)."""
+    try:
+        ring = load_keyring(folder, create=False)
+    except SecretKeyError:
+        errors.print(
+            f"[bold yellow]warning:[/] the backup holds encrypted secrets but no key, and there "
+            f"is no {KEY_FILE} here nor {KEY_ENV}: copy the source's key, or they cannot be read",
+            soft_wrap=True,
+        )
         return
-    errors.print(
-        f"[bold yellow]warning:[/] the backup holds encrypted secrets but no key, and there is "
-        f"no {KEY_FILE} here nor {KEY_ENV}: copy the source's key, or they cannot be read",
-        soft_wrap=True,
-    )
+    used = {row.get("key_id") for row in archive.rows(member_of(secrets_table))} - {None}
+    unknown = sorted(str(i) for i in used if i not in ring)
+    if unknown:
+        errors.print(
+            f"[bold yellow]warning:[/] the backup's secrets were encrypted with the key "
+            f"{', '.join(unknown)}, and the key here is {ring.current.key_id}: they cannot be "
+            f"read until {KEY_ENV} or {KEY_FILE} holds the source's key",
+            soft_wrap=True,
+        )
