@@ -265,7 +265,7 @@ async def test_ping_and_unavailable_storage(backend: Backend) -> None:
     await asyncio.sleep(0.1)  # (a NATS client notices the closed connection)
     started = time.monotonic()
     why = {"sqlite": "the broker is closed", "nats": "not connected to NATS"}[backend.kind]
-    with pytest.raises(BrokerUnavailable, match=why):
+    with pytest.raises(BrokerUnavailable, match=f"^{why}$"):
         await broker.ping()
     assert time.monotonic() - started < 3
     started = time.monotonic()
@@ -282,7 +282,7 @@ async def test_ping_and_unavailable_storage(backend: Backend) -> None:
 async def test_a_closed_broker_answers_ping_with_unavailable(broker: Broker) -> None:
     await broker.ping()
     await broker.close()
-    with pytest.raises(BrokerUnavailable, match="closed"):
+    with pytest.raises(BrokerUnavailable, match=r"^the (NATS )?broker is closed$"):
         await broker.ping()
 
 

@@ -4,14 +4,17 @@ term and a nak tell the server (a three-node cluster: test_nats_cluster.py)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import nats
 import orjson
 import pytest
 from nats.js import api
+from nats.js.errors import APIError
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
@@ -116,6 +119,72 @@ async def test_connection_errors_are_warned_once_per_outage(nats_server: NatsSer
         warned = [e for e in errors if e["log_level"] == "warning"]
         assert len(warned) == 2, errors  # one warning per outage, the other attempts in debug
         assert len(errors) > 2 and all(e["error"] for e in errors)
+    finally:
+        await broker.close()
+
+
+async def test_a_publish_retries_what_may_pass_and_gives_up_at_once_on_a_refusal(
+    nats_server: NatsServer,
+) -> None:
+    broker = await open_broker(nats_server.url, publish_timeout=1.0)
+    try:
+        await broker.publish(msg(0))  # the stream exists: only the publish itself fails below
+        js = broker._js
+        assert js is not None
+        real = js.publish
+        tries: list[float] = []
+        failures: list[Exception] = []
+
+        async def publish(*args: Any, **kwargs: Any) -> Any:
+            tries.append(time.monotonic())
+            if failures:
+                raise failures.pop(0)
+            return await real(*args, **kwargs)
+
+        js.publish = publish  # type: ignore[method-assign]
+        # no JetStream leader for a moment (503), a hiccup (500), a status without a code:
+        # tried again, a twentieth of a second later, then twice that, and so on
+        failures[:] = [APIError(code=503), APIError(code=500), APIError()]
+        ack = await broker.publish(msg(1))
+        assert not ack.duplicate and len(tries) == 4
+        gaps = [b - a for a, b in itertools.pairwise(tries)]
+        for gap, backoff in zip(gaps, (0.1, 0.2, 0.4), strict=True):
+            assert backoff - 0.01 <= gap < backoff + 0.3, gaps
+        # a refusal (4xx) is not retried
+        tries.clear()
+        failures[:] = [APIError(code=400, description="bad subject")]
+        with pytest.raises(BrokerUnavailable, match="NATS refused the request"):
+            await broker.publish(msg(2))
+        assert len(tries) == 1
+        # unavailable for good: tried until publish_timeout, backing off up to half a second
+        tries.clear()
+        failures[:] = [APIError(code=503)] * 100
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="did not answer in time"):
+            await broker.publish(msg(3))
+        assert len(tries) in (3, 4), tries  # at 0, 0.1, 0.3 and 0.7 s (a slow machine: 3)
+        assert 0.29 <= time.monotonic() - started < 1.5
+    finally:
+        await broker.close()
+
+
+async def test_depth_when_jetstream_does_not_answer_or_refuses(nats_server: NatsServer) -> None:
+    broker = await open_broker(nats_server.url)
+    try:
+        assert await broker.depth("never-used") == 0  # no stream, no consumer: nothing queued
+        js = broker._js
+        assert js is not None
+        failure: list[Exception] = [APIError(code=503)]
+
+        async def consumer_info(*args: Any, **kwargs: Any) -> Any:
+            raise failure[0]
+
+        js.consumer_info = consumer_info  # type: ignore[method-assign]
+        with pytest.raises(BrokerUnavailable, match="JetStream does not answer"):
+            await broker.depth("jobs")
+        failure[0] = APIError(code=403, description="not allowed")
+        with pytest.raises(APIError):  # not an outage: the caller sees what it is
+            await broker.depth("jobs")
     finally:
         await broker.close()
 

@@ -334,15 +334,24 @@ async def test_prune_goes_a_chunk_per_transaction(
 ) -> None:
     monkeypatch.setattr(sqlite_broker, "PRUNE_CHUNK", 3)
     old, new = time.time() - 100 * 86400, time.time()
-    # the oldest message is still pending (a long retry delay): it does not stop the rest
-    rows = [("pending", old, 0)] + [(f"old{i}", old + i, 1 + i % 2) for i in range(10)]
+    # the oldest message is still pending (a long retry delay), and old4 too: they do not
+    # stop the rest, and each chunk starts after the last one looked at
+    rows = [("pending", old, 0)]
+    rows += [(f"old{i}", old + i, 0 if i == 4 else 1 + i % 2) for i in range(10)]
     rows += [(f"new{i}", new, 1) for i in range(3)]
     await insert_settled(broker, rows)
     commits = broker.db.commits
-    assert await broker.prune(time.time() - 30 * 86400) == 10
-    assert msg_ids(broker) == ["new0", "new1", "new2", "pending"]
+    assert await broker.prune(time.time() - 30 * 86400) == 9
+    assert msg_ids(broker) == ["new0", "new1", "new2", "old4", "pending"]
     # 11 old messages and the first new one, 3 a transaction: 4 transactions, then it stops
     assert broker.db.commits - commits == 4
+
+
+async def test_prune_keeps_a_message_published_at_the_cutoff(broker: SqliteBroker) -> None:
+    cutoff = time.time() - 30 * 86400
+    await insert_settled(broker, [("at-cutoff", cutoff, 1), ("before", cutoff - 0.001, 1)])
+    assert await broker.prune(cutoff) == 1
+    assert msg_ids(broker) == ["at-cutoff"]
 
 
 async def test_the_due_messages_query_uses_its_index(broker: SqliteBroker) -> None:
