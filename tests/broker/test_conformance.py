@@ -284,6 +284,8 @@ async def test_a_closed_broker_answers_ping_with_unavailable(broker: Broker) -> 
     await broker.close()
     with pytest.raises(BrokerUnavailable, match=r"^the (NATS )?broker is closed$"):
         await broker.ping()
+    with pytest.raises(BrokerUnavailable, match=r"^the (NATS )?broker is closed$"):
+        await broker.publish(msg(1))
 
 
 async def test_streams_are_separate(broker: Broker) -> None:

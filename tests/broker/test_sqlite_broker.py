@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ import pytest
 from ghapplets.broker import sqlite as sqlite_broker
 from ghapplets.broker.base import OutboundMessage
 from ghapplets.broker.sqlite import BrokerBusy, SqliteBroker, wake_address
+from ghapplets.exceptions import BrokerUnavailable
 from ghapplets.store.database import Database
 
 
@@ -318,6 +320,19 @@ def msg_ids(broker: SqliteBroker) -> list[str]:
     return broker.db.read_sync(
         lambda c: sorted(r[0] for r in c.exec_driver_sql("SELECT msg_id FROM broker_messages"))
     )
+
+
+async def test_ping_says_what_the_database_answered(
+    broker: SqliteBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await broker.ping()
+
+    async def broken(fn: object) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(broker.db, "read", broken)
+    with pytest.raises(BrokerUnavailable, match=r"^disk I/O error$"):
+        await broker.ping()
 
 
 async def test_prune_removes_old_settled_messages_only(broker: SqliteBroker) -> None:
