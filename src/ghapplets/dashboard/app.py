@@ -80,6 +80,18 @@ def picked(params: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
     return {n: params[n] for n in names if params.get(n, "").strip()}
 
 
+def list_query(
+    params: Mapping[str, str], names: tuple[str, ...]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """A list page's filters (those ``names`` given) and the API query: them, a page's size,
+    and the cursor when there is one."""
+    filters = picked(params, names)
+    query: dict[str, Any] = {**filters, "limit": PAGE_SIZE}
+    if params.get("cursor"):
+        query["cursor"] = params["cursor"]
+    return filters, query
+
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
@@ -346,12 +358,7 @@ class Dashboard:
         return await self.api(request, session, "list_deliveries", query=query)
 
     async def deliveries(self, request: Request, session: SessionRecord) -> Response:
-        params = request.query_params
-        filters = picked(params, DELIVERY_FILTERS)
-        cursor = params.get("cursor") or None
-        query: dict[str, Any] = {**filters, "limit": PAGE_SIZE}
-        if cursor:
-            query["cursor"] = cursor
+        filters, query = list_query(request.query_params, DELIVERY_FILTERS)
         sources = await self.api(request, session, "list_sources")
         try:
             page = await self.api(request, session, "list_deliveries", query=query)
@@ -363,7 +370,8 @@ class Dashboard:
                 filters=filters, problem=problem, sources=sources.items,
                 statuses=list(DeliveryStatus), live=None,
             )  # fmt: skip
-        live = None if cursor else urlencode({"topic": Topic.DELIVERIES.value, **filters})
+        first = "cursor" not in query  # only the first page follows what arrives
+        live = urlencode({"topic": Topic.DELIVERIES.value, **filters}) if first else None
         return self.render(
             request, "deliveries.html", session, nav="deliveries", page=page, filters=filters,
             sources=sources.items, statuses=list(DeliveryStatus), live=live, problem=None,
@@ -392,11 +400,7 @@ class Dashboard:
         )  # fmt: skip
 
     async def dead_letters(self, request: Request, session: SessionRecord) -> Response:
-        params = request.query_params
-        filters = picked(params, DEAD_FILTERS)
-        query: dict[str, Any] = {**filters, "limit": PAGE_SIZE}
-        if params.get("cursor"):
-            query["cursor"] = params["cursor"]
+        filters, query = list_query(request.query_params, DEAD_FILTERS)
         page = await self.api(request, session, "list_dead_letters", query=query)
         return self.render(
             request, "dead_letters.html", session, nav="dead-letters", page=page,
@@ -404,11 +408,7 @@ class Dashboard:
         )  # fmt: skip
 
     async def runs(self, request: Request, session: SessionRecord) -> Response:
-        params = request.query_params
-        filters = picked(params, RUN_FILTERS)
-        query: dict[str, Any] = {**filters, "limit": PAGE_SIZE}
-        if params.get("cursor"):
-            query["cursor"] = params["cursor"]
+        filters, query = list_query(request.query_params, RUN_FILTERS)
         page = await self.api(request, session, "list_runs", query=query)
         return self.render(
             request, "runs.html", session, nav="runs", page=page, filters=filters,
