@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,9 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-results" / "dashboard"
 NEEDLE = "acme-corp/needle-service"  # the repository of the one delivery a test looks for
 DEAD_AT_START = 3  # picky's dead jobs the traffic leaves
 
-needs_chromium = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason="Debian's chromium is not installed (python3 tasks.py test installs it)",
-)
+
+# a missing browser is an error that says so, not a skip (tests/dashboard/conftest.py)
+needs_chromium = pytest.mark.usefixtures("chromium_installed")
 
 
 @dataclass

@@ -4,6 +4,7 @@ browser-like client per role, signed in through the login form."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from ghapplets.dashboard.site import AdminSite
 from ghapplets.store.records import Role
 from tests.admin.harness import Admin, build_project, running_admin
 from tests.conftest import ProjectBuilder
+from tests.dashboard.browser import CHROMIUM
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -60,3 +62,10 @@ async def site(project: ProjectBuilder, marker: Path, tmp_path: Path) -> AsyncIt
     root = build_project(project, marker)
     async with running_admin(root, tmp_path / "data") as admin:
         yield Site(admin, admin.platform.admin_site())
+
+
+@pytest.fixture
+def chromium_installed() -> None:
+    """A missing browser is an error that says so, not a skip: CI must run the browser tests."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: python3 tasks.py setup installs Debian's chromium")
