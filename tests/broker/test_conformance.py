@@ -11,6 +11,7 @@ import asyncio
 import time
 
 import pytest
+from structlog.testing import capture_logs
 
 from ghapplets.broker.base import Broker, Consumer, Message, OutboundMessage
 from ghapplets.exceptions import BrokerUnavailable
@@ -286,6 +287,38 @@ async def test_a_closed_broker_answers_ping_with_unavailable(broker: Broker) -> 
         await broker.ping()
     with pytest.raises(BrokerUnavailable, match=r"^the (NATS )?broker is closed$"):
         await broker.publish(msg(1))
+
+
+async def test_next_batch_is_a_fetch_that_waits_out_a_failure(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = broker.consumer("events")
+    await broker.publish(msg(1))
+    got: list[Message] = []
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        got = await consumer.next_batch(10, timeout=0.5)
+    assert [m.msg_id for m in got] == ["m-1"]
+
+    async def broken(batch: int = 64, timeout: float = 1.0) -> list[Message]:
+        raise RuntimeError("the broker is down")
+
+    monkeypatch.setattr(consumer, "fetch", broken)
+    started = time.monotonic()
+    with capture_logs() as logs:
+        assert await consumer.next_batch(10, timeout=0.3) == []  # no exception, no spin
+    assert time.monotonic() - started >= 0.29
+    assert [(e["event"], e["error"]) for e in logs] == [
+        ("cannot fetch messages; trying again", "the broker is down")
+    ]
+
+
+async def test_pruning_keeps_what_is_not_settled(broker: Broker) -> None:
+    await broker.publish(msg(1))
+    consumer = broker.consumer("events")
+    assert await broker.prune(time.time() + 86400) == 0  # published before: but not settled
+    got = await fetch_all(consumer, 1)
+    assert [m.msg_id for m in got] == ["m-1"]
 
 
 async def test_streams_are_separate(broker: Broker) -> None:

@@ -113,8 +113,9 @@ class Broker(ABC):
     async def publish(self, message: OutboundMessage) -> PublishAck:
         """Store ``message`` durably before returning; a known ``msg_id`` is a duplicate."""
 
+    @abstractmethod
     async def publish_many(self, messages: Sequence[OutboundMessage]) -> list[PublishAck]:
-        return [await self.publish(m) for m in messages]
+        """:meth:`publish` each of ``messages`` (together, as the broker can); their acks."""
 
     @abstractmethod
     def consumer(self, stream: str) -> Consumer: ...
