@@ -9,16 +9,11 @@ import pytest
 from ghapplets.exceptions import AlreadyExists
 from ghapplets.store.base import Store
 from ghapplets.store.records import Role, SessionRecord
-from tests.store import test_conformance
-from tests.store.test_conformance import Stores
+from tests.store import test_admin_store
 
-stores = test_conformance.stores  # the conformance suite's fixture: each backend
-
-
-@pytest.fixture
-def admin_store(stores: Stores) -> Store:
-    assert isinstance(stores.history, Store)
-    return stores.history
+# the admin store's fixtures: each backend's store
+stores = test_admin_store.stores
+admin_store = test_admin_store.admin_store
 
 
 def session(n: int, expires_at: float, role: Role = Role.OPERATOR) -> SessionRecord:
