@@ -162,6 +162,12 @@ def test_duplicate_top_level_keys_and_source_names(tmp_path: Path) -> None:
         ("sources:\n  gh: {kind: jira, secrett: x}\n", ":2:20: sources.gh.secrett: Extra inputs"),
         ("applets: [applets, nope]\n", ":1:20: applets.1: folder 'nope' does not exist"),
         ("server:\n  port: 70000\n", ":2:3: server.port: Input should be less than or equal"),
+        # an enum's members are named as written, not by their Python repr
+        (
+            "connectors:\n  gh: {kind: githubb}\n",
+            ":2:3: connectors.gh: Input tag 'githubb' found using 'kind' does not match any of the"
+            " expected tags: 'github', 'jira', 'servicenow', 'splunk'",
+        ),
     ],
 )
 def test_located_errors(tmp_path: Path, text: str, expected: str) -> None:

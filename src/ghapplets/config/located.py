@@ -7,6 +7,7 @@ validation error into ``file:line:col: key.path: message``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,9 @@ from ghapplets.exceptions import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
+
+# pydantic names an enum's members as ``<ConnectorKind.GITHUB: 'github'>``; a user wrote 'github'
+_ENUM_MEMBER = re.compile(r"<[A-Za-z_][\w.]*: ('[^'<>]*')>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +150,8 @@ def validate(model: type[M], data: Any, locator: Locator, base: Loc = ()) -> M:
         raise ConfigError(
             [
                 locator.problem(
-                    (*base, *_in_file(data, err["loc"], err["type"] == "missing")), err["msg"]
+                    (*base, *_in_file(data, err["loc"], err["type"] == "missing")),
+                    _ENUM_MEMBER.sub(r"\1", err["msg"]),
                 )
                 for err in exc.errors()
             ]
