@@ -75,6 +75,7 @@ GROUPS: dict[str, Group] = {
             for name in (
                 "test_conformance",
                 "test_dedup_batches",
+                "test_nats_bookkeeping",
                 "test_nats_broker",
                 "test_sqlite_broker",
                 "test_sqlite_dedup_window",

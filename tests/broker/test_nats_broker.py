@@ -386,8 +386,10 @@ async def test_streams_and_consumers_are_set_up_idempotently(nats_server: NatsSe
         assert config.storage == api.StorageType.FILE
         assert config.num_replicas == 1
         assert config.duplicate_window == 30.0  # updated by the broker configured differently
+        assert config.discard == api.DiscardPolicy.NEW  # refuse new rather than drop work
         consumer = await js.consumer_info(info.config.name or "", f"{name}-jobs")
         assert consumer.config.ack_policy == api.AckPolicy.EXPLICIT
+        assert consumer.config.deliver_policy == api.DeliverPolicy.ALL
         assert consumer.config.ack_wait == 7.0
         assert consumer.config.max_deliver == -1
         assert consumer.config.max_ack_pending == 1024
