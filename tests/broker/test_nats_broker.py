@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -415,3 +416,39 @@ async def test_start_fails_fast_without_a_server() -> None:
     assert "ConnectionRefused" in str(err.value), err.value
     with pytest.raises(BrokerUnavailable):
         await broker.publish(msg(1))
+
+
+async def test_a_frozen_server_makes_each_call_fail_in_time_and_then_work_again(
+    nats_server: NatsServer,
+) -> None:
+    """A server that holds the connection but answers nothing (stopped by SIGSTOP: a hung
+    process, a full disk's stalled writes) makes ping, publish and ack each give up with
+    BrokerUnavailable in their own time, and they work again once it answers."""
+    broker = await open_broker(nats_server.url, publish_timeout=1.5)
+    consumer = broker.consumer("jobs")
+    assert nats_server.proc is not None
+    try:
+        await broker.publish(msg(1, "jobs"))
+        [message] = await fetch_all(consumer, 1)
+        nats_server.proc.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{nats_server.proc.pid}/stat")
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":  # stopped, for sure
+            await asyncio.sleep(0.01)
+        try:
+            for call, timeout in (
+                (broker.ping(), 2.0),  # the readiness probe's own short timeout
+                (broker.publish(msg(2, "jobs")), 1.5),  # publish_timeout
+                (consumer.ack(message), 1.5),  # publish_timeout too
+            ):
+                started = time.monotonic()
+                with pytest.raises(BrokerUnavailable):
+                    await call
+                assert timeout - 0.1 <= time.monotonic() - started <= timeout + 0.9
+        finally:
+            nats_server.proc.send_signal(signal.SIGCONT)
+        await broker.ping()
+        await consumer.ack(message)
+        # the publish that gave up may have been stored all the same (one copy, by its id)
+        assert (await broker.publish(msg(2, "jobs"))).seq == 2
+    finally:
+        await broker.close()
