@@ -223,6 +223,7 @@ async def test_after_starts_the_next_run_that_long_after_the_last(
         first = next(r for r in runs if r.id.endswith(":first"))
         waiting = next(r for r in runs if r is not first)
         assert first.status == RunStatus.COMPLETED
+        assert (first.trigger, first.input) == ("schedule", {})
         assert waiting.status == RunStatus.WAITING
         assert waiting.wake_at is not None and first.finished_at is not None
         assert waiting.wake_at - first.finished_at == pytest.approx(600, abs=2)
@@ -250,9 +251,29 @@ async def test_after_starts_a_first_run_whatever_blueprints_of_other_names_ran(
         for namespace, name in (("ops", "again"), ("test", "other")):
             run_id = f"r-{namespace}-{name}"
             await timers.driver.start(known[namespace, name], {}, trigger="cli", run_id=run_id)
-        await timers.schedule(time.time())
+        now = time.time()
+        await timers.schedule(now)
         started = {r.id for r in await store.list_runs(limit=10)}
     assert "schedule:test/again:first" in started
+    # and the blueprints after it in the list were scheduled too
+    slot = int(now // 3600 * 3600)
+    assert {f"schedule:ops/again:{slot}", f"schedule:test/other:{slot}"} <= started, started
+
+
+async def test_after_starts_no_first_run_once_the_blueprint_ran(
+    project: ProjectBuilder, tmp_path: Path
+) -> None:
+    """A run of the blueprint itself, however it was started, is its first: schedule.after
+    goes on from there, it does not start another first run."""
+    project.blueprint("again", scheduled("again", "after: PT10M"))
+    async with running_gateway(project.build(), tmp_path / "data") as gw:
+        store, timers = gw.platform.backends.store, await timers_of(gw)
+        [again] = timers.driver.blueprints.scheduled
+        await timers.driver.start(again, {}, trigger="cli", run_id="by-hand")
+        await timers.schedule(time.time())
+        await timers.schedule(time.time())
+        ids = {r.id for r in await store.list_runs(name="again", limit=10)}
+        assert "by-hand" in ids and "schedule:test/again:first" not in ids, ids
 
 
 EXPIRES = """
