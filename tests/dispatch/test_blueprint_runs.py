@@ -195,6 +195,7 @@ async def test_every_starts_one_run_per_slot(project: ProjectBuilder, tmp_path: 
         [first] = await runs_of(store, "hourly", 1, prefix=mine)
         assert first.id == f"schedule:test/hourly:{slot}"
         assert first.status == RunStatus.COMPLETED
+        assert (first.trigger, first.input) == ("schedule", {})
         await timers.tick(slot + 3600)
         runs = await runs_of(store, "hourly", 2, prefix=mine)
         assert {r.id for r in runs} == {first.id, f"schedule:test/hourly:{slot + 3600}"}
