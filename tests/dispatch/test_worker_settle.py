@@ -265,6 +265,15 @@ async def test_dead_letters_are_recorded_counted_per_applet_and_logged(
             gone_job = await engine.store.get_job("github:d-2:gone")
             gone_attempts = await engine.store.list_attempts("github:d-2:gone")
             letters = [await engine.store.dead_letter(j) for j in (job.id, gone_job.id)]
+            terms = await engine.broker.db.read(
+                lambda c: (
+                    c.exec_driver_sql(
+                        "SELECT reason FROM broker_messages WHERE stream = 'jobs' ORDER BY seq"
+                    )
+                    .scalars()
+                    .all()
+                )
+            )
             assert engine.worker is not None
             assert not engine.worker._background  # each start record, done and let go
         finally:
@@ -287,6 +296,7 @@ async def test_dead_letters_are_recorded_counted_per_applet_and_logged(
         "Down: still down",
         "AppletNotFound: no applet named 'gone' is installed",
     ]
+    assert terms == [d.reason for d in letters if d]  # each message terminated with its reason
     assert sample(metrics, "ghapplets_dead_letters_total", applet="broken") == 1.0
     assert sample(metrics, "ghapplets_dead_letters_total", applet="_unknown") == 1.0
     assert sample(metrics, "ghapplets_dead_letters_total", applet="gone") is None

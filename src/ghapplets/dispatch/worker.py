@@ -382,21 +382,16 @@ class Worker:
         status: JobStatus,
         result: object,
     ) -> None:
-        reason = None
-        if status == JobStatus.DEAD:
-            reason = f"{record.error_type}: {record.error_message}"
+        dead = status == JobStatus.DEAD
+        reason = f"{record.error_type}: {record.error_message}" if dead else None
         await self.store.job_finished(
             JobUpdate(job_id, status, record, result=result, dead_reason=reason)
         )
-        reached(
-            CrashPoint.DEAD_LETTERED
-            if status == JobStatus.DEAD
-            else CrashPoint.WORKER_RESULT_RECORDED
-        )
-        if status == JobStatus.DEAD:
-            await self.consumer.term(message, reason or "dead")
+        reached(CrashPoint.DEAD_LETTERED if dead else CrashPoint.WORKER_RESULT_RECORDED)
+        if reason is not None:
+            await self.consumer.term(message, reason)  # the reason reaches JetStream's advisory
             if self.metrics is not None:
-                applet = message.headers.get(m.H_APPLET, "")
+                applet = message.headers.get(m.H_APPLET)
                 self.metrics.dead_letters.labels(
                     applet if applet in self.runtimes else UNKNOWN
                 ).inc()
