@@ -4,6 +4,9 @@ nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
 
 from ghapplets.exceptions import AlreadyExists
@@ -45,3 +48,36 @@ async def test_sessions_live_until_they_expire_and_end_when_deleted(admin_store:
     assert await admin_store.delete_session(f"{2:064x}")
     assert not await admin_store.delete_session(f"{2:064x}")
     assert await admin_store.get_session(f"{2:064x}", 250.0) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("id", "a" * 65, "a session's id is 65 bytes of UTF-8, longer than the 64"),
+        ("id", "", "a session's id must be a non-empty string"),
+        ("token_id", "t" * 33, "a session's token id is 33 bytes of UTF-8, longer than the 32"),
+        ("token_id", "a\x00b", "a session's token id has a NUL character"),
+        ("name", "", "a session's name must be a non-empty string"),
+        ("csrf", "c" * 65, "a session's CSRF token is 65 bytes of UTF-8, longer than the 64"),
+        ("created_at", "noon", "a session's created_at must be a number"),
+        ("expires_at", None, "a session's expires_at must be a number"),
+        ("role", "root", "'root' is not a valid Role"),
+    ],
+)
+async def test_a_session_that_cannot_be_stored_is_refused_by_name(
+    admin_store: Store, field: str, value: object, error: str
+) -> None:
+    bad = dataclasses.replace(session(1, 200.0), **{field: value})
+    with pytest.raises(ValueError, match=re.escape(error)):  # InvalidRecord is a ValueError
+        await admin_store.create_session(bad)
+    assert await admin_store.get_session(f"{1:064x}", 150.0) is None  # nothing was kept
+
+
+async def test_the_longest_fields_a_session_may_have_are_kept(admin_store: Store) -> None:
+    longest = dataclasses.replace(
+        session(1, 200.0), id="a" * 64, token_id="t" * 32, csrf="c" * 64, name="n" * 300
+    )
+    await admin_store.create_session(longest)
+    found = await admin_store.get_session("a" * 64, 150.0)
+    assert found is not None and found.csrf == "c" * 64 and found.token_id == "t" * 32
+    assert len(found.name) < 300  # a long name is cut to what the audit's actor may hold
