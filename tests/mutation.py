@@ -15,9 +15,13 @@ mutmut runs, for each mutant, the tests that reached the mutated function in the
 a mutant reached only in a child process (a ``ghapplets`` command started by a test) counts as
 "no tests", which the score counts as not killed.
 
+Before testing, mypy (strict, as CI runs it) checks the mutated sources: a mutant it rejects
+(a ``None`` where a string must be, an argument dropped) could not pass CI, so it counts as
+caught, in a column of its own, without running a test.
+
 A surviving mutant that cannot change anything observable (an *equivalent* mutant) is listed in
-``tests/equivalent_mutants.toml`` with its reason; the score is ``killed / (mutants -
-equivalent)``. ``--write-docs`` puts the scores and that list into docs/testing.md.
+``tests/equivalent_mutants.toml`` with its reason; the score is ``(killed + caught by mypy) /
+(mutants - equivalent)``. ``--write-docs`` puts the scores and that list into docs/testing.md.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutmut"
 EQUIVALENTS = ROOT / "tests" / "equivalent_mutants.toml"
+MYPY = Path(sys.executable).parent / "mypy"  # the project's, beside its Python
 DOCS = ROOT / "docs" / "testing.md"
 DOCS_BEGIN = "<!-- mutation scores: written by python3 tasks.py mutate --write-docs -->"
 DOCS_END = "<!-- end of mutation scores -->"
@@ -140,6 +145,7 @@ GROUPS: dict[str, Group] = {
 
 # mutmut's exit codes, by what they mean for the score (see mutmut.stats.status_by_exit_code)
 KILLED = {1, 3}
+TYPED = {37}  # caught by the type checker
 SURVIVED = {0}
 NO_TESTS = {5, 33}
 TIMEOUT = {36, -24, 24, 152, 255}
@@ -155,6 +161,9 @@ def _config(group: Group) -> str:
         "do_not_mutate = " + json.dumps([f"src/{m}" for m in group.skip]),
         "pytest_add_cli_args_test_selection = " + json.dumps([f"tests/{t}" for t in group.tests]),
         'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q"]',
+        # mutants mypy rejects are caught without a test (CI runs mypy, strict, on every change)
+        # (named "mypy": mutmut reads the report by that name; run_group puts it on the PATH)
+        'type_check_command = ["mypy", "-O", "json"]',
         "use_git_change_detection = false",
         "timeout_multiplier = 5.0",
     ]
@@ -220,6 +229,7 @@ class Score:
     module: str
     total: int = 0
     killed: int = 0
+    typed: int = 0  # caught by mypy
     survived: int = 0
     no_tests: int = 0
     timeout: int = 0
@@ -229,13 +239,14 @@ class Score:
     @property
     def ratio(self) -> float:
         counted = self.total - self.equivalent
-        return (self.killed + self.timeout) / counted if counted else 1.0
+        return (self.killed + self.timeout + self.typed) / counted if counted else 1.0
 
 
 def score(
     codes: dict[str, int | None], equivalent: dict[str, str], commit: str = ""
 ) -> list[Score]:
-    """Scores per module; a timeout counts as killed (the mutant hung a test)."""
+    """Scores per module; a timeout counts as killed (the mutant hung a test), and a mutant mypy
+    rejects as caught."""
     by_module: dict[str, Score] = {}
     for mutant, code in codes.items():
         s = by_module.setdefault(module_of(mutant), Score(module_of(mutant), commit=commit))
@@ -244,6 +255,8 @@ def score(
             s.killed += 1
         elif code in TIMEOUT:
             s.timeout += 1
+        elif code in TYPED:
+            s.typed += 1
         elif mutant in equivalent:
             s.equivalent += 1
         elif code in NO_TESTS:
@@ -254,7 +267,8 @@ def score(
 
 
 def survivors(codes: dict[str, int | None], equivalent: dict[str, str]) -> list[str]:
-    return sorted(m for m, c in codes.items() if c not in KILLED | TIMEOUT and m not in equivalent)
+    caught = KILLED | TIMEOUT | TYPED
+    return sorted(m for m, c in codes.items() if c not in caught and m not in equivalent)
 
 
 def choose(
@@ -283,7 +297,8 @@ def run_group(name: str, args: argparse.Namespace) -> list[Score]:
         return score(results(folder), equivalents(), measured_at(folder))
     command += chosen
     print(f"==> mutating {name} in {folder.relative_to(ROOT)}", flush=True)
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    path = os.pathsep.join([str(MYPY.parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PATH": path}
     done = subprocess.run(command, cwd=folder, env=env)
     if done.returncode != 0:
         sys.exit(f"mutmut failed in {folder} (exit {done.returncode})")
@@ -291,18 +306,23 @@ def run_group(name: str, args: argparse.Namespace) -> list[Score]:
 
 
 def table(scores: list[Score]) -> str:
-    head = "| module | mutants | killed | survived | no test | equivalent | score | measured at |"
-    rows = [head, "|---|---:|---:|---:|---:|---:|---:|---|"]
+    head = (
+        "| module | mutants | killed | caught by mypy | survived | no test | equivalent | score "
+        "| measured at |"
+    )
+    rows = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in scores:
         rows.append(
-            f"| `{s.module}` | {s.total} | {s.killed + s.timeout} | {s.survived} | {s.no_tests} "
-            f"| {s.equivalent} | {s.ratio:.0%} | `{s.commit}` |"
+            f"| `{s.module}` | {s.total} | {s.killed + s.timeout} | {s.typed} | {s.survived} "
+            f"| {s.no_tests} | {s.equivalent} | {s.ratio:.0%} | `{s.commit}` |"
         )
     return "\n".join(rows)
 
 
 ROW = re.compile(
-    r"^\| `(?P<module>[\w.]+)` \| (?P<total>\d+) \| (?P<killed>\d+) \| (?P<survived>\d+) "
+    # (rows measured before mypy took part have no "caught by mypy" column)
+    r"^\| `(?P<module>[\w.]+)` \| (?P<total>\d+) \| (?P<killed>\d+) (?:\| (?P<typed>\d+) )?"
+    r"\| (?P<survived>\d+) "
     r"\| (?P<no_tests>\d+) \| (?P<equivalent>\d+) \| \d+% \| `(?P<commit>[^`]*)` \|$",
     re.MULTILINE,
 )
@@ -312,7 +332,9 @@ def recorded(text: str) -> dict[str, Score]:
     """The rows of a score table written before, by module."""
     rows: dict[str, Score] = {}
     for m in ROW.finditer(text):
-        numbers = {k: int(v) for k, v in m.groupdict().items() if k not in ("module", "commit")}
+        numbers = {
+            k: int(v or 0) for k, v in m.groupdict().items() if k not in ("module", "commit")
+        }
         rows[m["module"]] = Score(m["module"], commit=m["commit"], **numbers)
     return rows
 
@@ -326,13 +348,21 @@ def write_docs(scores: list[Score], equivalent: dict[str, str]) -> None:
     merged = sorted(rows.values(), key=lambda s: s.module)
     total = Counter[str]()
     for s in merged:
-        total.update({"total": s.total, "killed": s.killed + s.timeout, "equivalent": s.equivalent})
-    overall = total["killed"] / max(1, total["total"] - total["equivalent"])
+        total.update(
+            {
+                "total": s.total,
+                "killed": s.killed + s.timeout,
+                "typed": s.typed,
+                "equivalent": s.equivalent,
+            }
+        )
+    overall = (total["killed"] + total["typed"]) / max(1, total["total"] - total["equivalent"])
     block = [
         DOCS_BEGIN,
-        f"Over all modules: {total['killed']} of {total['total']} mutants killed, "
-        f"{total['equivalent']} equivalent, score {overall:.0%}. Each row gives the commit its "
-        "mutants were made from (`+changes`: with changes not yet committed).",
+        f"Over all modules: {total['killed']} of {total['total']} mutants killed by the tests, "
+        f"{total['typed']} caught by mypy, {total['equivalent']} equivalent, score "
+        f"{overall:.0%}. Each row gives the commit its mutants were made from (`+changes`: with "
+        "changes not yet committed).",
         "",
         table(merged),
         "",

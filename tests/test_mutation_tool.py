@@ -16,6 +16,7 @@ CODES: dict[str, int | None] = {
     "ghapplets.store.sql.xǁStoreǁopen__mutmut_1": 33,  # no tests
     "ghapplets.store.sql.xǁStoreǁopen__mutmut_2": -24,  # timeout: the mutant hung a test
     "ghapplets.broker.base.x_f__mutmut_1": 3,  # killed (pytest internal error)
+    "ghapplets.broker.base.x_f__mutmut_2": 37,  # caught by mypy: never tested
 }
 EQUIVALENT = {"ghapplets.store.sql.x_insert__mutmut_3": "a default every caller overrides"}
 
@@ -25,13 +26,17 @@ def test_a_mutant_belongs_to_its_module() -> None:
     assert module_of("ghapplets.store.sql.xǁStoreǁopen__mutmut_2") == "ghapplets.store.sql"
 
 
-def test_scores_count_timeouts_as_killed_and_leave_equivalents_out() -> None:
+def test_scores_count_timeouts_and_mypy_as_catching_and_leave_equivalents_out() -> None:
     by_module = {s.module: s for s in score(CODES, EQUIVALENT)}
     assert by_module["ghapplets.store.sql"] == Score(
         "ghapplets.store.sql", total=5, killed=1, survived=1, no_tests=1, timeout=1, equivalent=1
     )
     assert by_module["ghapplets.store.sql"].ratio == pytest.approx(2 / 4)
+    assert by_module["ghapplets.broker.base"] == Score(
+        "ghapplets.broker.base", total=2, killed=1, typed=1
+    )
     assert by_module["ghapplets.broker.base"].ratio == 1.0
+    assert Score("m", total=4, typed=1, survived=3).ratio == pytest.approx(1 / 4)
 
 
 def test_survivors_are_the_unkilled_mutants_not_listed_as_equivalent() -> None:
@@ -83,6 +88,28 @@ def test_writing_the_docs_keeps_the_rows_of_modules_not_measured_now(
     text = docs.read_text()
     rows = mutation.recorded(text)
     assert rows == {"ghapplets.store.sql": new, "ghapplets.broker.base": old[1]}
-    assert "13 of 14 mutants killed, 0 equivalent, score 93%" in text
+    assert "13 of 14 mutants killed by the tests, 0 caught by mypy, 0 equivalent, score 93%" in text
     assert text.startswith("intro\n") and text.endswith("\nend\n")
     assert "- `ghapplets.store.sql.x_insert__mutmut_3`: a default every caller overrides" in text
+
+
+def test_rows_written_before_mypy_took_part_are_read_and_rewritten_with_its_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "testing.md"
+    old_row = "| `ghapplets.secrets.vault` | 194 | 182 | 11 | 1 | 0 | 94% | `f4bf6a4` |"
+    docs.write_text(f"{mutation.DOCS_BEGIN}\n{old_row}\n{mutation.DOCS_END}\n")
+    monkeypatch.setattr(mutation, "DOCS", docs)
+    new = Score("ghapplets.store.sql", total=10, killed=6, typed=3, survived=1, commit="b")
+    mutation.write_docs([new], {})
+    text = docs.read_text()
+    assert "| `ghapplets.secrets.vault` | 194 | 182 | 0 | 11 | 1 | 0 | 94% | `f4bf6a4` |" in text
+    assert "| `ghapplets.store.sql` | 10 | 6 | 3 | 1 | 0 | 0 | 90% | `b` |" in text
+    assert "188 of 204 mutants killed by the tests, 3 caught by mypy" in text
+    assert mutation.recorded(text)["ghapplets.store.sql"] == new
+
+
+def test_mypy_checks_the_mutants_of_every_group() -> None:
+    config = mutation._config(GROUPS["store"])
+    assert 'type_check_command = ["mypy", "-O", "json"]' in config
+    assert mutation.MYPY.exists()  # which run_group puts first on the PATH
