@@ -227,6 +227,38 @@ async def test_work_that_lost_its_connection_runs_again_on_a_fresh_one(pg_url: s
         assert len(calls) == 2
 
 
+async def test_when_the_server_goes_down_while_a_failed_batch_is_retried_the_rest_fail_at_once(
+    pg_url: str,
+) -> None:
+    """A batch failed on a bad write, so each write runs alone; the server goes away during
+    the first: the writes after it fail with that same StoreUnavailable, none of them trying
+    to connect (nor left waiting)."""
+    proxy = TcpProxy(*_host_port(pg_url))
+    await proxy.start()
+    async with opened(_via(pg_url, proxy)) as db:
+        tries: list[str] = []
+
+        async def bad(conn) -> None:  # type: ignore[no-untyped-def]
+            tries.append("bad")
+            if len(tries) == 2:  # run alone, after the batch failed: the server goes away
+                await proxy.stop()
+            await conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+        async def good(conn) -> int:  # type: ignore[no-untyped-def]
+            tries.append("good")
+            return int(await conn.fetchval("SELECT 1"))
+
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                db.write(bad), *(db.write(good) for _ in range(3)), return_exceptions=True
+            ),
+            10,
+        )
+        assert isinstance(results[0], StoreUnavailable), results
+        assert all(r is results[0] for r in results[1:]), results  # the one outage, not tried
+        assert tries.count("bad") == 2  # in the batch, then alone (the lost connection: once)
+
+
 async def test_an_unreachable_server_is_store_unavailable() -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
