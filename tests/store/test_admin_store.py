@@ -14,10 +14,20 @@ import pytest
 from ghapplets.exceptions import AlreadyExists, NotFound
 from ghapplets.store import listing
 from ghapplets.store.base import Store
-from ghapplets.store.records import ApiTokenRecord, AuditOutcome, AuditRecord, Role
+from ghapplets.store.records import (
+    ApiTokenRecord,
+    AttemptOutcome,
+    AttemptRecord,
+    AuditOutcome,
+    AuditRecord,
+    JobRecord,
+    JobStatus,
+    JobUpdate,
+    Role,
+)
 from ghapplets.store.sqlite import SqliteHistoryStore
 from tests.store import test_conformance
-from tests.store.test_conformance import Stores
+from tests.store.test_conformance import Stores, delivery, job
 from tests.store.test_sqlite_store import query_plan
 
 stores = test_conformance.stores  # the conformance suite's fixture: each backend
@@ -114,3 +124,70 @@ def test_delivery_pages_are_index_scans(sqlite_store: SqliteHistoryStore) -> Non
     # the subject search reads the covering index, never the table's rows
     search = shown(listing.DeliveryFilter(q="octo"))
     assert "COVERING INDEX ix_deliveries_search" in search, search
+
+
+# -- a delivery's jobs, and the applets' times ---------------------------------------------------
+async def test_a_deliverys_jobs_are_its_own_oldest_first(admin_store: Store) -> None:
+    def jobs(source: str, delivery_id: str, *made: tuple[str, float]) -> list[JobRecord]:
+        return [
+            JobRecord(f"{source}:{delivery_id}:{a}", source, delivery_id, a, JobStatus.QUEUED, t, t)
+            for a, t in made
+        ]
+
+    mine = jobs("github", "d-1", ("c", 3.0), ("a", 1.0), ("z", 2.0), ("b", 2.0))
+    await admin_store.record_dispatch(
+        [delivery("d-1", 4), delivery("d-1", 1, source="gitlab"), delivery("d-2", 1)],
+        [*mine, *jobs("gitlab", "d-1", ("a", 0.5)), *jobs("github", "d-2", ("a", 0.5))],
+    )
+    listed = await admin_store.delivery_jobs("github", "d-1", 10)
+    # by creation, then by id; not the other source's delivery of that id, nor another delivery
+    assert [j.applet for j in listed] == ["a", "b", "z", "c"]
+    assert [j.applet for j in await admin_store.delivery_jobs("github", "d-1", 2)] == ["a", "b"]
+    assert await admin_store.delivery_jobs("github", "d-9", 10) == []
+
+
+async def test_the_applets_times_are_of_attempts_settled_since_newest_first(
+    admin_store: Store,
+) -> None:
+    since = 1000.0
+    ended = {  # job (its applet) -> status, and its attempt's start and end
+        "a": (JobStatus.SUCCEEDED, 990.0, 1000.0),  # ended just at `since`: counted
+        "b": (JobStatus.DEAD, 1001.0, 1003.5),
+        "c": (JobStatus.RETRYING, 1004.0, 1004.25),
+        "d": (JobStatus.SUCCEEDED, 998.0, 999.5),  # before `since`
+    }
+    outcome = {
+        JobStatus.SUCCEEDED: AttemptOutcome.OK,
+        JobStatus.RETRYING: AttemptOutcome.RETRYABLE,
+        JobStatus.DEAD: AttemptOutcome.PERMANENT,
+    }
+    await admin_store.record_dispatch(
+        [delivery("d-1", 5)], [job("d-1", applet) for applet in (*ended, "e")]
+    )
+    for applet, (status, started, finished) in ended.items():
+        job_id = f"github:d-1:{applet}"
+        attempt = AttemptRecord(job_id, 1, started, finished, outcome[status])
+        await admin_store.job_finished(JobUpdate(job_id, status, attempt, next_attempt_at=2e9))
+    # e: an attempt ended since, but it runs again now: left out until it settles
+    e = "github:d-1:e"
+    await admin_store.job_finished(
+        JobUpdate(
+            e, JobStatus.RETRYING, AttemptRecord(e, 1, 1001.0, 1002.0, AttemptOutcome.RETRYABLE)
+        )
+    )
+    await admin_store.job_started(e, 2, 1005.0)
+    times = await admin_store.attempt_times(since, 10)
+    assert [(t.applet, t.finished_at, t.seconds) for t in times] == [
+        ("c", 1004.25, 0.25),
+        ("b", 1003.5, 2.5),
+        ("a", 1000.0, 10.0),
+    ]
+    assert [t.applet for t in await admin_store.attempt_times(since, 2)] == ["c", "b"]
+
+
+def test_the_applets_times_read_the_jobs_by_status_and_time(
+    sqlite_store: SqliteHistoryStore,
+) -> None:
+    plan = query_plan(sqlite_store, listing.attempt_times(1000.0, 501))
+    # a range of each settled status, by the time each job was last updated: not every job
+    assert "ix_jobs_status (status=? AND updated_at>?)" in plan, plan
