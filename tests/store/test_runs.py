@@ -4,6 +4,7 @@ every backend like test_conformance.py: each test runs on SQLite and on PostgreS
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -697,3 +698,12 @@ async def test_deep_json_is_kept_up_to_the_depth_it_can_be_written(runs: RunStor
 def test_run_status_is_the_stores_and_still_the_blueprints() -> None:
     assert blueprint_records.RunStatus is RunStatus
     assert {s for s in RunStatus if s.final} == {"completed", "faulted", "cancelled"}
+
+
+def test_unchanged_reads_as_its_name_where_it_is_a_default() -> None:
+    """``update_run``'s "leave it as it is" shows as such in help() and in errors."""
+    from ghapplets.store.records import UNCHANGED
+
+    assert repr(UNCHANGED) == "UNCHANGED"
+    signature = inspect.signature(relational.SqlRunStore.update_run)
+    assert "error: 'dict[str, Any] | Unchanged | None' = UNCHANGED" in str(signature)
