@@ -259,6 +259,30 @@ async def test_when_the_server_goes_down_while_a_failed_batch_is_retried_the_res
         assert tries.count("bad") == 2  # in the batch, then alone (the lost connection: once)
 
 
+@pytest.mark.parametrize(
+    ("statements", "cause"),
+    [
+        # class 57, operator intervention: a cancelled statement (a statement timeout, an admin)
+        (["SET LOCAL statement_timeout = 1", "SELECT pg_sleep(1)"], "canceling statement"),
+        # 25006: a read-only transaction, as on a standby that a failover has not promoted yet
+        (["SET TRANSACTION READ ONLY", "CREATE TEMP TABLE t (x int)"], "read-only transaction"),
+    ],
+)
+async def test_errors_that_mean_not_now_are_store_unavailable(
+    pg_url: str, statements: list[str], cause: str
+) -> None:
+    async with opened(pg_url) as db:
+
+        async def fn(conn) -> None:  # type: ignore[no-untyped-def]
+            for statement in statements:
+                await conn.execute(statement)
+
+        with pytest.raises(StoreUnavailable, match=cause) as caught:
+            await db.write(fn)
+        assert isinstance(caught.value.__cause__, asyncpg.PostgresError)
+        assert await db.write(lambda conn: conn.fetchval("SELECT 1")) == 1  # and then works
+
+
 async def test_an_unreachable_server_is_store_unavailable() -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -174,8 +174,18 @@ async def test_update_sets_what_it_is_given_and_leaves_the_rest(
     assert await runs.update_run("r1", status=RunStatus.COMPLETED, output={"done": [1, "é"]})
     got = await runs.get_run("r1")
     assert (got.status, got.output, got.finished_at) == ("completed", {"done": [1, "é"]}, T0 + 20)
-    assert await runs.update_run("r1", status=RunStatus.FAULTED, finished_at=T0 + 1)
-    assert (await runs.get_run("r1")).finished_at == T0 + 1
+    error = {"type": "https://serverlessworkflow.io/spec/1.0.0/errors/runtime", "status": 500}
+    assert await runs.update_run("r1", status=RunStatus.FAULTED, error=error, finished_at=T0 + 1)
+    got = await runs.get_run("r1")
+    assert (got.error, got.finished_at) == (error, T0 + 1)
+    # run again (a rerun): the end and the error are cleared with None
+    assert await runs.update_run("r1", status=RunStatus.RUNNING, error=None, finished_at=None)
+    got = await runs.get_run("r1")
+    assert (got.error, got.finished_at) == (None, None)
+    with pytest.raises(InvalidRecord, match="a run's finished_at must be a number"):
+        await runs.update_run("r1", status=RunStatus.FAULTED, finished_at="later")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRecord, match="a run's error cannot be stored as JSON"):
+        await runs.update_run("r1", status=RunStatus.FAULTED, error={"n": 2**70})
     # output None is stored as the JSON null, not left as it was
     assert await runs.update_run(
         "r1", status=RunStatus.COMPLETED, output=None, finished_at=UNCHANGED
