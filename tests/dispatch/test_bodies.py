@@ -111,13 +111,15 @@ async def test_putting_a_body_again_replaces_it_and_makes_it_the_most_recent(
 ) -> None:
     cache = BodyCache(store, budget=100)
     cache.put("github", "d-0", b"a" * 20)
-    cache.put("github", "d-1", b"b" * 20)
+    cache.put("github", "d-1", b"b" * 15)
     cache.put("github", "d-0", b"A" * 10)  # the same delivery again: counted once, newest
-    assert len(cache) == 2 and cache.size == 30
+    assert len(cache) == 2 and cache.size == 25  # 15 + 10: the old 20 bytes no longer count
     cache.put("github", "d-2", b"c" * 25)
     cache.put("github", "d-3", b"d" * 25)
-    cache.put("github", "d-4", b"e" * 25)  # 105 bytes: d-1, now the oldest, goes
-    assert cache.size == 85
+    cache.put("github", "d-4", b"e" * 25)
+    assert cache.size == 100  # full, not over
+    cache.put("github", "d-5", b"f" * 5)  # 105 bytes: d-1, now the oldest, goes
+    assert cache.size == 90
     store.get_delivery = None  # type: ignore[assignment]
     assert await cache.get("github", "d-0") == b"A" * 10
     with pytest.raises(TypeError):  # not in memory: the (disabled) store is asked

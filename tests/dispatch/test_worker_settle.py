@@ -27,6 +27,16 @@ from tests.dispatch.engine import EVENT_TYPE, Engine, running, runs, runs_logged
 JOB = "github:d-1:flaky"
 
 
+async def term_reasons(engine: Engine) -> list[str]:
+    """Why the job messages the embedded broker holds were terminated, in publish order."""
+    query = (
+        "SELECT reason FROM broker_messages WHERE stream = 'jobs' AND reason IS NOT NULL"
+        " ORDER BY seq"
+    )
+    rows = await engine.broker.db.read(lambda c: c.exec_driver_sql(query).scalars().all())
+    return list(rows)
+
+
 async def test_a_redelivered_job_unknown_to_the_store_runs_again(
     project: ProjectBuilder, tmp_path: Path
 ) -> None:
@@ -265,15 +275,7 @@ async def test_dead_letters_are_recorded_counted_per_applet_and_logged(
             gone_job = await engine.store.get_job("github:d-2:gone")
             gone_attempts = await engine.store.list_attempts("github:d-2:gone")
             letters = [await engine.store.dead_letter(j) for j in (job.id, gone_job.id)]
-            terms = await engine.broker.db.read(
-                lambda c: (
-                    c.exec_driver_sql(
-                        "SELECT reason FROM broker_messages WHERE stream = 'jobs' ORDER BY seq"
-                    )
-                    .scalars()
-                    .all()
-                )
-            )
+            terms = await term_reasons(engine)
             assert engine.worker is not None
             assert not engine.worker._background  # each start record, done and let go
         finally:
@@ -519,6 +521,7 @@ async def test_a_job_whose_delivery_is_not_in_the_store_is_dropped_not_put_back(
 
             await until(settled, "the orphan job message settled")
             assert await engine.job(JOB) is None  # no record made up for it
+            assert await term_reasons(engine) == ["its delivery is not in the store"]
     assert runs(log) == []
     assert [e for e in logs if e["log_level"] == "error"] == [
         {
