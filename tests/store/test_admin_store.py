@@ -191,3 +191,40 @@ def test_the_applets_times_read_the_jobs_by_status_and_time(
     plan = query_plan(sqlite_store, listing.attempt_times(1000.0, 501))
     # a range of each settled status, by the time each job was last updated: not every job
     assert "ix_jobs_status (status=? AND updated_at>?)" in plan, plan
+
+
+async def test_deliveries_by_a_type_prefix_match_it_literally(admin_store: Store) -> None:
+    types = ["com.github.push", "com.github.issues", "com.gitxub.push"]
+    await admin_store.record_dispatch(
+        [delivery(f"d-{i}", 0, 100.0 + i, type=t) for i, t in enumerate(types)], []
+    )
+
+    async def ids(type_filter: str) -> list[str]:
+        f = listing.DeliveryFilter(type=type_filter)
+        return [d.id for d in await admin_store.page_deliveries(f, None, 10)]
+
+    assert await ids("com.github.p*") == ["d-0"]  # the prefix, all of it
+    assert await ids("com.github.*") == ["d-1", "d-0"]
+    assert await ids("com.git_ub.*") == []  # _ and % are characters here, not wildcards
+    assert await ids("com.github.push") == ["d-0"]
+
+
+async def test_deliveries_with_a_job_of_an_applet_page_by_page(admin_store: Store) -> None:
+    """The applet's deliveries, newest first, page after page; a delivery of another source
+    with the same id does not lend its job to this one."""
+    deliveries, jobs = [], []
+    for i in range(7):
+        deliveries.append(delivery(f"d-{i}", 1, 100.0 + i))
+        jobs.append(job(f"d-{i}", "triage" if i % 2 else "other"))
+    deliveries.append(delivery("d-2", 1, 50.0, source="gitlab"))  # d-2 of github is "other"'s
+    jobs.append(job("d-2", "triage", source="gitlab"))
+    await admin_store.record_dispatch(deliveries, jobs)
+    f = listing.DeliveryFilter(applet="triage")
+    first = await admin_store.page_deliveries(f, None, 2)
+    assert [(d.source, d.id) for d in first] == [("github", "d-5"), ("github", "d-3")]
+    last = first[-1]
+    rest = await admin_store.page_deliveries(f, (last.received_at, last.source, last.id), 2)
+    assert [(d.source, d.id) for d in rest] == [("github", "d-1"), ("gitlab", "d-2")]
+    assert all(d.body == b"" and d.headers == {} for d in first + rest)  # a list's rows only
+    searched = listing.DeliveryFilter(applet="triage", q="O/R")  # and the subject, any case
+    assert len(await admin_store.page_deliveries(searched, None, 10)) == 4
