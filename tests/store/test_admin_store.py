@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,8 @@ from ghapplets.store.records import (
     JobStatus,
     JobUpdate,
     Role,
+    RunRecord,
+    RunStatus,
 )
 from ghapplets.store.sqlite import SqliteHistoryStore
 from tests.store import test_conformance
@@ -228,3 +231,55 @@ async def test_deliveries_with_a_job_of_an_applet_page_by_page(admin_store: Stor
     assert all(d.body == b"" and d.headers == {} for d in first + rest)  # a list's rows only
     searched = listing.DeliveryFilter(applet="triage", q="O/R")  # and the subject, any case
     assert len(await admin_store.page_deliveries(searched, None, 10)) == 4
+
+
+async def test_dead_letters_and_runs_by_filter_page_by_page(admin_store: Store) -> None:
+    deliveries = [delivery(f"d-{i}", 1, source=s) for i, s in enumerate(["github"] * 3)]
+    deliveries.append(delivery("d-0", 1, source="gitlab"))
+    jobs = [job("d-0", "a"), job("d-1", "b"), job("d-2", "a"), job("d-0", "a", source="gitlab")]
+    await admin_store.record_dispatch(deliveries, jobs)
+    for n, j in enumerate(jobs):
+        attempt = AttemptRecord(j.id, 1, 100.0 + n, 100.0 + n, AttemptOutcome.PERMANENT, "E", "m")
+        await admin_store.job_finished(JobUpdate(j.id, JobStatus.DEAD, attempt, dead_reason="x"))
+
+    async def dead(after: listing.DeadLetterKey | None = None, **f: str) -> list[str]:
+        page = await admin_store.page_dead_letters(listing.DeadLetterFilter(**f), after, 2)
+        return [d.job_id for d in page]
+
+    assert await dead(source="github", applet="a") == ["github:d-2:a", "github:d-0:a"]
+    assert await dead(source="gitlab") == ["gitlab:d-0:a"]
+    assert await dead(applet="b") == ["github:d-1:b"]
+    first = await admin_store.page_dead_letters(listing.DeadLetterFilter(), None, 2)
+    assert [d.job_id for d in first] == ["gitlab:d-0:a", "github:d-2:a"]
+    assert await dead((first[-1].dead_at, first[-1].job_id)) == ["github:d-1:b", "github:d-0:a"]
+
+    for n, (name, status) in enumerate(
+        [
+            ("hello", RunStatus.COMPLETED),
+            ("other", RunStatus.COMPLETED),
+            ("hello", RunStatus.FAULTED),
+            ("hello", RunStatus.COMPLETED),
+        ]
+    ):
+        await admin_store.create_run(
+            RunRecord(
+                id=f"r-{n}",
+                namespace="ns",
+                name=name,
+                version="1",
+                digest="d" * 64,
+                definition={"do": []},
+                status=status,
+                input={},
+                started_at=200.0 + n,
+                updated_at=200.0 + n,
+            )
+        )
+
+    async def runs(after: listing.RunKey | None = None, **f: Any) -> list[str]:
+        return [r.id for r in await admin_store.page_runs(listing.RunFilter(**f), after, 2)]
+
+    assert await runs(blueprint="hello", status=RunStatus.COMPLETED) == ["r-3", "r-0"]
+    assert await runs(blueprint="other") == ["r-1"]
+    assert await runs() == ["r-3", "r-2"]
+    assert await runs((202.0, "r-2")) == ["r-1", "r-0"]

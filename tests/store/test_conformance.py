@@ -332,6 +332,10 @@ async def test_unknown_and_ambiguous_names(store: HistoryStore) -> None:
         await store.get_job("nope")
     with pytest.raises(NotFound, match="no job 'nope'"):
         await store.requeue_job("nope")
+    # whether an id was seen (what the gateway and GitHub's catch-up ask), of any or one source
+    assert await store.has_delivery("same") and await store.has_delivery("same", "gitlab")
+    assert not await store.has_delivery("same", "jira")
+    assert not await store.has_delivery("nope") and not await store.has_delivery("nope", "github")
 
 
 # -- retention -----------------------------------------------------------------------------------
