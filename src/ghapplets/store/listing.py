@@ -84,7 +84,7 @@ def before(columns: Sequence[ColumnClause[Any]], key: Sequence[Any]) -> ColumnEl
     tie: ColumnElement[bool] = (
         rest[0] < key[1] if len(rest) == 1 else tuple_(*rest) < tuple_(*key[1:])
     )
-    return and_(first <= key[0], or_(first < key[0], and_(first == key[0], tie)))
+    return and_(first <= key[0], or_(first < key[0], tie))
 
 
 def _window(column: ColumnClause[Any], w: Window) -> list[ColumnElement[bool]]:
