@@ -13,7 +13,8 @@ results there between runs: a second run only tests the mutants of functions tha
 
 mutmut runs, for each mutant, the tests that reached the mutated function in the same process;
 a mutant reached only in a child process (a ``ghapplets`` command started by a test) counts as
-"no tests", which the score counts as not killed.
+"no tests", which the score counts as not killed. What a test started and left running when
+mutmut killed it on a timeout (a server, a ``serve``) is ended by the runner (tests/orphans.py).
 
 Before testing, mypy (strict, as CI runs it) checks the mutated sources: a mutant it rejects
 (a ``None`` where a string must be, an argument dropped) could not pass CI, so it counts as
@@ -38,6 +39,8 @@ import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.orphans import become_subreaper, reaping
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutmut"
@@ -300,9 +303,13 @@ def run_group(name: str, args: argparse.Namespace) -> list[Score]:
     print(f"==> mutating {name} in {folder.relative_to(ROOT)}", flush=True)
     path = os.pathsep.join([str(MYPY.parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PATH": path}
-    done = subprocess.run(command, cwd=folder, env=env)
-    if done.returncode != 0:
-        sys.exit(f"mutmut failed in {folder} (exit {done.returncode})")
+    with subprocess.Popen(command, cwd=folder, env=env) as mutmut:
+        with reaping(keep={mutmut.pid}) as reaper:
+            returncode = mutmut.wait()
+    if reaper.killed:
+        print(f"==> {name}: ended {reaper.killed} processes killed mutants left", flush=True)
+    if returncode != 0:
+        sys.exit(f"mutmut failed in {folder} (exit {returncode})")
     return score(results(folder), equivalents(), measured_at(folder))
 
 
@@ -402,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in GROUPS]
     if unknown:
         parser.error(f"unknown group {', '.join(unknown)}: choose among {', '.join(GROUPS)}")
+    if not args.report:
+        become_subreaper()  # a killed mutant's test leaves its processes to this one to end
     equivalent = equivalents()
     scores: list[Score] = []
     left: list[str] = []
