@@ -313,6 +313,21 @@ async def test_next_batch_is_a_fetch_that_waits_out_a_failure(
     ]
 
 
+async def test_next_batch_waits_for_the_first_message_as_long_as_it_is_told(
+    broker: Broker,
+) -> None:
+    consumer = broker.consumer("events")
+
+    async def publish_later() -> None:
+        await asyncio.sleep(1.5)  # longer than a fetch's default wait
+        await broker.publish(msg(1))
+
+    later = asyncio.create_task(publish_later())
+    got = await consumer.next_batch(10, timeout=10.0)
+    await later
+    assert [m.msg_id for m in got] == ["m-1"]
+
+
 async def test_pruning_keeps_what_is_not_settled(broker: Broker) -> None:
     await broker.publish(msg(1))
     consumer = broker.consumer("events")

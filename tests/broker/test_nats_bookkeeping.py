@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from nats.aio.msg import Msg
 
-from ghapplets.broker.nats import MSG_ID, NatsBroker, _NatsConsumer
+from ghapplets.broker.nats import MSG_ID, NatsBroker, _backoff, _NatsConsumer
 
 
 def delivery(seq: int, delivered: int, headers: dict[str, str] | None = None) -> Msg:
@@ -164,3 +164,7 @@ def test_settled_counts_below_a_delivery_do_not_hide_it() -> None:
     c = consumer()
     c._settled[8] = 1
     assert handed_out(c, [delivery(8, 2)]) == [(8, 2)]
+
+
+def test_the_pause_between_tries_doubles_up_to_half_a_second() -> None:
+    assert [_backoff(n) for n in range(1, 7)] == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5]

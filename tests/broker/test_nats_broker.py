@@ -202,7 +202,12 @@ async def test_fetch_recovers_when_the_stream_is_deleted(nats_server: NatsServer
         await admin.jetstream().delete_stream(broker.stream_name("jobs"))
         assert await consumer.fetch(10, timeout=0.3) == []  # no exception either
         await broker.publish(msg(2, "jobs"))  # creates the stream again
-        got = await fetch_all(consumer, 1, timeout=5.0)  # ... and the consumer
+        # ... and the failure has the next fetch set the durable consumer up again: within
+        # three fetches (the first may just drain the old pull's answer), not after the three
+        # failures in a row that replace the subscription
+        got: list[Message] = []
+        for _ in range(3):
+            got = got or await consumer.fetch(10, timeout=2.0)
         assert [m.msg_id for m in got] == ["m-2"]
         await consumer.ack(got[0])
     finally:
@@ -236,8 +241,8 @@ async def test_a_pull_subscription_that_keeps_failing_is_replaced_and_the_failur
             got = await consumer.fetch(10, timeout=5.0)  # on a new pull subscription
         assert [m.msg_id for m in got] == ["m-2"]
         assert len(failed) == 3  # replaced after the third failure in a row, not later
-        for n, seconds in enumerate(took, 1):  # backing off a tenth of a second per failure
-            assert 0.1 * n - 0.01 <= seconds < 0.1 * n + 1.0, took
+        for n, pause in enumerate((0.1, 0.2, 0.4)):  # backing off, doubling the pause
+            assert pause - 0.01 <= took[n] < pause + 1.0, took
         warnings = [e for e in logs if e["log_level"] == "warning"]
         assert len(warnings) == 1, warnings  # once, not at every failure
         assert warnings[0]["event"] == "fetching from NATS failed; retrying"
@@ -435,13 +440,13 @@ async def test_a_frozen_server_makes_each_call_fail_in_time_and_then_work_again(
         while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":  # stopped, for sure
             await asyncio.sleep(0.01)
         try:
-            for call, timeout in (
-                (broker.ping(), 2.0),  # the readiness probe's own short timeout
-                (broker.publish(msg(2, "jobs")), 1.5),  # publish_timeout
-                (consumer.ack(message), 1.5),  # publish_timeout too
+            for call, timeout, says in (
+                (broker.ping(), 2.0, "JetStream does not answer"),  # the probe's short timeout
+                (broker.publish(msg(2, "jobs")), 1.5, "NATS did not answer in time"),
+                (consumer.ack(message), 1.5, "NATS did not answer in time"),  # publish_timeout
             ):
                 started = time.monotonic()
-                with pytest.raises(BrokerUnavailable):
+                with pytest.raises(BrokerUnavailable, match=f"^{says}: "):
                     await call
                 assert timeout - 0.1 <= time.monotonic() - started <= timeout + 0.9
         finally:
@@ -450,5 +455,53 @@ async def test_a_frozen_server_makes_each_call_fail_in_time_and_then_work_again(
         await consumer.ack(message)
         # the publish that gave up may have been stored all the same (one copy, by its id)
         assert (await broker.publish(msg(2, "jobs"))).seq == 2
+    finally:
+        await broker.close()
+
+
+async def test_a_confirmation_waits_for_a_slow_answer_until_the_publish_timeout(
+    nats_server: NatsServer,
+) -> None:
+    """An ack's confirmation that comes late (a busy server) is waited for, within
+    publish_timeout, not given up on and sent again after the client's default timeout."""
+    broker = await open_broker(nats_server.url, publish_timeout=3.0)
+    answerer = await nats.connect(nats_server.url)
+    asked: list[bytes] = []
+
+    async def slow(request: Any) -> None:
+        asked.append(request.data)
+        await asyncio.sleep(0.8)
+        await request.respond(b"")
+
+    try:
+        await answerer.subscribe("test.slow.ack", cb=slow)
+        await answerer.flush()
+        await broker._confirm("test.slow.ack", b"+ACK")
+        assert asked == [b"+ACK"]  # once
+    finally:
+        await answerer.close()
+        await broker.close()
+
+
+async def test_publish_many_raises_the_first_failure_once_every_publish_is_done(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = await open_broker(nats_server.url)
+    finished: list[str] = []
+    publish = broker.publish
+
+    async def publishing(message: OutboundMessage) -> Any:
+        if message.msg_id == "m-bad":
+            raise BrokerUnavailable("refused")
+        await asyncio.sleep(0.3)
+        ack = await publish(message)
+        finished.append(message.msg_id)
+        return ack
+
+    monkeypatch.setattr(broker, "publish", publishing)
+    try:
+        with pytest.raises(BrokerUnavailable, match=r"^refused$"):
+            await broker.publish_many([msg("bad", "jobs"), msg(1, "jobs"), msg(2, "jobs")])
+        assert finished == ["m-1", "m-2"]  # not left running after the caller got the error
     finally:
         await broker.close()

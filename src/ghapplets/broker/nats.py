@@ -625,7 +625,7 @@ class _NatsConsumer(Consumer):
                 failures=self._failures,
                 failing_for=round(now - self._failing_since, 1),
             )
-        await asyncio.sleep(min(timeout, 0.1 * min(self._failures, 5)))
+        await asyncio.sleep(min(timeout, _backoff(self._failures)))
 
     def _recovered(self) -> None:
         if self._failing_since is not None:
