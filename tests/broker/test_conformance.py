@@ -300,7 +300,7 @@ async def test_next_batch_is_a_fetch_that_waits_out_a_failure(
         got = await consumer.next_batch(10, timeout=0.5)
     assert [m.msg_id for m in got] == ["m-1"]
 
-    async def broken(batch: int = 64, timeout: float = 1.0) -> list[Message]:
+    async def broken(batch: int, timeout: float) -> list[Message]:
         raise RuntimeError("the broker is down")
 
     monkeypatch.setattr(consumer, "fetch", broken)

@@ -79,6 +79,8 @@ async def test_a_settled_message_is_not_handed_out_again_unless_redelivered(
     await c.ack(message)
     assert 4 not in c._inflight and c._settled == {4: 2}
     assert handed_out(c, [delivery(4, 1), delivery(4, 2)]) == []
+    # ... and the rest of its batch is
+    assert handed_out(c, [delivery(4, 2), delivery(8, 1)]) == [(8, 1)]
     assert handed_out(c, [delivery(4, 3)]) == [(4, 3)]  # the server sent it again after all
     assert 4 not in c._settled  # and so it is not settled any more
 

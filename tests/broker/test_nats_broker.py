@@ -20,7 +20,7 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from ghapplets.broker.base import Message, OutboundMessage
-from ghapplets.broker.nats import NatsBroker
+from ghapplets.broker.nats import _SETUP_WAIT, NatsBroker
 from ghapplets.exceptions import BrokerUnavailable
 from tests.broker.test_conformance import fetch_all
 from tests.servers import NatsServer, free_port
@@ -250,7 +250,8 @@ async def test_a_pull_subscription_that_keeps_failing_is_replaced_and_the_failur
         assert "the pull failed" in warnings[0]["error"]
         assert warnings[0]["failing_for"] == 0
         [back] = [e for e in logs if e["event"] == "fetching from NATS works again"]
-        assert back["stream"] == "jobs" and 0.5 <= back["after"] < 5
+        assert back["stream"] == "jobs"
+        assert back["after"] == pytest.approx(sum(took), abs=0.15)  # since the first failure
     finally:
         await broker.close()
 
@@ -394,6 +395,7 @@ async def test_streams_and_consumers_are_set_up_idempotently(nats_server: NatsSe
         assert config.duplicate_window == 30.0  # updated by the broker configured differently
         assert config.discard == api.DiscardPolicy.NEW  # refuse new rather than drop work
         consumer = await js.consumer_info(info.config.name or "", f"{name}-jobs")
+        assert consumer.config.durable_name == f"{name}-jobs"  # not an ephemeral consumer
         assert consumer.config.ack_policy == api.AckPolicy.EXPLICIT
         assert consumer.config.deliver_policy == api.DeliverPolicy.ALL
         assert consumer.config.ack_wait == 7.0
@@ -449,6 +451,10 @@ async def test_a_frozen_server_makes_each_call_fail_in_time_and_then_work_again(
                 with pytest.raises(BrokerUnavailable, match=f"^{says}: "):
                     await call
                 assert timeout - 0.1 <= time.monotonic() - started <= timeout + 0.9
+            # a fetch that must set its consumer up first gives that up after _SETUP_WAIT
+            started = time.monotonic()
+            assert await broker.consumer("events").fetch(10, timeout=0.2) == []
+            assert time.monotonic() - started <= _SETUP_WAIT + 0.9
         finally:
             nats_server.proc.send_signal(signal.SIGCONT)
         await broker.ping()
@@ -503,5 +509,47 @@ async def test_publish_many_raises_the_first_failure_once_every_publish_is_done(
         with pytest.raises(BrokerUnavailable, match=r"^refused$"):
             await broker.publish_many([msg("bad", "jobs"), msg(1, "jobs"), msg(2, "jobs")])
         assert finished == ["m-1", "m-2"]  # not left running after the caller got the error
+    finally:
+        await broker.close()
+
+
+async def test_a_working_subscription_is_not_set_up_again_at_each_fetch(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = await open_broker(nats_server.url)
+    consumer = broker.consumer("jobs")
+    try:
+        assert await consumer.fetch(10, timeout=0.1) == []  # sets the stream and consumer up
+        set_up: list[str] = []
+
+        async def counted(stream: str) -> None:
+            set_up.append(stream)
+
+        monkeypatch.setattr(broker, "_ensure_consumer", counted)
+        await broker.publish(msg(1, "jobs"))
+        assert [m.msg_id for m in await fetch_all(consumer, 1)] == ["m-1"]
+        assert await consumer.fetch(10, timeout=0.1) == []
+        assert set_up == []  # no round trips to set up what works
+    finally:
+        await broker.close()
+
+
+async def test_purge_empties_every_stream_and_counts_what_it_deleted(
+    nats_server: NatsServer,
+) -> None:
+    broker = await open_broker(nats_server.url)
+    try:
+        assert await broker.purge() == 0
+        admin = await nats.connect(nats_server.url)
+        try:  # an operator deleted a stream: nothing of it to purge, and no error
+            await admin.jetstream().delete_stream(broker.stream_name("events"))
+        finally:
+            await admin.close()
+        assert await broker.purge() == 0
+        await broker.publish_many([msg(1), msg(2), msg(3), msg(4, "jobs"), msg(5, "jobs")])
+        assert await broker.purge() == 5
+        assert await broker.depth("events") == 0 and await broker.depth("jobs") == 0
+        await broker.publish(msg(6, "jobs"))  # the streams are still there, and work
+        assert [m.msg_id for m in await fetch_all(broker.consumer("jobs"), 1)] == ["m-6"]
     finally:
         await broker.close()

@@ -53,7 +53,7 @@ class Consumer(ABC):
     """A durable consumer of one stream."""
 
     @abstractmethod
-    async def fetch(self, batch: int = 64, timeout: float = 1.0) -> list[Message]:
+    async def fetch(self, batch: int, timeout: float) -> list[Message]:
         """Wait up to ``timeout`` seconds for at least one message; return up to ``batch``.
         While the broker is closed or unreachable, raise
         :class:`~ghapplets.exceptions.BrokerUnavailable` or wait out ``timeout`` and return

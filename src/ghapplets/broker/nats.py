@@ -528,7 +528,7 @@ class _NatsConsumer(Consumer):
         self._renew = False
         return self._sub
 
-    async def fetch(self, batch: int = 64, timeout: float = 1.0) -> list[Message]:
+    async def fetch(self, batch: int, timeout: float) -> list[Message]:
         """Up to ``batch`` messages, waiting up to ``timeout`` s for the first; never raises.
 
         A pull subscription can go silent after the server restarts or a leader moves: the

@@ -533,7 +533,7 @@ class _SqliteConsumer(Consumer):
         # anything that becomes due then must wake it, as it may have looked before)
         self.sleep_until = math.inf
 
-    async def fetch(self, batch: int = 64, timeout: float = 1.0) -> list[Message]:
+    async def fetch(self, batch: int, timeout: float) -> list[Message]:
         broker = self.broker
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
