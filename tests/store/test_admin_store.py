@@ -5,6 +5,8 @@ on its covering index, never the table)."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,9 +15,12 @@ from typing import Any
 import pytest
 
 from ghapplets.exceptions import AlreadyExists, NotFound
-from ghapplets.store import listing
+from ghapplets.store import admin, listing
 from ghapplets.store.base import Store
 from ghapplets.store.records import (
+    ACTOR_MAX,
+    TARGET_MAX,
+    TOKEN_NAME_MAX,
     ApiTokenRecord,
     AttemptOutcome,
     AttemptRecord,
@@ -48,7 +53,7 @@ def token(name: str, token_id: str, role: Role = Role.VIEWER) -> ApiTokenRecord:
 
 async def test_tokens(admin_store: Store) -> None:
     await admin_store.create_api_token(token("ci", "a" * 16, Role.OPERATOR))
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(AlreadyExists, match=re.escape("a token named 'ci' exists (revoke it")):
         await admin_store.create_api_token(token("ci", "b" * 16))
     found = await admin_store.api_token("a" * 16)
     assert (found.name, found.role, found.revoked_at) == ("ci", Role.OPERATOR, None)
@@ -58,15 +63,115 @@ async def test_tokens(admin_store: Store) -> None:
     revoked = await admin_store.revoke_api_token("ci", 60.0)
     assert revoked.revoked_at == 60.0
     assert (await admin_store.revoke_api_token("ci", 70.0)).revoked_at == 60.0  # kept
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^no token named 'nobody'$"):
         await admin_store.revoke_api_token("nobody", 1.0)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^no token named 'x{65}'$"):
+        await admin_store.revoke_api_token("x" * 65, 1.0)  # longer than a name may be
+    with pytest.raises(NotFound, match=r"^no token of id 'c{16}'$"):
         await admin_store.api_token("c" * 16)
     # a revoked name may be used again: the new token replaces the old record
     await admin_store.create_api_token(token("ci", "d" * 16))
     assert [(t.id, t.revoked_at) for t in await admin_store.api_tokens()] == [("d" * 16, None)]
     with pytest.raises(NotFound):
         await admin_store.api_token("a" * 16)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("id", "a" * 33, "a token's id is 33 bytes of UTF-8, longer than the 32"),
+        ("id", "", "a token's id must be a non-empty string"),
+        ("name", "n" * 65, "a token's name is 65 bytes of UTF-8, longer than the 64"),
+        ("name", "", "a token's name must be a non-empty string"),
+        ("hash", "h" * 65, "a token's hash is 65 bytes of UTF-8, longer than the 64"),
+        ("hash", None, "a token's hash must be a non-empty string"),
+        ("created_at", "noon", "a token's created_at must be a number"),
+        ("role", "root", "'root' is not a valid Role"),
+    ],
+)
+async def test_a_token_that_cannot_be_stored_is_refused_by_name(
+    admin_store: Store, field: str, value: object, error: str
+) -> None:
+    bad = dataclasses.replace(token("ci", "a" * 16), **{field: value})
+    with pytest.raises(ValueError, match=re.escape(error)):  # InvalidRecord is a ValueError
+        await admin_store.create_api_token(bad)
+    assert await admin_store.api_tokens() == []  # nothing was kept
+
+
+async def test_the_longest_fields_a_token_may_have_are_kept(admin_store: Store) -> None:
+    longest = token("n" * TOKEN_NAME_MAX, "a" * 32)
+    await admin_store.create_api_token(longest)
+    assert await admin_store.api_token("a" * 32) == longest
+
+
+def audit_line(**fields: Any) -> AuditRecord:
+    line = AuditRecord(
+        id="line-1",
+        at=10.0,
+        actor="ops",
+        action="job.replay",
+        target="job-1",
+        outcome=AuditOutcome.OK,
+        detail={"n": 1},
+    )
+    return dataclasses.replace(line, **fields)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("id", "i" * 33, "an audit line's id is 33 bytes of UTF-8, longer than the 32"),
+        ("id", "", "an audit line's id must be a non-empty string"),
+        ("at", "noon", "an audit line's time must be a number"),
+        ("actor", "", "an audit line's actor must be a non-empty string"),
+        ("action", "a" * 65, "an audit line's action is 65 bytes of UTF-8, longer than the 64"),
+        ("action", "", "an audit line's action must be a non-empty string"),
+        ("target", "a\x00b", "an audit line's target has a NUL character"),
+        ("detail", {1: "x"}, "an audit detail cannot be stored as JSON"),
+        ("outcome", "maybe", "'maybe' is not a valid AuditOutcome"),
+    ],
+)
+async def test_an_audit_line_that_cannot_be_stored_is_refused_by_name(
+    admin_store: Store, field: str, value: object, error: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(error)):
+        await admin_store.record_audit(audit_line(**{field: value}))
+    assert await admin_store.page_audit(listing.AuditFilter(), None, 10) == []
+
+
+async def test_an_audit_line_keeps_its_longest_fields_and_cuts_what_a_stranger_sent(
+    admin_store: Store,
+) -> None:
+    await admin_store.record_audit(
+        audit_line(id="i" * 32, action="a" * 64, actor="x" * 300, target="t" * 2000, detail=None)
+    )
+    await admin_store.record_audit(audit_line(id="line-2", at=11.0, target=""))
+    second, first = await admin_store.page_audit(listing.AuditFilter(), None, 10)
+    assert (first.id, first.action, first.detail) == ("i" * 32, "a" * 64, None)
+    assert first.actor == "x" * ACTOR_MAX and first.target == "t" * TARGET_MAX
+    assert second.target == "-"  # no target: a dash, not an empty string
+
+
+async def test_tokens_are_listed_by_name(admin_store: Store) -> None:
+    for name, token_id in (("zeta", "a" * 16), ("alpha", "b" * 16), ("mid", "c" * 16)):
+        await admin_store.create_api_token(token(name, token_id))
+    assert [t.name for t in await admin_store.api_tokens()] == ["alpha", "mid", "zeta"]
+
+
+async def test_audit_lines_are_pruned_in_chunks_and_all_counted(
+    admin_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin, "AUDIT_PRUNE_CHUNK", 2)
+    for i in range(5):
+        await admin_store.record_audit(audit_line(id=f"line-{i}", at=float(i)))
+    await admin_store.record_audit(audit_line(id="kept", at=100.0))
+    assert await admin_store.prune_audit(50.0) == 5  # chunks of 2, 2 and 1
+    [kept] = await admin_store.page_audit(listing.AuditFilter(), None, 10)
+    assert kept.id == "kept"
+
+
+async def test_a_dead_letter_unknown_is_none(admin_store: Store) -> None:
+    assert await admin_store.dead_letter("no-such-job") is None
 
 
 async def test_audit_lines(admin_store: Store) -> None:

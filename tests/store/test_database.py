@@ -152,3 +152,38 @@ async def test_the_wal_rewinds_once_big_but_not_under_a_long_reader(
         await _rewound(db, path)  # once the reader is gone
     finally:
         db.close()
+
+
+async def test_the_writer_keeps_the_query_planners_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After writes, the writer runs PRAGMA optimize (every OPTIMIZE_EVERY seconds): a table
+    whose indexes a query had to choose between is analysed, so the planner picks well."""
+    monkeypatch.setattr(database, "OPTIMIZE_EVERY", 0.0)
+    db = Database(tmp_path / "x.db")
+    db.open()
+
+    def put(conn: Connection) -> None:
+        for i in range(2000):
+            conn.exec_driver_sql(
+                "INSERT INTO secret_reads (id, at, reader, name, backend, outcome, count)"
+                " VALUES (?, ?, 'r', ?, 'b', 'ok', 1)",
+                (f"i{i}", float(i), f"s{i % 7}"),
+            )
+
+    def choose(conn: Connection) -> None:  # by name and time: two indexes to choose from
+        conn.exec_driver_sql("SELECT id FROM secret_reads WHERE name = 's1' AND at > 5").all()
+
+    def analysed(conn: Connection) -> set[str]:
+        tables = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if "sqlite_stat1" not in {name for (name,) in tables}:
+            return set()
+        return {idx for (idx,) in conn.exec_driver_sql("SELECT idx FROM sqlite_stat1")}
+
+    try:
+        await db.write(put)
+        await db.write(choose)
+        await db.write(lambda conn: None)  # the batch after it has certainly been followed
+        assert {"ix_secret_reads_name_at", "ix_secret_reads_at"} <= db.read_sync(analysed)
+    finally:
+        db.close()

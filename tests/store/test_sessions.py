@@ -34,7 +34,7 @@ def session(n: int, expires_at: float, role: Role = Role.OPERATOR) -> SessionRec
 async def test_sessions_live_until_they_expire_and_end_when_deleted(admin_store: Store) -> None:
     await admin_store.create_session(session(1, 200.0))
     await admin_store.create_session(session(2, 300.0, Role.VIEWER))
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(AlreadyExists, match=r"^a session of that id exists$"):
         await admin_store.create_session(session(1, 900.0))
     found = await admin_store.get_session(f"{1:064x}", 150.0)
     assert found == session(1, 200.0)

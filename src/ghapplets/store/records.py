@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
-from typing import Any, Final
+from typing import Any, ClassVar, Final
+
+
+class Record:
+    """A record the CLI prints with ``--json``: its fields as a dict."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class JobStatus(StrEnum):
@@ -84,7 +94,7 @@ class DeliveryRecord:
 
 
 @dataclass(slots=True)
-class JobRecord:
+class JobRecord(Record):
     id: str
     source: str
     delivery_id: str
@@ -98,12 +108,9 @@ class JobRecord:
     error_type: str | None = None
     error_message: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(slots=True)
-class AttemptRecord:
+class AttemptRecord(Record):
     job_id: str
     number: int
     started_at: float
@@ -112,9 +119,6 @@ class AttemptRecord:
     error_type: str | None = None
     error_message: str | None = None
     logs: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +156,7 @@ class SecretRecord:
 
 
 @dataclass(slots=True)
-class SecretReadRecord:
+class SecretReadRecord(Record):
     """One line of the audit log of secret reads: ``count`` reads of the secret ``name`` by
     ``reader`` (``applet:<name>``, ``source:<name>``, ``connector:<name>``, ``cli``) from the
     backend ``backend``, the first at ``at`` (reads alike within one write are one line).
@@ -167,9 +171,6 @@ class SecretReadRecord:
     outcome: ReadOutcome
     scope: str | None = None
     count: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- blueprint runs ----------------------------------------------------------------------------
@@ -200,7 +201,7 @@ UNCHANGED: Final = Unchanged.UNCHANGED
 
 
 @dataclass(slots=True, kw_only=True)
-class RunRecord:
+class RunRecord(Record):
     """A blueprint run: the definition it is pinned to (``digest`` names that exact text, so a
     blueprint edited while it runs does not change it), where it is, and what it ended with.
 
@@ -224,9 +225,6 @@ class RunRecord:
     wake_at: float | None = None
     trigger: str | None = None
     resumes: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -303,7 +301,7 @@ class SessionRecord:
 
 
 @dataclass(slots=True, kw_only=True)
-class AuditRecord:
+class AuditRecord(Record):
     """One change made through the admin API (or ``ghapplets tokens``): who (a token's name,
     ``sso:<user>``, ``cli:<user>``), what (``action``, a dotted name such as ``job.replay``),
     on what (``target``), when and how it ended; ``detail`` is JSON (counts, ids, a reason)."""
@@ -316,12 +314,9 @@ class AuditRecord:
     outcome: AuditOutcome
     detail: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(slots=True, kw_only=True)
-class DeadLetterRecord:
+class DeadLetterRecord(Record):
     """A dead-lettered job: why it died and when."""
 
     job_id: str
@@ -330,6 +325,3 @@ class DeadLetterRecord:
     applet: str
     reason: str
     dead_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
