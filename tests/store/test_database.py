@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -187,3 +189,21 @@ async def test_the_writer_keeps_the_query_planners_statistics(
         assert {"ix_secret_reads_name_at", "ix_secret_reads_at"} <= db.read_sync(analysed)
     finally:
         db.close()
+
+
+def test_a_process_that_never_closes_its_database_still_exits(tmp_path: Path) -> None:
+    """The writer and checkpointer threads do not hold the interpreter open (a command that
+    ends on an error before it closes the store must not hang)."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from ghapplets.store.database import Database\n"
+        "Database(Path(sys.argv[1])).open()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "x.db")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
