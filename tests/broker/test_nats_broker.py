@@ -116,6 +116,8 @@ async def test_connection_errors_are_warned_once_per_outage(nats_server: NatsSer
                 while sum(e["event"] == "reconnected to NATS" for e in logs) <= outage:
                     assert time.monotonic() < deadline, "the client did not reconnect"
                     await asyncio.sleep(0.02)
+        lost = [e for e in logs if e["event"] == "disconnected from NATS; reconnecting"]
+        assert [e["log_level"] for e in lost] == ["warning", "warning"]  # once per outage
         errors = [e for e in logs if e["event"] == "NATS connection error"]
         warned = [e for e in errors if e["log_level"] == "warning"]
         assert len(warned) == 2, errors  # one warning per outage, the other attempts in debug
@@ -551,5 +553,77 @@ async def test_purge_empties_every_stream_and_counts_what_it_deleted(
         assert await broker.depth("events") == 0 and await broker.depth("jobs") == 0
         await broker.publish(msg(6, "jobs"))  # the streams are still there, and work
         assert [m.msg_id for m in await fetch_all(broker.consumer("jobs"), 1)] == ["m-6"]
+    finally:
+        await broker.close()
+
+
+async def test_start_says_where_it_connected_and_warns_of_a_small_max_payload(
+    nats_server: NatsServer,
+) -> None:
+    with capture_logs() as logs:
+        broker = await open_broker(nats_server.url, prefix="tlogs")
+    try:
+        [small] = [e for e in logs if e["log_level"] == "warning"]
+        assert small["event"] == (
+            "the NATS server's max_payload is below the gateway's default 25 MiB body limit: "
+            "larger webhooks are refused with 413; raise max_payload on the servers to take them"
+        )
+        assert small["max_payload"] == 1024 * 1024  # the server's default
+        [connected] = [e for e in logs if e["event"] == "connected to NATS JetStream"]
+        assert connected == {
+            "event": "connected to NATS JetStream",
+            "log_level": "info",
+            "server": f"127.0.0.1:{nats_server.port}",
+            "prefix": "tlogs",
+            "replicas": 1,
+        }
+        with capture_logs() as closing:
+            await broker.close()
+        assert closing == []  # a deliberate close is not a lost connection
+    finally:
+        await broker.close()
+
+
+async def test_a_max_payload_of_the_gateways_body_limit_is_enough(tmp_path: Path) -> None:
+    config = tmp_path / "nats.conf"
+    server = NatsServer(tmp_path, config=config)
+    config.write_text(
+        f"listen: 127.0.0.1:{server.port}\n"
+        f"http: 127.0.0.1:{server.monitor_port}\n"
+        f"max_payload: {25 * 1024 * 1024}\n"
+        f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+    )
+    with server.start():
+        with capture_logs() as logs:
+            broker = await open_broker(server.url)
+        await broker.close()
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == []
+
+
+async def test_names_and_sizes_a_broker_refuses_say_why(nats_server: NatsServer) -> None:
+    broker = await open_broker(nats_server.url)
+    try:
+        with pytest.raises(ValueError, match=r"^invalid stream name 'a b': use letters, digits"):
+            broker.stream_name("a b")
+        big = OutboundMessage("jobs", "m-big", {}, b"x" * (2 * 1024 * 1024))
+        with pytest.raises(
+            BrokerUnavailable, match=r"^message larger than the NATS server's max_payload: "
+        ):
+            await broker.publish(big)
+    finally:
+        await broker.close()
+
+
+async def test_only_a_stored_event_reaches_the_gateways_crash_point(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    points: list[str] = []
+    monkeypatch.setattr("ghapplets.broker.nats.reached", points.append)
+    broker = await open_broker(nats_server.url)
+    try:
+        await broker.publish(msg(1, "jobs"))
+        assert points == []
+        await broker.publish(msg(2, "events"))
+        assert points == ["gateway.stored"]
     finally:
         await broker.close()

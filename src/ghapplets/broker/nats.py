@@ -136,7 +136,6 @@ class NatsBroker(Broker):
         self.connect_timeout = connect_timeout
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = True
         self._streams: set[str] = set()  # broker stream names known to exist on the server
         self._stream_locks: dict[str, asyncio.Lock] = {}
@@ -166,7 +165,6 @@ class NatsBroker(Broker):
         """
         if not self._closed:
             return
-        self._loop = asyncio.get_running_loop()
         nc = NatsClient()
         options: dict[str, Any] = {
             "servers": self.servers,
