@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from ghapplets.exceptions import StoreUnavailable
 from ghapplets.store import database
-from ghapplets.store.database import Database
+from ghapplets.store.database import Database, WriteFn
 from ghapplets.store.schema import metadata
 from tests.store.schema_check import schema_differences
 
@@ -93,7 +94,8 @@ def test_a_database_at_head_is_recognised_without_alembic(tmp_path: Path) -> Non
 
 
 def _wal_frames(path: Path) -> int:
-    """Frames in the WAL now (a passive checkpoint of its own, which copies nothing new)."""
+    """Frames in the WAL now (by a passive checkpoint of its own, which copies what it can:
+    test_the_checkpointer_keeps_the_wal_file_from_growing shows the checkpointer alone)."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
@@ -207,3 +209,103 @@ def test_a_process_that_never_closes_its_database_still_exits(tmp_path: Path) ->
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
+
+
+def _blocking_write(started: threading.Event, release: threading.Event) -> WriteFn:
+    def op(conn: Connection) -> str:
+        started.set()
+        assert release.wait(10)
+        return "first"
+
+    return op
+
+
+def _insert(i: int) -> WriteFn:
+    def op(conn: Connection) -> int:
+        conn.exec_driver_sql(
+            "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at) "
+            "VALUES (?, 'global', x'00', 0, 0)",
+            (f"s{i}",),
+        )
+        return i
+
+    return op
+
+
+async def _wait_for_queue(db: Database, size: int) -> None:
+    deadline = time.monotonic() + 10
+    while db._queue.qsize() < size:
+        assert time.monotonic() < deadline, "the writes were not queued"
+        await asyncio.sleep(0.005)
+
+
+async def test_queued_writes_are_committed_in_batches_of_at_most_batch_max(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "x.db", batch_max=2)
+    db.open()
+    started, release = threading.Event(), threading.Event()
+    try:
+        first = asyncio.create_task(db.write(_blocking_write(started, release)))
+        assert await asyncio.to_thread(started.wait, 10)  # the writer is busy with it
+        queued = [asyncio.create_task(db.write(_insert(i))) for i in range(5)]
+        await _wait_for_queue(db, 5)
+        before = db.commits
+        release.set()
+        assert await first == "first"
+        assert await asyncio.gather(*queued) == [0, 1, 2, 3, 4]
+        assert db.commits - before == 1 + 3  # the busy write's, then 2 + 2 + 1
+    finally:
+        release.set()
+        db.close()
+
+
+async def test_close_commits_the_writes_queued_before_it_and_stops_the_writer(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "x.db")
+    db.open()
+    started, release = threading.Event(), threading.Event()
+    try:
+        first = asyncio.create_task(db.write(_blocking_write(started, release)))
+        assert await asyncio.to_thread(started.wait, 10)
+        queued = [asyncio.create_task(db.write(_insert(i))) for i in range(3)]
+        await _wait_for_queue(db, 3)
+        closing = asyncio.create_task(asyncio.to_thread(db.close))
+        await _wait_for_queue(db, 4)  # the stop is queued behind the writes
+        release.set()
+        async with asyncio.timeout(20):
+            await closing
+            assert await first == "first"
+            assert await asyncio.gather(*queued) == [0, 1, 2]
+        assert db._writer is not None and not db._writer.is_alive()
+    finally:
+        release.set()
+        db.close()
+    db.open()  # what was committed before the close is there
+    try:
+        names = db.read_sync(lambda c: c.exec_driver_sql("SELECT name FROM secrets").all())
+        assert sorted(n for (n,) in names) == ["s0", "s1", "s2"]
+    finally:
+        db.close()
+
+
+async def test_the_checkpointer_keeps_the_wal_file_from_growing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer never checkpoints (wal_autocheckpoint=0): the checkpointer thread copies the
+    WAL into the database and rewinds it, so the -wal file stays about WAL_RESTART_PAGES long
+    however much is written. (Nothing here checkpoints: the file's size is only looked at.)"""
+    monkeypatch.setattr(database, "WAL_RESTART_PAGES", 40)
+    path = tmp_path / "x.db"
+    db = Database(path)
+    db.open()
+    try:
+        for burst in range(10):  # 10 x 20 writes of ~4 pages, with time to checkpoint between
+            for i in range(20):
+                await db.write(_filler(f"{burst}-{i}"))
+            await asyncio.sleep(5 * database.CHECKPOINT_EVERY)
+        wal_pages = path.with_name("x.db-wal").stat().st_size / 4096
+        assert wal_pages < 400, wal_pages  # about a burst's 80, of the 800 written
+    finally:
+        db.close()
