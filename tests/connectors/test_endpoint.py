@@ -4,12 +4,17 @@ one, a huge or broken body) is refused before any action runs."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from ghapplets.connectors import endpoint as endpoint_module
 from ghapplets.connectors import wire
 from ghapplets.connectors.endpoint import ActionEndpoint
 from ghapplets.exceptions import ActionFailed, ActionUnavailable, ConnectorNotAllowed
@@ -53,6 +58,7 @@ async def test_a_granted_token_runs_its_callers_actions(endpoint: ActionEndpoint
     assert grant.url == f"http://127.0.0.1:{endpoint.port}/v1/actions"
     response = await post(f"{grant.url}/jira.create_issue", grant.token, b'{"summary": "x"}')
     assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
     assert response.json() == {"output": {"key": "OPS-1"}}
     assert caller.calls == [("jira.create_issue", {"summary": "x"})]
 
@@ -60,7 +66,7 @@ async def test_a_granted_token_runs_its_callers_actions(endpoint: ActionEndpoint
 async def test_two_jobs_tokens_reach_their_own_callers(endpoint: ActionEndpoint) -> None:
     first, second = Caller(answer=1), Caller(answer=2)
     a, b = endpoint.grant(first), endpoint.grant(second)
-    assert a.token != b.token and len(a.token) >= 32
+    assert a.token != b.token and len(a.token) == 43  # 32 random bytes, URL-safe base64
     assert (await post(f"{a.url}/x.y", a.token, b"{}")).json() == {"output": 1}
     assert (await post(f"{b.url}/x.y", b.token, b"{}")).json() == {"output": 2}
     assert (len(first.calls), len(second.calls)) == (1, 1)
@@ -78,7 +84,9 @@ async def test_without_a_valid_token_nothing_runs(
     response = await post(f"{grant.url}/splunk.send_event", None, b"{}", **headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
-    assert response.json()["error"]["type"] == "Refused"
+    assert response.json() == wire.refusal(
+        "no valid action token: it is valid only while its job runs"
+    )
     assert caller.calls == []
 
 
@@ -145,6 +153,10 @@ async def test_action_errors_keep_their_type_and_retry_time(endpoint: ActionEndp
     assert isinstance(error, ActionUnavailable)
     assert (error.message, error.retry_after, error.status) == ("Jira is busy", 2.4, 429)
 
+    soon = endpoint.grant(Caller(error=ActionUnavailable("busy", retry_after=0.2)))
+    response = await post(f"{soon.url}/jira.add_comment", soon.token, b"{}")
+    assert response.headers["retry-after"] == "1"  # whole seconds, at least one
+
     refused = endpoint.grant(Caller(error=ConnectorNotAllowed("not in the list")))
     response = await post(f"{refused.url}/jira.add_comment", refused.token, b"{}")
     assert response.status_code == 403
@@ -196,3 +208,80 @@ async def test_stopping_forgets_every_grant() -> None:
 async def test_a_port_in_use_is_an_error_at_start(endpoint: ActionEndpoint) -> None:
     with pytest.raises(OSError):
         await ActionEndpoint("127.0.0.1", endpoint.port).start()
+
+
+async def raw_request(port: int, head: str, body: bytes = b"") -> bytes:
+    """Send a request by hand (a slow or lying client), and read the answer until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read(65536)
+    finally:
+        writer.close()
+
+
+async def test_an_input_not_sent_in_time_is_refused(
+    endpoint: ActionEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(endpoint_module, "READ_TIMEOUT", 0.3)
+    caller = Caller(answer="ran")
+    grant = endpoint.grant(caller)
+    head = (
+        f"POST /v1/actions/x.y HTTP/1.1\nHost: localhost\nAuthorization: Bearer {grant.token}\n"
+        "Content-Length: 10\nConnection: close\n"
+    )
+    answer = await raw_request(endpoint.port, head, b'{"a"')  # 4 of the 10 bytes, then nothing
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer.endswith(orjson.dumps(wire.refusal("the input was not sent in time")))
+    assert caller.calls == []
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_any_body(
+    endpoint: ActionEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(endpoint_module, "READ_TIMEOUT", 5.0)
+    grant = endpoint.grant(Caller(answer="ran"))
+    head = (
+        f"POST /v1/actions/x.y HTTP/1.1\nHost: localhost\nAuthorization: Bearer {grant.token}\n"
+        f"Content-Length: {wire.MAX_INPUT + 1}\nConnection: close\n"
+    )
+    answer = await raw_request(endpoint.port, head)  # no body at all: nothing to wait for
+    assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_an_ipv6_address_is_listened_on() -> None:
+    ep = ActionEndpoint("::1")
+    await ep.start()
+    try:
+        grant = ep.grant(Caller(answer=6))
+        assert grant.url == f"http://[::1]:{ep.port}/v1/actions"
+        assert (await post(f"{grant.url}/x.y", grant.token, b"{}")).json() == {"output": 6}
+    finally:
+        await ep.stop()
+
+
+async def test_the_endpoint_leaves_logging_alone_and_logs_no_access_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ep = ActionEndpoint()
+    await ep.start()
+    try:
+        grant = ep.grant(Caller(answer=1))
+        assert (await post(f"{grant.url}/x.y", grant.token, b"{}")).status_code == 200
+    finally:
+        await ep.stop()
+    assert [r for r in caplog.records if r.name == "uvicorn.access"] == []
+    assert logging.getLogger("uvicorn").handlers == []  # uvicorn did not configure logging

@@ -23,7 +23,7 @@ from githubkit.versions import LATEST_VERSION
 
 from ghapplets.connectors.config import GithubConnector
 from ghapplets.connectors.github import REFRESH_MARGIN, GitHub, rate_limited
-from ghapplets.connectors.github_kit import action_error
+from ghapplets.connectors.github_kit import InstallationToken, action_error
 from ghapplets.connectors.registry import Connectors
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid, ActionUnavailable
 from ghapplets.fakes.config import generate_app_key
@@ -654,3 +654,10 @@ async def test_bad_input_is_refused_before_any_request(
     with pytest.raises(ActionInputInvalid, match=problem):
         await connectors.act(name, data)
     assert gh.requests() == []
+
+
+def test_an_installation_token_refuses_a_synchronous_client_and_says_why() -> None:
+    auth = InstallationToken(None, None, hint="")  # type: ignore[arg-type]
+    flow = auth.sync_auth_flow(httpx.Request("GET", "https://api.github.com/"))
+    with pytest.raises(RuntimeError, match=r"^a GitHub App's installation token is minted async"):
+        next(flow)

@@ -68,7 +68,35 @@ def test_an_answer_not_from_an_action_is_still_an_action_error(
     error = wire.error_of(status, doc)
     assert type(error) is kind
     assert error.retryable is retryable
+    assert getattr(error, "status", None) == status
     assert str(status) in error.message or error.message == "no valid action token"
+
+
+def test_a_refusal_is_a_permanent_error_document() -> None:
+    assert wire.refusal("no") == {"error": {"type": "Refused", "message": "no", "retryable": False}}
+
+
+def test_an_error_of_a_type_without_a_status_of_its_own_is_a_500() -> None:
+    status, doc = wire.error_body(AppletError("boom"))
+    assert status == 500 and doc["error"]["type"] == "AppletError"
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "kind", "answered"),
+    [
+        # at 500 exactly, a retryable error of another type is retried; one that is not is not
+        (500, {"type": "Timeout", "message": "m", "retryable": True}, ActionUnavailable, None),
+        (500, {"type": "Weird", "message": "m", "retryable": False}, ActionFailed, 500),
+        # a vendor status that is not a number is not taken for one
+        (422, {"type": "ActionFailed", "message": "m", "status": "404"}, ActionFailed, 422),
+    ],
+)
+def test_the_status_and_retryability_of_an_error_document(
+    status: int, error: dict[str, Any], kind: type[AppletError], answered: int | None
+) -> None:
+    back = wire.error_of(status, {"error": error})
+    assert type(back) is kind
+    assert getattr(back, "status", None) == answered
 
 
 def test_a_refusal_keeps_its_message_and_is_permanent() -> None:
