@@ -292,15 +292,17 @@ def choose(
     return names or None
 
 
-def run_group(name: str, args: argparse.Namespace) -> list[Score]:
-    folder = prepare(name, GROUPS[name])
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)]
-    chosen = choose(results(folder), equivalents(), survivors_only=args.survivors, only=args.only)
-    if chosen is None:
-        print(f"==> {name}: no surviving mutant", flush=True)
-        return score(results(folder), equivalents(), measured_at(folder))
-    command += chosen
-    print(f"==> mutating {name} in {folder.relative_to(ROOT)}", flush=True)
+def unchecked(codes: dict[str, int | None], only: list[str] | None) -> list[str]:
+    """The mutants mutmut made but has not tested (matching ``only``): after a run of the
+    survivors, those of functions changed since the last run, which it renamed anew."""
+    names = sorted(m for m, c in codes.items() if c is None)
+    if only:
+        names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in only)]
+    return names
+
+
+def _mutmut(name: str, folder: Path, mutants: list[str], jobs: int) -> None:
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *mutants]
     path = os.pathsep.join([str(MYPY.parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PATH": path}
     with subprocess.Popen(command, cwd=folder, env=env) as mutmut:
@@ -310,6 +312,20 @@ def run_group(name: str, args: argparse.Namespace) -> list[Score]:
         print(f"==> {name}: ended {reaper.killed} processes killed mutants left", flush=True)
     if returncode != 0:
         sys.exit(f"mutmut failed in {folder} (exit {returncode})")
+
+
+def run_group(name: str, args: argparse.Namespace) -> list[Score]:
+    folder = prepare(name, GROUPS[name])
+    chosen = choose(results(folder), equivalents(), survivors_only=args.survivors, only=args.only)
+    if chosen is None:
+        print(f"==> {name}: no surviving mutant", flush=True)
+        return score(results(folder), equivalents(), measured_at(folder))
+    print(f"==> mutating {name} in {folder.relative_to(ROOT)}", flush=True)
+    _mutmut(name, folder, chosen, args.jobs)
+    fresh = unchecked(results(folder), args.only) if args.survivors else []
+    if fresh:
+        print(f"==> {name}: {len(fresh)} mutants of changed functions, not tested yet", flush=True)
+        _mutmut(name, folder, fresh, args.jobs)
     return score(results(folder), equivalents(), measured_at(folder))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests import mutation
-from tests.mutation import GROUPS, Score, choose, module_of, score, survivors
+from tests.mutation import GROUPS, Score, choose, module_of, score, survivors, unchecked
 
 CODES: dict[str, int | None] = {
     "ghapplets.store.sql.x_insert__mutmut_1": 1,  # killed
@@ -113,3 +113,13 @@ def test_mypy_checks_the_mutants_of_every_group() -> None:
     config = mutation._config(GROUPS["store"])
     assert 'type_check_command = ["mypy", "-O", "json"]' in config
     assert mutation.MYPY.exists()  # which run_group puts first on the PATH
+
+
+def test_the_mutants_not_tested_yet_are_those_without_a_result() -> None:
+    codes: dict[str, int | None] = {
+        "a.x_f__mutmut_1": None,
+        "a.x_f__mutmut_2": 1,
+        "b.x_g__mutmut_1": None,
+    }
+    assert unchecked(codes, None) == ["a.x_f__mutmut_1", "b.x_g__mutmut_1"]
+    assert unchecked(codes, ["b.*"]) == ["b.x_g__mutmut_1"]
