@@ -119,6 +119,7 @@ GROUPS: dict[str, Group] = {
         ),
         (
             "connectors",
+            "secrets/test_tokens.py",
             "cli/test_action_cli.py",
             "cli/test_action_github_cli.py",
             "cli/test_action_servicenow_cli.py",

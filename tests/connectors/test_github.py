@@ -17,6 +17,7 @@ from githubkit.exception import (
     PrimaryRateLimitExceeded,
     RequestError,
     RequestFailed,
+    RequestTimeout,
     SecondaryRateLimitExceeded,
 )
 from githubkit.versions import LATEST_VERSION
@@ -661,3 +662,16 @@ def test_an_installation_token_refuses_a_synchronous_client_and_says_why() -> No
     flow = auth.sync_auth_flow(httpx.Request("GET", "https://api.github.com/"))
     with pytest.raises(RuntimeError, match=r"^a GitHub App's installation token is minted async"):
         next(flow)
+
+
+def test_a_timeout_or_no_connection_is_an_unavailable_action_naming_the_route() -> None:
+    request = httpx.Request("GET", "https://api.github.com/repos/o/r/issues")
+    timeout = action_error(RequestTimeout(httpx.ReadTimeout("slow", request=request)))
+    assert isinstance(timeout, ActionUnavailable)
+    assert timeout.message == "GitHub did not answer GET /repos/o/r/issues in time"
+    ghes = httpx.Request("GET", "https://ghe.example.com/api/v3/repos/o/r/issues")
+    timeout = action_error(RequestTimeout(httpx.ReadTimeout("slow", request=ghes)), "/api/v3/")
+    assert timeout is not None and timeout.message.endswith(" GET /repos/o/r/issues in time")
+    refused = action_error(RequestError(httpx.ConnectError("refused", request=request)))
+    assert isinstance(refused, ActionUnavailable)
+    assert refused.message == "cannot reach GitHub: ConnectError"

@@ -55,12 +55,15 @@ def test_a_delivery_parses_from_githubs_json() -> None:
     assert d.delivered_at == 1796292000.0 and not d.delivered and not d.redelivery
     assert parse_delivery({**DOC, "status_code": None}).status_code == 0  # no answer at all
     assert parse_delivery({**DOC, "action": None}).action is None
+    assert parse_delivery({**DOC, "action": 5}).action is None  # not a name: none
+    assert parse_delivery({**DOC, "redelivery": True}).redelivery
+    assert not parse_delivery({k: v for k, v in DOC.items() if k != "redelivery"}).redelivery
     assert parse_delivery({**DOC, "status_code": 202}).delivered
 
 
 @pytest.mark.parametrize("broken", [[], "x", {**DOC, "guid": None} | {"id": "forty"}, {"id": 1}])
 def test_a_delivery_that_is_not_one_is_an_error(broken: Any) -> None:
-    with pytest.raises(ValueError, match="delivery"):
+    with pytest.raises(ValueError, match=r"^a delivery (is not an object|without a valid )"):
         parse_delivery(broken)
 
 
