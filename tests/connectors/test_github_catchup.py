@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ghapplets.connectors.config import GithubConnector
@@ -18,11 +19,12 @@ from ghapplets.connectors.github_catchup import (
     MAX_PAGES,
     HookDelivery,
     catch_up,
+    list_deliveries,
     next_cursor,
     parse_delivery,
     to_redeliver,
 )
-from ghapplets.exceptions import ActionFailed
+from ghapplets.exceptions import ActionFailed, ActionUnavailable
 from tests.cli.helpers import cli, serving
 from tests.conftest import ProjectBuilder
 
@@ -137,6 +139,7 @@ async def test_failed_webhooks_not_in_the_store_are_redelivered(
     held = fake.add_delivery("push", status_code=0, delivered_at=now - 50)
     fake.add_delivery("push", status_code=202, delivered_at=now - 40)
     fake.add_delivery("issues", status_code=500, delivered_at=now - 7200)  # before the window
+    later = fake.add_delivery("issues", status_code=500, delivered_at=now - 45)  # after it
     retried = fake.add_delivery("ping", status_code=503, delivered_at=now - 30)
     fake.add_delivery("ping", status_code=202, guid=retried.guid, delivered_at=now - 20)
     asked: list[str] = []
@@ -146,10 +149,10 @@ async def test_failed_webhooks_not_in_the_store_are_redelivered(
         return guid == held.guid
 
     report = await catch_up(github, in_store, since=now - 3600)
-    assert report.listed == 5 and report.failed == 2
-    assert report.redelivered == [lost.guid] and report.held == [held.guid]
-    assert redelivered(fake) == [lost.id]
-    assert sorted(asked) == sorted([lost.guid, held.guid])
+    assert report.listed == 6 and report.failed == 3
+    assert report.redelivered == [lost.guid, later.guid] and report.held == [held.guid]
+    assert redelivered(fake) == [lost.id, later.id]
+    assert sorted(asked) == sorted([lost.guid, held.guid, later.guid])
     # the App's JWT, not an installation token, on both endpoints
     calls = fake.requests("/app/hook/deliveries*")
     assert calls and all((r.header("authorization") or "").startswith("Bearer ey") for r in calls)
@@ -280,3 +283,65 @@ def test_the_worker_redelivers_a_lost_webhook_which_then_runs(
         finally:
             fake.config.webhook_url = None
     assert redelivered(fake) == [lost.id]  # once: then the store holds it
+
+
+async def test_a_refused_redelivery_is_reported_and_the_others_still_asked_for(
+    github: GitHub, ghapplets_fakes: Any
+) -> None:
+    fake = ghapplets_fakes.github
+    now = ghapplets_fakes.clock.now()
+    first = fake.add_delivery("issues", status_code=502, delivered_at=now - 60)
+    second = fake.add_delivery("issues", status_code=502, delivered_at=now - 50)
+    fake.inject(401, path="/app/hook/deliveries/*/attempts", method="POST", times=1)
+
+    async def nothing_stored(guid: str) -> bool:
+        return False
+
+    report = await catch_up(github, nothing_stored, since=now - 3600)
+    assert [e.split(":")[0] for e in report.errors] == [first.guid]
+    assert report.redelivered == [second.guid] and redelivered(fake) == [second.id]
+
+
+async def test_the_window_includes_its_first_second_across_pages_and_reads_no_further(
+    github: GitHub, ghapplets_fakes: Any
+) -> None:
+    fake = ghapplets_fakes.github
+    since = float(int(ghapplets_fakes.clock.now()) - 1000)
+    for i in range(150):  # before the window: the third page is never needed
+        fake.add_delivery("push", status_code=202, delivered_at=since - 200 + i)
+    at_start = [fake.add_delivery("push", status_code=502, delivered_at=since) for _ in range(2)]
+    for i in range(99):  # newest first, these and one of the two fill the first page
+        fake.add_delivery("push", status_code=202, delivered_at=since + 1 + i)
+
+    async def nothing_stored(guid: str) -> bool:
+        return False
+
+    report = await catch_up(github, nothing_stored, since=since)
+    assert report.listed == 101  # the second of the two at the window's start, on page 2
+    assert report.redelivered == [d.guid for d in at_start]
+    assert len(fake.requests("/app/hook/deliveries", method="GET")) == 2
+
+
+class Answering:
+    """Stands in for the GitHub connector's ``send``: one page, as given."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    async def send(self, method: str, path: str) -> httpx.Response:
+        return httpx.Response(200, json=self.page)
+
+
+@pytest.mark.parametrize(
+    ("page", "message"),
+    [
+        ({"message": "not a list"}, "GitHub's deliveries list is not a list"),
+        ([{"id": 1}], "GitHub's deliveries list: a delivery without a valid 'delivered_at'"),
+    ],
+)
+async def test_a_deliveries_list_github_did_not_send_is_a_bad_gateway(
+    page: Any, message: str
+) -> None:
+    with pytest.raises(ActionUnavailable) as raised:
+        await list_deliveries(Answering(page), since=0)  # type: ignore[arg-type]
+    assert (raised.value.message, raised.value.status) == (message, 502)
