@@ -672,6 +672,9 @@ def test_a_timeout_or_no_connection_is_an_unavailable_action_naming_the_route() 
     ghes = httpx.Request("GET", "https://ghe.example.com/api/v3/repos/o/r/issues")
     timeout = action_error(RequestTimeout(httpx.ReadTimeout("slow", request=ghes)), "/api/v3/")
     assert timeout is not None and timeout.message.endswith(" GET /repos/o/r/issues in time")
+    outside = httpx.Request("GET", "https://ghe.example.com/login/oauth")  # not under the root
+    timeout = action_error(RequestTimeout(httpx.ReadTimeout("slow", request=outside)), "/api/v3/")
+    assert timeout is not None and timeout.message.endswith(" GET /login/oauth in time")
     refused = action_error(RequestError(httpx.ConnectError("refused", request=request)))
     assert isinstance(refused, ActionUnavailable)
     assert refused.message == "cannot reach GitHub: ConnectError"
