@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from ghapplets.connectors.config import SplunkConnector
 from ghapplets.connectors.registry import Connectors, Unusable, installation_of, resolved
 from ghapplets.events.cloudevent import CloudEvent
-from ghapplets.exceptions import NotFound
+from ghapplets.exceptions import ConnectorNotAllowed, NotFound
 from ghapplets.logging import redact
 from ghapplets.secrets.refs import Lookup
 from ghapplets.secrets.scopes import Reader
@@ -78,3 +78,44 @@ async def test_a_connector_whose_secret_is_missing_is_set_aside_and_the_others_o
         assert "NOPE" in warning["error"]
     finally:
         await opened.aclose()
+
+
+class Named:
+    def __init__(self, name: str, kind: str) -> None:
+        self.name, self.kind = name, kind
+
+
+@pytest.mark.parametrize(
+    ("connectors", "name", "allowed", "picked", "error"),
+    [
+        ([Named("j1", "jira")], None, None, "j1", ""),
+        ([Named("j1", "jira"), Named("s", "splunk")], "j1", None, "j1", ""),
+        ([], None, None, "", "the project has no jira connector in ghapplets.yaml"),
+        (
+            [Named("j1", "jira"), Named("j2", "jira")],
+            None,
+            None,
+            "",
+            "the project has more than one jira connector; name one with 'connector'",
+        ),
+        ([Named("j1", "splunk")], "j1", None, "", "the project has no jira connector named 'j1'"),
+        ([Named("j1", "jira")], "j9", None, "", "the project has no jira connector named 'j9'"),
+        (
+            [Named("j1", "jira")],
+            None,
+            ["other"],
+            "",
+            "connector 'j1' is not in the applet's 'connectors:' list",
+        ),
+    ],
+)
+def test_the_connector_an_action_runs_on(
+    connectors: list[Named], name: str | None, allowed: list[str] | None, picked: str, error: str
+) -> None:
+    registry = Connectors({c.name: c for c in connectors})
+    if error:
+        with pytest.raises(ConnectorNotAllowed) as refused:
+            registry.pick("jira", name, allowed)
+        assert refused.value.message == error
+    else:
+        assert registry.pick("jira", name, allowed).name == picked
