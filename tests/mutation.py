@@ -156,6 +156,12 @@ NO_TESTS = {5, 33}
 TIMEOUT = {36, -24, 24, 152, 255}
 
 
+ALSO_COPY = ("examples",)  # what tests read besides src/ and tests/ (the example projects)
+# the Serverless Workflow specification the blueprint tests check against, where they look for
+# it from the repository (a work folder is elsewhere)
+DSL_SPEC = ROOT.parent / "shared" / "serverless-workflow"
+
+
 def _config(group: Group) -> str:
     """The ``[tool.mutmut]`` table for one group, in TOML."""
     lines = [
@@ -169,6 +175,7 @@ def _config(group: Group) -> str:
         # mutants mypy rejects are caught without a test (CI runs mypy, strict, on every change)
         # (named "mypy": mutmut reads the report by that name; run_group puts it on the PATH)
         'type_check_command = ["mypy", "-O", "json"]',
+        "also_copy = " + json.dumps(list(ALSO_COPY)),
         "use_git_change_detection = false",
         "timeout_multiplier = 5.0",
     ]
@@ -180,7 +187,7 @@ def prepare(name: str, group: Group) -> Path:
     folder = WORK / name
     folder.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in ("src", "tests"):
+    for part in ("src", "tests", *ALSO_COPY):
         shutil.rmtree(folder / part, ignore_errors=True)
         shutil.copytree(ROOT / part, folder / part, ignore=ignore)  # copy2: mtimes kept
     text = (ROOT / "pyproject.toml").read_text()
@@ -306,6 +313,8 @@ def _mutmut(name: str, folder: Path, mutants: list[str], jobs: int) -> None:
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *mutants]
     path = os.pathsep.join([str(MYPY.parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PATH": path}
+    if DSL_SPEC.is_dir():
+        env.setdefault("GHAPPLETS_DSL_SPEC", str(DSL_SPEC))
     with subprocess.Popen(command, cwd=folder, env=env) as mutmut:
         with reaping(keep={mutmut.pid}) as reaper:
             returncode = mutmut.wait()
