@@ -210,11 +210,16 @@ async def test_a_port_in_use_is_an_error_at_start(endpoint: ActionEndpoint) -> N
         await ActionEndpoint("127.0.0.1", endpoint.port).start()
 
 
-async def raw_request(port: int, head: str, body: bytes = b"") -> bytes:
-    """Send a request by hand (a slow or lying client), and read the answer until it closes."""
+async def raw_request(port: int, token: str, length: int, body: bytes = b"") -> bytes:
+    """POST an action by hand, declaring ``length`` bytes and sending ``body`` (a slow or lying
+    client), and read the answer until the endpoint closes."""
+    head = (
+        f"POST /v1/actions/x.y HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        writer.write(head.encode() + body)
         await writer.drain()
         async with asyncio.timeout(10):
             return await reader.read(65536)
@@ -228,11 +233,9 @@ async def test_an_input_not_sent_in_time_is_refused(
     monkeypatch.setattr(endpoint_module, "READ_TIMEOUT", 0.3)
     caller = Caller(answer="ran")
     grant = endpoint.grant(caller)
-    head = (
-        f"POST /v1/actions/x.y HTTP/1.1\nHost: localhost\nAuthorization: Bearer {grant.token}\n"
-        "Content-Length: 10\nConnection: close\n"
-    )
-    answer = await raw_request(endpoint.port, head, b'{"a"')  # 4 of the 10 bytes, then nothing
+    answer = await raw_request(
+        endpoint.port, grant.token, 10, b'{"a"'
+    )  # 4 of the 10 bytes, then nothing
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert answer.endswith(orjson.dumps(wire.refusal("the input was not sent in time")))
     assert caller.calls == []
@@ -243,11 +246,9 @@ async def test_a_declared_length_over_the_limit_is_refused_before_any_body(
 ) -> None:
     monkeypatch.setattr(endpoint_module, "READ_TIMEOUT", 5.0)
     grant = endpoint.grant(Caller(answer="ran"))
-    head = (
-        f"POST /v1/actions/x.y HTTP/1.1\nHost: localhost\nAuthorization: Bearer {grant.token}\n"
-        f"Content-Length: {wire.MAX_INPUT + 1}\nConnection: close\n"
-    )
-    answer = await raw_request(endpoint.port, head)  # no body at all: nothing to wait for
+    answer = await raw_request(
+        endpoint.port, grant.token, wire.MAX_INPUT + 1
+    )  # no body at all: nothing to wait for
     assert answer.startswith(b"HTTP/1.1 413 ")
 
 

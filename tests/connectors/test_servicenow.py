@@ -19,12 +19,11 @@ from ghapplets.connectors.registry import Connectors
 from ghapplets.connectors.servicenow import ServiceNow, seconds, servicenow_message
 from ghapplets.exceptions import ActionFailed, ActionInputInvalid, ActionUnavailable
 from ghapplets.fakes.config import OAuthClient, ServiceNowConfig, ServiceNowUser
-from ghapplets.secrets.crypto import Keyring, generate_key
 from ghapplets.secrets.refs import Lookup
 from ghapplets.secrets.scopes import Reader
 from ghapplets.secrets.tokens import TokenCache
 from ghapplets.store.database import Database
-from ghapplets.store.sqlite import SqliteSecretStore
+from tests.secrets.test_tokens import token_cache
 
 USER = ServiceNowUser()
 CLIENT = OAuthClient()
@@ -562,11 +561,8 @@ async def test_a_token_answer_without_a_token_is_retried(ghapplets_fakes: Any) -
 # -- OAuth tokens shared through the store's token cache ------------------------------------------
 @pytest.fixture
 def cache(tmp_path: Path) -> Iterator[tuple[TokenCache, Database]]:
-    database = Database(tmp_path / "store.db")
-    database.open()
-    keys = Keyring(base64.urlsafe_b64decode(generate_key()))
-    yield TokenCache(SqliteSecretStore(database), lambda: keys), database
-    database.close()
+    with token_cache(tmp_path) as found:
+        yield found
 
 
 async def process(fakes: Any, grant: ServiceNowGrant, tokens: TokenCache) -> Connectors:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,22 @@ from ghapplets.store.database import Database
 from ghapplets.store.sqlite import SqliteSecretStore
 
 
-@pytest.fixture
-def opened(tmp_path: Path) -> Iterator[tuple[TokenCache, Database]]:
-    database = Database(tmp_path / "store.db")
+@contextmanager
+def token_cache(folder: Path) -> Iterator[tuple[TokenCache, Database]]:
+    """A token cache on a fresh embedded store in ``folder``, and that store's database."""
+    database = Database(folder / "store.db")
     database.open()
     keys = Keyring(base64.urlsafe_b64decode(generate_key()))
-    yield TokenCache(SqliteSecretStore(database), lambda: keys), database
-    database.close()
+    try:
+        yield TokenCache(SqliteSecretStore(database), lambda: keys), database
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def opened(tmp_path: Path) -> Iterator[tuple[TokenCache, Database]]:
+    with token_cache(tmp_path) as found:
+        yield found
 
 
 async def test_a_token_read_from_the_cache_is_redacted_from_the_logs(

@@ -23,6 +23,18 @@ from ghapplets.store.schema import metadata
 from tests.store.schema_check import schema_differences
 
 
+def _insert(i: int) -> WriteFn:
+    def op(conn: Connection) -> int:
+        conn.exec_driver_sql(
+            "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at) "
+            "VALUES (?, 'global', x'00', 0, 0)",
+            (f"s{i}",),
+        )
+        return i
+
+    return op
+
+
 def test_migrations_create_the_schema(tmp_path: Path) -> None:
     db = Database(tmp_path / "x.db")
     db.open()
@@ -47,22 +59,11 @@ async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
     db = Database(tmp_path / "x.db")
     db.open()
 
-    def good(i: int):
-        def op(conn: Connection) -> int:
-            conn.exec_driver_sql(
-                "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at) "
-                "VALUES (?, 'global', x'00', 0, 0)",
-                (f"s{i}",),
-            )
-            return i
-
-        return op
-
     def bad(conn: Connection) -> None:
         conn.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
 
     results = await asyncio.gather(
-        *(db.write(good(i)) for i in range(20)), db.write(bad), return_exceptions=True
+        *(db.write(_insert(i)) for i in range(20)), db.write(bad), return_exceptions=True
     )
     assert results[:20] == list(range(20))
     assert isinstance(results[20], Exception)
@@ -70,7 +71,7 @@ async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
     assert count == 20
     db.close()
     with pytest.raises(StoreUnavailable):
-        await db.write(good(99))
+        await db.write(_insert(99))
 
 
 def test_the_head_read_from_file_names_is_alembics_head() -> None:
@@ -216,18 +217,6 @@ def _blocking_write(started: threading.Event, release: threading.Event) -> Write
         started.set()
         assert release.wait(10)
         return "first"
-
-    return op
-
-
-def _insert(i: int) -> WriteFn:
-    def op(conn: Connection) -> int:
-        conn.exec_driver_sql(
-            "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at) "
-            "VALUES (?, 'global', x'00', 0, 0)",
-            (f"s{i}",),
-        )
-        return i
 
     return op
 
