@@ -322,3 +322,67 @@ def test_each_retry_attempt_is_recorded_with_its_number(harness: BlueprintHarnes
     )
     tries = [(t.status, t.attempt) for t in report.tasks if t.name == "callIt"]
     assert tries == [("faulted", 1), ("faulted", 2), ("completed", 3)]
+
+
+@pytest.mark.parametrize(
+    ("limit", "calls_made"),
+    [
+        # failures at 0, 10, 20 and 30 s: a window of 30 s is over at the fourth
+        ("duration:\n                      seconds: 30", 4),
+        ("attempt:\n                      duration:\n                        seconds: 35", 5),
+    ],
+)
+def test_retry_windows_end_retrying_when_they_are_over(
+    harness: BlueprintHarness, limit: str, calls_made: int
+) -> None:
+    answer, calls = flaky(100)
+    harness.mock_applet("flaky", answer)
+    report = harness.run(
+        retrying(
+            f"""                  delay:
+                    seconds: 10
+                  limit:
+                    {limit}"""
+        )
+    )
+    assert report.status == "faulted"
+    assert len(calls) == calls_made
+
+
+def test_retry_without_a_delay_tries_again_at_once(harness: BlueprintHarness) -> None:
+    answer, _calls = flaky(2)
+    timed, times = call_times(harness, answer)
+    harness.mock_applet("flaky", timed)
+    report = harness.run(
+        retrying(
+            """                  limit:
+                    attempt:
+                      count: 3"""
+        )
+    )
+    assert report.status == "completed", report.error
+    assert [b - a for a, b in itertools.pairwise(times)] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("name", "catch_extra"),
+    [("error", ""), ("failure", "                as: failure")],
+)
+def test_retry_when_reads_the_error_by_the_catch_variable(
+    harness: BlueprintHarness, name: str, catch_extra: str
+) -> None:
+    answer, calls = flaky(10)
+    harness.mock_applet("flaky", answer)
+    report = harness.run(
+        retrying(
+            f"""                  when: ${{ ${name}.status == 503 }}
+                  delay: PT1S
+                  limit:
+                    attempt:
+                      count: 2""",
+            catch_extra,
+        )
+    )
+    assert report.status == "faulted"
+    assert report.error["status"] == 503  # the call's error, not the expression's
+    assert len(calls) == 3  # retried twice: the variable named the error
