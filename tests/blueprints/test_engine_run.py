@@ -285,3 +285,43 @@ def test_a_script_read_from_its_source(harness: BlueprintHarness) -> None:
     )
     assert missing.error["status"] == 404
     assert missing.error["type"] == ErrorKind.COMMUNICATION.type
+
+
+def test_a_wait_given_by_an_expression_waits_what_it_evaluates_to(
+    harness: BlueprintHarness,
+) -> None:
+    started = harness.clock.now()
+    woke: list[float] = []
+
+    def tick(data: object) -> dict[str, bool]:
+        woke.append(harness.clock.now())
+        return {"ok": True}
+
+    harness.mock_applet("tick", tick)
+    report = harness.run(
+        blueprint("""
+            do:
+              - pause:
+                  wait: "${ {seconds: (.pause + $input.extra)} }"
+              - after:
+                  call: tick
+        """),
+        {"pause": 90, "extra": 5},
+    )
+    assert report.status == "completed", report.error
+    assert woke == [started + 95]
+
+
+def test_a_wait_whose_expression_is_no_duration_faults_at_its_task(
+    harness: BlueprintHarness,
+) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - pause:
+                  wait: ${ "soon" }
+        """),
+        {},
+    )
+    assert report.status == "faulted"
+    assert report.error["instance"] == "/do/0/pause"
