@@ -66,7 +66,7 @@ async def test_a_connector_whose_secret_is_missing_is_set_aside_and_the_others_o
     configs = {"broken": splunk("${secret:NOPE}"), "fine": splunk("${secret:HEC}")}
 
     def lookup_for(reader: Reader) -> Lookup:
-        return store_of({"HEC": "hec-token"})
+        return store_of({"HEC": f"hec-{secrets.token_hex(12)}"})  # registered for redaction
 
     with capture_logs() as logs:
         opened = await Connectors.open(configs, lookup_for, tolerant=True)
