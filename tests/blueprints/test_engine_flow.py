@@ -3,6 +3,7 @@ the data flow of input/output/export, against the DSL reference."""
 
 from __future__ import annotations
 
+from ghapplets.blueprints.engine import datetime_descriptor
 from ghapplets.blueprints.errors import ErrorKind
 from ghapplets.testing.blueprints import BlueprintHarness
 from tests.blueprints.conftest import blueprint
@@ -550,3 +551,10 @@ def test_secrets_are_bound_and_a_missing_one_is_refused(harness: BlueprintHarnes
     assert missing.error["status"] == 403
     harness.secrets["apiKey"] = "abcd"
     assert harness.run(text).output == 4
+
+
+def test_a_date_time_descriptor_is_iso_8601_in_utc_and_epoch_time() -> None:
+    assert datetime_descriptor(1_700_000_000.25) == {
+        "iso8601": "2023-11-14T22:13:20.250Z",
+        "epoch": {"seconds": 1_700_000_000, "milliseconds": 1_700_000_000_250},
+    }
