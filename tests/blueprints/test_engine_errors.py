@@ -386,3 +386,28 @@ def test_retry_when_reads_the_error_by_the_catch_variable(
     assert report.status == "faulted"
     assert report.error["status"] == 503  # the call's error, not the expression's
     assert len(calls) == 3  # retried twice: the variable named the error
+
+
+CUSTOM_INSTANCE = "\n" + " " * 22 + "instance: /custom"  # a field of the error, below detail
+
+
+@pytest.mark.parametrize(
+    ("instance", "reported"), [(CUSTOM_INSTANCE, "/custom"), ("", "/do/0/boom")]
+)
+def test_a_raised_error_renders_its_fields_and_keeps_its_instance_or_the_tasks(
+    harness: BlueprintHarness, instance: str, reported: str
+) -> None:
+    report = harness.run(
+        blueprint(f"""
+            do:
+              - boom:
+                  raise:
+                    error:
+                      type: https://example.com/oops
+                      status: 409
+                      title: Conflict
+                      detail: ${{ "in " + $task.name }}{instance}
+        """)
+    )
+    assert report.status == "faulted"
+    assert (report.error["detail"], report.error["instance"]) == ("in boom", reported)
