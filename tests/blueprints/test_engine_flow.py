@@ -558,3 +558,56 @@ def test_a_date_time_descriptor_is_iso_8601_in_utc_and_epoch_time() -> None:
         "iso8601": "2023-11-14T22:13:20.250Z",
         "epoch": {"seconds": 1_700_000_000, "milliseconds": 1_700_000_000_250},
     }
+
+
+def test_fork_compete_waits_past_a_faulted_branch_for_one_that_finishes(
+    harness: BlueprintHarness,
+) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - race:
+                  fork:
+                    compete: true
+                    branches:
+                      - stumbles:
+                          raise:
+                            error:
+                              type: https://example.com/fell
+                              status: 400
+                      - finishes:
+                          do:
+                            - run:
+                                wait: PT1S
+                            - arrive:
+                                set: finished
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert report.output == "finished"
+
+
+def test_fork_compete_with_every_branch_faulted_faults_with_the_first_branchs_error(
+    harness: BlueprintHarness,
+) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - race:
+                  fork:
+                    compete: true
+                    branches:
+                      - first:
+                          raise:
+                            error:
+                              type: https://example.com/first
+                              status: 400
+                      - second:
+                          raise:
+                            error:
+                              type: https://example.com/second
+                              status: 409
+        """)
+    )
+    assert report.status == "faulted"
+    assert (report.error["type"], report.error["status"]) == ("https://example.com/first", 400)
