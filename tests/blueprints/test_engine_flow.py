@@ -3,6 +3,8 @@ the data flow of input/output/export, against the DSL reference."""
 
 from __future__ import annotations
 
+import textwrap
+
 from ghapplets.blueprints.engine import datetime_descriptor
 from ghapplets.blueprints.errors import ErrorKind
 from ghapplets.testing.blueprints import BlueprintHarness
@@ -560,29 +562,36 @@ def test_a_date_time_descriptor_is_iso_8601_in_utc_and_epoch_time() -> None:
     }
 
 
+def race(*branches: str) -> str:
+    """A blueprint whose one task is a competing fork of ``branches`` (YAML list items)."""
+    items = "\n".join(textwrap.indent(textwrap.dedent(b).strip(), " " * 10) for b in branches)
+    return blueprint(
+        "do:\n  - race:\n      fork:\n        compete: true\n        branches:\n" + items
+    )
+
+
+def raising(name: str, status: int) -> str:
+    return f"""
+        - {name}:
+            raise:
+              error:
+                type: https://example.com/{name}
+                status: {status}
+    """
+
+
 def test_fork_compete_waits_past_a_faulted_branch_for_one_that_finishes(
     harness: BlueprintHarness,
 ) -> None:
-    report = harness.run(
-        blueprint("""
+    finishes = """
+        - finishes:
             do:
-              - race:
-                  fork:
-                    compete: true
-                    branches:
-                      - stumbles:
-                          raise:
-                            error:
-                              type: https://example.com/fell
-                              status: 400
-                      - finishes:
-                          do:
-                            - run:
-                                wait: PT1S
-                            - arrive:
-                                set: finished
-        """)
-    )
+              - run:
+                  wait: PT1S
+              - arrive:
+                  set: finished
+    """
+    report = harness.run(race(raising("stumbles", 400), finishes))
     assert report.status == "completed", report.error
     assert report.output == "finished"
 
@@ -590,24 +599,6 @@ def test_fork_compete_waits_past_a_faulted_branch_for_one_that_finishes(
 def test_fork_compete_with_every_branch_faulted_faults_with_the_first_branchs_error(
     harness: BlueprintHarness,
 ) -> None:
-    report = harness.run(
-        blueprint("""
-            do:
-              - race:
-                  fork:
-                    compete: true
-                    branches:
-                      - first:
-                          raise:
-                            error:
-                              type: https://example.com/first
-                              status: 400
-                      - second:
-                          raise:
-                            error:
-                              type: https://example.com/second
-                              status: 409
-        """)
-    )
+    report = harness.run(race(raising("first", 400), raising("second", 409)))
     assert report.status == "faulted"
     assert (report.error["type"], report.error["status"]) == ("https://example.com/first", 400)
