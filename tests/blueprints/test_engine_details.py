@@ -362,3 +362,81 @@ def test_catch_do_starts_from_the_try_input(harness: BlueprintHarness) -> None:
         {"order": 7},
     )
     assert report.output == {"recovered": 7}
+
+
+def test_if_sees_the_task_descriptor_and_the_loop_variables(harness: BlueprintHarness) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - loop:
+                  for:
+                    in: ${ .items }
+                  do:
+                    - maybe:
+                        if: ${ $item > 1 and $task.name == "maybe" }
+                        set:
+                          items: ${ .items }
+                          took: ${ .took + [$item] }
+        """),
+        {"items": [1, 2, 3], "took": []},
+    )
+    assert report.status == "completed", report.error
+    assert report.output["took"] == [2, 3]
+    skipped = report.tasks[0]
+    assert (skipped.status, skipped.output) == ("skipped", {"items": [1, 2, 3], "took": []})
+
+
+SCHEMA_OF_INTEGERS = """
+                schema:
+                  format: json
+                  document:
+                    type: integer
+"""
+
+
+def test_a_task_input_schema_is_checked_before_input_from(harness: BlueprintHarness) -> None:
+    text = blueprint(f"""
+        do:
+          - take:
+              input:
+                from: ${{ .n }}
+{SCHEMA_OF_INTEGERS.replace("integer", "object")}
+              set: ${{ . + 1 }}
+    """)
+    assert harness.run(text, {"n": 1}).output == 2
+    report = harness.run(text, [1])
+    assert report.status == "faulted"
+    assert report.error["instance"] == "/do/0/take"
+    assert report.error["detail"].startswith("the task input does not match its schema at /")
+
+
+def test_a_task_output_that_matches_its_schema_passes_on(harness: BlueprintHarness) -> None:
+    text = blueprint(f"""
+        do:
+          - make:
+              set: ${{ .n }}
+              output:
+{SCHEMA_OF_INTEGERS}
+    """)
+    assert harness.run(text, {"n": 1}).output == 1
+    report = harness.run(text, {"n": "one"})
+    assert report.error["detail"].startswith("the task output does not match its schema")
+
+
+def test_the_exported_context_is_checked_against_its_schema(harness: BlueprintHarness) -> None:
+    text = blueprint(f"""
+        do:
+          - remember:
+              set: ${{ .n }}
+              export:
+                as: ${{ . }}
+{SCHEMA_OF_INTEGERS}
+          - recall:
+              set: ${{ $context }}
+    """)
+    assert harness.run(text, {"n": 4}).output == 4
+    report = harness.run(text, {"n": "four"})
+    assert report.status == "faulted"
+    assert report.error["type"] == ErrorKind.VALIDATION.type
+    assert report.error["instance"] == "/do/0/remember"
+    assert report.error["detail"].startswith("the exported context does not match its schema")

@@ -376,3 +376,78 @@ def test_the_error_of_a_hand_built_run_is_a_blueprint_error() -> None:
     run = Run(hand_built(timeout="missing"), host, input={}, started_at=START)
     with pytest.raises(BlueprintError, match="no such timeout"):
         asyncio.run(run.execute())
+
+
+def test_a_faulted_step_records_its_input_error_and_times() -> None:
+    journal = MemoryJournal()
+    text = blueprint("""
+        do:
+          - pause:
+              wait: PT5S
+          - broken:
+              input:
+                from: ${ .order }
+              wait: PT1M
+              timeout:
+                after: PT10S
+    """)
+    report, now = run_on(program_of(text), journal, {"order": 7})
+    assert report.status == "faulted"
+    record = journal.recorded("/do/1/broken")
+    assert record.status == TaskStatus.FAULTED
+    assert (record.started_at, record.finished_at) == (START + 5, START + 15) == (START + 5, now)
+    assert record.input == 7
+    assert record.error == report.error
+    assert record.error["type"] == ErrorKind.TIMEOUT.type
+    assert record.state == {"due": START + 65}  # what it kept while it ran
+
+
+def test_a_task_deadline_outlives_a_crash(harness: BlueprintHarness) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - guarded:
+                  do:
+                    - first:
+                        wait: PT40S
+                    - second:
+                        wait: PT40S
+                  timeout:
+                    after: PT1M
+        """),
+        crash_after=1,  # at 40 s: the resumed task still has 20 s, not a minute
+    )
+    assert report.status == "faulted"
+    assert report.error["type"] == ErrorKind.TIMEOUT.type
+    assert report.error["instance"] == "/do/0/guarded"
+
+
+def test_a_step_that_faulted_before_runs_again_from_the_start() -> None:
+    """A competing fork resumed before it had a winner runs its branches again: one that
+    faulted in the first try starts afresh (its old start and state are not reused)."""
+    journal = MemoryJournal()
+    key = "/do/0/race/fork/branches/0/quick"
+    old = StepRecord(
+        key, key, "quick", TaskStatus.FAULTED, START - 1000, START - 990, state={"due": START - 500}
+    )
+    journal.write(old, ())
+    text = blueprint("""
+        do:
+          - race:
+              fork:
+                compete: true
+                branches:
+                  - quick:
+                      wait: PT1S
+                  - slow:
+                      wait: PT5S
+    """)
+    report, now = run_on(program_of(text), journal, {"won": "quick"})
+    assert report.status == "completed", report.error
+    assert now == START + 1
+    record = journal.recorded(key)
+    assert (record.status, record.started_at, record.state) == (
+        TaskStatus.COMPLETED,
+        START,
+        {"due": START + 1},
+    )

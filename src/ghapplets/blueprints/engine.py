@@ -247,9 +247,7 @@ class Run:
         if timeout is not None:
             deadline = self.started_at + timeout
         try:
-            output, _ = await self.within(
-                deadline, self.run_list(definition["do"], root, data), "/"
-            )
+            output = await self.within(deadline, self.run_list(definition["do"], root, data), "/")
         except EndFlow as end:
             output = end.output
         spec = definition.get("output") or {}
@@ -290,10 +288,8 @@ class Run:
         finally:
             timer.cancel()
 
-    async def run_list(
-        self, tasks: Sequence[Mapping[str, Any]], scope: Scope, data: Any
-    ) -> tuple[Any, bool]:
-        """Run a list of tasks in order (or as ``then`` directs); ``(output, exited)``."""
+    async def run_list(self, tasks: Sequence[Mapping[str, Any]], scope: Scope, data: Any) -> Any:
+        """Run a list of tasks in order (or as ``then`` directs); the output of the last."""
         names = [next(iter(item)) for item in tasks]
         visits = [0] * len(tasks)
         index = 0
@@ -308,12 +304,12 @@ class Run:
             if then == FlowDirective.CONTINUE:
                 index += 1
             elif then == FlowDirective.EXIT:
-                return data, True
+                return data
             elif then == FlowDirective.END:
                 raise EndFlow(data)
             else:
                 index = names.index(then)  # the checks made sure it is there
-        return data, False
+        return data
 
     async def run_task(
         self, name: str, task: Mapping[str, Any], ref: str, key: str, raw: Any, scope: Scope
@@ -427,7 +423,7 @@ class Run:
 # -- flow tasks -------------------------------------------------------------------------------
 async def run_do(run: Run, step: Step) -> Outcome:
     scope = step.scope.child(f"{step.key}/do", f"{step.ref}/do")
-    output, _ = await run.run_list(step.task["do"], scope, step.input)
+    output = await run.run_list(step.task["do"], scope, step.input)
     return Outcome(output)
 
 
@@ -441,11 +437,11 @@ async def run_switch(run: Run, step: Step) -> Outcome:
     variables = run.variables(step)
     default: str | None = None
     for case in step.task["switch"]:
-        spec = next(iter(case.values()))
+        spec = next(iter(case.values()))  # the DSL requires each case's ``then``
         if "when" not in spec:
-            default = spec.get("then", FlowDirective.CONTINUE)
+            default = spec["then"]
         elif truthy(run.evaluate(spec["when"], step.input, variables)):
-            return Outcome(step.input, spec.get("then", FlowDirective.CONTINUE))
+            return Outcome(step.input, spec["then"])
     return Outcome(step.input, default)
 
 
@@ -456,11 +452,7 @@ async def run_for(run: Run, step: Step) -> Outcome:
     if items is None:
         items = []
     if not isinstance(items, list):
-        raise raise_error(
-            ErrorKind.EXPRESSION,
-            f"for.in gave a {type(items).__name__}, not a list",
-            instance=step.ref,
-        )
+        raise raise_error(ErrorKind.EXPRESSION, f"for.in gave a {type(items).__name__}, not a list")
     data = step.input
     for index, item in enumerate(items):
         scope = step.scope.child(
@@ -471,7 +463,7 @@ async def run_for(run: Run, step: Step) -> Outcome:
             run.evaluate(step.task["while"], data, run.variables(looped))
         ):
             break
-        data, _ = await run.run_list(step.task["do"], scope, data)
+        data = await run.run_list(step.task["do"], scope, data)
     return Outcome(data)
 
 
@@ -603,7 +595,7 @@ async def run_try(run: Run, step: Step) -> Outcome:
                 f"{step.key}/try{suffix}", f"{step.ref}/try", attempt=attempt + 1
             )
             try:
-                output, _ = await run.run_list(step.task["try"], scope, step.input)
+                output = await run.run_list(step.task["try"], scope, step.input)
                 return Outcome(output)
             except BlueprintError as error:
                 if not _catches(run, step, catch, error):
@@ -624,7 +616,7 @@ async def run_try(run: Run, step: Step) -> Outcome:
         if not catch.get("do"):
             return Outcome(step.input)
         scope = step.scope.child(f"{step.key}/catch/do", f"{step.ref}/catch/do", {name: caught})
-        output, _ = await run.run_list(catch["do"], scope, step.input)
+        output = await run.run_list(catch["do"], scope, step.input)
         return Outcome(output)
 
 

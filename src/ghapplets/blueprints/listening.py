@@ -279,7 +279,7 @@ async def _each(run: Run, step: Step, foreach: Mapping[str, Any], item: Any, ind
     scope = step.scope.child(f"{step.key}/foreach[{index}]/do", f"{step.ref}/foreach/do", names)
     data: Any = item
     if foreach.get("do"):
-        data, _ = await run.run_list(foreach["do"], scope, item)
+        data = await run.run_list(foreach["do"], scope, item)
     variables = {**run.variables(step), **names}
     output = foreach.get("output") or {}
     if "as" in output:
