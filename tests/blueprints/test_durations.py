@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -153,9 +154,20 @@ def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-@pytest.mark.parametrize("seconds", [-1, -0.001, float("nan"), float("inf"), "5", None, True])
-def test_format_duration_refuses(seconds: Any) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("seconds", "says"),
+    [
+        (-1, "finite and not negative, not -1"),
+        (-0.001, "finite and not negative, not -0.001"),
+        (float("nan"), "finite and not negative, not nan"),
+        (float("inf"), "finite and not negative, not inf"),
+        ("5", "a number, not '5'"),
+        (None, "a number, not None"),
+        (True, "a number, not True"),
+    ],
+)
+def test_format_duration_refuses(seconds: Any, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
         format_duration(seconds)
 
 

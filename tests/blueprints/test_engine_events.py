@@ -279,3 +279,57 @@ def test_consumption_all_takes_one_event_per_filter() -> None:
     assert c.offer(b1, lambda: False)
     assert c.done
     assert c.consumed == [a1, b1]
+
+
+def test_foreach_defaults_its_names_and_exports_each_output(harness: BlueprintHarness) -> None:
+    for n in (1, 2):
+        harness.event({"type": "com.example.tick", "data": {"id": n}})
+    report = harness.run(
+        blueprint("""
+            do:
+              - hear:
+                  listen:
+                    to:
+                      any: []
+                      until: ${ length >= 2 }
+                  foreach:
+                    do:
+                      - seen:
+                          set:
+                            id: ${ .id }
+                            at: ${ $index }
+                            item: ${ $item.id }
+                    output:
+                      as: '${ {id: .id, at: .at, item: .item, task: $task.name} }'
+                    export:
+                      as: '${ {ids: (($context.ids // []) + [$output.id]), last: .id} }'
+              - after:
+                  set: ${ $context }
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert next(t for t in report.tasks if t.name == "hear").output == [
+        {"id": 1, "at": 0, "item": 1, "task": "hear"},
+        {"id": 2, "at": 1, "item": 2, "task": "hear"},
+    ]
+    assert report.output == {"ids": [1, 2], "last": 2}
+
+
+def test_foreach_without_tasks_reads_each_event(harness: BlueprintHarness) -> None:
+    for n in (1, 2):
+        harness.event({"type": "com.example.tick", "data": {"id": n}})
+    report = harness.run(
+        blueprint("""
+            do:
+              - hear:
+                  listen:
+                    to:
+                      any: []
+                      until: ${ length >= 2 }
+                  foreach:
+                    output:
+                      as: ${ .id * 10 }
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert report.output == [10, 20]

@@ -3,11 +3,16 @@ after a crash at every task."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import pytest
 
 from ghapplets.blueprints.errors import ErrorKind
+from ghapplets.blueprints.host import VirtualClock
+from ghapplets.blueprints.loader import parse_blueprint
+from ghapplets.blueprints.local import LocalHost, execute
+from ghapplets.blueprints.program import Program
 from ghapplets.testing.blueprints import BlueprintHarness
 from tests.blueprints.conftest import blueprint
 
@@ -325,3 +330,82 @@ def test_a_wait_whose_expression_is_no_duration_faults_at_its_task(
     )
     assert report.status == "faulted"
     assert report.error["instance"] == "/do/0/pause"
+
+
+LOOKER = blueprint(
+    """
+    use:
+      secrets: [token]
+    do:
+      - look:
+          set:
+            got: ${ . }
+            secret: ${ $secrets.token }
+            runtime: ${ $runtime.version }
+    """,
+    name="looker",
+)
+
+
+def test_a_subflow_without_input_gets_the_tasks_and_its_own_secrets(
+    harness: BlueprintHarness,
+) -> None:
+    harness.secrets["token"] = "s3cret-for-the-subflow"
+    harness.subflow(LOOKER)
+    report = harness.run(
+        blueprint("""
+            do:
+              - child:
+                  run:
+                    workflow:
+                      namespace: test
+                      name: looker
+                      version: '0.1.0'
+        """),
+        {"v": 1},
+    )
+    assert report.status == "completed", report.error
+    assert report.output["got"] == {"v": 1}
+    assert report.output["secret"] == "s3cret-for-the-subflow"
+    assert [t.key for t in report.tasks] == ["/do/0/child/workflow/do/0/look", "/do/0/child"]
+
+
+def test_a_subflow_runs_on_the_parents_runtime_and_reads_its_task() -> None:
+    def program(text: str) -> Program:
+        return Program(parse_blueprint(text, "<test>").definition)
+
+    host = LocalHost(clock=VirtualClock(), blueprints=[program(LOOKER)], secrets={"token": "t"})
+    parent = program(
+        blueprint("""
+            do:
+              - child:
+                  run:
+                    workflow:
+                      namespace: test
+                      name: looker
+                      version: latest
+                      input:
+                        who: ${ $task.name }
+        """)
+    )
+    report = asyncio.run(execute(parent, host, {}, runtime_version="9.8.7"))
+    assert report.status == "completed", report.error
+    assert report.output == {"got": {"who": "child"}, "secret": "t", "runtime": "9.8.7"}
+
+
+def test_an_unknown_subflow_is_a_configuration_error(harness: BlueprintHarness) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - child:
+                  run:
+                    workflow:
+                      namespace: test
+                      name: missing
+                      version: '1.0.0'
+        """)
+    )
+    assert report.status == "faulted"
+    assert report.error["type"] == ErrorKind.CONFIGURATION.type
+    assert report.error["detail"] == "no blueprint test/missing version 1.0.0"
+    assert report.error["instance"] == "/do/0/child"

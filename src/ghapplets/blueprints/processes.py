@@ -135,15 +135,12 @@ def _interpreter(step: Step, language: str, code: str, folder: Path) -> tuple[st
 async def _subflow(run: Run, step: Step, spec: Mapping[str, Any]) -> Any:
     from ghapplets.blueprints.engine import Run as SubRun
 
-    namespace, name = str(spec.get("namespace", "")), str(spec.get("name", ""))
-    version = str(spec.get("version", "latest"))
-    try:
+    namespace, name, version = (str(spec[k]) for k in ("namespace", "name", "version"))
+    try:  # the DSL requires all three (``version`` may be ``latest``)
         program = run.host.subflow(namespace, name, version)
     except LookupError as exc:
         raise raise_error(
-            ErrorKind.CONFIGURATION,
-            f"no blueprint {namespace}/{name} version {version}",
-            instance=step.ref,
+            ErrorKind.CONFIGURATION, f"no blueprint {namespace}/{name} version {version}"
         ) from exc
     data = step.input
     if "input" in spec:
