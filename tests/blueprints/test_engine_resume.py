@@ -304,11 +304,11 @@ class SuspendingHost(LocalHost):
         if when > self.now():
             raise Suspended(wake_at=when)
 
-    async def receive(self, key: str, index: int, deadline: float | None) -> Any:
+    async def receive(self, key: str, index: int) -> Any:
         event = self.inbox.get(key, index)
         if event is not None:
             return event
-        raise Suspended(wake_at=deadline, listeners=[key])
+        raise Suspended(listeners=[key])
 
 
 def suspend(text: str) -> Suspended:

@@ -113,10 +113,10 @@ class Host(Protocol):
     async def listen(self, listener: Listener) -> None:
         """Start delivering the events that match ``listener`` (idempotent)."""
 
-    async def receive(self, key: str, index: int, deadline: float | None) -> Mapping[str, Any]:
+    async def receive(self, key: str, index: int) -> Mapping[str, Any]:
         """The ``index``-th event (0-based) delivered to the listener ``key``, the same one each
-        time it is asked; waits (or raises :class:`Suspended`) until there is one; raises
-        ``TimeoutError`` at ``deadline``."""
+        time it is asked; waits (or raises :class:`Suspended`) until there is one. (A listen
+        task's timeout is applied around the whole task, by the engine.)"""
 
     async def unlisten(self, key: str) -> None:
         """Stop delivering events to the listener ``key``."""

@@ -45,15 +45,11 @@ async def run_emit(run: Run, step: Step) -> Outcome:
         step.task["emit"]["event"].get("with") or {}, step.input, run.variables(step)
     )
     if not isinstance(props, Mapping):
-        raise raise_error(
-            ErrorKind.VALIDATION, "the event to emit is not an object", instance=step.ref
-        )
+        raise raise_error(ErrorKind.VALIDATION, "the event to emit is not an object")
     event = dict(props)
     for required in ("source", "type"):
         if not isinstance(event.get(required), str) or not event[required]:
-            raise raise_error(
-                ErrorKind.VALIDATION, f"the event to emit has no {required}", instance=step.ref
-            )
+            raise raise_error(ErrorKind.VALIDATION, f"the event to emit has no {required}")
     seed = f"{run.host.run_id}{step.key}".encode()
     event.setdefault("id", hashlib.sha256(seed).hexdigest()[:32])
     event.setdefault("specversion", "1.0")
@@ -232,14 +228,8 @@ async def run_listen(run: Run, step: Step) -> Outcome:
     foreach = step.task.get("foreach")
     outputs: list[Any] = []
     index = 0
-    deadline = None  # the task's timeout is applied around the whole task (Run.within)
-    while not consumption.done:
-        try:
-            event = await run.host.receive(step.key, index, deadline)
-        except TimeoutError as exc:  # the host saw the task's deadline pass first
-            raise raise_error(
-                ErrorKind.TIMEOUT, "no event came within the task's timeout", instance=step.ref
-            ) from exc
+    while not consumption.done:  # the task's timeout is applied around it (Run.within)
+        event = await run.host.receive(step.key, index)
         index += 1
 
         def until_holds() -> bool:

@@ -165,23 +165,16 @@ class LocalHost:
                 e for e in self.pending if accepts(listener, e)
             )
 
-    async def receive(self, key: str, index: int, deadline: float | None) -> Mapping[str, Any]:
+    async def receive(self, key: str, index: int) -> Mapping[str, Any]:
         while True:
             event = self.inbox.get(key, index)
             if event is not None:
                 return event
-            if deadline is not None and self.clock.now() >= deadline:
-                raise TimeoutError(key)
-            waiters = [asyncio.ensure_future(self.inbox.changed())]
-            if deadline is not None:
-                waiters.append(asyncio.ensure_future(self.sleep_until(deadline)))
             self.receiving += 1
             try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                await self.inbox.changed()
             finally:
                 self.receiving -= 1
-                for waiter in waiters:
-                    waiter.cancel()
 
     async def unlisten(self, key: str) -> None:
         self.inbox.remove_listener(key)

@@ -65,7 +65,6 @@ async def run_process(run: Run, step: Step) -> Outcome:
         raise raise_error(
             ErrorKind.RUNTIME,
             f"the process exited with status {result.code}: {result.stderr[-500:].strip()}",
-            instance=step.ref,
         )
     outputs: dict[str, Any] = {
         "stdout": result.stdout,
@@ -125,7 +124,6 @@ def _interpreter(step: Step, language: str, code: str, folder: Path) -> tuple[st
         raise raise_error(
             ErrorKind.CONFIGURATION,
             "JavaScript scripts need Node.js (node) on the PATH of the worker",
-            instance=step.ref,
         )
     suffix = ".mjs" if _ESM.search(code) else ".cjs"
     os.chmod(folder, 0o700)

@@ -235,14 +235,12 @@ class StoreHost:
         rows = listener_rows(self.run_id, listener, time.time())
         await self.store.checkpoint_step(self.run_id, step, listen=rows)
 
-    async def receive(self, key: str, index: int, deadline: float | None) -> Mapping[str, Any]:
+    async def receive(self, key: str, index: int) -> Mapping[str, Any]:
         events = await self.store.inbox(self.run_id, key, index)
         if events:
             return events[0]
-        if deadline is not None and time.time() >= deadline:
-            raise TimeoutError(key)
         self.asked[key] = index
-        raise Suspended(wake_at=deadline, listeners=[key])
+        raise Suspended(listeners=[key])
 
     async def unlisten(self, key: str) -> None:
         step = self.steps.get(key)
