@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from ghapplets.blueprints.errors import ErrorKind
-from ghapplets.blueprints.listening import Consumption, filter_matches
+from ghapplets.blueprints.listening import (
+    MAX_MATCHED_TEXT,
+    Consumption,
+    attribute_matches,
+    filter_matches,
+    read_event,
+)
 from ghapplets.testing.blueprints import BlueprintHarness
 from tests.blueprints.conftest import blueprint
 
@@ -333,3 +339,158 @@ def test_foreach_without_tasks_reads_each_event(harness: BlueprintHarness) -> No
     )
     assert report.status == "completed", report.error
     assert report.output == [10, 20]
+
+
+def test_emit_fills_in_a_stable_id_the_time_in_utc_and_the_content_type(
+    harness: BlueprintHarness,
+) -> None:
+    text = blueprint("""
+        do:
+          - announce:
+              emit:
+                event:
+                  with:
+                    source: https://ghapplets.example
+                    type: com.example.announced
+                    subject: ${ $task.name }
+                    data:
+                      n: ${ .n }
+          - bare:
+              emit:
+                event:
+                  with:
+                    source: https://ghapplets.example
+                    type: com.example.bare
+    """)
+    first = harness.run(text, {"n": 1})
+    assert first.status == "completed", first.error
+    announced = first.tasks[0].output
+    assert announced["subject"] == "announce"
+    assert announced["datacontenttype"] == "application/json"
+    assert announced["time"] == "2023-11-14T22:13:20+00:00"  # the clock's start, in UTC
+    assert len(announced["id"]) == 32 and int(announced["id"], 16) >= 0
+    assert "datacontenttype" not in first.output  # no data, no content type
+    again = harness.run(text, {"n": 2})
+    assert again.tasks[0].output["id"] == announced["id"]  # the same step: the same id
+    assert first.output["id"] != announced["id"]
+
+
+def test_emit_refuses_a_source_that_is_not_text(harness: BlueprintHarness) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - announce:
+                  emit:
+                    event:
+                      with:
+                        source: ${ 5 }
+                        type: com.example.announced
+        """)
+    )
+    assert report.status == "faulted"
+    assert report.error["detail"] == "the event to emit has no source"
+    assert report.error["instance"] == "/do/0/announce"
+
+
+def test_attributes_that_are_not_text_match_by_their_json() -> None:
+    assert attribute_matches("42", 42)
+    assert attribute_matches(r"\{.*\}", {"a": 1})
+    assert not attribute_matches("null", None)  # a missing attribute never matches
+    assert attribute_matches(5, 5) and not attribute_matches(5, 6)
+    assert attribute_matches({"a": "1", "b": {"c": "x"}}, {"a": "1", "b": {"c": "x"}, "d": 0})
+    assert not attribute_matches({"a": "1"}, {"b": "1"})
+    assert not attribute_matches({"a": "1"}, {"a": "2"})
+    assert not attribute_matches({"a": "1"}, "a")
+    assert not attribute_matches("[", "[x")  # not a valid regular expression: no match
+
+
+def test_a_regular_expression_is_tried_on_attributes_up_to_a_limit() -> None:
+    longest = "a" * MAX_MATCHED_TEXT
+    assert attribute_matches("a+", longest)
+    assert not attribute_matches("a+", longest + "a")
+    assert attribute_matches(longest + "a", longest + "a")  # equality needs no expression
+
+
+def test_an_expression_attribute_matches_when_true_or_equal_to_the_attribute() -> None:
+    answers = {"${ true }": True, "${ false }": False, "${ same }": "x", "${ other }": "y"}
+
+    def evaluate(expression: str, data: object) -> object:
+        return answers[expression]
+
+    def matches(expression: str) -> bool:
+        return filter_matches({"with": {"subject": expression}}, {"subject": "x"}, evaluate, {})
+
+    assert [matches(e) for e in answers] == [True, False, True, False]
+
+
+def test_until_events_are_never_consumed_even_before_it_is_done() -> None:
+    def evaluate(expression: str, data: object) -> object:
+        raise AssertionError("no expression here")
+
+    strategy = {
+        "any": [],
+        "until": {"all": [{"with": {"type": "stop1"}}, {"with": {"type": "stop2"}}]},
+    }
+    c = Consumption(strategy, evaluate)
+    x1, stop1, x2, stop2, x3 = ({"type": t} for t in ("x", "stop1", "x", "stop2", "x"))
+    assert [c.offer(e, lambda: False) for e in (x1, stop1, x2, stop2, x3)] == [
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
+    assert c.consumed == [x1, x2]
+    assert c.done
+
+
+def test_a_consumption_that_is_done_takes_no_more() -> None:
+    c = Consumption({"one": {"with": {"type": "a"}}}, lambda e, d: None)
+    assert c.offer({"type": "a"}, lambda: False)
+    assert not c.offer({"type": "a"}, lambda: False)
+
+
+def test_listen_to_all_of_no_filters_is_done_at_once(harness: BlueprintHarness) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - nothing:
+                  listen:
+                    to:
+                      all: []
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert report.output == []
+
+
+def test_read_modes_give_the_data_the_envelope_or_the_raw_text() -> None:
+    event = {"type": "t", "data": {"a": 1}}
+    assert read_event(event, "data") == {"a": 1}
+    assert read_event(event, "envelope") == event
+    assert read_event(event, "raw") == '{"a":1}'
+    assert read_event({"type": "t", "data_base64": "aGk="}, "raw") == "aGk="
+
+
+def test_listen_until_and_a_literal_correlation_see_the_task(harness: BlueprintHarness) -> None:
+    for room in ("hall", "kitchen", "kitchen", "kitchen"):
+        harness.event({"type": "reading", "roomid": room, "data": {"room": room}})
+    report = harness.run(
+        blueprint("""
+            do:
+              - readings:
+                  listen:
+                    to:
+                      any:
+                        - with:
+                            type: reading
+                          correlate:
+                            room:
+                              from: .roomid
+                              expect: kitchen
+                      until: ${ length >= $input.count }
+        """),
+        {"count": 2},
+    )
+    assert report.status == "completed", report.error
+    assert report.output == [{"room": "kitchen"}, {"room": "kitchen"}]

@@ -4,8 +4,11 @@ after a crash at every task."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
+import time
 
+import orjson
 import pytest
 
 from ghapplets.blueprints.errors import ErrorKind
@@ -409,3 +412,198 @@ def test_an_unknown_subflow_is_a_configuration_error(harness: BlueprintHarness) 
     assert report.error["type"] == ErrorKind.CONFIGURATION.type
     assert report.error["detail"] == "no blueprint test/missing version 1.0.0"
     assert report.error["instance"] == "/do/0/child"
+
+
+def test_shell_arguments_are_text_positional_parameters_after_sh(
+    harness: BlueprintHarness,
+) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - echo:
+                  run:
+                    shell:
+                      command: printf '%s|%s|%s|%s|%s' "$0" "$1" "$2" "$3" "$NAME"
+                      arguments:
+                        - ${ $task.name }
+                        - ${ .count }
+                        - ${ .labels }
+                      environment:
+                        NAME: ${ .name }
+        """),
+        {"count": 3, "labels": {"a": 1}, "name": "Ada"},
+    )
+    assert report.status == "completed", report.error
+    assert report.output == 'sh|echo|3|{"a":1}|Ada'
+
+
+def test_shell_return_stderr(harness: BlueprintHarness) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - noisy:
+                  run:
+                    shell:
+                      command: echo out; echo err >&2
+                    return: stderr
+        """)
+    )
+    assert report.output == "err"
+
+
+def test_a_failed_process_reports_the_end_of_its_stderr(harness: BlueprintHarness) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - fail:
+                  run:
+                    shell:
+                      command: printf 'a%.0s' $(seq 700) >&2; printf 'b%.0s' $(seq 500) >&2; exit 2
+        """)
+    )
+    assert report.status == "faulted"
+    assert report.error["detail"] == "the process exited with status 2: " + "b" * 500
+    assert report.error["instance"] == "/do/0/fail"
+
+
+# the process outlives the run's event loop, whose transport for it is collected with a warning
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_process_not_awaited_passes_the_input_on_and_runs_on(
+    harness: BlueprintHarness, tmp_path
+) -> None:
+    """``await: false``: the task ends at once, with its input; the process goes on alone (it
+    waits here for a file the test writes only after the run has ended)."""
+    go, done, gave_up = tmp_path / "go", tmp_path / "done", tmp_path / "gave-up"
+    report = harness.run(
+        blueprint(f"""
+            do:
+              - start:
+                  run:
+                    shell:
+                      command: >-
+                        for i in $(seq 200); do [ -e {go} ] && touch {done} && exit 0;
+                        sleep 0.05; done; touch {gave_up}
+                    await: false
+        """),
+        {"kept": True},
+    )
+    assert report.status == "completed", report.error
+    assert report.output == {"kept": True}
+    assert not gave_up.exists()  # the run did not wait for the process
+    go.touch()
+    deadline = time.monotonic() + 30
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done.exists()
+    gc.collect()  # here, under this test's filter
+
+
+def test_a_python_script_runs_from_a_private_folder_of_its_own(
+    harness: BlueprintHarness,
+) -> None:
+    report = harness.run(
+        blueprint("""
+            do:
+              - where:
+                  run:
+                    script:
+                      language: python
+                      code: |
+                        import os
+                        folder = os.path.dirname(os.path.abspath(__file__))
+                        print(os.path.basename(__file__), os.path.basename(folder).split("-")[:2],
+                              oct(os.stat(folder).st_mode & 0o777), "é")
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert report.output == "script.py ['ghapplets', 'script'] 0o700 é"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+@pytest.mark.parametrize(
+    ("code", "suffix"),
+    [
+        ("import os from 'node:os';\nconsole.log(process.argv[1]);", ".mjs"),
+        ("const os = require('node:os');\nconsole.log(process.argv[1]);", ".cjs"),
+    ],
+)
+def test_a_javascript_script_is_a_module_when_it_imports(
+    harness: BlueprintHarness, code: str, suffix: str
+) -> None:
+    report = harness.run(
+        blueprint(f"""
+            do:
+              - js:
+                  run:
+                    script:
+                      language: javascript
+                      code: {orjson.dumps(code).decode()}
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert report.output.endswith("/script" + suffix)
+
+
+def test_javascript_without_node_is_a_configuration_error(
+    harness: BlueprintHarness, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node here
+    report = harness.run(
+        blueprint("""
+            do:
+              - js:
+                  run:
+                    script:
+                      language: javascript
+                      code: console.log(1)
+        """)
+    )
+    assert report.status == "faulted"
+    assert report.error["type"] == ErrorKind.CONFIGURATION.type
+    assert report.error["detail"] == (
+        "JavaScript scripts need Node.js (node) on the PATH of the worker"
+    )
+
+
+def test_nodejs_is_taken_when_node_is_not_there(
+    harness: BlueprintHarness, monkeypatch, tmp_path
+) -> None:
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    (tmp_path / "nodejs").symlink_to(node)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    report = harness.run(
+        blueprint("""
+            do:
+              - js:
+                  run:
+                    script:
+                      language: javascript
+                      code: console.log("from nodejs")
+        """)
+    )
+    assert report.output == "from nodejs"
+
+
+def test_a_script_source_is_read_as_utf8_and_a_bad_byte_replaced(
+    harness: BlueprintHarness,
+) -> None:
+    harness.mock_http("GET", "https://scripts.example/odd.py", b"print('caf\xc3\xa9') # \xff\n")
+    harness.mock_http("GET", "https://scripts.example/gone.py", "", status=404)
+
+    def script(name: str) -> str:
+        return blueprint(f"""
+            do:
+              - fetched:
+                  run:
+                    script:
+                      language: python
+                      source:
+                        endpoint: https://scripts.example/{name}
+        """)
+
+    assert harness.run(script("odd.py")).output == "café"
+    report = harness.run(script("gone.py"))
+    assert report.status == "faulted"
+    assert report.error["detail"] == "the script https://scripts.example/gone.py answered 404"

@@ -41,12 +41,9 @@ Evaluate = Callable[[str, Any], Any]  # (expression, data) -> value
 async def run_emit(run: Run, step: Step) -> Outcome:
     from ghapplets.blueprints.engine import Outcome
 
-    props = run.render(
-        step.task["emit"]["event"].get("with") or {}, step.input, run.variables(step)
-    )
-    if not isinstance(props, Mapping):
-        raise raise_error(ErrorKind.VALIDATION, "the event to emit is not an object")
-    event = dict(props)
+    # ``with`` is an object (the loader refuses anything else), so its rendering is one too
+    props = step.task["emit"]["event"].get("with") or {}
+    event = dict(run.render(props, step.input, run.variables(step)))
     for required in ("source", "type"):
         if not isinstance(event.get(required), str) or not event[required]:
             raise raise_error(ErrorKind.VALIDATION, f"the event to emit has no {required}")

@@ -73,16 +73,14 @@ async def run_process(run: Run, step: Step) -> Outcome:
         "all": {"code": result.code, "stdout": result.stdout, "stderr": result.stderr},
         "none": None,
     }
-    return Outcome(outputs.get(returns, result.stdout))
+    return Outcome(outputs[returns])  # one of these: the loader refuses any other
 
 
 def _arguments(
     run: Run, step: Step, spec: Mapping[str, Any], variables: Mapping[str, Any]
 ) -> list[str]:
     values = run.render(spec.get("arguments") or [], step.input, variables)
-    if isinstance(values, Mapping):  # tolerated: a map's values in order
-        values = list(values.values())
-    return [_text(v) for v in values]
+    return [_text(v) for v in values]  # a list: the loader refuses anything else
 
 
 def _text(value: Any) -> str:
