@@ -198,3 +198,35 @@ def test_both_forms_agree(value: dict[str, int]) -> None:
     )
     assert seconds == milliseconds / 1000
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({}, "a duration object needs at least one of days, hours, minutes, seconds, milliseconds"),
+        (
+            {"weeks": 1},
+            "a duration has no property 'weeks'"
+            " (it has days, hours, minutes, seconds, milliseconds)",
+        ),
+        (
+            {"days": 10**20},
+            "the duration {'days': 100000000000000000000} is longer than this runtime can wait",
+        ),
+        (
+            "5S",
+            "'5S' is not an ISO 8601 duration such as 'PT5S' or 'P1DT2H'"
+            " (a 'P', then components with ASCII digits, a '.' for fractions; no sign)",
+        ),
+        (
+            "P1M",
+            "the duration 'P1M' has years or months, whose length depends on the date:"
+            " write it in weeks, days, hours, minutes or seconds",
+        ),
+        ("P999999999999D", "the duration 'P999999999999D' is longer than this runtime can wait"),
+    ],
+)
+def test_a_refused_duration_says_why_in_full(value: Any, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_duration(value)
+    assert str(caught.value) == message

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import base64
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -477,7 +478,7 @@ OAUTH2_POLICIES = """
     use:
       authentications:
         base:
-          oauth2: &base
+          oauth2:
             authority: https://auth.example
             grant: client_credentials
             client: {id: runtime, secret: shh}
@@ -485,33 +486,43 @@ OAUTH2_POLICIES = """
             audiences: [orders]
         otherClient:
           oauth2:
-            <<: *base
+            authority: https://auth.example
+            grant: client_credentials
             client: {id: reporter, secret: shh}
+            scopes: [read]
+            audiences: [orders]
         otherScopes:
           oauth2:
-            <<: *base
+            authority: https://auth.example
+            grant: client_credentials
+            client: {id: runtime, secret: shh}
             scopes: [write]
+            audiences: [orders]
         otherAudiences:
           oauth2:
-            <<: *base
+            authority: https://auth.example
+            grant: client_credentials
+            client: {id: runtime, secret: shh}
+            scopes: [read]
             audiences: [billing]
 """
 
 
+def _call(i: int, policy: str) -> str:
+    return f"""
+  - call{i}:
+      call: http
+      with:
+        method: get
+        endpoint:
+          uri: https://api.example/{i}
+          authentication:
+            use: {policy}"""
+
+
 def _calls(*policies: str) -> str:
-    tasks = "".join(
-        f"""
-              - call{i}:
-                  call: http
-                  with:
-                    method: get
-                    endpoint:
-                      uri: https://api.example/{i}
-                      authentication:
-                        use: {policy}"""
-        for i, policy in enumerate(policies)
-    )
-    return blueprint(OAUTH2_POLICIES + "            do:" + tasks)
+    tasks = "".join(_call(i, policy) for i, policy in enumerate(policies))
+    return blueprint(textwrap.dedent(OAUTH2_POLICIES) + "do:" + tasks)
 
 
 def test_oauth2_tokens_are_cached_per_client_scopes_and_audiences(
@@ -543,18 +554,10 @@ def _calls_with_waits(*waits: str) -> str:
     for i, wait in enumerate(["", *waits]):
         if wait:
             tasks += f"""
-              - pause{i}:
-                  wait: {wait}"""
-        tasks += f"""
-              - call{i}:
-                  call: http
-                  with:
-                    method: get
-                    endpoint:
-                      uri: https://api.example/{i}
-                      authentication:
-                        use: base"""
-    return blueprint(OAUTH2_POLICIES + "            do:" + tasks)
+  - pause{i}:
+      wait: {wait}"""
+        tasks += _call(i, "base")
+    return blueprint(textwrap.dedent(OAUTH2_POLICIES) + "do:" + tasks)
 
 
 @pytest.mark.parametrize(
@@ -697,7 +700,12 @@ LIST_PETS = {"/pets": {"get": {"operationId": "listPets"}}}
         # Swagger 2: the only scheme, even when the document is served over https
         (
             "https://docs.example/swagger.json",
-            {"swagger": "2.0", "host": "legacy.example:8080", "basePath": "/api", "schemes": ["http"]},
+            {
+                "swagger": "2.0",
+                "host": "legacy.example:8080",
+                "basePath": "/api",
+                "schemes": ["http"],
+            },
             "http://legacy.example:8080/api/pets",
         ),
         # Swagger 2 without host, basePath and schemes: where the document is
@@ -978,7 +986,9 @@ def test_openapi_document_that_cannot_be_fetched_is_a_communication_error(
 
 def test_openapi_answer_content_is_decoded(harness: BlueprintHarness) -> None:
     harness.mock_http("GET", "https://pets.example/openapi.json", orjson.dumps(PETS))
-    harness.mock_http("GET", "https://pets.example/api/*", b"rex", headers={"content-type": "text/plain"})
+    harness.mock_http(
+        "GET", "https://pets.example/api/*", b"rex", headers={"content-type": "text/plain"}
+    )
     report = harness.run(
         _openapi(
             "https://pets.example/openapi.json",

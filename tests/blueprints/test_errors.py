@@ -312,6 +312,7 @@ def test_a_filter_catches_when_every_property_it_sets_equals(filter_with: dict[s
         {"type": 5},
         {"code": 503},  # not an error property: a mistyped filter catches nothing
         {"status": 503, "code": 503},
+        {"title": None, "status": 500},  # a null property is skipped, the next still checked
     ],
 )
 def test_a_filter_does_not_catch_when_a_property_differs(filter_with: dict[str, Any]) -> None:
