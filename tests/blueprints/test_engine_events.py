@@ -494,3 +494,31 @@ def test_listen_until_and_a_literal_correlation_see_the_task(harness: BlueprintH
     )
     assert report.status == "completed", report.error
     assert report.output == [{"room": "kitchen"}, {"room": "kitchen"}]
+
+
+def test_until_shares_the_correlation_of_the_events_it_ends(harness: BlueprintHarness) -> None:
+    for kind, order in (("item", 1), ("stop", 2), ("item", 1), ("stop", 1), ("item", 1)):
+        harness.event({"type": kind, "order": order, "data": {"kind": kind, "order": order}})
+    report = harness.run(
+        blueprint("""
+            do:
+              - items:
+                  listen:
+                    to:
+                      any:
+                        - with:
+                            type: item
+                          correlate:
+                            order:
+                              from: .order
+                      until:
+                        one:
+                          with:
+                            type: stop
+                          correlate:
+                            order:
+                              from: .order
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert report.output == [{"kind": "item", "order": 1}, {"kind": "item", "order": 1}]

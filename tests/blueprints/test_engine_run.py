@@ -607,3 +607,27 @@ def test_a_script_source_is_read_as_utf8_and_a_bad_byte_replaced(
     report = harness.run(script("gone.py"))
     assert report.status == "faulted"
     assert report.error["detail"] == "the script https://scripts.example/gone.py answered 404"
+
+
+def test_node_is_found_by_its_own_name_and_runs_from_a_private_folder(
+    harness: BlueprintHarness, monkeypatch, tmp_path
+) -> None:
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    (tmp_path / "node").symlink_to(node)
+    monkeypatch.setenv("PATH", str(tmp_path))  # "node" only, no "nodejs"
+    report = harness.run(
+        blueprint("""
+            do:
+              - js:
+                  run:
+                    script:
+                      language: javascript
+                      code: |
+                        const mode = require('fs').statSync(__dirname).mode;
+                        console.log((mode & 0o777).toString(8));
+        """)
+    )
+    assert report.status == "completed", report.error
+    assert report.output == "700"
