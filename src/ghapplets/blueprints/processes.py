@@ -55,7 +55,7 @@ async def run_process(run: Run, step: Step) -> Outcome:
         script = spec["script"]
         code = await _script_code(run, step, script)
         with tempfile.TemporaryDirectory(prefix="ghapplets-script-") as folder:
-            program, path = _interpreter(step, str(script["language"]), code, Path(folder))
+            program, path = _interpreter(str(script["language"]), code, Path(folder))
             path.write_text(code, encoding="utf-8")
             argv = [program, str(path), *_arguments(run, step, script, variables)]
             result = await _start(run, step, argv, script, variables, wait)
@@ -114,7 +114,7 @@ async def _script_code(run: Run, step: Step, script: Mapping[str, Any]) -> str:
     return content.decode("utf-8", "replace")
 
 
-def _interpreter(step: Step, language: str, code: str, folder: Path) -> tuple[str, Path]:
+def _interpreter(language: str, code: str, folder: Path) -> tuple[str, Path]:
     if language == "python":
         return shutil.which("python3") or sys.executable, folder / "script.py"
     node = shutil.which("node") or shutil.which("nodejs")
