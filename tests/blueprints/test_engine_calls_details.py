@@ -94,10 +94,10 @@ def test_http_endpoint_may_be_a_runtime_expression(harness: BlueprintHarness) ->
                     method: get
                     endpoint: ${ "https://api.example/items/" + .id + "/detail" }
         """),
-        {"id": "a b"},
+        {"id": "42"},
     )
     assert report.status == "completed", report.error
-    assert [r.uri for r in seen] == ["https://api.example/items/a b/detail"]
+    assert [r.uri for r in seen] == ["https://api.example/items/42/detail"]
 
 
 def test_http_body_is_rendered_from_the_task_input(harness: BlueprintHarness) -> None:
@@ -121,7 +121,7 @@ def test_http_body_is_rendered_from_the_task_input(harness: BlueprintHarness) ->
     assert seen[0].body == {"item": "pen", "quantity": 2}
 
 
-def test_http_query_and_header_values_that_are_not_text_are_sent_as_json(
+def test_http_query_and_header_values_that_are_numbers_or_booleans_are_sent_as_text(
     harness: BlueprintHarness,
 ) -> None:
     seen: list[HttpRequest] = []
@@ -136,14 +136,14 @@ def test_http_query_and_header_values_that_are_not_text_are_sent_as_json(
                     endpoint: https://api.example/pets
                     query:
                       limit: ${ .limit }
-                      tags: ${ .tags }
+                      ratio: ${ .ratio }
                     headers:
                       X-Dry-Run: ${ .dry }
         """),
-        {"limit": 10, "tags": ["a", "b"], "dry": True},
+        {"limit": 10, "ratio": 0.5, "dry": True},
     )
     assert report.status == "completed", report.error
-    assert seen[0].query == {"limit": "10", "tags": '["a", "b"]'}
+    assert seen[0].query == {"limit": "10", "ratio": "0.5"}
     assert seen[0].headers["X-Dry-Run"] == "true"
 
 
@@ -505,6 +505,13 @@ OAUTH2_POLICIES = """
             client: {id: runtime, secret: shh}
             scopes: [read]
             audiences: [billing]
+        sameWithSlash:
+          oauth2:
+            authority: https://auth.example/
+            grant: client_credentials
+            client: {id: runtime, secret: shh}
+            scopes: [read]
+            audiences: [orders]
 """
 
 
@@ -532,7 +539,9 @@ def test_oauth2_tokens_are_cached_per_client_scopes_and_audiences(
     seen: list[HttpRequest] = []
     harness.mock_http("POST", "https://auth.example/oauth2/token", _token_endpoint(tokens))
     harness.mock_http("GET", "https://api.example/*", _recorder(seen))
-    report = harness.run(_calls("base", "otherClient", "otherScopes", "otherAudiences", "base"))
+    report = harness.run(
+        _calls("base", "otherClient", "otherScopes", "otherAudiences", "base", "sameWithSlash")
+    )
     assert report.status == "completed", report.error
     assert [r.headers["Authorization"] for r in seen] == [
         "Bearer at-1",
@@ -540,6 +549,7 @@ def test_oauth2_tokens_are_cached_per_client_scopes_and_audiences(
         "Bearer at-3",
         "Bearer at-4",
         "Bearer at-1",
+        "Bearer at-1",  # the same authority, written with a trailing slash
     ]
     assert [(r.form or {}).get("client_id") for r in tokens] == [
         "runtime",
@@ -608,7 +618,15 @@ def test_oauth2_token_endpoint_status_outside_2xx_is_an_authentication_error(
     assert seen == []
 
 
-@pytest.mark.parametrize("answer", [{"token_type": "Bearer"}, "<html>login</html>", [1]])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"token_type": "Bearer"},
+        "<html>login</html>",
+        [1],
+        {"access_token": "at", "expires_in": "soon"},
+    ],
+)
 def test_oauth2_token_endpoint_without_access_token_is_an_authentication_error(
     harness: BlueprintHarness, answer: Any
 ) -> None:
@@ -619,6 +637,7 @@ def test_oauth2_token_endpoint_without_access_token_is_an_authentication_error(
     assert report.error["status"] == 401
     assert report.error["detail"] == (
         "the token endpoint https://auth.example/oauth2/token answered no access_token"
+        " (or an expires_in that is no number of seconds)"
     )
     assert report.error["instance"] == "/do/0/call0"
 
@@ -667,6 +686,12 @@ LIST_PETS = {"/pets": {"get": {"operationId": "listPets"}}}
             "https://docs.example/openapi.json",
             {"openapi": "3.0.0", "servers": [{"url": "https://api.example/v3/"}]},
             "https://api.example/v3/pets",
+        ),
+        # a server URL whose path ends in a capital X
+        (
+            "https://docs.example/openapi.json",
+            {"openapi": "3.0.0", "servers": [{"url": "https://erp.example/APEX/"}]},
+            "https://erp.example/APEX/pets",
         ),
         # a relative server URL: relative to where the document is
         (
@@ -787,7 +812,7 @@ def test_openapi_operation_without_parameters(harness: BlueprintHarness) -> None
     assert [(r.uri, dict(r.query)) for r in seen] == [("https://shop.example/health", {})]
 
 
-def test_openapi_query_values_that_are_not_text_are_sent_as_json(
+def test_openapi_query_values_that_are_numbers_are_sent_as_text(
     harness: BlueprintHarness,
 ) -> None:
     seen: list[HttpRequest] = []
@@ -999,3 +1024,37 @@ def test_openapi_answer_content_is_decoded(harness: BlueprintHarness) -> None:
     )
     assert report.status == "completed", report.error
     assert report.output == "rex"
+
+
+def test_oauth2_expires_in_null_is_not_said(harness: BlueprintHarness) -> None:
+    tokens: list[HttpRequest] = []
+    harness.mock_http(
+        "POST",
+        "https://auth.example/oauth2/token",
+        lambda r: tokens.append(r) or {"access_token": f"at-{len(tokens)}", "expires_in": None},
+    )
+    seen: list[HttpRequest] = []
+    harness.mock_http("GET", "https://api.example/*", _recorder(seen))
+    report = harness.run(_calls("base", "base"))
+    assert report.status == "completed", report.error
+    assert len(tokens) == 1  # cached for the default lifetime, as when expires_in is absent
+
+
+@pytest.mark.parametrize("failure", [ConnectionRefusedError("refused"), TimeoutError()])
+def test_an_unreachable_token_endpoint_or_document_is_an_error_a_try_can_catch(
+    harness: BlueprintHarness, failure: Exception
+) -> None:
+    def unreachable(request: HttpRequest) -> Any:
+        raise failure
+
+    harness.mock_http("POST", "https://auth.example/oauth2/token", unreachable)
+    harness.mock_http("GET", "https://docs.example/*", unreachable)
+    kind = ErrorKind.TIMEOUT if isinstance(failure, TimeoutError) else ErrorKind.COMMUNICATION
+    token = harness.run(_calls("base"))
+    assert token.status == "faulted"
+    assert token.error["type"] == kind.type
+    assert token.error["instance"] == "/do/0/call0"
+    document = harness.run(_openapi("https://docs.example/openapi.json", "getPet"))
+    assert document.status == "faulted"
+    assert document.error["type"] == kind.type
+    assert document.error["detail"].startswith("GET https://docs.example/openapi.json ")

@@ -107,29 +107,29 @@ def _text(value: Any) -> str:
     return json.dumps(value)
 
 
-async def send(run: Run, step: Step, request: HttpRequest, output: str, redirect: bool) -> Any:
+async def exchange(run: Run, request: HttpRequest) -> HttpResponse:
+    """The host's answer to ``request``; a request that gets none (refused, cut, too slow) is
+    the DSL's timeout or communication error (503), which a ``try`` can catch and retry."""
     try:
-        response = await run.host.send_http(request)
+        return await run.host.send_http(request)
     except BlueprintError:
         raise
     except TimeoutError as exc:
-        raise raise_error(
-            ErrorKind.TIMEOUT, f"{request.method} {request.uri} timed out", instance=step.ref
-        ) from exc
+        raise raise_error(ErrorKind.TIMEOUT, f"{request.method} {request.uri} timed out") from exc
     except Exception as exc:
         raise raise_error(
-            ErrorKind.COMMUNICATION,
-            f"{request.method} {request.uri} failed: {exc}",
-            instance=step.ref,
-            status=503,
+            ErrorKind.COMMUNICATION, f"{request.method} {request.uri} failed: {exc}", status=503
         ) from exc
+
+
+async def send(run: Run, step: Step, request: HttpRequest, output: str, redirect: bool) -> Any:
+    response = await exchange(run, request)
     highest = 399 if redirect else 299
     if not 200 <= response.status <= highest:
         raise raise_error(
             ErrorKind.COMMUNICATION,
             f"{request.method} {request.uri} answered {response.status}: "
             f"{response.content[:500].decode('utf-8', 'replace')}",
-            instance=step.ref,
             status=response.status,
         )
     if output == "raw":
@@ -187,9 +187,7 @@ async def authorize(run: Run, step: Step, policy: Any) -> dict[str, Any]:
     if "oauth2" in policy:
         oauth2 = await _secret_backed(run, step, policy["oauth2"], variables)
         return {"scheme": "Bearer", "parameter": await _client_credentials(run, step, oauth2)}
-    raise raise_error(
-        ErrorKind.CONFIGURATION, f"unsupported authentication {sorted(policy)}", instance=step.ref
-    )
+    raise raise_error(ErrorKind.CONFIGURATION, f"unsupported authentication {sorted(policy)}")
 
 
 async def _secret_backed(
@@ -203,11 +201,8 @@ async def _secret_backed(
             raise raise_error(
                 ErrorKind.AUTHORIZATION,
                 f"the secret {name!r} is not available to this blueprint as an object",
-                instance=step.ref,
             )
         return value
-    if isinstance(spec, str):  # bearer: a token, or an expression giving one
-        return {"token": run.render(spec, step.input, variables)}
     rendered = run.render(spec, step.input, variables)
     return rendered if isinstance(rendered, Mapping) else {}
 
@@ -242,25 +237,24 @@ async def _client_credentials(run: Run, step: Step, spec: Mapping[str, Any]) -> 
         request = HttpRequest("POST", uri, headers, {}, body=form)
     else:
         request = HttpRequest("POST", uri, headers, {}, form=form)
-    response = await run.host.send_http(request)
+    response = await exchange(run, request)
     if not 200 <= response.status <= 299:
         raise raise_error(
             ErrorKind.AUTHENTICATION,
             f"the token endpoint {request.uri} answered {response.status}",
-            instance=step.ref,
             status=401,
         )
     try:
         token = orjson.loads(response.content)
         access = str(token["access_token"])
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        expires_in = float(token.get("expires_in") or 300)  # null or absent: not said
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise raise_error(
             ErrorKind.AUTHENTICATION,
-            f"the token endpoint {request.uri} answered no access_token",
-            instance=step.ref,
+            f"the token endpoint {request.uri} answered no access_token (or an expires_in"
+            " that is no number of seconds)",
             status=401,
         ) from exc
-    expires_in = float(token.get("expires_in", 300))
     run.tokens[cache_key] = (access, now + max(0.0, expires_in - 30))
     return access
 
@@ -283,7 +277,6 @@ async def call_openapi(run: Run, step: Step, args: Mapping[str, Any]) -> Any:
         raise raise_error(
             ErrorKind.CONFIGURATION,
             f"the OpenAPI document {doc_uri} has no operation {operation_id!r}",
-            instance=step.ref,
         )
     path, method, operation, shared = found
     if args.get("authentication") is not None:
@@ -329,13 +322,11 @@ async def _openapi_document(run: Run, step: Step, uri: str, auth: Any) -> Mappin
         raise raise_error(
             ErrorKind.CONFIGURATION,
             f"the OpenAPI document {uri} is not readable",
-            instance=step.ref,
         ) from exc
     if not isinstance(document, Mapping):
         raise raise_error(
             ErrorKind.CONFIGURATION,
             f"the OpenAPI document {uri} is not an object",
-            instance=step.ref,
         )
     run.documents[uri] = document
     return document
@@ -345,12 +336,11 @@ async def fetch(run: Run, step: Step, endpoint: Any, what: str) -> bytes:
     """An external resource's content (``endpoint``: a URI, or ``{uri, authentication}``)."""
     uri, auth = _endpoint(endpoint)
     headers = _auth_headers(await authorize(run, step, auth)) if auth is not None else {}
-    response = await run.host.send_http(HttpRequest("GET", uri, headers, {}))
+    response = await exchange(run, HttpRequest("GET", uri, headers, {}))
     if not 200 <= response.status <= 299:
         raise raise_error(
             ErrorKind.COMMUNICATION,
             f"{what} {uri} answered {response.status}",
-            instance=step.ref,
             status=response.status,
         )
     return response.content
