@@ -1049,10 +1049,11 @@ def test_an_unreachable_token_endpoint_or_document_is_an_error_a_try_can_catch(
 
     harness.mock_http("POST", "https://auth.example/oauth2/token", unreachable)
     harness.mock_http("GET", "https://docs.example/*", unreachable)
-    kind = ErrorKind.TIMEOUT if isinstance(failure, TimeoutError) else ErrorKind.COMMUNICATION
+    timeout = isinstance(failure, TimeoutError)
+    kind, status = (ErrorKind.TIMEOUT, 408) if timeout else (ErrorKind.COMMUNICATION, 503)
     token = harness.run(_calls("base"))
     assert token.status == "faulted"
-    assert token.error["type"] == kind.type
+    assert (token.error["type"], token.error["status"]) == (kind.type, status)
     assert token.error["instance"] == "/do/0/call0"
     document = harness.run(_openapi("https://docs.example/openapi.json", "getPet"))
     assert document.status == "faulted"
