@@ -195,22 +195,6 @@ def test_for_over_nothing_passes_its_input_on(harness: BlueprintHarness) -> None
         assert [t.name for t in report.tasks] == ["loop"]
 
 
-def test_for_over_a_non_list_says_what_it_got(harness: BlueprintHarness) -> None:
-    report = harness.run(
-        blueprint("""
-            do:
-              - loop:
-                  for:
-                    in: ${ .n }
-                  do:
-                    - noop:
-                        set: '${ 1 }'
-        """),
-        {"n": 3},
-    )
-    assert report.error["detail"] == "for.in gave a int, not a list"
-
-
 def test_nested_loops_and_while_see_the_enclosing_variables(harness: BlueprintHarness) -> None:
     report = harness.run(
         blueprint("""

@@ -297,6 +297,7 @@ def test_for_over_a_non_list_is_an_expression_error(harness: BlueprintHarness) -
     assert report.status == "faulted"
     assert report.error["type"] == ErrorKind.EXPRESSION.type
     assert report.error["instance"] == "/do/0/loop"
+    assert report.error["detail"] == "for.in gave a int, not a list"
 
 
 def test_fork_returns_every_branch_output_in_declared_order(harness: BlueprintHarness) -> None:
